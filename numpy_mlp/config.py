@@ -1,0 +1,95 @@
+"""The one configuration of a training run: a frozen dataclass, one comment per knob.
+
+The CLI maps its flags onto these fields one to one; every run saves ``config.json``
+beside its results, and :func:`TrainConfig.from_dict` reads it back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from .errors import ConfigError
+from .schedules import SCHEDULES
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # --- model ---
+    hidden_dim: tuple = (1000,)      # hidden widths: (H,) is the notebook's two-layer net
+    reg: float = 0.0                 # L2 strength lambda: loss += 0.5*lambda*sum(W**2)
+    dtype: str = "float32"           # float32 (fast) or float64
+    # --- optimizer: m <- beta*m + g ; theta <- theta - alpha*m ---
+    alpha: float = 5e-3              # learning rate
+    beta: float = 0.9                # momentum, in [0, 1)
+    schedule: str = "cosine"         # learning-rate schedule: constant, cosine or step
+    warmup: int = 0                  # steps of linear warm-up of the learning rate
+    # --- data ---
+    batch_size: int = 128            # minibatch size N
+    num_iters: int | None = None     # train for this many steps (overrides epochs)...
+    epochs: float = 12.0             # ...or this many passes over the training split
+    val_size: int = 5000             # images carved from the 50k training set for validation
+    preprocessing: str = "per_image" # per_image (notebook: x - mean(x), / std(x)) or per_channel
+    # --- bookkeeping ---
+    seed: int = 0                    # seeds the data split, the init and the batch order
+    evals: int = 20                  # evaluate (and log a line) this many times per run
+    eval_train_size: int = 5000      # training images used for train accuracy at each eval
+
+    def __post_init__(self):
+        object.__setattr__(self, "hidden_dim", _as_tuple(self.hidden_dim))
+        self.validate()
+
+    def validate(self):
+        """Raise ConfigError naming the first field that is out of range."""
+        def need(ok, msg):
+            if not ok:
+                raise ConfigError(msg)
+
+        for h in self.hidden_dim:
+            need(isinstance(h, int) and h >= 1, f"hidden_dim: {h!r} is not a positive integer width")
+        need(_finite(self.alpha) and self.alpha > 0, f"alpha={self.alpha!r} must be a finite learning rate > 0 (try 1e-2)")
+        need(_finite(self.beta) and 0 <= self.beta < 1,
+             f"beta={self.beta!r} is outside [0, 1): momentum >= 1 never forgets past gradients and diverges (try 0.9)")
+        need(_finite(self.reg) and self.reg >= 0, f"reg={self.reg!r} must be a finite number >= 0")
+        need(isinstance(self.batch_size, int) and self.batch_size >= 1, f"batch_size={self.batch_size!r} must be a positive integer")
+        if self.num_iters is not None:
+            need(isinstance(self.num_iters, int) and self.num_iters >= 1, f"num_iters={self.num_iters!r} must be a positive integer")
+        else:
+            need(_finite(self.epochs) and self.epochs > 0, f"epochs={self.epochs!r} must be a number > 0")
+        need(isinstance(self.val_size, int) and self.val_size >= 0, f"val_size={self.val_size!r} must be an integer >= 0")
+        need(self.preprocessing in ("per_image", "per_channel"),
+             f"preprocessing={self.preprocessing!r}: choose per_image or per_channel")
+        need(self.schedule in SCHEDULES, f"schedule={self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+        need(isinstance(self.warmup, int) and self.warmup >= 0, f"warmup={self.warmup!r} must be an integer >= 0")
+        need(self.dtype in ("float32", "float64"), f"dtype={self.dtype!r}: choose float32 or float64")
+        need(isinstance(self.evals, int) and self.evals >= 1, f"evals={self.evals!r} must be a positive integer")
+        need(isinstance(self.eval_train_size, int) and self.eval_train_size >= 1,
+             f"eval_train_size={self.eval_train_size!r} must be a positive integer")
+
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        d["hidden_dim"] = list(self.hidden_dim)
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        """Build from a dict such as a saved ``config.json``; unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(names))}")
+        return cls(**d)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+def _finite(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _as_tuple(h):
+    if isinstance(h, (list, tuple)):
+        return tuple(h)
+    return (h,)

@@ -1,0 +1,341 @@
+"""CIFAR-10: find it, read it safely, split off a validation set, normalise it.
+
+Dimension letters used in every docstring: N images, D = 3072 = 3 * 32 * 32 values per
+image, stored channel-first exactly as in the batch files (1024 red, then 1024 green,
+then 1024 blue, each a row-major 32 x 32 plane).
+
+Where the data comes from (:func:`load_cifar10`), in one folder (``data_dir``, else
+:func:`default_data_dir`), the first of:
+
+a. the batch files themselves (``data_batch_1`` .. ``data_batch_5``, ``test_batch``,
+   ``batches.meta``);
+b. a ``cifar-10-batches-py/`` subfolder holding them;
+c. the official archive ``cifar-10-python.tar.gz``, read member by member with
+   :mod:`tarfile` (never extracted to disk);
+d. otherwise the official archive is downloaded there (:mod:`numpy_mlp.download`) and read.
+
+Images stay ``uint8`` (N, D) everywhere; :func:`preprocess` makes the float copy that the
+network sees, batch by batch, into a reused buffer.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from .download import ARCHIVE_NAME, OFFICIAL_MD5, OFFICIAL_URL, download_cifar10
+from .errors import DataError
+from .safe_pickle import safe_load
+
+__all__ = [
+    "CLASS_NAMES", "OFFICIAL_URL", "OFFICIAL_MD5", "CIFAR10", "default_data_dir",
+    "load_cifar10", "split_validation", "preprocess", "channel_stats", "to_images",
+]
+
+CLASS_NAMES: tuple[str, ...] = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)
+D = 3072  # values per image: 3 channels * 32 * 32
+ARCHIVE_DIR = "cifar-10-batches-py"  # the folder inside the official archive
+TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_FILE = "test_batch"
+META_FILE = "batches.meta"
+BATCH_FILES = TRAIN_FILES + (TEST_FILE, META_FILE)
+_EPS = 1e-8  # guards a division by the std of a constant image / channel
+
+
+@dataclass(frozen=True)
+class CIFAR10:
+    """CIFAR-10 split into train / validation / test; every X is (N, D) uint8, y (N,) int64."""
+
+    X_train: np.ndarray  # (N_train, D) uint8, rows in batch-file order
+    y_train: np.ndarray  # (N_train,) int64 in 0..9
+    X_val: np.ndarray  # (N_val, D) uint8, carved from the 50k training images
+    y_val: np.ndarray  # (N_val,) int64
+    X_test: np.ndarray  # (10000, D) uint8, test_batch as stored
+    y_test: np.ndarray  # (10000,) int64
+    class_names: tuple[str, ...]  # label i is class_names[i]
+    source: str  # the folder or archive it was read from, for logs
+
+    def __repr__(self) -> str:
+        return (
+            f"CIFAR10(train={len(self.y_train)}, val={len(self.y_val)}, "
+            f"test={len(self.y_test)}, source={self.source!r})"
+        )
+
+
+def default_data_dir() -> Path:
+    """Where CIFAR-10 lives by default.
+
+    ``$NUMPY_MLP_DATA`` if set, else ``$XDG_CACHE_HOME/numpy-mlp``, else
+    ``~/.cache/numpy-mlp``.
+    """
+    if os.environ.get("NUMPY_MLP_DATA"):
+        return Path(os.environ["NUMPY_MLP_DATA"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "numpy-mlp"
+
+
+def load_cifar10(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    val_size: int = 5000,
+    seed: int = 0,
+    download: bool = True,
+    progress: bool = True,
+    url: str = OFFICIAL_URL,
+    md5: str = OFFICIAL_MD5,
+) -> CIFAR10:
+    """Load CIFAR-10 from ``data_dir`` (default :func:`default_data_dir`), downloading if allowed.
+
+    Parameters
+    ----------
+    data_dir : folder to look in (see the module docstring for the accepted layouts).
+    val_size : number of training images held out for validation (0 allowed).
+    seed : seeds ``np.random.default_rng(seed)``, which picks the validation images.
+    download : if False (the CLI's ``--offline``) never touch the network.
+    progress : show a progress bar while downloading.
+    url, md5 : where to download the archive from and its expected md5.
+
+    Returns
+    -------
+    CIFAR10 with X_train (50000 - val_size, D), X_val (val_size, D), X_test (10000, D),
+    all uint8, and int64 labels.
+
+    Raises
+    ------
+    DataError : data not found (and not downloadable), or a file is missing or damaged.
+    """
+    folder = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    arrays, source = _read_folder(folder, download=download, progress=progress, url=url, md5=md5)
+    X, y = arrays["train"]
+    X_train, y_train, X_val, y_val = split_validation(X, y, val_size, np.random.default_rng(seed))
+    X_test, y_test = arrays["test"]
+    return CIFAR10(X_train, y_train, X_val, y_val, X_test, y_test, arrays["names"], source)
+
+
+def split_validation(
+    X: np.ndarray, y: np.ndarray, val_size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Hold out ``val_size`` random rows of (X (N, D), y (N,)) as a validation set.
+
+    The rows are chosen by ``rng.permutation(N)[:val_size]``; both parts keep the
+    original row order. Returns copies ``(X_train, y_train, X_val, y_val)`` of shapes
+    (N - val_size, D), (N - val_size,), (val_size, D), (val_size,).
+    """
+    n = len(X)
+    if len(y) != n:
+        raise ValueError(f"X has {n} rows but y has {len(y)} labels")
+    if not 0 <= val_size < n:
+        raise DataError(
+            f"val_size={val_size} must be between 0 and {n - 1} "
+            f"(the number of training images is {n}); choose a smaller --val-size"
+        )
+    perm = rng.permutation(n)
+    val_idx = np.sort(perm[:val_size])
+    train_idx = np.sort(perm[val_size:])
+    return X[train_idx], y[train_idx], X[val_idx], y[val_idx]
+
+
+def channel_stats(X_train: np.ndarray, chunk: int = 1024) -> dict[str, np.ndarray]:
+    """Per-channel mean and std (float64, shape (3,)) of X_train (N, D) uint8.
+
+    Computed from exact integer-valued sums in float64, ``chunk`` rows at a time, so it
+    never makes a float copy of the whole training set.
+    """
+    n = len(X_train)
+    if n == 0:
+        raise ValueError("channel_stats needs at least one image")
+    total = np.zeros(3)
+    total_sq = np.zeros(3)
+    for start in range(0, n, chunk):
+        # (chunk, 3, 1024): integer-valued float64, so the sums below are exact
+        block = X_train[start:start + chunk].reshape(-1, 3, 1024).astype(np.float64)
+        total += block.sum(axis=(0, 2))
+        total_sq += np.einsum("ncd,ncd->c", block, block)
+    count = n * 1024
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+    return {"mean": mean, "std": std}
+
+
+def preprocess(
+    X: np.ndarray,
+    mode: str = "per_image",
+    stats: dict[str, np.ndarray] | None = None,
+    out: np.ndarray | None = None,
+    dtype=np.float32,
+) -> np.ndarray:
+    """Turn uint8 images X (N, D) into zero-mean, unit-std floats (N, D) of ``dtype``.
+
+    Modes
+    -----
+    ``"per_image"`` (the course notebook's): each row minus its own mean, divided by its
+    own (population) std.
+    ``"per_channel"``: each channel minus ``stats["mean"][c]``, divided by
+    ``stats["std"][c]``, where ``stats = channel_stats(X_train)`` comes from the
+    *training* set, also when normalising validation or test images.
+
+    ``out``, if given, is a C-contiguous (N, D) array of ``dtype`` that is overwritten and
+    returned (the training loop reuses one buffer per batch size). X is never modified.
+    """
+    dtype = np.dtype(dtype)
+    if X.ndim != 2 or X.shape[1] != D:
+        raise ValueError(f"X must have shape (N, {D}), got {X.shape}")
+    if out is None:
+        out = np.empty(X.shape, dtype=dtype)
+    elif out.shape != X.shape or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(
+            f"out must be a C-contiguous {dtype} array of shape {X.shape}, "
+            f"got {out.dtype} {out.shape}"
+        )
+    if mode == "per_image":
+        mean = X.mean(axis=1, dtype=np.float64, keepdims=True)  # (N, 1)
+        np.subtract(X, mean, out=out, dtype=dtype, casting="same_kind")  # (N, D)
+        var = np.einsum("nd,nd->n", out, out) / D  # (N,) no (N, D) temporary
+        out /= np.maximum(np.sqrt(var), _EPS)[:, None]
+    elif mode == "per_channel":
+        if stats is None:
+            raise ValueError("mode='per_channel' needs stats=channel_stats(X_train)")
+        mean = np.asarray(stats["mean"], dtype=np.float64).reshape(3, 1)
+        std = np.asarray(stats["std"], dtype=np.float64).reshape(3, 1)
+        out3 = out.reshape(-1, 3, 1024)  # (N, 3, 1024) view of out
+        np.subtract(X.reshape(-1, 3, 1024), mean, out=out3, dtype=dtype, casting="same_kind")
+        out3 /= np.maximum(std, _EPS).astype(dtype)
+    else:
+        raise ValueError(f"unknown preprocess mode {mode!r}; use 'per_image' or 'per_channel'")
+    return out
+
+
+def to_images(X: np.ndarray) -> np.ndarray:
+    """Rows X (N, D) uint8 as images (N, 32, 32, 3) uint8 (height, width, RGB) for plotting.
+
+    A single row (D,) gives one (32, 32, 3) image. Returns a view, not a copy.
+    """
+    if X.shape[-1] != D:
+        raise ValueError(f"X must have shape (N, {D}), got {X.shape}")
+    return np.moveaxis(X.reshape(*X.shape[:-1], 3, 32, 32), -3, -1)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_folder(folder: Path, *, download: bool, progress: bool, url: str, md5: str):
+    """Find CIFAR-10 in ``folder`` (layouts a-d of the module docstring) and read it.
+
+    Returns ``(arrays, source)``, see :func:`_read_batches`.
+    """
+    for candidate in (folder, folder / ARCHIVE_DIR):
+        if any((candidate / name).exists() for name in BATCH_FILES):
+            return _read_batches(lambda name, c=candidate: _open_file(c / name)), str(candidate)
+    archive = folder / ARCHIVE_NAME
+    if not archive.exists():
+        if not download:
+            raise DataError(
+                f"CIFAR-10 not found in {folder} (looked for the batch files, "
+                f"{ARCHIVE_DIR}/ and {ARCHIVE_NAME}); download {OFFICIAL_URL} into that "
+                "folder, or pass --data-dir / set NUMPY_MLP_DATA to where it is"
+            )
+        archive = download_cifar10(folder, url=url, md5=md5, progress=progress)
+    return _read_archive(archive), str(archive)
+
+
+def _open_file(path: Path):
+    """``(open binary file, its name for messages)`` for one batch file in a folder."""
+    if not path.is_file():
+        raise DataError(
+            f"{path} is missing; the folder needs all of {', '.join(BATCH_FILES)} "
+            f"(download {OFFICIAL_URL} again)"
+        )
+    return open(path, "rb"), str(path)
+
+
+def _read_archive(archive: Path) -> dict:
+    """Read the batches straight out of the .tar.gz: expected, regular members only."""
+    redownload = f"it is not the official archive: delete it and download {OFFICIAL_URL}"
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            members = tar.getmembers()
+            for m in members:
+                if m.name.startswith(("/", "\\")) or ".." in PurePosixPath(m.name).parts:
+                    raise DataError(
+                        f"{archive} contains the unsafe member {m.name!r}; {redownload}")
+            by_name = {m.name: m for m in members}  # the last one wins, as in tarfile
+
+            def open_member(name: str):
+                m = by_name.get(f"{ARCHIVE_DIR}/{name}")
+                if m is None:
+                    raise DataError(f"{archive} has no member {ARCHIVE_DIR}/{name}; {redownload}")
+                if not m.isreg():
+                    raise DataError(f"{archive}: {m.name} is not a regular file; {redownload}")
+                return tar.extractfile(m), f"{archive}:{m.name}"
+
+            return _read_batches(open_member)
+    except (tarfile.TarError, EOFError, OSError) as exc:  # also gzip / zlib errors
+        raise DataError(
+            f"could not read {archive} ({type(exc).__name__}: {exc}); {redownload}"
+        ) from exc
+
+
+def _read_batches(open_file) -> dict:
+    """Read and validate the 7 files through ``open_file(name) -> (binary file, where)``.
+
+    Returns ``{"train": (X (N, D) uint8, y (N,) int64), "test": (X, y), "names": tuple}``.
+    """
+    def load(name):
+        f, where = open_file(name)
+        with f:
+            return safe_load(f, name=where), where
+
+    train = [_check_batch(*load(name)) for name in TRAIN_FILES]
+    test = _check_batch(*load(TEST_FILE))
+    names = _check_meta(*load(META_FILE))
+    X = np.concatenate([b[0] for b in train])  # (50000, D)
+    y = np.concatenate([b[1] for b in train])  # (50000,)
+    return {"train": (X, y), "test": test, "names": names}
+
+
+def _get(d: dict, key: str):
+    """``d[b'key']`` (Python 2 / bytes keys) or ``d['key']`` (Python 3 str keys), else None."""
+    return d.get(key.encode(), d.get(key))
+
+
+def _check_batch(d, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validate one unpickled batch; returns (X (n, D) uint8, y (n,) int64)."""
+    bad = f"{where} is not a valid CIFAR-10 batch"
+    fix = "delete it and download CIFAR-10 again"
+    if not isinstance(d, dict) or _get(d, "data") is None or _get(d, "labels") is None:
+        raise DataError(f"{bad}: expected a dict with 'data' and 'labels'; {fix}")
+    X, y = _get(d, "data"), _get(d, "labels")
+    if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[1] != D:
+        raise DataError(f"{bad}: 'data' must be an array of shape (N, {D}), "
+                        f"got {getattr(X, 'shape', type(X).__name__)}; {fix}")
+    if X.dtype != np.uint8:
+        if X.dtype.kind not in "iu" or (X.size and (X.min() < 0 or X.max() > 255)):
+            raise DataError(f"{bad}: 'data' must hold integers 0..255, got {X.dtype}; {fix}")
+        X = X.astype(np.uint8)
+    try:
+        y = np.asarray(y)
+        ok = y.shape == (len(X),) and (y.size == 0 or y.dtype.kind in "iu")
+    except ValueError:  # e.g. a ragged list
+        ok = False
+    if not ok:
+        raise DataError(f"{bad}: 'labels' must be {len(X)} integers, one per image; {fix}")
+    if y.size and (y.min() < 0 or y.max() > 9):
+        raise DataError(f"{bad}: labels must be in 0..9, got {y.min()}..{y.max()}; {fix}")
+    return X, y.astype(np.int64)
+
+
+def _check_meta(d, where: str) -> tuple[str, ...]:
+    """Validate ``batches.meta``; returns its 10 class names as str."""
+    names = _get(d, "label_names") if isinstance(d, dict) else None
+    if not isinstance(names, list) or len(names) != 10 or \
+            not all(isinstance(n, (bytes, str)) for n in names):
+        raise DataError(f"{where} is not a valid batches.meta: expected 10 'label_names'; "
+                        "delete it and download CIFAR-10 again")
+    return tuple(n.decode("latin-1") if isinstance(n, bytes) else n for n in names)

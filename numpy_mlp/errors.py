@@ -1,0 +1,27 @@
+"""The one exception type that the command line turns into a one-line message.
+
+Anything the user can fix (a missing folder, a bad flag value, a corrupt file) is raised
+as a :class:`UserError` (or a subclass) whose message names the problem and says what to
+do. The CLI prints ``error: <message>`` and exits with status 2; anything else is a bug
+and keeps its traceback.
+"""
+
+
+class UserError(Exception):
+    """A problem with the user's input, files or settings; the message says what to do."""
+
+
+class DataError(UserError):
+    """CIFAR-10 could not be found, downloaded, verified or read."""
+
+
+class ModelFileError(UserError):
+    """A saved model or checkpoint is missing, damaged or of an incompatible kind."""
+
+
+class ConfigError(UserError):
+    """A hyperparameter or flag value is out of range."""
+
+
+class DivergenceError(UserError):
+    """Training produced a NaN or infinite loss."""

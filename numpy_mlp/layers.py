@@ -1,0 +1,95 @@
+"""Forward/backward pairs for the layers of a fully-connected net.
+
+Dimension letters used in every docstring:
+    N  batch size
+    D  input size of a layer (3072 for a flattened CIFAR-10 image)
+    H  output size of a layer (hidden width, or C for the last layer)
+    C  number of classes (10)
+
+Each ``*_forward`` returns ``(out, cache)`` and each ``*_backward`` takes the upstream
+gradient and that cache. Outputs are fresh arrays; the inputs are never modified, except
+where a docstring says so (the upstream gradient of ``relu_backward``, which no caller
+needs afterwards).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def affine_forward(x, W, b):
+    """Affine map ``x @ W + b``.
+
+    Args:
+        x: (N, D) inputs.
+        W: (D, H) weights.
+        b: (H,) biases.
+    Returns:
+        out: (N, H).
+        cache: ``(x, W)`` for :func:`affine_backward`.
+    """
+    out = x @ W  # (N, H)
+    out += b
+    return out, (x, W)
+
+
+def affine_backward(dout, cache, dW=None, db=None):
+    """Gradients of :func:`affine_forward`.
+
+    Args:
+        dout: (N, H) upstream gradient.
+        cache: ``(x, W)`` from the forward pass.
+        dW: optional (D, H) array to write the weight gradient into.
+        db: optional (H,) array to write the bias gradient into.
+    Returns:
+        dx: (N, D), dW: (D, H), db: (H,).
+    """
+    x, W = cache
+    dx = dout @ W.T  # (N, D)
+    dW = np.matmul(x.T, dout, out=dW)  # (D, H)
+    db = np.sum(dout, axis=0, out=db)  # (H,)
+    return dx, dW, db
+
+
+def relu_forward(x):
+    """ReLU ``max(x, 0)``, computed in place on ``x``.
+
+    Args:
+        x: (N, H) pre-activations; overwritten with the activations.
+    Returns:
+        out: (N, H), the same array as ``x``.
+        cache: ``out``; its positive entries mark where the gradient passes.
+    """
+    out = np.maximum(x, 0, out=x)
+    return out, out
+
+
+def relu_backward(dout, cache):
+    """Gradient of :func:`relu_forward`; ``dout`` (N, H) is overwritten and returned."""
+    out = cache
+    dout[out <= 0] = 0
+    return dout
+
+
+def dropout_forward(x, p, rng):
+    """Inverted dropout: zero each unit with probability ``p``, scale the rest by 1/(1-p).
+
+    Args:
+        x: (N, H) activations, overwritten in place.
+        p: drop probability in [0, 1).
+        rng: ``numpy.random.Generator`` that draws the mask.
+    Returns:
+        out: (N, H), the same array as ``x``.
+        cache: (N, H) mask already scaled by 1/(1-p), so backward is one multiply.
+    """
+    keep = 1.0 - p
+    mask = (rng.random(x.shape, dtype=np.float32) < keep).astype(x.dtype)
+    mask /= keep
+    x *= mask
+    return x, mask
+
+
+def dropout_backward(dout, cache):
+    """Gradient of :func:`dropout_forward`; ``dout`` (N, H) is overwritten and returned."""
+    dout *= cache
+    return dout

@@ -1,0 +1,47 @@
+"""Accuracy and confusion matrices, computed in batches from uint8 images.
+
+    N  number of images
+    D  3072
+    C  number of classes
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def predict_uint8(model, X, prepare, batch_size=2000):
+    """Predicted labels (N,) for uint8 images X (N, D).
+
+    ``prepare(X_batch, out)`` turns a uint8 batch into the model's float input, writing
+    into ``out``; one float buffer of ``batch_size`` rows is reused for all batches.
+    """
+    pred = np.empty(len(X), dtype=np.int64)
+    buf = np.empty((min(batch_size, max(len(X), 1)), X.shape[1]), dtype=model.dtype)
+    for i in range(0, len(X), batch_size):
+        xb = X[i:i + batch_size]
+        inputs = prepare(xb, out=buf[:len(xb)])
+        scores, _ = model.forward(inputs, train=False)
+        pred[i:i + len(xb)] = scores.argmax(axis=1)
+    return pred
+
+
+def accuracy(y_true, y_pred):
+    """Fraction of equal labels; NaN for empty input."""
+    if len(y_true) == 0:
+        return float("nan")
+    return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
+
+
+def confusion_matrix(y_true, y_pred, num_classes=10):
+    """(C, C) counts: row = true class, column = predicted class."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return cm
+
+
+def per_class_accuracy(cm):
+    """(C,) accuracy of each true class from a confusion matrix (NaN where a class is absent)."""
+    totals = cm.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, np.diag(cm) / np.maximum(totals, 1), np.nan)

@@ -1,0 +1,58 @@
+"""Classify image files (PNG, JPEG, any size) with a saved model.
+
+Each image is converted to RGB, resized to 32 x 32 (the whole image, aspect ratio not
+kept, as CIFAR-10's own thumbnails were made) and laid out like a CIFAR-10 row:
+1024 red, 1024 green, 1024 blue values, each row-major.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+from .saving import load_model
+from .train import make_preparer
+
+
+def image_to_row(path):
+    """Read an image file into one uint8 CIFAR-10 row (3072,) = channel-first 3 x 32 x 32."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"image {path} does not exist")
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB").resize((32, 32), Image.Resampling.BICUBIC)
+            hwc = np.asarray(im, dtype=np.uint8)  # (32, 32, 3)
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise UserError(f"{path} is not an image this tool can read (PNG or JPEG): {e}") from None
+    return hwc.transpose(2, 0, 1).reshape(-1)  # (3072,)
+
+
+def softmax(scores):
+    """Row-wise softmax of (N, C) scores."""
+    z = scores - scores.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def predict_files(model_path, paths, top=3):
+    """Top-``top`` classes with probabilities for each image file.
+
+    Returns:
+        list of ``(path, [(class_name, probability), ...])``, most likely first.
+    """
+    model, meta = load_model(model_path)
+    rows = np.stack([image_to_row(p) for p in paths])  # (N, 3072) uint8
+    prep = meta["preprocessing"]
+    X = make_preparer(prep["mode"], prep["stats"], model.dtype)(rows)
+    probs = softmax(model.scores(X).astype(np.float64))  # (N, C)
+    names = meta["class_names"]
+    out = []
+    for p, row in zip(paths, probs):
+        order = np.argsort(row)[::-1][:top]
+        out.append((str(p), [(names[i], float(row[i])) for i in order]))
+    return out

@@ -1,0 +1,112 @@
+"""Saving and loading trained models as ``.npz`` files, atomically and without pickle.
+
+A model file holds the parameter arrays (``W1, b1, ...``) and one JSON string ``meta``
+with the format version, the architecture, the preprocessing (mode and training
+statistics) and the class names: everything ``evaluate`` and ``predict`` need. Files are
+read with ``allow_pickle=False``, so loading one never runs code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelFileError
+from .model import FullyConnectedNet
+
+FORMAT_VERSION = 1
+
+
+def atomic_write(path, write):
+    """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    A crash mid-write leaves the previous file (if any) intact.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_model(path, model, *, preprocessing, class_names, config=None):
+    """Write ``model`` to ``path`` (.npz), atomically.
+
+    Args:
+        preprocessing: ``{"mode": str, "stats": {"mean": (3,), "std": (3,)} or None}``.
+        class_names: the C class names, in label order.
+        config: optional dict of the training config, kept for reference.
+    """
+    stats = preprocessing.get("stats")
+    meta = {
+        "format": "numpy-mlp",
+        "format_version": FORMAT_VERSION,
+        "input_dim": model.input_dim,
+        "hidden_dim": list(model.hidden_dims),
+        "num_classes": model.num_classes,
+        "dtype": model.dtype.name,
+        "preprocessing": {"mode": preprocessing["mode"],
+                          "stats": None if stats is None else {k: np.asarray(v).tolist() for k, v in stats.items()}},
+        "class_names": list(class_names),
+        "config": config,
+    }
+    arrays = dict(model.params)
+    arrays["meta"] = np.array(json.dumps(meta))
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def load_model(path):
+    """Read a model file written by :func:`save_model`.
+
+    Returns:
+        ``(model, meta)`` where ``meta["preprocessing"]["stats"]`` holds float32 arrays.
+    Raises:
+        ModelFileError: the file is missing, not a model file, damaged, from a newer
+        format version, or its arrays do not fit its architecture.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist; pass the model.npz written by 'numpy-mlp train'")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise ModelFileError(f"{path} is not a readable numpy-mlp model file ({type(e).__name__}: {e}); "
+                             f"it may be truncated: train again or use another copy") from None
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+        version = int(meta["format_version"])
+    except (KeyError, ValueError, TypeError):
+        raise ModelFileError(f"{path} is an .npz file but not a numpy-mlp model (no valid 'meta' entry)") from None
+    if meta.get("format") != "numpy-mlp":
+        raise ModelFileError(f"{path} is an .npz file but not a numpy-mlp model")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(f"{path} has model format version {version}, newer than this numpy-mlp reads "
+                             f"({FORMAT_VERSION}); upgrade numpy-mlp to load it")
+    model = FullyConnectedNet(meta["input_dim"], meta["hidden_dim"], meta["num_classes"],
+                              dtype=meta["dtype"], seed=0)
+    if set(arrays) != set(model.params):
+        raise ModelFileError(f"{path}: its arrays {sorted(arrays)} do not match the architecture it declares "
+                             f"({sorted(model.params)}); the file is damaged")
+    for k, v in model.params.items():
+        if arrays[k].shape != v.shape:
+            raise ModelFileError(f"{path}: {k} has shape {arrays[k].shape}, expected {v.shape} for "
+                                 f"hidden_dim={meta['hidden_dim']}; the file is damaged")
+        v[...] = arrays[k]
+    stats = meta["preprocessing"].get("stats")
+    if stats is not None:
+        meta["preprocessing"]["stats"] = {k: np.asarray(v, dtype=np.float32) for k, v in stats.items()}
+    return model, meta

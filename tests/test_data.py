@@ -1,0 +1,368 @@
+"""Tests for numpy_mlp.data and numpy_mlp.safe_pickle on tiny fixtures and the real data."""
+
+import io
+import os
+import pickle
+import pickletools
+import shutil
+import time
+
+import numpy as np
+import pytest
+from fixtures_cifar import (all_train, batch_dict, dumps, meta_dict, write_archive,
+                            write_cifar_dir)
+
+from numpy_mlp.data import (CIFAR10, CLASS_NAMES, channel_stats, default_data_dir, load_cifar10,
+                            preprocess, split_validation, to_images)
+from numpy_mlp.errors import DataError
+from numpy_mlp.safe_pickle import safe_load
+
+N_PER_BATCH, N_TEST = 20, 10
+N_TRAIN = 5 * N_PER_BATCH  # 100 training images in the fixtures
+
+
+def row_set(X):
+    return {row.tobytes() for row in X}
+
+
+def load(folder, **kw):
+    kw.setdefault("download", False)
+    kw.setdefault("val_size", 10)
+    return load_cifar10(folder, **kw)
+
+
+# ------------------------------------------------------------------ fixtures of both kinds
+
+
+def test_py2_fixture_really_is_python2_style(tmp_path):
+    """The py2 fixture must use what the official files use, or the next test proves nothing."""
+    write_cifar_dir(tmp_path, "py2")
+    raw = (tmp_path / "data_batch_1").read_bytes()
+    ops = [(op.name, arg) for op, arg, _ in pickletools.genops(raw)]
+    assert ops[0] == ("PROTO", 2)
+    assert ("GLOBAL", "numpy.core.multiarray _reconstruct") in ops
+    assert {"BINSTRING", "SHORT_BINSTRING"} <= {name for name, _ in ops}
+    assert not {"BINBYTES", "SHORT_BINBYTES", "BINUNICODE", "SHORT_BINUNICODE"} & {
+        name for name, _ in ops}
+    assert b"_codecs" not in raw
+
+
+@pytest.mark.parametrize("style", ["py3", "py2"])
+def test_load_both_pickle_styles(tmp_path, style):
+    arrays = write_cifar_dir(tmp_path, style, n_per_batch=N_PER_BATCH, n_test=N_TEST)
+    data = load(tmp_path, val_size=10)
+
+    assert isinstance(data, CIFAR10)
+    assert data.X_train.shape == (N_TRAIN - 10, 3072) and data.X_train.dtype == np.uint8
+    assert data.X_val.shape == (10, 3072) and data.X_val.dtype == np.uint8
+    assert data.y_train.shape == (N_TRAIN - 10,) and data.y_train.dtype == np.int64
+    assert data.y_val.shape == (10,) and data.y_val.dtype == np.int64
+    np.testing.assert_array_equal(data.X_test, arrays["test_batch"][0])
+    np.testing.assert_array_equal(data.y_test, arrays["test_batch"][1])
+    assert data.class_names == CLASS_NAMES
+    assert data.source == str(tmp_path)
+
+    # train + val is exactly the 100 training rows, each with its own label, disjoint
+    X_all, y_all = all_train(arrays)
+    label_of = {row.tobytes(): label for row, label in zip(X_all, y_all)}
+    assert row_set(data.X_train).isdisjoint(row_set(data.X_val))
+    assert row_set(data.X_train) | row_set(data.X_val) == set(label_of)
+    for X, y in [(data.X_train, data.y_train), (data.X_val, data.y_val)]:
+        assert [label_of[row.tobytes()] for row in X] == y.tolist()
+
+
+def test_subfolder_and_archive_layouts_give_the_same_data(tmp_path):
+    write_cifar_dir(tmp_path / "flat", "py2")
+    shutil.copytree(tmp_path / "flat", tmp_path / "sub" / "cifar-10-batches-py")
+    (tmp_path / "arch").mkdir()
+    write_archive(tmp_path / "arch" / "cifar-10-python.tar.gz", tmp_path / "flat")
+
+    ref = load(tmp_path / "flat")
+    for folder in ["sub", "arch"]:
+        data = load(tmp_path / folder)
+        for field in ["X_train", "y_train", "X_val", "y_val", "X_test", "y_test"]:
+            np.testing.assert_array_equal(getattr(data, field), getattr(ref, field))
+    assert load(tmp_path / "sub").source == str(tmp_path / "sub" / "cifar-10-batches-py")
+    assert load(tmp_path / "arch").source == str(tmp_path / "arch" / "cifar-10-python.tar.gz")
+    assert sorted(os.listdir(tmp_path / "arch")) == ["cifar-10-python.tar.gz"]  # not extracted
+
+
+def test_default_data_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("NUMPY_MLP_DATA", str(tmp_path / "mine"))
+    assert default_data_dir() == tmp_path / "mine"
+    monkeypatch.delenv("NUMPY_MLP_DATA")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert default_data_dir() == tmp_path / "cache" / "numpy-mlp"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_data_dir() == tmp_path / "home" / ".cache" / "numpy-mlp"
+
+
+def test_load_uses_default_data_dir(monkeypatch, tmp_path):
+    write_cifar_dir(tmp_path, "py3")
+    monkeypatch.setenv("NUMPY_MLP_DATA", str(tmp_path))
+    assert load(None).source == str(tmp_path)
+
+
+# ------------------------------------------------------------------ validation split
+
+
+def test_split_is_seeded_and_deterministic(tmp_path):
+    write_cifar_dir(tmp_path, "py3")
+    a, b, c = load(tmp_path, seed=1), load(tmp_path, seed=1), load(tmp_path, seed=2)
+    np.testing.assert_array_equal(a.X_val, b.X_val)
+    np.testing.assert_array_equal(a.y_train, b.y_train)
+    assert row_set(a.X_val) != row_set(c.X_val)
+
+
+def test_split_validation_matches_the_documented_permutation():
+    X = np.arange(12 * 3072).reshape(12, 3072).astype(np.uint8)
+    X[:, 0] = np.arange(12)  # row id
+    y = np.arange(12) % 10
+    X_tr, y_tr, X_val, y_val = split_validation(X, y, 4, np.random.default_rng(7))
+    val_idx = np.sort(np.random.default_rng(7).permutation(12)[:4])
+    np.testing.assert_array_equal(X_val[:, 0], val_idx)
+    np.testing.assert_array_equal(y_val, y[val_idx])
+    np.testing.assert_array_equal(X_tr[:, 0], np.setdiff1d(np.arange(12), val_idx))
+
+
+def test_val_size_zero_and_too_large(tmp_path):
+    write_cifar_dir(tmp_path, "py3")
+    data = load(tmp_path, val_size=0)
+    assert data.X_val.shape == (0, 3072) and data.X_val.dtype == np.uint8
+    assert data.y_val.shape == (0,) and data.y_val.dtype == np.int64
+    assert len(data.X_train) == N_TRAIN
+    for bad in [N_TRAIN, N_TRAIN + 1, -1]:
+        with pytest.raises(DataError, match="val_size"):
+            load(tmp_path, val_size=bad)
+
+
+# ------------------------------------------------------------------ missing / damaged files
+
+
+def test_offline_with_nothing_there_says_how_to_get_the_data(tmp_path):
+    with pytest.raises(DataError) as err:
+        load_cifar10(tmp_path / "empty", download=False)
+    msg = str(err.value)
+    assert "--data-dir" in msg and str(tmp_path / "empty") in msg
+    assert "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz" in msg
+    assert "\n" not in msg
+    assert not (tmp_path / "empty").exists()  # nothing created
+
+
+@pytest.mark.parametrize("missing", ["data_batch_3", "test_batch", "batches.meta"])
+def test_missing_file_is_named(tmp_path, missing):
+    write_cifar_dir(tmp_path, "py3")
+    (tmp_path / missing).unlink()
+    with pytest.raises(DataError, match=missing):
+        load(tmp_path)
+
+
+@pytest.mark.parametrize("style", ["py3", "py2"])
+def test_truncated_pickle_is_named(tmp_path, style):
+    write_cifar_dir(tmp_path, style)
+    f = tmp_path / "data_batch_2"
+    f.write_bytes(f.read_bytes()[:1000])
+    with pytest.raises(DataError, match="data_batch_2"):
+        load(tmp_path)
+
+
+def _bad_batches():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, size=(5, 3072), dtype=np.uint8)
+    y = [0, 1, 2, 3, 4]
+    return {
+        "3071 columns": batch_dict(X[:, :-1], y, "b"),
+        "1-D data": batch_dict(X.ravel(), y, "b"),
+        "too few labels": batch_dict(X, y[:4], "b"),
+        "label 10": batch_dict(X, [0, 1, 2, 3, 10], "b"),
+        "label -1": batch_dict(X, [0, 1, 2, 3, -1], "b"),
+        "pixel 300": batch_dict(X.astype(np.int16) + 100, y, "b"),
+        "float pixels": batch_dict(X.astype(np.float32), y, "b"),
+        "no labels": {b"data": X},
+        "not a dict": [X, y],
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_batches()))
+def test_wrong_contents_are_refused(tmp_path, case):
+    write_cifar_dir(tmp_path, "py3")
+    (tmp_path / "data_batch_4").write_bytes(dumps(_bad_batches()[case], "py3"))
+    with pytest.raises(DataError, match="data_batch_4"):
+        load(tmp_path)
+
+
+def test_other_integer_dtypes_in_range_are_converted(tmp_path):
+    arrays = write_cifar_dir(tmp_path, "py3")
+    X, y = arrays["data_batch_1"]
+    (tmp_path / "data_batch_1").write_bytes(dumps(batch_dict(X.astype(np.int64), y, "b"), "py3"))
+    data = load(tmp_path, val_size=0)
+    assert data.X_train.dtype == np.uint8
+    np.testing.assert_array_equal(data.X_train[:len(X)], X)
+
+
+def test_bad_meta_is_refused(tmp_path):
+    write_cifar_dir(tmp_path, "py2")
+    meta = meta_dict()
+    meta[b"label_names"] = meta[b"label_names"][:9]
+    (tmp_path / "batches.meta").write_bytes(dumps(meta, "py2"))
+    with pytest.raises(DataError, match="batches.meta"):
+        load(tmp_path)
+
+
+# ------------------------------------------------------------------ the restricted unpickler
+
+
+class _Payload:
+    """Unpickling this calls ``func(arg)``: what a malicious batch file would do."""
+
+    def __init__(self, func, arg):
+        self.func, self.arg = func, arg
+
+    def __reduce__(self):
+        return self.func, (self.arg,)
+
+
+def _evil(kind, marker) -> bytes:
+    """A pickle that creates ``marker`` when loaded by plain :func:`pickle.loads`."""
+    if kind == "os.system":  # hand-written protocol 0, exactly the name os.system
+        return b"cos\nsystem\n(S'touch \"%s\"'\ntR." % str(marker).encode()
+    if kind == "posix.system":  # what pickle.dumps(os.system) writes
+        return pickle.dumps({b"data": _Payload(os.system, f"touch '{marker}'")}, protocol=4)
+    return pickle.dumps({b"data": _Payload(exec, f"open({str(marker)!r}, 'w').close()")},
+                        protocol=4)
+
+
+@pytest.mark.parametrize("kind", ["os.system", "posix.system", "builtins.exec"])
+def test_malicious_pickle_is_refused_without_running_it(tmp_path, kind):
+    # control: the payload really does create its file when unpickled by plain pickle
+    control = tmp_path / "control"
+    pickle.loads(_evil(kind, control))
+    assert control.exists()
+
+    marker = tmp_path / "pwned"
+    raw = _evil(kind, marker)
+    with pytest.raises(DataError, match=rf"refused to unpickle {kind} from evil"):
+        safe_load(io.BytesIO(raw), name="evil")
+    assert not marker.exists()
+
+    # and through the loader, with the file named
+    folder = tmp_path / "cifar"
+    write_cifar_dir(folder, "py3")
+    (folder / "data_batch_1").write_bytes(raw)
+    with pytest.raises(DataError, match="not a CIFAR-10 batch") as err:
+        load(folder)
+    assert str(folder / "data_batch_1") in str(err.value)
+    assert not marker.exists()
+
+
+def test_codecs_encode_is_refused():
+    """Python 3 protocol-2 bytes go through _codecs.encode, which CIFAR-10 never needs."""
+    raw = pickle.dumps({b"data": b"abc"}, protocol=2)
+    assert b"_codecs" in raw
+    with pytest.raises(DataError, match="_codecs.encode"):
+        safe_load(io.BytesIO(raw), name="x")
+
+
+@pytest.mark.parametrize("style", ["py3", "py2"])
+def test_numpy_scalars_are_allowed(style):
+    obj = {b"n": np.int64(7), b"a": np.arange(3, dtype=np.uint8)}
+    out = safe_load(io.BytesIO(dumps(obj, style)), name="x")
+    assert out[b"n"] == 7 and out[b"a"].tolist() == [0, 1, 2]
+
+
+# ------------------------------------------------------------------ preprocess / to_images
+
+
+def _images(n=6, seed=0):
+    X = np.random.default_rng(seed).integers(0, 256, size=(n, 3072), dtype=np.uint8)
+    X[-1] = 17  # a constant image: std 0
+    return X
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_per_image(dtype):
+    X = _images()
+    X_copy = X.copy()
+    Z = preprocess(X, dtype=dtype)
+    assert Z.shape == X.shape and Z.dtype == dtype
+    np.testing.assert_allclose(Z[:-1].mean(axis=1), 0, atol=1e-5)
+    np.testing.assert_allclose(Z[:-1].std(axis=1), 1, rtol=1e-5)
+    np.testing.assert_array_equal(Z[-1], 0)  # constant image: zeros, not NaN
+    ref = X[:-1] - X[:-1].mean(axis=1, keepdims=True)
+    ref /= X[:-1].std(axis=1, keepdims=True)
+    np.testing.assert_allclose(Z[:-1], ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(X, X_copy)
+
+
+def test_channel_stats_and_per_channel_use_training_statistics():
+    X_train, X_val = _images(50, seed=1), _images(7, seed=2)
+    X_train[:, :1024] //= 2  # make the channels differ
+    stats = channel_stats(X_train)
+    planes = X_train.reshape(-1, 3, 1024).astype(np.float64)
+    np.testing.assert_allclose(stats["mean"], planes.mean(axis=(0, 2)), rtol=1e-12)
+    np.testing.assert_allclose(stats["std"], planes.std(axis=(0, 2)), rtol=1e-12)
+    assert stats["mean"].shape == stats["std"].shape == (3,)
+    assert channel_stats(X_train, chunk=7)["std"] == pytest.approx(stats["std"], rel=1e-12)
+
+    Z = preprocess(X_val, "per_channel", stats)
+    ref = (X_val.reshape(-1, 3, 1024) - stats["mean"][:, None]) / stats["std"][:, None]
+    np.testing.assert_allclose(Z, ref.reshape(-1, 3072), rtol=1e-5, atol=1e-5)
+    Z_train = preprocess(X_train, "per_channel", stats, dtype=np.float64)
+    np.testing.assert_allclose(Z_train.reshape(-1, 3, 1024).mean(axis=(0, 2)), 0, atol=1e-9)
+    np.testing.assert_allclose(Z_train.reshape(-1, 3, 1024).std(axis=(0, 2)), 1, rtol=1e-9)
+    with pytest.raises(ValueError, match="stats"):
+        preprocess(X_val, "per_channel")
+    with pytest.raises(ValueError, match="mode"):
+        preprocess(X_val, "global")
+
+
+@pytest.mark.parametrize("mode", ["per_image", "per_channel"])
+def test_out_buffer_is_reused_and_X_untouched(mode):
+    X = _images()
+    X_copy = X.copy()
+    stats = channel_stats(X)
+    out = np.full(X.shape, np.nan, dtype=np.float32)
+    Z = preprocess(X, mode, stats, out=out)
+    assert Z is out
+    np.testing.assert_array_equal(out, preprocess(X, mode, stats))
+    assert preprocess(X[::-1], mode, stats, out=out) is out  # second batch, same buffer
+    np.testing.assert_array_equal(out, preprocess(X[::-1], mode, stats))
+    np.testing.assert_array_equal(X, X_copy)
+    with pytest.raises(ValueError, match="out"):
+        preprocess(X, mode, stats, out=np.empty((len(X), 3072), np.float64))
+    with pytest.raises(ValueError, match="out"):
+        preprocess(X, mode, stats, out=np.empty((len(X) + 1, 3072), np.float32))
+
+
+def test_to_images_is_channel_first_to_hwc():
+    X = np.zeros((2, 3072), dtype=np.uint8)
+    X[1, 0] = 10  # red, row 0, col 0
+    X[1, 1024 + 5] = 20  # green, row 0, col 5
+    X[1, 2048 + 32 * 3 + 1] = 30  # blue, row 3, col 1
+    img = to_images(X)
+    assert img.shape == (2, 32, 32, 3) and img.dtype == np.uint8
+    assert img[1, 0, 0, 0] == 10 and img[1, 0, 5, 1] == 20 and img[1, 3, 1, 2] == 30
+    assert img.sum() == 60
+    assert to_images(X[1]).shape == (32, 32, 3)
+
+
+# ------------------------------------------------------------------ the real data
+
+
+@pytest.mark.slow
+def test_real_cifar10(cifar_dir):
+    start = time.perf_counter()
+    data = load_cifar10(cifar_dir, download=False, progress=False)
+    seconds = time.perf_counter() - start
+    print(f"loaded real CIFAR-10 in {seconds:.2f} s")
+    assert (len(data.X_train), len(data.X_val), len(data.X_test)) == (45000, 5000, 10000)
+    for X, y in [(data.X_train, data.y_train), (data.X_val, data.y_val),
+                 (data.X_test, data.y_test)]:
+        assert X.dtype == np.uint8 and X.shape[1] == 3072 and y.dtype == np.int64
+        assert len(X) == len(y)
+        assert set(np.unique(y)) == set(range(10))
+    assert data.class_names == CLASS_NAMES
+    assert data.source == str(cifar_dir)
+    assert row_set(data.X_val[:500]).isdisjoint(row_set(data.X_train))
+    assert data.X_train[:1000].std() > 10  # real images, not zeros
