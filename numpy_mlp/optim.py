@@ -6,7 +6,16 @@ gradient ``g``::
     m     <- beta * m + g
     theta <- theta - alpha * m
 
-``m`` starts at zero. With ``beta = 0`` this is plain SGD. Because the stored ``m`` is a
+``m`` starts at zero. With ``beta = 0`` this is plain SGD.
+
+Two options, both off by default:
+
+- Nesterov momentum, in the same form (PyTorch's): ``m <- beta*m + g;
+  theta <- theta - alpha*(g + beta*m)``: the step looks one momentum step ahead.
+- Decoupled weight decay ``lambda`` (Loshchilov & Hutter): ``theta <- theta -
+  alpha*lambda*theta`` beside the gradient step, applied to weight matrices only
+  (names starting with ``W``), never through ``m``. Unlike L2 in the loss it does not
+  grow the momentum. Because the stored ``m`` is a
 sum of raw gradients (not of gradients already scaled by the learning rate, as in the
 ``v <- mu * v - alpha * g`` form of cs231n, Keras and scikit-learn), changing ``alpha``
 mid-run rescales the whole accumulated velocity at once.
@@ -45,18 +54,27 @@ class SGD:
         params: dict name -> array, e.g. ``model.params``; updated in place.
         alpha: learning rate, > 0.
         beta: momentum in [0, 1); 0 is plain SGD.
+        nesterov: use Nesterov momentum (see the module docstring).
+        weight_decay: decoupled weight decay ``lambda`` >= 0 on the ``W*`` parameters.
     """
 
-    def __init__(self, params, alpha=1e-2, beta=0.9):
+    def __init__(self, params, alpha=1e-2, beta=0.9, *, nesterov=False, weight_decay=0.0):
         check_alpha(alpha)
         check_beta(beta)
+        if not (isinstance(weight_decay, (int, float, np.floating)) and math.isfinite(weight_decay)
+                and weight_decay >= 0):
+            raise ConfigError(f"weight_decay={weight_decay!r} must be a finite number >= 0 (try 5e-4)")
         self.params = params
         self.alpha = float(alpha)
         self.beta = float(beta)
+        self.nesterov = bool(nesterov)
+        self.weight_decay = float(weight_decay)
         self.m = {k: np.zeros_like(v) for k, v in params.items()}
 
     def __repr__(self):
-        return f"SGD(alpha={self.alpha:g}, beta={self.beta:g}, params={len(self.params)})"
+        extra = (", nesterov=True" if self.nesterov else "") + \
+                (f", weight_decay={self.weight_decay:g}" if self.weight_decay else "")
+        return f"SGD(alpha={self.alpha:g}, beta={self.beta:g}{extra}, params={len(self.params)})"
 
     def step(self, grads, alpha=None):
         """Apply one update from ``grads`` (same keys and shapes as ``params``).
@@ -69,10 +87,15 @@ class SGD:
         for k, theta in self.params.items():
             if k not in grads:
                 raise KeyError(f"no gradient for parameter {k!r}; grads has {sorted(grads)}")
-            m = self.m[k]
+            g, m = grads[k], self.m[k]
+            if self.weight_decay and k.startswith("W"):
+                theta *= 1.0 - lr * self.weight_decay  # decoupled: never enters m
             m *= self.beta
-            m += grads[k]
-            theta -= lr * m
+            m += g
+            if self.nesterov:
+                theta -= lr * (g + self.beta * m)
+            else:
+                theta -= lr * m
 
     def state_dict(self):
         """The momentum buffers, for checkpoints."""

@@ -79,3 +79,33 @@ def test_missing_gradient_names_the_parameter():
     opt = SGD({"W1": np.zeros(1), "b1": np.zeros(1)})
     with pytest.raises(KeyError, match="b1"):
         opt.step({"W1": np.zeros(1)})
+
+
+def test_nesterov_two_steps_by_hand():
+    theta = np.array([1.0])
+    opt = SGD({"w": theta}, alpha=0.1, beta=0.9, nesterov=True)
+    # step 1: m = 2; theta = 1 - 0.1*(2 + 0.9*2) = 1 - 0.38 = 0.62
+    opt.step({"w": np.array([2.0])})
+    np.testing.assert_allclose(theta, [0.62])
+    # step 2: m = 0.9*2 + 1 = 2.8; theta = 0.62 - 0.1*(1 + 0.9*2.8) = 0.62 - 0.352 = 0.268
+    opt.step({"w": np.array([1.0])})
+    np.testing.assert_allclose(theta, [0.268])
+
+
+def test_decoupled_weight_decay_by_hand_and_only_on_weights():
+    W, b = np.array([2.0]), np.array([2.0])
+    opt = SGD({"W1": W, "b1": b}, alpha=0.1, beta=0.9, weight_decay=0.5)
+    zero = {"W1": np.array([0.0]), "b1": np.array([0.0])}
+    # W: 2 * (1 - 0.1*0.5) = 1.9; b untouched; momentum untouched by the decay
+    opt.step(zero)
+    np.testing.assert_allclose(W, [1.9])
+    np.testing.assert_allclose(b, [2.0])
+    np.testing.assert_allclose(opt.m["W1"], [0.0])
+    # with a gradient: W = 1.9*0.95 - 0.1*(0.9*0 + 1) = 1.805 - 0.1 = 1.705
+    opt.step({"W1": np.array([1.0]), "b1": np.array([0.0])})
+    np.testing.assert_allclose(W, [1.705])
+
+
+def test_negative_weight_decay_is_refused():
+    with pytest.raises(ConfigError, match="weight_decay"):
+        SGD({"w": np.zeros(1)}, weight_decay=-1)
