@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Set up a virtual environment with the test dependencies and run the whole test suite.
+# Used by the README's test command and by CI (.ci/run). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m venv .venv
+.venv/bin/pip install --quiet --upgrade pip
+.venv/bin/pip install --quiet -e '.[test]'
+
+.venv/bin/python -m pytest "$@"
