@@ -19,10 +19,13 @@ class TrainConfig:
     # --- model ---
     hidden_dim: tuple = (1000,)      # hidden widths: (H,) is the notebook's two-layer net
     reg: float = 0.0                 # L2 strength lambda: loss += 0.5*lambda*sum(W**2)
+    dropout: float = 0.0             # inverted-dropout probability after each hidden ReLU (0 = off)
     dtype: str = "float32"           # float32 (fast) or float64
     # --- optimizer: m <- beta*m + g ; theta <- theta - alpha*m ---
     alpha: float = 5e-3              # learning rate
     beta: float = 0.9                # momentum, in [0, 1)
+    nesterov: bool = False           # Nesterov momentum: theta <- theta - alpha*(g + beta*m)
+    weight_decay: float = 0.0        # decoupled weight decay: theta <- theta - alpha*wd*theta (W only)
     schedule: str = "cosine"         # learning-rate schedule: constant, cosine or step
     warmup: int = 0                  # steps of linear warm-up of the learning rate
     # --- data ---
@@ -31,6 +34,11 @@ class TrainConfig:
     epochs: float = 12.0             # ...or this many passes over the training split
     val_size: int = 5000             # images carved from the 50k training set for validation
     preprocessing: str = "per_image" # per_image (notebook: x - mean(x), / std(x)) or per_channel
+    flip: bool = False               # augmentation: mirror a random half of each batch left-right
+    crop_pad: int = 0                # augmentation: random 32x32 crops of images padded by this many pixels
+    label_smoothing: float = 0.0     # target (1-eps) on the true class plus eps/C everywhere
+    patience: int = 0                # early stopping: stop after this many evaluations without a
+                                     # better val accuracy (0 = off); the best params are kept
     # --- bookkeeping ---
     seed: int = 0                    # seeds the data split, the init and the batch order
     evals: int = 20                  # evaluate (and log a line) this many times per run
@@ -60,6 +68,14 @@ class TrainConfig:
         need(isinstance(self.val_size, int) and self.val_size >= 0, f"val_size={self.val_size!r} must be an integer >= 0")
         need(self.preprocessing in ("per_image", "per_channel"),
              f"preprocessing={self.preprocessing!r}: choose per_image or per_channel")
+        need(_finite(self.dropout) and 0 <= self.dropout < 1, f"dropout={self.dropout!r} must be in [0, 1)")
+        need(_finite(self.weight_decay) and self.weight_decay >= 0,
+             f"weight_decay={self.weight_decay!r} must be a finite number >= 0")
+        need(_finite(self.label_smoothing) and 0 <= self.label_smoothing < 1,
+             f"label_smoothing={self.label_smoothing!r} must be in [0, 1)")
+        need(isinstance(self.crop_pad, int) and 0 <= self.crop_pad <= 16, f"crop_pad={self.crop_pad!r} must be an integer in 0..16")
+        need(isinstance(self.patience, int) and self.patience >= 0, f"patience={self.patience!r} must be an integer >= 0")
+        need(isinstance(self.flip, bool) and isinstance(self.nesterov, bool), "flip and nesterov must be true or false")
         need(self.schedule in SCHEDULES, f"schedule={self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
         need(isinstance(self.warmup, int) and self.warmup >= 0, f"warmup={self.warmup!r} must be an integer >= 0")
         need(self.dtype in ("float32", "float64"), f"dtype={self.dtype!r}: choose float32 or float64")
