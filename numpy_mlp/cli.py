@@ -103,6 +103,21 @@ def build_parser():
     length.add_argument("--num-iters", type=positive_int, help="number of SGD steps (overrides --epochs)")
     length.add_argument("--epochs", type=finite_float, help=f"passes over the training split (default {d.epochs:g})")
     t.add_argument("--reg", type=finite_float, help=f"L2 strength: loss += 0.5*reg*sum(W^2) (default {d.reg:g})")
+    t.add_argument("--dropout", type=finite_float, metavar="P",
+                   help=f"inverted dropout: drop each hidden unit with probability P while training (default {d.dropout:g})")
+    t.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None,
+                   help="Nesterov momentum: theta <- theta - alpha*(g + beta*m) (default off)")
+    t.add_argument("--weight-decay", type=finite_float, metavar="WD",
+                   help=f"decoupled weight decay on the weights: theta <- theta - alpha*WD*theta (default {d.weight_decay:g})")
+    t.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="augmentation: mirror a random half of each minibatch left-right (default off)")
+    t.add_argument("--crop-pad", type=nonneg_int, metavar="P",
+                   help=f"augmentation: random 32x32 crops of the images padded by P pixels (default {d.crop_pad})")
+    t.add_argument("--label-smoothing", type=finite_float, metavar="EPS",
+                   help=f"target 1-EPS on the true class plus EPS/10 on every class (default {d.label_smoothing:g})")
+    t.add_argument("--patience", type=nonneg_int, metavar="K",
+                   help="early stopping: stop after K evaluations without a better validation accuracy and "
+                        "keep the best parameters (default 0 = off)")
     t.add_argument("--val-size", type=nonneg_int, help=f"validation images carved from the training set (default {d.val_size})")
     t.add_argument("--preprocessing", choices=["per_image", "per_channel"],
                    help=f"per_image: each image minus its mean, over its std (the notebook's); "

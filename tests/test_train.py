@@ -6,23 +6,9 @@ import numpy as np
 import pytest
 
 from numpy_mlp import FullyConnectedNet, SGD, TrainConfig, cross_entropy_loss, train
-from numpy_mlp.data import CIFAR10, CLASS_NAMES
 from numpy_mlp.errors import ConfigError, DivergenceError
 from numpy_mlp.schedules import lr_at
-
-
-def synthetic(n_train=300, n_val=100, seed=0):
-    """A learnable uint8 problem: each class has its own mean image plus noise."""
-    rng = np.random.default_rng(seed)
-    centres = rng.integers(40, 216, size=(10, 3072))
-
-    def make(n):
-        y = rng.integers(0, 10, n)
-        X = np.clip(centres[y] + rng.normal(0, 40, (n, 3072)), 0, 255).astype(np.uint8)
-        return X, y
-
-    (Xtr, ytr), (Xva, yva), (Xte, yte) = make(n_train), make(n_val), make(n_val)
-    return CIFAR10(Xtr, ytr, Xva, yva, Xte, yte, CLASS_NAMES, "synthetic")
+from synthetic_data import synthetic
 
 
 def test_overfits_a_tiny_set_to_100_percent():
