@@ -3,6 +3,7 @@
     numpy-mlp train     train a network and save a run folder
     numpy-mlp evaluate  accuracy of a saved model on train/val/test, per class
     numpy-mlp predict   classify image files with a saved model
+    numpy-mlp report    write DIR/report.html again from a run folder
 
 Every flag of ``train`` maps one to one onto a field of ``TrainConfig``. Errors the user
 can fix are printed as one line ``numpy-mlp: error: ...`` with exit status 2 (add
@@ -25,9 +26,16 @@ EXAMPLES = """examples:
   numpy-mlp train                                   # defaults: 2-layer net, about 3 minutes
   numpy-mlp train --data-dir ~/data/cifar-10-batches-py --out runs/first
   numpy-mlp train --hidden-dim 200 --alpha 1e-2 --beta 0.9 --batch-size 40 --num-iters 2000
-  numpy-mlp evaluate --model runs/first/model.npz
+  numpy-mlp train --config first.toml --seed 1          # flags from a TOML file; flags given here win
+  numpy-mlp evaluate --model runs/first/model.npz       # also writes its pictures beside the model
   numpy-mlp predict --model runs/first/model.npz cat.jpg truck.png
+  numpy-mlp report runs/first                           # runs/first/report.html, one self-contained page
+  python -m numpy_mlp --help                            # the same tool without the console script
 """
+
+CONFIG_FILE_HELP = """FILE.toml holds any flag of this command, named with - or _ (hidden-dim = [512, 256],
+alpha = 1e-2, quiet = true), at the top level or in a [COMMAND] table; flags given on the
+command line override it."""
 
 
 def positive_int(text):
@@ -81,6 +89,15 @@ def add_common_args(p):
     p.add_argument("--debug", action="store_true", help="show the full traceback of errors")
 
 
+def add_output_args(p):
+    """--quiet/--verbose and --config FILE.toml (the flags of the command from a file)."""
+    loud = p.add_mutually_exclusive_group()
+    loud.add_argument("--quiet", "-q", action="store_true", help="print only the result")
+    loud.add_argument("--verbose", "-v", action="store_true", help="print more: the files written, BLAS threads, ...")
+    p.add_argument("--config", metavar="FILE.toml", help="read flags from a TOML file (see below)")
+
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="numpy-mlp", description="Fully-connected networks in NumPy, trained with SGD with momentum on CIFAR-10.",
@@ -88,7 +105,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     d = DEFAULTS
-    t = sub.add_parser("train", help="train a network and save a run folder", epilog=EXAMPLES,
+    t = sub.add_parser("train", help="train a network and save a run folder", epilog=EXAMPLES + "\n" + CONFIG_FILE_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_args(t)
     t.add_argument("--hidden-dim", type=hidden_dims, metavar="H[,H2,...]",
@@ -126,19 +143,30 @@ def build_parser():
     t.add_argument("--seed", type=int, help=f"seed of the split, the init and the batch order (default {d.seed})")
     t.add_argument("--evals", type=positive_int, help=f"evaluations (log lines) per run (default {d.evals})")
     t.add_argument("--out", metavar="DIR", help="run folder to write (default runs/<timestamp>)")
-    t.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
+    add_output_args(t)
     add_common_args(t)
 
-    e = sub.add_parser("evaluate", help="accuracy of a saved model on train/val/test and per class")
+    e = sub.add_parser("evaluate", help="accuracy of a saved model on train/val/test and per class",
+                       epilog=CONFIG_FILE_HELP)
     e.add_argument("--model", required=True, metavar="MODEL.npz", help="a model.npz written by 'numpy-mlp train'")
+    e.add_argument("--out", metavar="DIR", help="folder for its pictures (default: the model's folder)")
+    e.add_argument("--no-pictures", action="store_true", help="only print the accuracies")
     add_data_args(e)
+    add_output_args(e)
     add_common_args(e)
 
-    p = sub.add_parser("predict", help="classify PNG/JPEG files with a saved model")
+    p = sub.add_parser("predict", help="classify PNG/JPEG files with a saved model", epilog=CONFIG_FILE_HELP)
     p.add_argument("--model", required=True, metavar="MODEL.npz", help="a model.npz written by 'numpy-mlp train'")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files of any size (resized to 32x32)")
     p.add_argument("--top", type=positive_int, default=3, help="how many classes to show per image (default 3)")
+    add_output_args(p)
     add_common_args(p)
+
+    r = sub.add_parser("report", help="write DIR/report.html again: one page with the config, metrics and "
+                       "pictures of a run", epilog=CONFIG_FILE_HELP)
+    r.add_argument("run_dir", metavar="DIR", help="a run folder written by 'numpy-mlp train'")
+    add_output_args(r)
+    add_common_args(r)
     return parser
 
 
@@ -156,41 +184,193 @@ def cmd_train(args):
 
     config = config_from_args(args)
     log = None if args.quiet else print
+    if args.verbose:
+        print_blas_threads()
+    # a progress bar on a terminal; plain log lines when the output goes to a file or a pipe
     out, m = run_training(config, data_dir=args.data_dir, download=not args.offline, out=args.out,
                           log=log, progress=not args.quiet and sys.stderr.isatty())
     if args.quiet:
         print(f"test accuracy {m['test_accuracy']:.4f} (val {m['val_accuracy']:.4f}) in "
               f"{m['total_seconds']:.0f}s; run saved to {out}/")
+    if args.verbose:
+        print(f"model: {m['model']}")
+        print_files(sorted(p for p in out.iterdir() if not p.name.startswith(".")))
     return 0
+
+
+def print_blas_threads():
+    from threadpoolctl import threadpool_info
+
+    for pool in threadpool_info():
+        print(f"BLAS: {pool.get('internal_api')} {pool.get('version')} with {pool.get('num_threads')} threads")
+
+
+def print_files(paths):
+    print("files written:")
+    for path in paths:
+        print(f"  {path}  ({path.stat().st_size / 1024:,.0f} KiB)")
 
 
 def cmd_evaluate(args):
     from .runs import evaluate_saved
 
     r = evaluate_saved(args.model, data_dir=args.data_dir, download=not args.offline,
-                       progress=sys.stderr.isatty())
+                       progress=not args.quiet and sys.stderr.isatty(), out=args.out,
+                       pictures=not args.no_pictures)
+    if args.quiet:
+        print(f"test accuracy {r['accuracy']['test']:.4f}")
+        return 0
     print(f"model: {r['model']!r}")
     for split in ("train", "val", "test"):
         print(f"{split:>5} accuracy: {r['accuracy'][split]:.4f}")
     print("per-class test accuracy:")
     for name, acc in r["per_class"].items():
         print(f"  {name:<11}{acc:.4f}")
+    if args.verbose:
+        from pathlib import Path
+
+        names = list(r["per_class"])
+        print("confusion matrix (row = true class, column = predicted):")
+        print(" " * 12 + " ".join(f"{n[:5]:>5}" for n in names))
+        for name, row in zip(names, r["confusion"]):
+            print(f"  {name:<10}" + " ".join(f"{v:5d}" for v in row))
+        print_files([Path(p) for p in r["pictures"]])
+    elif r["pictures"]:
+        print("pictures: " + ", ".join(str(p) for p in r["pictures"]))
+    return 0
+
+
+def cmd_report(args):
+    from .report import write_report
+
+    path = write_report(args.run_dir)
+    if not args.quiet:
+        print(f"wrote {path}; open it in any browser")
     return 0
 
 
 def cmd_predict(args):
     from .predict import predict_files
 
-    for path, top in predict_files(args.model, args.images, top=args.top):
-        print(f"{path}: " + ", ".join(f"{name} {p:.1%}" for name, p in top))
+    for path, top in predict_files(args.model, args.images, top=1 if args.quiet else args.top):
+        print(f"{path}: " + (top[0][0] if args.quiet else ", ".join(f"{name} {p:.1%}" for name, p in top)))
     return 0
 
 
-def main(argv=None):
+# ------------------------------------------------------------------ flags from a TOML file
+
+FLAG_FILE_COMMANDS = ("train", "evaluate", "predict", "report")  # search reads its own --config
+
+
+def _subparsers(parser):
+    """{command name: its ArgumentParser}."""
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            return a.choices
+    return {}
+
+
+def _given_on_command_line(argv):
+    """Namespace holding only the options that ``argv`` itself gives (no defaults)."""
     parser = build_parser()
+    for sp in _subparsers(parser).values():
+        for a in sp._actions:
+            a.default, a.required = argparse.SUPPRESS, False
+    return parser.parse_known_args(argv)[0]
+
+
+def read_toml(path):
+    """The table of a TOML file; UserError naming the file if it is missing or invalid."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise UserError(f"config file {path} does not exist; check the path given to --config") from None
+    except IsADirectoryError:
+        raise UserError(f"config file {path} is a folder; give a .toml file to --config") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"config file {path} is not valid TOML ({e}); fix it or leave out --config") from None
+
+
+def _flag_value(action, value, where):
+    """A TOML value converted as the command line would convert the flag's text."""
+    if isinstance(action, argparse.BooleanOptionalAction) or action.nargs == 0:
+        if not isinstance(value, bool):
+            raise UserError(f"{where} = {value!r}: this flag is on or off; write true or false")
+        if isinstance(action, argparse.BooleanOptionalAction):
+            return value
+        return action.const if value else action.default
+    if isinstance(value, (dict, bool)):
+        raise UserError(f"{where} = {value!r}: give a number, a text or a list, as on the command line")
+    items = value if isinstance(value, list) else [value]
+    if action.nargs in ("+", "*"):
+        texts = [str(v) for v in items]
+    else:
+        texts = [",".join(str(v) for v in items)]  # hidden-dim = [512, 256] -> "512,256"
+    out = []
+    for text in texts:
+        try:
+            v = action.type(text) if action.type else text
+        except (argparse.ArgumentTypeError, TypeError, ValueError) as e:
+            raise UserError(f"{where} = {value!r}: {e}") from None
+        if action.choices is not None and v not in action.choices:
+            raise UserError(f"{where} = {value!r}: choose one of {', '.join(map(str, action.choices))}")
+        out.append(v)
+    return out if action.nargs in ("+", "*") else out[0]
+
+
+def apply_config_file(parser, argv):
+    """Make the flags in ``--config FILE.toml`` the defaults of the command being run.
+
+    Keys are the command's flag names with - or _ (``hidden-dim`` or ``hidden_dim``), at
+    the top level of the file or in a ``[COMMAND]`` table (which wins over the top level).
+    Flags given on the command line win over the file; an unknown key is a UserError
+    naming it.
+    """
+    given = _given_on_command_line(argv)
+    command, path = getattr(given, "command", None), getattr(given, "config", None)
+    if command not in FLAG_FILE_COMMANDS or path is None:
+        return
+    commands = _subparsers(parser)
+    sub = commands[command]
+    table = read_toml(path)
+    values = {k: v for k, v in table.items() if not (k in commands and isinstance(v, dict))}
+    values.update(table.get(command) if isinstance(table.get(command), dict) else {})
+    flags = {a.dest: a for a in sub._actions if a.option_strings and a.dest not in ("help", "config")}
+    exclusive = {a.dest: [b.dest for b in g._group_actions if b is not a]
+                 for g in sub._mutually_exclusive_groups for a in g._group_actions}
+    defaults = {}
+    for key, value in values.items():
+        dest = key.replace("-", "_")
+        action = flags.get(dest)
+        if action is None:
+            raise UserError(f"{path}: unknown key {key!r} for 'numpy-mlp {command}'; known keys: "
+                            f"{', '.join(sorted(d.replace('_', '-') for d in flags))}")
+        if hasattr(given, dest) or any(hasattr(given, d) for d in exclusive.get(dest, ())):
+            continue  # the command line wins
+        defaults[dest] = _flag_value(action, value, f"{path}: {key}")
+        action.required = False
+    sub.set_defaults(**defaults)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    try:
+        apply_config_file(parser, argv)
+    except UserError as e:
+        if "--debug" in argv:
+            raise
+        print(f"numpy-mlp: error: {e}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     try:
-        return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}[args.command](args)
+        return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+                "report": cmd_report}[args.command](args)
     except UserError as e:
         if args.debug:
             raise

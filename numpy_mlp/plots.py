@@ -46,33 +46,121 @@ def plot_loss(history, path):
 
 
 def plot_accuracy(history, path):
-    """Train and validation accuracy at each evaluation, against the epoch."""
+    """Train and validation accuracy at each evaluation, against the epoch.
+
+    The validation curve is drawn over the training one, and its best point (the
+    parameters the run keeps) is marked.
+    """
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(history["epoch"], history["train_acc"], "o-", ms=3, color="tab:orange", label="train (subset)")
-    ax.plot(history["epoch"], history["val_acc"], "o-", ms=3, color="tab:green", lw=2, label="validation")
+    epoch, train_acc, val_acc = (np.asarray(history[k], dtype=np.float64) for k in ("epoch", "train_acc", "val_acc"))
+    ax.plot(epoch, train_acc, "o-", ms=3, color="tab:orange", lw=1.5, zorder=2, label="train (fixed subset)")
+    if len(val_acc) and np.isfinite(val_acc).any():
+        ax.plot(epoch, val_acc, "o-", ms=4, color="tab:green", lw=2.5, zorder=3, label="validation")
+        best = int(np.nanargmax(val_acc))
+        ax.plot(epoch[best], val_acc[best], "*", ms=14, color="tab:green", mec="black", zorder=4,
+                label=f"best validation {val_acc[best]:.3f} (kept)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy")
     ax.set_title("Classification accuracy")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def plot_predictions(images, y_true, y_pred, class_names, path, cols=8,
+                     title="Test images: predicted (true) label"):
+    """A grid of images, each titled with its predicted label; mistakes in red with the true label.
+
+    Args:
+        images: (N, 32, 32, 3) uint8 images, e.g. ``data.to_images(X_test[:32])``.
+        y_true, y_pred: (N,) integer labels.
+        class_names: the C class names, in label order.
+        cols: images per row.
+    """
+    images, y_true, y_pred = np.asarray(images), np.asarray(y_true), np.asarray(y_pred)
+    n = len(images)
+    rows = max(1, -(-n // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.45 * cols, 1.65 * rows + 0.5), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k >= n:
+            continue
+        ok = y_true[k] == y_pred[k]
+        ax.imshow(images[k], interpolation="nearest")
+        label = class_names[y_pred[k]] if ok else f"{class_names[y_pred[k]]}\n({class_names[y_true[k]]})"
+        ax.set_title(label, fontsize=8.5, color="darkgreen" if ok else "red",
+                     fontweight="normal" if ok else "bold", pad=2)
+        if not ok:  # a red frame around each mistake
+            ax.add_patch(plt.Rectangle((-0.5, -0.5), 32, 32, fill=False, ec="red", lw=3))
+    wrong = int((y_true != y_pred).sum())
+    fig.suptitle(f"{title}: {n - wrong} of {n} right, mistakes framed in red", fontsize=11)
+    return _save(fig, path)
+
+
+def weight_templates(W1):
+    """The columns of W1 (D, H) as H colour images (H, 32, 32, 3) in [0, 1].
+
+    Column ``j`` holds the weights of hidden unit ``j`` on the input laid out channel-first
+    (3, 32, 32), like a CIFAR-10 row; it is moved to (32, 32, 3) and rescaled on its own
+    to 0..1 (its minimum black, its maximum white), as in the course's picture.
+    """
+    W1 = np.asarray(W1, dtype=np.float64)
+    if W1.ndim != 2 or W1.shape[0] != 3072:
+        raise ValueError(f"W1 must have shape (3072, H), got {W1.shape}")
+    t = W1.T.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # (H, 32, 32, 3)
+    lo = t.min(axis=(1, 2, 3), keepdims=True)
+    hi = t.max(axis=(1, 2, 3), keepdims=True)
+    return (t - lo) / np.maximum(hi - lo, 1e-12)
+
+
+def plot_first_layer_weights(W1, path, W1_init=None, count=100, cols=10):
+    """The first ``count`` hidden units' weights W1[:, j] as 32x32 colour templates.
+
+    Args:
+        W1: (D, H) first-layer weights, D = 3072.
+        W1_init: (D, H) the same weights at initialisation, if known. Then the picture
+            shows what training changed, ``W1 - W1_init``: with He initialisation the
+            random starting weights are several times larger than that change (for a short
+            run without L2) and would hide the templates under noise.
+        count: how many units to show (the first ones; at most H).
+    """
+    W1 = np.asarray(W1)
+    H = W1.shape[1]
+    count = min(count, H)
+    shown = W1[:, :count] if W1_init is None else W1[:, :count] - np.asarray(W1_init)[:, :count]
+    t = weight_templates(shown)  # (count, 32, 32, 3)
+    rows = -(-count // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(0.8 * cols, 0.8 * rows + 0.7), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < count:
+            ax.imshow(t[k], interpolation="nearest")
+    what = "First-layer weights" if W1_init is None else "What the first layer learned (W1 minus its initial value)"
+    fig.suptitle(f"{what}:\n{count} of {H} hidden units as 32x32 colour templates", fontsize=10)
     return _save(fig, path)
 
 
 def plot_confusion(cm, class_names, path, title="Confusion matrix (test set)"):
-    """Row-normalised confusion matrix (true class per row) with counts in each cell."""
+    """Row-normalised confusion matrix (true class per row) with counts in each cell.
+
+    Each row is labelled with its class and that class's accuracy (the diagonal over the
+    row's total); the title gives the overall accuracy.
+    """
     cm = np.asarray(cm)
-    frac = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(7, 6))
+    totals = cm.sum(axis=1, keepdims=True)
+    frac = cm / np.maximum(totals, 1)
+    fig, ax = plt.subplots(figsize=(7.5, 6))
     im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
     C = len(class_names)
     ax.set_xticks(range(C), class_names, rotation=45, ha="right")
-    ax.set_yticks(range(C), class_names)
+    ax.set_yticks(range(C), [f"{name}  {frac[i, i]:.0%}" for i, name in enumerate(class_names)])
     ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
+    ax.set_ylabel("true class  (its accuracy)")
     for i in range(C):
         for j in range(C):
             ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
                     color="white" if frac[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true class")
-    ax.set_title(title)
+    overall = np.trace(cm) / max(cm.sum(), 1)
+    ax.set_title(f"{title}: {overall:.1%} right")
     return _save(fig, path)

@@ -8,7 +8,8 @@ evaluate``. The folder of a run holds::
     history.csv     one row per step: step, loss, and the evaluation columns where measured
     metrics.json    train/val/test accuracy, per-class test accuracy, times
     model.npz       the parameters with the best validation accuracy (see saving.py)
-    loss.png, accuracy.png, confusion.png
+    loss.png, accuracy.png, confusion.png, predictions.png, weights.png   (see plots.py)
+    report.html     all of the above on one self-contained page (see report.py)
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from . import plots
-from .data import load_cifar10
+from .config import TrainConfig
+from .data import load_cifar10, to_images
 from .errors import UserError
 from .metrics import accuracy, confusion_matrix, per_class_accuracy, predict_uint8
+from .report import write_report
 from .saving import atomic_write, load_model, save_model
-from .train import make_preparer, train
+from .train import build, make_preparer, train
 
 RUN_FILES = ("config.json", "history.csv", "metrics.json", "model.npz")
 
@@ -89,6 +92,24 @@ def evaluate_splits(model, data, prepare):
     return out, cm
 
 
+def write_pictures(out, model, data, prepare, cm, *, history=None, W1_init=None, n_images=32):
+    """The PNGs of a run (or of an evaluation, without ``history``) into folder ``out``.
+
+    Writes predictions.png (the first ``n_images`` test images), confusion.png,
+    weights.png (W1 minus ``W1_init`` where given), and, with a history, loss.png and
+    accuracy.png. Returns the paths written.
+    """
+    out = Path(out)
+    X, y = data.X_test[:n_images], data.y_test[:n_images]
+    paths = [plots.plot_predictions(to_images(X), y, predict_uint8(model, X, prepare), data.class_names,
+                                    out / "predictions.png"),
+             plots.plot_confusion(cm, data.class_names, out / "confusion.png"),
+             plots.plot_first_layer_weights(model.params["W1"], out / "weights.png", W1_init=W1_init)]
+    if history is not None:
+        paths += [plots.plot_loss(history, out / "loss.png"), plots.plot_accuracy(history, out / "accuracy.png")]
+    return paths
+
+
 def run_training(config, *, data_dir=None, download=True, out=None, log=print, progress=False):
     """Train as ``config`` says and write a complete run folder.
 
@@ -126,22 +147,24 @@ def run_training(config, *, data_dir=None, download=True, out=None, log=print, p
                    class_names=data.class_names, config=config.to_dict())
         write_history_csv(out / "history.csv", result.history)
         write_json(out / "metrics.json", metrics)
-        plots.plot_loss(result.history, out / "loss.png")
-        plots.plot_accuracy(result.history, out / "accuracy.png")
-        plots.plot_confusion(cm, data.class_names, out / "confusion.png")
+        write_pictures(out, model, data, prepare, cm, history=result.history,
+                       W1_init=build(config, data)[0].params["W1"])
         say(f"done in {metrics['total_seconds']:.0f}s: train {acc['train']:.4f}  val {acc['val']:.4f}  "
             f"test {acc['test']:.4f}  (best val at step {result.best_step})")
-        say(f"saved to {out}/")
+        say(f"saved to {out}/ (open {out / 'report.html'} in a browser)")
+        write_report(out)
     finally:
         log_file.close()
     return out, metrics
 
 
-def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False):
-    """Accuracies of a saved model on train/val/test and per class (test).
+def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, out=None, pictures=True):
+    """Accuracies of a saved model on train/val/test and per class (test), and its pictures.
 
     The validation split is carved exactly as in training (the saved config's val_size
-    and seed), so "val" means the images the run did not train on.
+    and seed), so "val" means the images the run did not train on. With ``pictures``,
+    predictions.png, confusion.png and weights.png are written into ``out`` (default: the
+    model's folder) and listed under ``"pictures"``.
     """
     model, meta = load_model(model_path)
     cfg = meta.get("config") or {}
@@ -150,7 +173,27 @@ def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False):
     prep = meta["preprocessing"]
     prepare = make_preparer(prep["mode"], prep["stats"], model.dtype)
     acc, cm = evaluate_splits(model, data, prepare)
-    return {"model": model, "meta": meta, "accuracy": acc, "confusion": cm,
+    written = []
+    if pictures:
+        folder = Path(out) if out is not None else Path(model_path).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            written = write_pictures(folder, model, data, prepare, cm, W1_init=_initial_W1(cfg, data, model))
+        except OSError as e:
+            raise UserError(f"cannot write the pictures into {folder} ({e.strerror}); choose a folder "
+                            f"with --out") from None
+    return {"model": model, "meta": meta, "accuracy": acc, "confusion": cm, "pictures": written,
             "per_class": dict(zip(data.class_names, per_class_accuracy(cm).tolist()))}
+
+
+def _initial_W1(cfg, data, model):
+    """W1 as the saved config's seed initialised it, or None if the config cannot rebuild it."""
+    if not cfg:
+        return None
+    try:
+        W1 = build(TrainConfig.from_dict(cfg), data)[0].params["W1"]
+    except (UserError, TypeError, ValueError):
+        return None
+    return W1 if W1.shape == model.params["W1"].shape else None
 
 

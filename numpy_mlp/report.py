@@ -1,0 +1,140 @@
+"""One self-contained HTML page for a run folder: ``DIR/report.html``.
+
+The page holds the config, the metrics, the per-class test accuracy, the training log and
+every picture of the folder, the pictures embedded as base64 ``data:`` URIs, with no
+script and no external file, so it opens in any browser without a server and can be
+mailed or archived as one file. ``numpy-mlp train`` writes it at the end of a run;
+``numpy-mlp report DIR`` writes it again from what the folder holds.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from .errors import UserError
+from .saving import atomic_write
+
+# The pictures a run writes, in the order the page shows them, with a caption each.
+PICTURES = (
+    ("accuracy.png", "Accuracy on a fixed training subset and on the validation split at each "
+                     "evaluation; the star marks the parameters the run keeps."),
+    ("loss.png", "Cross-entropy loss of every minibatch (faint) and its running mean."),
+    ("predictions.png", "The first test images with the predicted label; mistakes are framed in red "
+                        "with the true label in brackets."),
+    ("confusion.png", "Test-set confusion matrix: row = true class, column = predicted class, "
+                      "shaded by the fraction of the row."),
+    ("weights.png", "First-layer weights W1[:, j] of the first hidden units (what training changed "
+                    "in them, when the initial weights are known), each reshaped to a 32x32 colour "
+                    "image and rescaled to 0..1."),
+)
+
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 980px;
+       margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }
+.sub { color: #666; margin-top: 0; }
+.cards { display: flex; flex-wrap: wrap; gap: 0.8em; }
+.card { border: 1px solid #ddd; border-radius: 8px; padding: 0.6em 1em; min-width: 8em; }
+.card b { display: block; font-size: 1.6em; }
+table { border-collapse: collapse; } td, th { padding: 0.2em 0.8em; border-bottom: 1px solid #eee; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.bar { background: #4c8bd6; height: 0.8em; display: inline-block; border-radius: 2px; }
+figure { margin: 1.2em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.92em; }
+pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+"""
+
+
+def _read_json(path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not valid JSON ({e}); the run folder is damaged") from None
+
+
+def data_uri(png_path):
+    """``data:image/png;base64,...`` of a PNG file."""
+    return "data:image/png;base64," + base64.b64encode(Path(png_path).read_bytes()).decode("ascii")
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return ",".join(map(str, v))
+    return str(v)
+
+
+def render_report(run_dir):
+    """The HTML text of the report of ``run_dir`` (config.json, metrics.json, PNGs, train.log)."""
+    run_dir = Path(run_dir)
+    e = html.escape
+    config = _read_json(run_dir / "config.json")
+    metrics = _read_json(run_dir / "metrics.json")
+    if config is None and metrics is None:
+        raise UserError(f"{run_dir} holds no config.json or metrics.json; pass a folder written by "
+                        f"'numpy-mlp train'")
+    parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+             f"<title>numpy-mlp run {e(run_dir.resolve().name)}</title><style>{STYLE}</style></head><body>",
+             f"<h1>numpy-mlp run <code>{e(run_dir.resolve().name)}</code></h1>"]
+    if metrics:
+        parts.append(f"<p class=\"sub\">{e(str(metrics.get('model', '')))}</p>")
+        cards = [("test accuracy", metrics.get("test_accuracy")), ("validation", metrics.get("val_accuracy")),
+                 ("train", metrics.get("train_accuracy"))]
+        parts.append("<div class=\"cards\">" + "".join(
+            f"<div class=\"card\">{e(name)}<b>{v:.2%}</b></div>" for name, v in cards if isinstance(v, (int, float)))
+            + "".join(f"<div class=\"card\">{e(name)}<b>{e(_fmt(metrics[k]))}</b></div>"
+                      for name, k in (("steps", "steps"), ("best step", "best_step"), ("seconds", "total_seconds"))
+                      if k in metrics) + "</div>")
+    for name, caption in PICTURES[:2]:
+        parts.append(_figure(run_dir / name, caption))
+    per_class = (metrics or {}).get("per_class_test_accuracy")
+    if per_class:
+        rows = "".join(f"<tr><td>{e(str(c))}</td><td class=\"num\">{a:.1%}</td><td>"
+                       f"<span class=\"bar\" style=\"width:{max(0.0, min(1.0, a)) * 200:.0f}px\"></span></td></tr>"
+                       for c, a in per_class.items() if isinstance(a, (int, float)))
+        parts.append(f"<h2>Per-class test accuracy</h2><table><tr><th>class</th><th>accuracy</th><th></th></tr>"
+                     f"{rows}</table>")
+    parts.append("<h2>Pictures</h2>")
+    known = {name for name, _ in PICTURES}
+    for name, caption in PICTURES[2:]:
+        parts.append(_figure(run_dir / name, caption))
+    for png in sorted(run_dir.glob("*.png")):  # any other picture the run wrote
+        if png.name not in known:
+            parts.append(_figure(png, png.stem.replace("_", " ")))
+    if config:
+        rows = "".join(f"<tr><td><code>{e(k)}</code></td><td>{e(_fmt(v))}</td></tr>" for k, v in config.items())
+        parts.append(f"<h2>Config</h2><table>{rows}</table>")
+    if metrics:
+        rows = "".join(f"<tr><td><code>{e(k)}</code></td><td>{e(_fmt(v))}</td></tr>"
+                       for k, v in metrics.items() if not isinstance(v, dict))
+        parts.append(f"<h2>Metrics</h2><table>{rows}</table>")
+    log = run_dir / "train.log"
+    if log.is_file():
+        parts.append(f"<h2>Training log</h2><pre>{e(log.read_text(encoding='utf-8', errors='replace'))}</pre>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def _figure(png, caption):
+    if not png.is_file():
+        return ""
+    return (f"<figure><img src=\"{data_uri(png)}\" alt=\"{html.escape(png.name)}\">"
+            f"<figcaption>{html.escape(png.name)}: {html.escape(caption)}</figcaption></figure>")
+
+
+def write_report(run_dir):
+    """Write ``run_dir/report.html`` (atomically) and return its path."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir} is not a folder; pass a run folder written by 'numpy-mlp train'")
+    text = render_report(run_dir)
+    path = run_dir / "report.html"
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    return path

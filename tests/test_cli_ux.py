@@ -1,0 +1,131 @@
+"""The command line as a user meets it: help, -q/-v, plain lines off a terminal, TOML flags."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import numpy_mlp.runs
+from fixtures_cifar import write_cifar_dir
+from numpy_mlp.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """Replace run_training by a recorder: the CLI's mapping is tested without training."""
+    calls = []
+
+    def fake(config, **kw):
+        calls.append((config, kw))
+        return Path(kw.get("out") or "runs/x"), {"test_accuracy": 0.5, "val_accuracy": 0.5, "total_seconds": 1.0,
+                                                  "model": "m"}
+
+    monkeypatch.setattr(numpy_mlp.runs, "run_training", fake)
+    return calls
+
+
+def toml(tmp_path, text):
+    path = tmp_path / "flags.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_help_shows_examples_and_the_config_file(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    assert "examples:" in text and "numpy-mlp train --config" in text
+    assert "--quiet" in text and "--verbose" in text and "FILE.toml holds any flag" in text
+
+
+def test_python_dash_m_runs_the_same_cli():
+    done = subprocess.run([sys.executable, "-m", "numpy_mlp", "--help"], capture_output=True, text=True,
+                          cwd=REPO, timeout=60)
+    assert done.returncode == 0
+    assert "usage: numpy-mlp" in done.stdout and "report" in done.stdout and "examples:" in done.stdout
+
+
+def test_quiet_and_verbose_together_are_refused(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "-q", "-v"])
+    assert e.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_config_file_sets_flags_with_dashes_or_underscores(tmp_path, captured):
+    path = toml(tmp_path, 'hidden-dim = [64, 32]\nnum_iters = 50\nalpha = 2e-2\nnesterov = true\n'
+                          'schedule = "constant"\nout = "runs/from-file"\n')
+    assert main(["train", "--config", path]) == 0
+    config, kw = captured[-1]
+    assert config.hidden_dim == (64, 32) and config.num_iters == 50 and config.alpha == 0.02
+    assert config.nesterov is True and config.schedule == "constant"
+    assert kw["out"] == "runs/from-file"
+
+
+def test_command_line_flags_override_the_file_and_its_command_table(tmp_path, captured):
+    path = toml(tmp_path, 'alpha = 1e-3\nseed = 3\nepochs = 2\n[train]\nalpha = 5e-2\nquiet = true\n'
+                          '[evaluate]\nno-pictures = true\n')
+    assert main(["train", "--config", path]) == 0
+    config, kw = captured[-1]
+    assert config.alpha == 0.05 and config.seed == 3 and config.epochs == 2  # [train] beats the top level
+    assert kw["log"] is None  # quiet from the file
+    assert main(["train", "--config", path, "--alpha", "0.01", "--num-iters", "7"]) == 0
+    config, _ = captured[-1]
+    # the command line wins, also over a file value of the other flag in an either-or pair
+    assert config.alpha == 0.01 and config.num_iters == 7 and config.epochs == 12.0 and config.seed == 3
+
+
+@pytest.mark.parametrize("text, words", [
+    ("hiden-dim = 10\n", ["unknown key 'hiden-dim'", "known keys:", "hidden-dim"]),
+    ("alpha = 'fast'\n", ["alpha = 'fast'", "not a number"]),
+    ("schedule = 'linear'\n", ["choose one of constant, cosine"]),
+    ("flip = 1\n", ["on or off", "true or false"]),
+    ("alpha = \n", ["not valid TOML"]),
+])
+def test_bad_config_files_give_one_line_naming_the_problem(tmp_path, captured, capsys, text, words):
+    assert main(["train", "--config", toml(tmp_path, text)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("numpy-mlp: error: ") and err.count("\n") == 1
+    for w in words:
+        assert w in err
+    assert not captured
+
+
+def test_missing_config_file_is_one_line(tmp_path, capsys):
+    assert main(["train", "--config", str(tmp_path / "nope.toml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_required_flag_can_come_from_the_file(tmp_path, monkeypatch, capsys):
+    seen = {}
+
+    def fake_evaluate(model, **kw):
+        seen.update(kw, model=model)
+        return {"model": "m", "accuracy": {"train": 1.0, "val": 0.5, "test": 0.25}, "per_class": {},
+                "confusion": [], "pictures": []}
+
+    monkeypatch.setattr(numpy_mlp.runs, "evaluate_saved", fake_evaluate)
+    assert main(["evaluate", "--config", toml(tmp_path, 'model = "m.npz"\nquiet = true\n')]) == 0
+    assert seen["model"] == "m.npz"
+    assert capsys.readouterr().out == "test accuracy 0.2500\n"
+
+
+def test_off_a_terminal_training_prints_plain_lines_and_quiet_prints_one(tmp_path, capsys):
+    write_cifar_dir(tmp_path / "cifar", n_per_batch=20, n_test=20)
+    common = ["train", "--data-dir", str(tmp_path / "cifar"), "--offline", "--hidden-dim", "8", "--num-iters", "4",
+              "--batch-size", "16", "--val-size", "20", "--evals", "2"]
+    assert main(common + ["--out", str(tmp_path / "a")]) == 0
+    out, err = capsys.readouterr()
+    assert "\r" not in out + err  # no progress bar redraws: pytest's capture is not a terminal
+    steps = [line for line in out.splitlines() if line.startswith("step ")]
+    assert len(steps) == 2 and "val_acc" in steps[0]
+    assert main(common + ["--out", str(tmp_path / "b"), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("test accuracy")
+    assert main(common + ["--out", str(tmp_path / "c"), "-v"]) == 0
+    out = capsys.readouterr().out
+    assert "BLAS:" in out and "files written:" in out and "report.html" in out
