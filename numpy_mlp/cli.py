@@ -68,6 +68,11 @@ def finite_float(text):
     return v
 
 
+def threads_arg(text):
+    """'auto' or a positive number of BLAS threads."""
+    return text if text == "auto" else positive_int(text)
+
+
 def hidden_dims(text):
     """'1000' or '512,256' -> tuple of widths."""
     try:
@@ -142,6 +147,9 @@ def build_parser():
     t.add_argument("--dtype", choices=["float32", "float64"], help=f"float type (default {d.dtype})")
     t.add_argument("--seed", type=int, help=f"seed of the split, the init and the batch order (default {d.seed})")
     t.add_argument("--evals", type=positive_int, help=f"evaluations (log lines) per run (default {d.evals})")
+    t.add_argument("--threads", type=threads_arg, metavar="auto|N",
+                   help="BLAS threads for the matrix products: a number, or auto = timed choice among 1..all "
+                        f"cores, rechecked as the load changes (default {d.threads})")
     t.add_argument("--out", metavar="DIR", help="run folder to write (default runs/<timestamp>)")
     add_output_args(t)
     add_common_args(t)

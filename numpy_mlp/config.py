@@ -43,6 +43,8 @@ class TrainConfig:
     seed: int = 0                    # seeds the data split, the init and the batch order
     evals: int = 20                  # evaluate (and log a line) this many times per run
     eval_train_size: int = 5000      # training images used for train accuracy at each eval
+    threads: int | str = "auto"      # BLAS threads: a number, or "auto" = timed choice among 1..all
+                                     # (numpy_mlp/threads.py); does not change the results
 
     def __post_init__(self):
         object.__setattr__(self, "hidden_dim", _as_tuple(self.hidden_dim))
@@ -79,6 +81,9 @@ class TrainConfig:
         need(self.schedule in SCHEDULES, f"schedule={self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
         need(isinstance(self.warmup, int) and self.warmup >= 0, f"warmup={self.warmup!r} must be an integer >= 0")
         need(self.dtype in ("float32", "float64"), f"dtype={self.dtype!r}: choose float32 or float64")
+        need(self.threads == "auto" or (isinstance(self.threads, int) and not isinstance(self.threads, bool)
+                                        and self.threads >= 1),
+             f"threads={self.threads!r}: give a number of BLAS threads >= 1, or 'auto'")
         need(isinstance(self.evals, int) and self.evals >= 1, f"evals={self.evals!r} must be a positive integer")
         need(isinstance(self.eval_train_size, int) and self.eval_train_size >= 1,
              f"eval_train_size={self.eval_train_size!r} must be a positive integer")

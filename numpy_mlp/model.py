@@ -129,7 +129,8 @@ class FullyConnectedNet:
         for l in range(self.num_layers, 0, -1):
             affine_cache, relu_cache, drop_cache = cache[l - 1]
             dW, db = self.grads[f"W{l}"], self.grads[f"b{l}"]
-            dh, _, _ = affine_backward(dh, affine_cache, dW=dW, db=db)
+            # the first layer's input is the data: no gradient w.r.t. it is needed
+            dh, _, _ = affine_backward(dh, affine_cache, dW=dW, db=db, need_dx=l > 1)
             if self.reg:
                 dW += self.reg * self.params[f"W{l}"]
             if l > 1:  # dh is (N, H_{l-1}), a fresh array we may overwrite

@@ -27,6 +27,7 @@ from .metrics import accuracy, predict_uint8
 from .model import FullyConnectedNet
 from .optim import SGD
 from .schedules import lr_at
+from .threads import ThreadChooser
 
 HISTORY_KEYS = ("step", "loss", "eval_step", "epoch", "train_loss", "train_acc", "val_acc", "alpha", "seconds")
 
@@ -133,10 +134,12 @@ def train(config, data, *, log=None, progress=False, on_eval=None, resume=None, 
     say = (lambda line: bar.write(line)) if progress else log
     start = time.perf_counter() - s.seconds
     stopped_early = False
+    threads = ThreadChooser(config.threads)  # BLAS threads per step: fixed, or timed choice
 
     try:
         while s.step < total:
             step = s.step + 1
+            threads.tick()
             # 1. the next minibatch, drawn without replacement; reshuffle after each epoch
             if s.pos + config.batch_size > N_train:
                 s.perm, s.pos = s.order_rng.permutation(N_train), 0
@@ -200,6 +203,7 @@ def train(config, data, *, log=None, progress=False, on_eval=None, resume=None, 
                 on_step(model, optimizer, s)
     finally:
         bar.close()
+        threads.close()
 
     seconds = time.perf_counter() - start
     if s.best_params is not None:

@@ -1,0 +1,106 @@
+"""The BLAS thread choice: fixed or timed, restored afterwards, and never changing the numbers."""
+
+import numpy as np
+import pytest
+
+from numpy_mlp import TrainConfig, train
+from numpy_mlp.errors import ConfigError
+from numpy_mlp.threads import ThreadChooser, blas_threads, set_blas_threads
+
+
+class FakeClock:
+    """Steps take ``cost[threads]`` seconds: the chooser reads this clock."""
+
+    def __init__(self, cost):
+        self.now, self.cost = 0.0, cost
+
+    def __call__(self):
+        return self.now
+
+    def run(self, chooser, steps):
+        counts = []
+        for _ in range(steps):
+            n = chooser.tick()
+            counts.append(n)
+            self.now += self.cost[n]
+        return counts
+
+
+@pytest.fixture
+def two_threads():
+    """BLAS allowed 2 threads during the test, whatever the machine had before."""
+    before = blas_threads()
+    set_blas_threads(2)
+    yield
+    set_blas_threads(before)
+
+
+def test_auto_probes_both_counts_then_keeps_the_faster(two_threads):
+    clock = FakeClock({1: 1.0, 2: 1.2})  # close: all three rounds of probes are needed
+    chooser = ThreadChooser("auto", probes=3, recheck=100.0, clock=clock)
+    counts = clock.run(chooser, 20)
+    # step 1 is not timed, then the probes alternate, then the faster count is kept
+    assert counts == [1] + [1, 2, 1, 2, 1, 2] + [1] * 13
+    assert chooser.chosen == [(8, 1)]
+
+
+def test_a_clear_winner_ends_the_check_after_one_round(two_threads):
+    clock = FakeClock({1: 4.0, 2: 1.0})  # two threads 4x faster (an idle machine, big products)
+    chooser = ThreadChooser("auto", probes=3, recheck=100.0, clock=clock)
+    counts = clock.run(chooser, 10)
+    assert counts == [1, 1, 2] + [2] * 7
+    assert chooser.chosen == [(4, 2)]
+
+
+def test_auto_rechecks_and_follows_a_change_of_load(two_threads):
+    clock = FakeClock({1: 1.0, 2: 3.0})  # busy: two threads 3x slower
+    chooser = ThreadChooser("auto", probes=3, recheck=10.0, clock=clock)
+    clock.run(chooser, 12)
+    assert chooser.current == 1
+    clock.cost = {1: 2.0, 2: 1.0}  # the other job ended: two threads now win
+    counts = clock.run(chooser, 30)
+    # two threads from the next check on, but for one 1-thread probe per check (every 10 s)
+    assert counts[-10:].count(2) >= 9
+    assert chooser.chosen[0] == (4, 1) and chooser.chosen[-1][1] == 2
+
+
+def test_fixed_count_is_set_every_step_and_restored_at_close(two_threads):
+    with ThreadChooser(1) as chooser:
+        assert chooser.tick() == 1 and blas_threads() == 1
+        assert chooser.candidates == (1,)
+    assert blas_threads() == 2
+
+
+def test_auto_respects_an_outer_limit_of_one_thread(two_threads):
+    set_blas_threads(1)  # as a search worker does
+    chooser = ThreadChooser("auto")
+    assert chooser.candidates == (1,)
+    assert all(chooser.tick() == 1 for _ in range(8))
+    chooser.close()
+    assert blas_threads() == 1
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "two", True])
+def test_bad_thread_counts_are_refused(bad):
+    with pytest.raises(ConfigError, match="threads"):
+        ThreadChooser(bad)
+    with pytest.raises(ConfigError, match="threads"):
+        TrainConfig(threads=bad)
+
+
+def test_one_and_two_threads_give_bitwise_the_same_training(two_threads):
+    from synthetic_data import synthetic
+
+    data = synthetic()
+    histories, params = [], []
+    for threads in (1, 2, "auto"):
+        # products big enough (128 x 3072 x 256) for OpenBLAS to split them between threads
+        cfg = TrainConfig(hidden_dim=(256,), alpha=1e-2, batch_size=128, num_iters=12, evals=3, val_size=100,
+                          eval_train_size=100, threads=threads)
+        result = train(cfg, data)
+        histories.append(result.history["loss"])
+        params.append(result.model.params)
+    assert histories[0] == histories[1] == histories[2]
+    for k in params[0]:
+        np.testing.assert_array_equal(params[0][k], params[1][k])
+        np.testing.assert_array_equal(params[0][k], params[2][k])
