@@ -151,6 +151,11 @@ def build_parser():
                    help="BLAS threads for the matrix products: a number, or auto = timed choice among 1..all "
                         f"cores, rechecked as the load changes (default {d.threads})")
     t.add_argument("--out", metavar="DIR", help="run folder to write (default runs/<timestamp>)")
+    t.add_argument("--checkpoint-every", type=nonneg_int, metavar="STEPS",
+                   help="write DIR/checkpoint.npz every STEPS steps, atomically (default: 20 per run; "
+                        "0 = only at the end and on Ctrl-C)")
+    t.add_argument("--resume", metavar="DIR", help="continue the run in DIR (killed, crashed or stopped with "
+                   "Ctrl-C) from its checkpoint, with its own config.json: no other training flags")
     add_output_args(t)
     add_common_args(t)
 
@@ -190,13 +195,20 @@ def config_from_args(args):
 def cmd_train(args):
     from .runs import run_training
 
-    config = config_from_args(args)
+    resume_overrides = check_resume_flags(args) if args.resume else None
+    config = None if args.resume else config_from_args(args)
     log = None if args.quiet else print
     if args.verbose:
         print_blas_threads()
     # a progress bar on a terminal; plain log lines when the output goes to a file or a pipe
-    out, m = run_training(config, data_dir=args.data_dir, download=not args.offline, out=args.out,
-                          log=log, progress=not args.quiet and sys.stderr.isatty())
+    if args.resume:
+        from .runs import resume_training
+
+        out, m = resume_training(args.resume, data_dir=args.data_dir, overrides=resume_overrides,
+                                 download=not args.offline, log=log, progress=not args.quiet and sys.stderr.isatty())
+    else:
+        out, m = run_training(config, data_dir=args.data_dir, download=not args.offline, out=args.out,
+                              log=log, progress=not args.quiet and sys.stderr.isatty())
     if args.quiet:
         print(f"test accuracy {m['test_accuracy']:.4f} (val {m['val_accuracy']:.4f}) in "
               f"{m['total_seconds']:.0f}s; run saved to {out}/")
@@ -204,6 +216,23 @@ def cmd_train(args):
         print(f"model: {m['model']}")
         print_files(sorted(p for p in out.iterdir() if not p.name.startswith(".")))
     return 0
+
+
+def check_resume_flags(args):
+    """``--resume DIR`` runs DIR's own config.json: refuse flags that would change the run.
+
+    Returns the given flags that may change on resume (``RESUMABLE_CHANGES``: they do not
+    change what is computed), as TrainConfig fields.
+    """
+    from .checkpoint import RESUMABLE_CHANGES
+
+    given = {f.name for f in dataclasses.fields(TrainConfig) if getattr(args, f.name, None) is not None}
+    refused = sorted(given - set(RESUMABLE_CHANGES)) + (["out"] if args.out else [])
+    if refused:
+        flags = ", ".join("--" + name.replace("_", "-") for name in refused)
+        raise UserError(f"--resume continues the run with its saved config.json; leave out {flags} "
+                        f"(only --data-dir, --offline, --checkpoint-every, --threads and output flags may be given)")
+    return {name: getattr(args, name) for name in given}
 
 
 def print_blas_threads():
@@ -384,8 +413,14 @@ def main(argv=None):
             raise
         print(f"numpy-mlp: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("numpy-mlp: interrupted", file=sys.stderr)
+    except MemoryError as e:
+        if args.debug:
+            raise
+        print(f"numpy-mlp: error: not enough memory ({e}); use a smaller --hidden-dim or --batch-size",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:  # Interrupted says what was saved and how to go on
+        print("numpy-mlp: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
         return 130
 
 

@@ -43,6 +43,8 @@ class TrainConfig:
     seed: int = 0                    # seeds the data split, the init and the batch order
     evals: int = 20                  # evaluate (and log a line) this many times per run
     eval_train_size: int = 5000      # training images used for train accuracy at each eval
+    checkpoint_every: int | None = None  # steps between checkpoints of `numpy-mlp train` (None = 20
+                                         # per run, 0 = none); does not change the results
     threads: int | str = "auto"      # BLAS threads: a number, or "auto" = timed choice among 1..all
                                      # (numpy_mlp/threads.py); does not change the results
 
@@ -60,7 +62,9 @@ class TrainConfig:
             need(isinstance(h, int) and h >= 1, f"hidden_dim: {h!r} is not a positive integer width")
         need(_finite(self.alpha) and self.alpha > 0, f"alpha={self.alpha!r} must be a finite learning rate > 0 (try 1e-2)")
         need(_finite(self.beta) and 0 <= self.beta < 1,
-             f"beta={self.beta!r} is outside [0, 1): momentum >= 1 never forgets past gradients and diverges (try 0.9)")
+             f"beta={self.beta!r} is outside [0, 1): " + ("momentum >= 1 never forgets past gradients and diverges"
+                                                          if _finite(self.beta) and self.beta >= 1 else
+                                                          "0 is plain SGD, less has no meaning") + " (try 0.9)")
         need(_finite(self.reg) and self.reg >= 0, f"reg={self.reg!r} must be a finite number >= 0")
         need(isinstance(self.batch_size, int) and self.batch_size >= 1, f"batch_size={self.batch_size!r} must be a positive integer")
         if self.num_iters is not None:
@@ -87,6 +91,12 @@ class TrainConfig:
         need(isinstance(self.evals, int) and self.evals >= 1, f"evals={self.evals!r} must be a positive integer")
         need(isinstance(self.eval_train_size, int) and self.eval_train_size >= 1,
              f"eval_train_size={self.eval_train_size!r} must be a positive integer")
+        need(isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0,
+             f"seed={self.seed!r} must be a whole number >= 0")
+        if self.checkpoint_every is not None:
+            need(isinstance(self.checkpoint_every, int) and not isinstance(self.checkpoint_every, bool)
+                 and self.checkpoint_every >= 0,
+                 f"checkpoint_every={self.checkpoint_every!r} must be a whole number of steps >= 0 (0 = none)")
 
     def to_dict(self):
         d = dataclasses.asdict(self)

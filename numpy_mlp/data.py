@@ -46,6 +46,8 @@ TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILE = "test_batch"
 META_FILE = "batches.meta"
 BATCH_FILES = TRAIN_FILES + (TEST_FILE, META_FILE)
+# every name the official archive holds; anything else in an archive is refused
+ARCHIVE_MEMBERS = frozenset({ARCHIVE_DIR, f"{ARCHIVE_DIR}/readme.html", *(f"{ARCHIVE_DIR}/{f}" for f in BATCH_FILES)})
 _EPS = 1e-8  # guards a division by the std of a constant image / channel
 
 
@@ -269,6 +271,9 @@ def _read_archive(archive: Path) -> dict:
                 if m.name.startswith(("/", "\\")) or ".." in PurePosixPath(m.name).parts:
                     raise DataError(
                         f"{archive} contains the unsafe member {m.name!r}; {redownload}")
+                if m.name not in ARCHIVE_MEMBERS:
+                    raise DataError(
+                        f"{archive} contains the unexpected member {m.name!r}; {redownload}")
             by_name = {m.name: m for m in members}  # the last one wins, as in tarfile
 
             def open_member(name: str):

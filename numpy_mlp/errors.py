@@ -25,3 +25,11 @@ class ConfigError(UserError):
 
 class DivergenceError(UserError):
     """Training produced a NaN or infinite loss."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run at a safe point; the message says what was saved and how to go on.
+
+    A ``KeyboardInterrupt``, so that anything that does not know it still stops; the CLI
+    prints the message and exits with status 130.
+    """

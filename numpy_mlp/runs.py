@@ -23,13 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from . import plots
+from .checkpoint import CHECKPOINT_NAME, Checkpointer, checkpoint_interval, data_fingerprint, load_checkpoint, restore
 from .config import TrainConfig
 from .data import load_cifar10, to_images
-from .errors import UserError
+from .errors import ConfigError, DivergenceError, Interrupted, UserError
 from .metrics import accuracy, confusion_matrix, per_class_accuracy, predict_uint8
 from .report import write_report
 from .saving import atomic_write, load_model, save_model
-from .train import build, make_preparer, train
+from .train import build, make_preparer, total_steps, train
 
 RUN_FILES = ("config.json", "history.csv", "metrics.json", "model.npz")
 
@@ -110,14 +111,20 @@ def write_pictures(out, model, data, prepare, cm, *, history=None, W1_init=None,
     return paths
 
 
-def run_training(config, *, data_dir=None, download=True, out=None, log=print, progress=False):
+def run_training(config, *, data_dir=None, download=True, out=None, log=print, progress=False, resume=False):
     """Train as ``config`` says and write a complete run folder.
+
+    A checkpoint is kept in the folder while training (see :func:`train_with_checkpoints`);
+    ``resume=True`` continues the run already in ``out`` (use :func:`resume_training`).
 
     Returns:
         (out_dir, metrics dict).
     """
-    out = prepare_out_dir(out or default_run_dir())
-    write_json(out / "config.json", config.to_dict())
+    if resume:
+        out = Path(out)
+    else:
+        out = prepare_out_dir(out or default_run_dir())
+        write_json(out / "config.json", config.to_dict())
     log_file = open(out / "train.log", "a", encoding="utf-8")
 
     def say(line):
@@ -132,7 +139,8 @@ def run_training(config, *, data_dir=None, download=True, out=None, log=print, p
                             download=download, progress=progress)
         say(f"data: {len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test images from {data.source}")
         say(f"config: {json.dumps(config.to_dict())}")
-        result = train(config, data, log=say, progress=progress)
+        result = train_with_checkpoints(config, data, out, say=say, progress=progress, resume=resume,
+                                        data_dir=data_dir)
         model = result.model
         prepare = make_preparer(result.preprocessing["mode"], result.preprocessing["stats"], model.dtype)
         acc, cm = evaluate_splits(model, data, prepare)
@@ -153,6 +161,7 @@ def run_training(config, *, data_dir=None, download=True, out=None, log=print, p
             f"test {acc['test']:.4f}  (best val at step {result.best_step})")
         say(f"saved to {out}/ (open {out / 'report.html'} in a browser)")
         write_report(out)
+        (out / CHECKPOINT_NAME).unlink(missing_ok=True)  # the run is complete: nothing left to resume
     finally:
         log_file.close()
     return out, metrics
@@ -197,3 +206,99 @@ def _initial_W1(cfg, data, model):
     return W1 if W1.shape == model.params["W1"].shape else None
 
 
+
+
+# --------------------------------------------------------------------------- reliability
+
+
+def train_with_checkpoints(config, data, out, *, say=None, progress=False, resume=False, data_dir=None):
+    """``train`` with a checkpoint in ``out``, continued after a crash, saved on Ctrl-C and divergence.
+
+    A checkpoint (``out/checkpoint.npz``, see checkpoint.py) is written every
+    ``config.checkpoint_every`` steps and at the last step. With ``resume`` the run goes
+    on from it (or from step 0 if there is none yet) and ends bit for bit where the
+    uninterrupted run would. Ctrl-C finishes the step, writes a checkpoint and raises
+    :class:`Interrupted`. If the loss diverges, the best parameters so far are saved as
+    ``out/model.npz`` (with ``history.csv``) before the :class:`DivergenceError` goes on.
+
+    Returns:
+        the ``TrainResult`` of ``train``.
+    """
+    out = Path(out)
+    path = out / CHECKPOINT_NAME
+    if resume and path.exists():
+        parts = restore(path, config, data)
+        if say:
+            say(f"resuming from step {parts[4].step} ({path})")
+    else:
+        if resume and say:
+            say("no checkpoint yet: starting the run from step 0")
+        parts = build(config, data)
+    n_train = len(data.y_train)
+    hint = f"numpy-mlp train --resume {out}"
+    saver = Checkpointer(path, config, parts, every=checkpoint_interval(config, n_train),
+                         total=total_steps(config, n_train)[0], resume_hint=hint, fingerprint=data_fingerprint(data),
+                         data_dir=None if data_dir is None else Path(data_dir).expanduser().resolve())
+    try:
+        # overflow warnings would clutter the one-line error: a non-finite loss stops the run anyway
+        with saver, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return train(config, data, log=say, progress=progress, resume=parts, on_step=saver)
+    except DivergenceError as e:
+        message = f"{e}; {save_best_so_far(out, config, data, parts)}"
+        if say:
+            say(message)
+        raise DivergenceError(message) from None
+    except Interrupted as e:
+        if say:
+            say(str(e))
+        raise
+    except KeyboardInterrupt:  # a second Ctrl-C: the last checkpoint, if any, stays
+        last = f"the last checkpoint ({path}) stays" if path.exists() else "no checkpoint was written yet"
+        raise Interrupted(f"stopped at once; {last}; continue with: {hint}") from None
+
+
+def save_best_so_far(out, config, data, parts):
+    """After a divergence: ``out/model.npz`` from the best parameters so far, and ``history.csv``.
+
+    Before the first evaluation the best known parameters are the initial ones (step 0),
+    rebuilt from the seed. Returns a sentence saying what was saved, for the message.
+    """
+    model, _, preprocessing, _, s = parts
+    if s.best_params is not None:
+        model.load_params(s.best_params)
+        what = f"step {s.best_step}, val_acc {s.best_val:.3f}"
+    else:
+        model.load_params(build(config, data)[0].params)
+        what = "step 0, the initial weights: no evaluation came before the divergence"
+    save_model(out / "model.npz", model, preprocessing=preprocessing, class_names=data.class_names,
+               config=config.to_dict())
+    write_history_csv(out / "history.csv", s.history)
+    (out / CHECKPOINT_NAME).unlink(missing_ok=True)  # resuming would diverge again
+    return f"the best parameters so far ({what}) are saved in {out / 'model.npz'}"
+
+
+def resume_training(out, *, data_dir=None, overrides=None, **kw):
+    """Continue the run in folder ``out`` (``numpy-mlp train --resume``) and complete its folder.
+
+    Reads ``out/config.json``; ``overrides`` may change its fields that do not change the
+    results (checkpoint.RESUMABLE_CHANGES). The data folder defaults to the one the
+    checkpoint records. Other keyword arguments go to :func:`run_training`.
+    """
+    out = Path(out)
+    if not (out / "config.json").is_file():
+        raise UserError(f"--resume {out}: no run there (no config.json); give a folder written by "
+                        f"'numpy-mlp train --out DIR'")
+    if (out / "model.npz").exists():
+        raise UserError(f"--resume {out}: that run has finished (model.npz exists); nothing to resume")
+    for tmp in out.glob(f".{CHECKPOINT_NAME}.*.tmp"):  # left by a crash in the middle of a write
+        tmp.unlink()
+    try:
+        saved = json.loads((out / "config.json").read_text(encoding="utf-8"))
+        config = TrainConfig.from_dict(saved)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{out / 'config.json'} is damaged ({e}); start a new run instead") from None
+    if overrides:
+        config = config.replace(**overrides)
+    if data_dir is None and (out / CHECKPOINT_NAME).exists():  # a damaged checkpoint stops here, before the data
+        data_dir = load_checkpoint(out / CHECKPOINT_NAME)[0].get("data_dir")
+    return run_training(config, data_dir=data_dir, out=out, resume=True, **kw)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelFileError
+from .errors import ConfigError, ModelFileError
 from .model import FullyConnectedNet
 
 FORMAT_VERSION = 1
@@ -25,7 +25,9 @@ FORMAT_VERSION = 1
 def atomic_write(path, write):
     """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it over ``path``.
 
-    A crash mid-write leaves the previous file (if any) intact.
+    A crash mid-write leaves the previous file (if any) intact; the data is flushed to disk
+    before the rename and the rename itself after it, so a power cut leaves one of the two
+    whole files. The new file gets the usual permissions (0666 minus the umask).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,11 +37,36 @@ def atomic_write(path, write):
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
+
+
+def _read_umask():
+    mask = os.umask(0)  # the only way to read it; done once, at import
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
+def _fsync_dir(folder):
+    """Make a rename in ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def save_model(path, model, *, preprocessing, class_names, config=None):
@@ -80,10 +107,19 @@ def load_model(path):
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file {path} does not exist; pass the model.npz written by 'numpy-mlp train'")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path} is not a numpy-mlp model file (not an .npz archive; it may be truncated): "
+                             f"train again or use another copy")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+    except ValueError as e:
+        if "allow_pickle" not in str(e):
+            raise ModelFileError(f"{path} is not a readable numpy-mlp model file ({e}); train again or use "
+                                 f"another copy") from None
+        raise ModelFileError(f"{path} holds pickled Python objects, which numpy-mlp never loads (they could run "
+                             f"code); use a model.npz written by 'numpy-mlp train'") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as e:
         raise ModelFileError(f"{path} is not a readable numpy-mlp model file ({type(e).__name__}: {e}); "
                              f"it may be truncated: train again or use another copy") from None
     try:
@@ -96,17 +132,30 @@ def load_model(path):
     if version > FORMAT_VERSION:
         raise ModelFileError(f"{path} has model format version {version}, newer than this numpy-mlp reads "
                              f"({FORMAT_VERSION}); upgrade numpy-mlp to load it")
-    model = FullyConnectedNet(meta["input_dim"], meta["hidden_dim"], meta["num_classes"],
-                              dtype=meta["dtype"], seed=0)
-    if set(arrays) != set(model.params):
+    try:  # the shapes the meta entry declares, checked against the arrays before building anything
+        dims = (int(meta["input_dim"]), *(int(h) for h in meta["hidden_dim"]), int(meta["num_classes"]))
+        expected = {}
+        for l in range(1, len(dims)):
+            expected[f"W{l}"], expected[f"b{l}"] = (dims[l - 1], dims[l]), (dims[l],)
+        stats = meta["preprocessing"].get("stats")
+        if len(meta["class_names"]) != dims[-1]:
+            raise ValueError(f"{len(meta['class_names'])} class names for {dims[-1]} classes")
+    except (KeyError, ValueError, TypeError, AttributeError) as e:
+        raise ModelFileError(f"{path}: its 'meta' entry does not describe a model ({type(e).__name__}: {e}); "
+                             f"the file is damaged") from None
+    if set(arrays) != set(expected):
         raise ModelFileError(f"{path}: its arrays {sorted(arrays)} do not match the architecture it declares "
-                             f"({sorted(model.params)}); the file is damaged")
-    for k, v in model.params.items():
-        if arrays[k].shape != v.shape:
-            raise ModelFileError(f"{path}: {k} has shape {arrays[k].shape}, expected {v.shape} for "
+                             f"({sorted(expected)}); the file is damaged")
+    for k, shape in expected.items():
+        if arrays[k].shape != shape:
+            raise ModelFileError(f"{path}: {k} has shape {arrays[k].shape}, expected {shape} for "
                                  f"hidden_dim={meta['hidden_dim']}; the file is damaged")
+    try:
+        model = FullyConnectedNet(dims[0], dims[1:-1], dims[-1], dtype=meta["dtype"], seed=0)
+    except (ValueError, TypeError, ConfigError) as e:
+        raise ModelFileError(f"{path}: its 'meta' entry does not describe a model ({e}); the file is damaged") from None
+    for k, v in model.params.items():
         v[...] = arrays[k]
-    stats = meta["preprocessing"].get("stats")
     if stats is not None:
         meta["preprocessing"]["stats"] = {k: np.asarray(v, dtype=np.float32) for k, v in stats.items()}
     return model, meta

@@ -1,0 +1,249 @@
+"""Checkpoints: everything needed to continue a training run bit for bit, and Ctrl-C.
+
+A checkpoint is one ``.npz`` file (``<run folder>/checkpoint.npz``), written atomically
+with :func:`numpy_mlp.saving.atomic_write` (a crash mid-write leaves the previous one
+intact) and read with ``allow_pickle=False`` (loading one never runs code). It holds::
+
+    param/W1, param/b1, ...   model.params
+    m/W1, m/b1, ...           optimizer.m, the momentum
+    best/W1, ...              the best parameters so far (absent before the first evaluation)
+    perm                      (N_train,) the current epoch's batch order
+    eval_idx                  (n_eval,) the training images used for train accuracy
+    stats/mean, stats/std     (3,) per-channel statistics (per_channel preprocessing only)
+    state                     one JSON string: format version, the config, the step,
+                              position and loss sums, the best step and accuracy, the
+                              history, every generator's ``bit_generator.state``, a
+                              fingerprint of the data and the data folder
+
+:func:`restore` rebuilds ``(model, optimizer, preprocessing, eval_idx, state)`` exactly as
+``train(..., resume=...)`` takes it. :class:`Checkpointer` is the ``on_step`` callback of
+:func:`numpy_mlp.train.train` that writes them, and, used as a context manager, turns
+Ctrl-C into "finish this step, save a checkpoint, stop" (:class:`~numpy_mlp.errors.Interrupted`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .errors import Interrupted, ModelFileError
+from .saving import atomic_write
+from .train import LoopState, build, total_steps
+
+CHECKPOINT_NAME = "checkpoint.npz"
+FORMAT = "numpy-mlp-checkpoint"
+FORMAT_VERSION = 1
+# LoopState fields kept in the JSON part (numbers); arrays and generators are stored apart
+_SCALARS = ("step", "pos", "loss_sum", "loss_count", "best_val", "best_step", "evals_since_best", "seconds")
+# config fields that do not change what a run computes, so they may differ on resume
+RESUMABLE_CHANGES = ("checkpoint_every", "threads")
+
+
+def data_fingerprint(data):
+    """A small summary of a ``CIFAR10`` split that a resumed run must find again."""
+    return {"n_train": int(len(data.y_train)), "n_val": int(len(data.y_val)),
+            "train_labels_crc32": zlib.crc32(np.ascontiguousarray(data.y_train, dtype=np.int64).tobytes()),
+            "val_labels_crc32": zlib.crc32(np.ascontiguousarray(data.y_val, dtype=np.int64).tobytes())}
+
+
+def save_checkpoint(path, config, parts, *, fingerprint=None, data_dir=None):
+    """Write ``parts = (model, optimizer, preprocessing, eval_idx, state)`` to ``path``, atomically.
+
+    Args:
+        config: the run's ``TrainConfig``.
+        fingerprint: :func:`data_fingerprint` of the data, checked by :func:`restore`.
+        data_dir: the data folder the run read (absolute path or None for the default),
+            so that ``--resume`` finds it again.
+    """
+    model, optimizer, preprocessing, eval_idx, s = parts
+    arrays = {f"param/{k}": v for k, v in model.params.items()}
+    arrays.update({f"m/{k}": v for k, v in optimizer.m.items()})
+    if s.best_params is not None:
+        arrays.update({f"best/{k}": v for k, v in s.best_params.items()})
+    arrays["perm"] = s.perm
+    arrays["eval_idx"] = np.asarray(eval_idx)
+    if preprocessing["stats"] is not None:
+        arrays.update({f"stats/{k}": np.asarray(v) for k, v in preprocessing["stats"].items()})
+    meta = {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "config": config.to_dict(),
+        "preprocessing_mode": preprocessing["mode"],
+        "loop": {k: getattr(s, k) for k in _SCALARS},
+        "history": s.history,
+        "rng": {"model": model.rng.bit_generator.state, "order": s.order_rng.bit_generator.state,
+                "aug": s.aug_rng.bit_generator.state},
+        "data": fingerprint,
+        "data_dir": None if data_dir is None else str(data_dir),
+    }
+    arrays["state"] = np.array(json.dumps(meta, default=_plain))
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def load_checkpoint(path):
+    """Read a checkpoint file: ``(meta dict, arrays dict)``.
+
+    Raises:
+        ModelFileError: missing, truncated or damaged, not a checkpoint, or written by a
+        newer numpy-mlp.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"checkpoint {path} does not exist")
+    damaged = (f"{path} is not a readable checkpoint; it may be damaged: delete it to start the run "
+               f"again from step 0")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ModelFileError(f"{damaged} ({type(e).__name__})") from None
+    if "state" not in arrays:
+        raise ModelFileError(f"{path} is an .npz file but not a numpy-mlp checkpoint (no 'state' entry)")
+    try:
+        meta = json.loads(str(arrays.pop("state")))
+        version = int(meta["format_version"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelFileError(f"{damaged} ({type(e).__name__})") from None
+    if meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path} is an .npz file but not a numpy-mlp checkpoint")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(f"{path} has checkpoint format version {version}, newer than this numpy-mlp "
+                             f"reads ({FORMAT_VERSION}); upgrade numpy-mlp to resume it")
+    return meta, arrays
+
+
+def restore(path, config, data):
+    """Rebuild ``(model, optimizer, preprocessing, eval_idx, state)`` from the checkpoint at ``path``.
+
+    ``config`` and ``data`` must be those of the run that wrote it (up to
+    ``RESUMABLE_CHANGES``); the result goes to ``train(config, data, resume=...)``.
+    """
+    meta, arrays = load_checkpoint(path)
+    saved, now = dict(meta["config"]), config.to_dict()
+    for k in RESUMABLE_CHANGES:
+        saved.pop(k, None)
+        now.pop(k, None)
+    if saved != now:
+        diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+        raise ModelFileError(f"{path} was written by a run with other settings ({', '.join(diff)}) than "
+                             f"its config.json; resume with the run folder it came from")
+    if meta.get("data") is not None and meta["data"] != data_fingerprint(data):
+        raise ModelFileError(f"{path} was written on other data (another data folder, --val-size or split) "
+                             f"than this one; resume with the same --data-dir")
+
+    model, optimizer, preprocessing, eval_idx, _ = build(config, data)
+    try:
+        model.load_params({k: arrays[f"param/{k}"] for k in model.params})
+        optimizer.load_state_dict({k: _same_shape(arrays[f"m/{k}"], v) for k, v in optimizer.m.items()})
+        best = None
+        if f"best/{next(iter(model.params))}" in arrays:
+            best = {k: _same_shape(arrays[f"best/{k}"], v).astype(v.dtype) for k, v in model.params.items()}
+        loop = meta["loop"]
+        model.rng.bit_generator.state = meta["rng"]["model"]
+        s = LoopState(order_rng=np.random.default_rng(), aug_rng=np.random.default_rng(),
+                      perm=arrays["perm"].astype(np.int64), best_params=best,
+                      history={k: list(v) for k, v in meta["history"].items()},
+                      **{k: loop[k] for k in _SCALARS})
+        s.order_rng.bit_generator.state = meta["rng"]["order"]
+        s.aug_rng.bit_generator.state = meta["rng"]["aug"]
+        eval_idx = arrays["eval_idx"].astype(np.int64)
+        if meta["preprocessing_mode"] != preprocessing["mode"]:
+            raise ValueError("preprocessing mode")
+        if preprocessing["stats"] is not None:
+            preprocessing = {"mode": preprocessing["mode"],
+                             "stats": {k: arrays[f"stats/{k}"] for k in preprocessing["stats"]}}
+    except (KeyError, ValueError, TypeError) as e:
+        raise ModelFileError(f"{path} does not fit the run's model or data ({type(e).__name__}: {e}); "
+                             f"it is damaged: delete it to start the run again from step 0") from None
+    n_train = len(data.y_train)
+    if len(s.perm) != n_train or not 0 <= s.pos <= n_train or (eval_idx.size and eval_idx.max() >= n_train):
+        raise ModelFileError(f"{path} does not fit the training set of {n_train} images; resume with the "
+                             f"same --data-dir")
+    return model, optimizer, preprocessing, eval_idx, s
+
+
+def checkpoint_interval(config, n_train):
+    """Steps between checkpoints: ``config.checkpoint_every``, or 20 per run if it is None."""
+    if config.checkpoint_every is not None:
+        return config.checkpoint_every
+    total, _ = total_steps(config, n_train)
+    return max(1, math.ceil(total / 20))
+
+
+class Checkpointer:
+    """``on_step`` callback for ``train``: a checkpoint every ``every`` steps, at the last step,
+    and when Ctrl-C was pressed.
+
+    Used as a context manager (in the main thread), the first Ctrl-C (SIGINT) only sets a
+    flag: the current step finishes, a checkpoint is written and :class:`Interrupted` is
+    raised with the command that continues the run. A second Ctrl-C stops at once (the
+    last checkpoint stays). ``every=0`` writes no periodic checkpoints.
+
+    Args:
+        path: the checkpoint file.
+        config, parts: the run's config and ``(model, optimizer, preprocessing, eval_idx,
+            state)`` as given to ``train``.
+        total: the run's number of steps.
+        resume_hint: the command line that continues the run, for the message.
+        fingerprint, data_dir: stored in every checkpoint (see :func:`save_checkpoint`).
+    """
+
+    def __init__(self, path, config, parts, *, every, total, resume_hint, fingerprint=None, data_dir=None):
+        self.path = Path(path)
+        self.config, self.parts = config, parts
+        self.every, self.total = every, total
+        self.resume_hint = resume_hint
+        self.fingerprint, self.data_dir = fingerprint, data_dir
+        self.interrupted = False
+        self.saved_step = None  # step of the last checkpoint written by this process
+        self._previous = None
+
+    def __repr__(self):
+        return f"Checkpointer({str(self.path)!r}, every={self.every}, saved_step={self.saved_step})"
+
+    def save(self):
+        save_checkpoint(self.path, self.config, self.parts, fingerprint=self.fingerprint, data_dir=self.data_dir)
+        self.saved_step = self.parts[4].step
+
+    def __call__(self, model, optimizer, state):
+        step = state.step
+        if (self.every and step % self.every == 0) or step == self.total or self.interrupted:
+            self.save()
+        if self.interrupted:
+            raise Interrupted(f"stopped at step {step} of {self.total}; checkpoint saved to {self.path}; "
+                              f"continue with: {self.resume_hint}")
+
+    def _on_sigint(self, signum, frame):
+        if self.interrupted:  # the second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.interrupted = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        return False
+
+
+def _same_shape(a, like):
+    if a.shape != like.shape:
+        raise ValueError(f"shape {a.shape}, expected {like.shape}")
+    return a
+
+
+def _plain(x):
+    """JSON for the numpy scalars that may sit in a history."""
+    if isinstance(x, np.generic):
+        return x.item()
+    raise TypeError(f"{type(x).__name__} is not JSON serialisable")
