@@ -63,12 +63,12 @@ def plot_accuracy(history, path):
     ax.set_ylabel("accuracy")
     ax.set_title("Classification accuracy")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")
     return _save(fig, path)
 
 
 def plot_predictions(images, y_true, y_pred, class_names, path, cols=8,
-                     title="Test images: predicted (true) label"):
+                     title="Test images with the predicted label"):
     """A grid of images, each titled with its predicted label; mistakes in red with the true label.
 
     Args:
@@ -93,7 +93,7 @@ def plot_predictions(images, y_true, y_pred, class_names, path, cols=8,
         if not ok:  # a red frame around each mistake
             ax.add_patch(plt.Rectangle((-0.5, -0.5), 32, 32, fill=False, ec="red", lw=3))
     wrong = int((y_true != y_pred).sum())
-    fig.suptitle(f"{title}: {n - wrong} of {n} right, mistakes framed in red", fontsize=11)
+    fig.suptitle(f"{title}: {n - wrong} of {n} right; mistakes in red, (true label) below", fontsize=11)
     return _save(fig, path)
 
 
