@@ -18,11 +18,11 @@ from .schedules import SCHEDULES
 class TrainConfig:
     # --- model ---
     hidden_dim: tuple = (1000,)      # hidden widths: (H,) is the notebook's two-layer net
-    reg: float = 0.0                 # L2 strength lambda: loss += 0.5*lambda*sum(W**2)
+    reg: float = 4e-3                # L2 strength lambda: loss += 0.5*lambda*sum(W**2)
     dropout: float = 0.0             # inverted-dropout probability after each hidden ReLU (0 = off)
     dtype: str = "float32"           # float32 (fast) or float64
     # --- optimizer: m <- beta*m + g ; theta <- theta - alpha*m ---
-    alpha: float = 5e-3              # learning rate
+    alpha: float = 1e-2              # learning rate (peak, before the schedule)
     beta: float = 0.9                # momentum, in [0, 1)
     nesterov: bool = False           # Nesterov momentum: theta <- theta - alpha*(g + beta*m)
     weight_decay: float = 0.0        # decoupled weight decay: theta <- theta - alpha*wd*theta (W only)
@@ -31,10 +31,10 @@ class TrainConfig:
     # --- data ---
     batch_size: int = 128            # minibatch size N
     num_iters: int | None = None     # train for this many steps (overrides epochs)...
-    epochs: float = 12.0             # ...or this many passes over the training split
+    epochs: float = 15.0             # ...or this many passes over the training split
     val_size: int = 5000             # images carved from the 50k training set for validation
     preprocessing: str = "per_image" # per_image (notebook: x - mean(x), / std(x)) or per_channel
-    flip: bool = False               # augmentation: mirror a random half of each batch left-right
+    flip: bool = True                # augmentation: mirror a random half of each batch left-right
     crop_pad: int = 0                # augmentation: random 32x32 crops of images padded by this many pixels
     label_smoothing: float = 0.0     # target (1-eps) on the true class plus eps/C everywhere
     patience: int = 0                # early stopping: stop after this many evaluations without a
