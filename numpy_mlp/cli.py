@@ -4,6 +4,7 @@
     numpy-mlp evaluate  accuracy of a saved model on train/val/test, per class
     numpy-mlp predict   classify image files with a saved model
     numpy-mlp report    write DIR/report.html again from a run folder
+    numpy-mlp search    hyperparameter search with Optuna (see search.py)
 
 Every flag of ``train`` maps one to one onto a field of ``TrainConfig``. Errors the user
 can fix are printed as one line ``numpy-mlp: error: ...`` with exit status 2 (add
@@ -180,7 +181,81 @@ def build_parser():
     r.add_argument("run_dir", metavar="DIR", help="a run folder written by 'numpy-mlp train'")
     add_output_args(r)
     add_common_args(r)
+
+    add_search_parser(sub)
     return parser
+
+
+SEARCH_EXAMPLES = """examples:
+  numpy-mlp search --n-trials 30 --workers 2 --out runs/search1       # resume: the same command again
+  numpy-mlp search --set epochs=10 --space alpha=1e-3:3e-2:log --space batch_size=64,128,256
+  numpy-mlp search --config search.toml --sampler random --pruner halving
+  numpy-mlp search --storage postgresql://user:pw@db-host/optuna --study-name cifar   # on every machine
+"""
+
+
+def add_search_parser(sub):
+    s = sub.add_parser("search", help="hyperparameter search with Optuna (several workers, several machines)",
+                       epilog=SEARCH_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_args(s)
+    s.add_argument("--n-trials", type=positive_int, default=20,
+                   help="finished trials the study should hold; a resumed or joined study continues to it (default 20)")
+    s.add_argument("--workers", type=positive_int, default=1,
+                   help="worker processes on this machine, one BLAS thread each (default 1)")
+    s.add_argument("--storage", metavar="URL",
+                   help="Optuna storage shared by all workers: postgresql://..., redis://... or a journal file "
+                        "path (default DIR/study.journal)")
+    s.add_argument("--study-name", default="numpy-mlp", metavar="S", help="name of the study in the storage (default numpy-mlp)")
+    s.add_argument("--timeout", type=finite_float, metavar="SECONDS",
+                   help="a worker starts no new trial after this many seconds (running trials finish)")
+    s.add_argument("--out", metavar="DIR", help="folder of the search: trials.csv, best.json, best_model.npz, plots, "
+                   "the journal (default runs/search/<timestamp>)")
+    s.add_argument("--sampler", choices=["tpe", "random", "grid"], default="tpe", help="default tpe")
+    s.add_argument("--pruner", choices=["median", "halving", "none"], default="median",
+                   help="stop poor trials from their validation accuracy: median, halving (successive halving) or none "
+                        "(default median)")
+    s.add_argument("--grid-points", type=positive_int, default=3, help="grid sampler: values per range (default 3)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the samplers (default 0); fix the split with --set seed=N")
+    s.add_argument("--config", metavar="FILE.toml", help="a TOML file with [fixed] and [space] tables")
+    s.add_argument("--set", action="append", default=[], type=field_value, metavar="FIELD=VALUE",
+                   help="fix any TrainConfig field for every trial, e.g. --set schedule=cosine --set flip=true")
+    s.add_argument("--space", action="append", default=[], type=space_entry, metavar="FIELD=SPEC",
+                   help="search FIELD over LOW:HIGH, LOW:HIGH:log or a list A,B,C (replaces its default range)")
+    s.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
+    add_common_args(s)
+
+
+def _value(text):
+    """'1e-3' -> 0.001, 'true' -> True, '[1, 2]' -> [1, 2], anything else stays text."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def field_value(text):
+    """'FIELD=VALUE' -> {FIELD: value}; hidden_dim=512,256 gives a tuple of widths."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: write FIELD=VALUE, e.g. epochs=10")
+    name = name.strip()
+    return {name: hidden_dims(value) if name == "hidden_dim" else _value(value.strip())}
+
+
+def space_entry(text):
+    """'FIELD=LOW:HIGH[:log]' -> a range; 'FIELD=A,B,C' -> a list of values."""
+    name, sep, spec = text.partition("=")
+    if not sep or not name.strip() or not spec.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: write FIELD=LOW:HIGH, FIELD=LOW:HIGH:log or FIELD=A,B,C")
+    parts = spec.split(":")
+    if len(parts) in (2, 3) and "," not in spec:
+        low, high = (_value(p) for p in parts[:2])
+        if len(parts) == 3 and parts[2] != "log":
+            raise argparse.ArgumentTypeError(f"{text!r}: the third part of a range can only be 'log'")
+        return {name.strip(): {"low": low, "high": high, "log": len(parts) == 3}}
+    return {name.strip(): {"choices": [_value(v.strip()) for v in spec.split(",")]}}
 
 
 def config_from_args(args):
@@ -283,6 +358,25 @@ def cmd_report(args):
     path = write_report(args.run_dir)
     if not args.quiet:
         print(f"wrote {path}; open it in any browser")
+    return 0
+
+
+def cmd_search(args):
+    from .runs import default_run_dir
+    from .search import SearchSettings, load_search_file, merge_space, run_search
+
+    file_fixed, file_space = load_search_file(args.config) if args.config else ({}, {})
+    fixed, space = merge_space([file_space, *args.space], [file_fixed, *args.set])
+    out = args.out or str(default_run_dir("runs/search"))
+    settings = SearchSettings(out=out, n_trials=args.n_trials, workers=args.workers, storage=args.storage,
+                              study_name=args.study_name, timeout=args.timeout, sampler=args.sampler,
+                              pruner=args.pruner, grid_points=args.grid_points, seed=args.seed, fixed=fixed,
+                              space=space, data_dir=args.data_dir, download=not args.offline)
+    best = run_search(settings, log=None if args.quiet else print)
+    if args.quiet:
+        t = best["trials"]
+        print(f"best trial {best['best_trial']}: val {best['val_accuracy']:.4f}  test {best['test_accuracy']:.4f}; "
+              f"{t['complete']} complete, {t['pruned']} pruned, {t['failed']} failed; saved to {out}/")
     return 0
 
 
@@ -407,7 +501,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-                "report": cmd_report}[args.command](args)
+                "search": cmd_search, "report": cmd_report}[args.command](args)
     except UserError as e:
         if args.debug:
             raise

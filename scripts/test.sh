@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 # headless Chromium opens the HTML report of a run in tests/test_report.py (Debian's package)
 command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
+# a throw-away PostgreSQL server is started by tests/test_search.py (Debian's package: the
+# versioned binaries live in /usr/lib/postgresql/<version>/bin, not on PATH)
+command -v /usr/lib/postgresql/*/bin/initdb >/dev/null ||
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql)
+
 python3 -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip
 .venv/bin/pip install --quiet -e '.[test]'

@@ -1,0 +1,293 @@
+"""The hyperparameter search: space handling, pruning, several workers on one study
+(journal file and a real PostgreSQL server), and a worker killed mid-trial."""
+
+import csv
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from fixtures_cifar import write_cifar_dir
+from numpy_mlp import cli
+from numpy_mlp.errors import ConfigError, UserError
+from numpy_mlp.search import (SearchSettings, check_settings, grid_of, load_search_file, merge_space,
+                              objective, open_study, run_search, shares, suggest_config)
+from synthetic_data import synthetic
+
+# tiny trials: 200 training images of fixture data, a few SGD steps
+TINY = {"val_size": 50, "num_iters": 30, "evals": 3, "eval_train_size": 50}
+TINY_SPACE = {"hidden_dim": {"low": 8, "high": 32, "log": True}, "batch_size": {"choices": [8, 16]},
+              "alpha": {"low": 1e-3, "high": 1e-1, "log": True}}
+
+
+@pytest.fixture
+def tiny_dir(tmp_path):
+    write_cifar_dir(tmp_path / "data", n_per_batch=40, n_test=20)
+    return tmp_path / "data"
+
+
+def settings(out, data_dir, **kw):
+    kw.setdefault("fixed", dict(TINY))
+    kw.setdefault("space", dict(TINY_SPACE))
+    return SearchSettings(out=str(out), data_dir=str(data_dir), download=False, **kw)
+
+
+def load(s):
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return open_study(s)
+
+
+def check_result(out, study, n_finished):
+    """Every trial accounted for, numbers unique, and the best chosen by validation accuracy."""
+    trials = study.get_trials()
+    numbers = [t.number for t in trials]
+    assert sorted(numbers) == list(range(len(trials)))
+    done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(done) == n_finished
+    rows = list(csv.DictReader(open(out / "trials.csv")))
+    assert sorted(int(r["number"]) for r in rows) == numbers
+    best = json.loads((out / "best.json").read_text())
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    top = max(t.value for t in complete)
+    assert best["trial_val_accuracy"] == top
+    assert best["best_trial"] == min(t.number for t in complete if t.value == top)
+    assert best["val_accuracy"] == pytest.approx(top)  # the reused model is the trial's model
+    assert 0 <= best["test_accuracy"] <= 1
+    for f in ("best_model.npz", "history.png", "params.png", "importance.png", "search.json"):
+        assert (out / f).is_file(), f
+    return trials, best
+
+
+# --------------------------------------------------------------------------- the space
+
+def test_cli_parses_fixed_fields_and_ranges():
+    args = cli.build_parser().parse_args(
+        ["search", "--set", "epochs=10", "--set", "schedule=cosine", "--set", "flip=true", "--set", "hidden_dim=512,256",
+         "--space", "alpha=1e-3:1e-1:log", "--space", "beta=0:0.9", "--space", "batch_size=64,128"])
+    fixed, space = merge_space(args.space, args.set)
+    assert fixed == {"epochs": 10, "schedule": "cosine", "flip": True, "hidden_dim": (512, 256)}
+    assert space["alpha"] == {"low": 1e-3, "high": 1e-1, "log": True}
+    assert space["beta"] == {"low": 0, "high": 0.9, "log": False}
+    assert space["batch_size"] == {"choices": [64, 128]}
+    assert space["reg"]["log"]  # the defaults stay for what was not given
+
+
+def test_a_fixed_field_is_not_searched(tmp_path):
+    s = SearchSettings(out=str(tmp_path), fixed={"hidden_dim": (64,), "num_iters": 5})
+    study = optuna.create_study(direction="maximize")
+    config = suggest_config(study.ask(), s)
+    assert config.hidden_dim == (64,) and config.num_iters == 5
+    t = study.trials[0]
+    assert "hidden_dim" not in t.params and "epochs" not in t.params  # num_iters fixed: epochs unused
+    assert set(t.params) == {"alpha", "beta", "batch_size", "reg"}
+
+
+def test_toml_file_fixes_and_narrows(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text('[fixed]\nschedule = "constant"\n[space]\nalpha = {low = 0.01, high = 0.05, log = true}\n'
+                 'hidden_dim = [[64, 32], 128]\n')
+    fixed, space = load_search_file(f)
+    assert fixed == {"schedule": "constant"}
+    s = SearchSettings(out=str(tmp_path), fixed=fixed, space=merge_space([space])[1])
+    check_settings(s)
+    configs = {suggest_config(optuna.create_study().ask(), s).hidden_dim for _ in range(30)}
+    assert configs == {(64, 32), (128,)}
+
+
+@pytest.mark.parametrize("fixed, space, match", [
+    ({}, {"beta": {"low": 0.5, "high": 1.0}}, "beta"),            # momentum 1 is refused by TrainConfig
+    ({}, {"dropuot": {"low": 0.1, "high": 0.5}}, "dropuot"),        # a typo names the known fields
+    ({}, {"seed": {"choices": [0, 1]}}, "validation split"),
+    ({}, {"alpha": {"low": 0.0, "high": 0.1, "log": True}}, "low > 0"),
+    ({}, {"alpha": {"low": 0.1, "high": 0.01}}, "low < high"),
+    ({"batch_size": 0}, {}, "batch_size"),
+    ({"not_a_field": 1}, {}, "unknown config key"),
+])
+def test_bad_space_or_fixed_values_are_refused_up_front(tmp_path, fixed, space, match):
+    s = SearchSettings(out=str(tmp_path), fixed=fixed, space=merge_space([space])[1])
+    with pytest.raises(ConfigError, match=match):
+        check_settings(s)
+
+
+def test_sqlite_with_several_workers_is_refused(tmp_path):
+    s = SearchSettings(out=str(tmp_path), storage=f"sqlite:///{tmp_path}/s.db", workers=2)
+    with pytest.raises(UserError, match="SQLite"):
+        check_settings(s)
+
+
+def test_grid_spaces_ranges_and_keeps_lists(tmp_path):
+    s = SearchSettings(out=str(tmp_path), fixed={"num_iters": 5}, space={
+        "hidden_dim": {"low": 100, "high": 400, "log": True}, "alpha": {"low": 0.0, "high": 0.1},
+        "batch_size": {"choices": [32, 64]}})
+    assert grid_of(s) == {"hidden_dim": [100, 200, 400], "alpha": [0.0, 0.05, 0.1], "batch_size": [32, 64]}
+
+
+def test_shares_split_the_trials_exactly():
+    assert shares(7, 3) == [3, 2, 2] and shares(1, 2) == [1, 0] and sum(shares(100, 7)) == 100
+
+
+# --------------------------------------------------------------------------- pruning
+
+def test_poor_trials_are_pruned_and_divergence_counts_as_pruned(tmp_path):
+    """Four good runs, then runs that cannot learn (tiny alpha): the median pruner stops those."""
+    data = synthetic(n_train=300, n_val=100)
+    s = SearchSettings(out=str(tmp_path), fixed={"hidden_dim": (32,), "batch_size": 32, "num_iters": 60, "evals": 6,
+                                                  "val_size": 100, "eval_train_size": 100, "reg": 0.0, "flip": False,
+                                                  "schedule": "cosine"},
+                       space={"alpha": {"low": 1e-7, "high": 1e4, "log": True}})
+    study = optuna.create_study(direction="maximize",
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1))
+    for alpha in [1e-2] * 4 + [1e-7] * 2 + [1e4]:
+        study.enqueue_trial({"alpha": alpha})
+    study.optimize(lambda t: objective(t, data, s, journal=False), n_trials=7)
+    states = [t.state for t in study.trials]
+    assert states[:4] == [TrialState.COMPLETE] * 4 and min(t.value for t in study.trials[:4]) > 0.5
+    assert states[4:] == [TrialState.PRUNED] * 3
+    assert max(study.trials[4].intermediate_values) < 6  # stopped before its last evaluation
+    assert study.trials[6].user_attrs.get("diverged") and not study.trials[4].user_attrs.get("diverged")
+
+
+# --------------------------------------------------------------------------- several workers
+
+def test_three_workers_share_one_journal_study_and_resume(tmp_path, tiny_dir):
+    out = tmp_path / "search"
+    s = settings(out, tiny_dir, n_trials=7, workers=3)
+    run_search(s, log=None)
+    trials, best = check_result(out, load(s), 7)
+    assert len({t.user_attrs["worker"]["pid"] for t in trials}) == 3  # three processes did the work
+    assert best["trials"]["complete"] + best["trials"]["pruned"] == 7
+
+    # the same command with a larger target continues the study where it stopped
+    run_search(settings(out, tiny_dir, n_trials=10, workers=2), log=None)
+    trials, _ = check_result(out, load(s), 10)
+    assert len(trials) == 10
+
+
+def test_search_runs_from_the_command_line(tmp_path, tiny_dir, capsys):
+    out = tmp_path / "cli"
+    rc = cli.main(["search", "--data-dir", str(tiny_dir), "--offline", "--out", str(out), "--n-trials", "3",
+                   "--sampler", "random", "--pruner", "halving", "--quiet",
+                   *[a for k, v in TINY.items() for a in ("--set", f"{k}={v}")],
+                   "--space", "hidden_dim=8:16", "--space", "batch_size=8,16"])
+    assert rc == 0
+    assert "best trial" in capsys.readouterr().out
+    saved = json.loads((out / "search.json").read_text())
+    assert saved["sampler"] == "random" and saved["fixed"]["num_iters"] == 30
+    check_result(out, load(settings(out, tiny_dir)), 3)
+
+
+def test_bad_flag_is_one_line_error(tmp_path, capsys):
+    rc = cli.main(["search", "--out", str(tmp_path), "--space", "beta=0:1.5"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("numpy-mlp: error:") and "beta" in err and len(err.splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- a killed worker
+
+def test_a_worker_killed_mid_trial_fails_its_trial_and_the_study_carries_on(tmp_path, tiny_dir):
+    out = tmp_path / "kill"
+    args = [sys.executable, "-m", "numpy_mlp", "search", "--data-dir", str(tiny_dir), "--offline", "--out", str(out),
+            "--n-trials", "4", "--workers", "2", "--pruner", "none", "--set", "val_size=50", "--set", "evals=5",
+            "--set", "eval_train_size=50", "--set", "num_iters=3000", "--space", "hidden_dim=8:16",
+            "--space", "batch_size=8,16"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    s = settings(out, tiny_dir)
+    victim = _wait_for_running_trial(s, proc)
+    os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
+    text, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, text
+    assert "killed by signal 9" in text
+
+    study = load(s)  # still readable
+    killed = study.trials[victim.number]
+    assert killed.state == TrialState.FAIL
+    others = [t for t in study.trials if t.number != victim.number]
+    assert others and all(t.state == TrialState.COMPLETE for t in others)  # the other worker carried on
+    n_before = len(study.trials)
+
+    # resuming reaches the target; new trials get new numbers
+    done_before = sum(t.state == TrialState.COMPLETE for t in others)
+    space = merge_space([{"hidden_dim": {"low": 8, "high": 16, "log": False}, "batch_size": {"choices": [8, 16]}}])[1]
+    run_search(settings(out, tiny_dir, n_trials=4, pruner="none", fixed={**TINY, "num_iters": 30}, space=space),
+               log=None)
+    trials, _ = check_result(out, load(s), 4)
+    assert len(trials) == n_before + 4 - done_before and trials[victim.number].state == TrialState.FAIL
+    assert all(t.state == TrialState.COMPLETE for t in trials[n_before:])
+
+    # a resumed study refuses a space of another kind (here: hidden_dim on a log scale)
+    with pytest.raises(ConfigError, match="hidden_dim.*--study-name"):
+        run_search(settings(out, tiny_dir, n_trials=5, fixed=TINY), log=None)
+
+
+def _wait_for_running_trial(s, proc, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.stdout.read()
+        if (Path(s.out) / "study.journal").exists():
+            running = [t for t in load(s).get_trials(states=(TrialState.RUNNING,))
+                       if "worker" in t.user_attrs and t.intermediate_values]
+            if running:
+                return running[0]
+        time.sleep(0.2)
+    proc.kill()
+    pytest.fail("no trial started running within a minute")
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+@pytest.fixture
+def postgres_url():
+    """A throw-away PostgreSQL server on 127.0.0.1 and a free port; stopped at the end."""
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    if not bins and not shutil.which("initdb"):
+        pytest.fail("PostgreSQL server binaries not found; install Debian's 'postgresql' package "
+                    "(scripts/test.sh does so where missing)")
+    bindir = Path(bins[-1]).parent if bins else Path(shutil.which("initdb")).parent
+    root = Path(tempfile.mkdtemp(prefix="numpy-mlp-pg-"))
+    as_user = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(root, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    run = lambda *a: subprocess.run([*as_user, *a], check=True, capture_output=True, text=True)  # noqa: E731
+    try:
+        run(str(bindir / "initdb"), "-D", str(root / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        run(str(bindir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "log"), "-w", "-t", "60",
+            "-o", f"-h 127.0.0.1 -p {port} -k {root}", "start")
+    except subprocess.CalledProcessError as e:
+        log = (root / "log").read_text() if (root / "log").exists() else ""
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.fail(f"could not start PostgreSQL: {e.stderr}\n{log}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_two_workers_and_a_second_machine_share_a_postgresql_study(tmp_path, tiny_dir, postgres_url):
+    a, b = tmp_path / "machine-a", tmp_path / "machine-b"
+    sa = settings(a, tiny_dir, n_trials=5, workers=2, storage=postgres_url, study_name="shared")
+    run_search(sa, log=None)
+    check_result(a, load(sa), 5)
+    # another "machine" (its own folder) runs the same command with a larger target: it joins
+    sb = settings(b, tiny_dir, n_trials=8, workers=2, storage=postgres_url, study_name="shared")
+    best = run_search(sb, log=None)
+    trials, _ = check_result(b, load(sb), 8)
+    assert len(trials) == 8 and best["trials"]["total"] == 8
+    # the best trial may have run in machine a's folder: then b trains it again from its config
+    assert best["model"] in ("reused the checkpoint of the trial", "trained again from its config")
