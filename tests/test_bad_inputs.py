@@ -263,6 +263,11 @@ BAD_INPUTS = [
         ("no folder", "no run there"), ("finished", "has finished"), ("with a flag", "leave out --alpha"),
         ("with --out", "leave out --out"), ("damaged checkpoint", "damaged"), ("damaged config", "damaged"),
         ("other data", "other data")]],
+    # --- the search
+    ("search with a bad fixed value", lambda t, m: ["search", "--set", "alpha=-1", "--out", str(t / "s")],
+     "alpha=-1 must be"),
+    ("search with a bad range", lambda t, m: ["search", "--space", "alpha=1:x", "--out", str(t / "s")],
+     "--space alpha=1:x"),
 ]
 
 # argparse's own errors: (id, argv, words in the last line)
@@ -364,4 +369,4 @@ def test_divergence_before_any_evaluation_saves_the_initial_weights(tmp_path, ca
 
 def test_table_size():
     """README's reliability table quotes these counts; keep them in step."""
-    assert (len(BAD_INPUTS), len(BAD_FLAGS)) == (54, 19)
+    assert (len(BAD_INPUTS), len(BAD_FLAGS)) == (56, 19)
