@@ -3,17 +3,19 @@
 On an idle 2-core machine, two BLAS threads make the products of a large batch (N >= 256,
 H = 1000) up to ~1.8x faster than one. On a machine whose cores are shared with other jobs
 (another training run, a test suite) the second thread has to wait for a busy core, and
-two threads are then often 2-10x *slower* than one (measured: benchmarks/README.md). Which
-is better depends on the load of the moment, which no rule of problem size can know, so:
+two threads are then 2-15x *slower* than one (README, "Speed"). Which is better depends on
+the load of the moment, which no rule of problem size can know, so ``"auto"`` (the
+default) measures, every ``recheck`` seconds, in two stages:
 
-``"auto"`` (the default) times real training steps. At the start, and again whenever
-``recheck`` seconds have passed, the next steps alternate between the candidate counts
-(1, 2, ... up to the count BLAS is allowed now, so an outer ``threadpool_limits(1)``, as in
-a search worker, is respected), ``probes`` steps each; the count with the lower median step
-time is kept until the next check (at once, if after one round one count is more than
-1.5x faster: on a busy machine a probe with two threads can take 10x longer). The probes
-are ordinary training steps, nothing is thrown away: the cost is a few steps at the slower
-setting, every ``recheck`` seconds.
+1. The load: how many cores *other* processes kept busy since the last check (from
+   ``/proc/stat`` minus this process's own CPU time). If less than ``FREE`` (1.5) cores were
+   left for us, one thread is kept, at no cost. The first check waits until ``warmup``
+   seconds have passed; until then one thread is used.
+2. Otherwise the next steps alternate between the candidate counts (1, 2, ... up to the
+   count BLAS is allowed now, so an outer ``threadpool_limits(1)``, as in a search worker,
+   is respected), ``probes`` steps each, and the count with the lower median step time is
+   kept (at once, if after one round one count is more than ``CLEAR`` times faster). The
+   probes are ordinary training steps: nothing is thrown away.
 
 An integer fixes the count. Products of OpenBLAS split the output between threads and never
 the sum over the inner dimension, so results are bitwise the same for any count
@@ -22,6 +24,7 @@ the sum over the inner dimension, so results are bitwise the same for any count
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -55,10 +58,38 @@ def set_blas_threads(n, libraries=None):
 
 
 CLEAR = 1.5  # a count this much faster after one round of probes wins at once
+FREE = 1.5  # probe several threads only if other processes left at least this many cores
+
+
+class OtherLoad:
+    """Cores kept busy by other processes between calls (Linux ``/proc/stat``; else None)."""
+
+    def __init__(self):
+        self.hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.last = self._read()
+
+    @staticmethod
+    def _read():
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(v) for v in f.readline().split()[1:9]]  # user .. steal, all cores
+        except (OSError, ValueError):
+            return None
+        return sum(fields), fields[3] + fields[4], time.process_time()  # total, idle, own CPU s
+
+    def __call__(self):
+        now, last = self._read(), self.last
+        self.last = now
+        if now is None or last is None or now[0] - last[0] <= 0:
+            return None
+        total, idle = (now[0] - last[0]) / self.hz, (now[1] - last[1]) / self.hz  # core-seconds
+        cores = os.cpu_count() or 1
+        elapsed = total / cores
+        return max(0.0, (total - idle - (now[2] - last[2])) / elapsed)
 
 
 class ThreadChooser:
-    """Set the BLAS thread count step by step; with ``"auto"``, choose it by timing steps.
+    """Set the BLAS thread count step by step; with ``"auto"``, choose it by measurement.
 
     Call :meth:`tick` once at the top of every step: it charges the time since the previous
     tick to the count that step used, then sets the count for the next step. :meth:`close`
@@ -68,18 +99,23 @@ class ThreadChooser:
         threads: "auto" or a fixed number of threads.
         probes: steps timed per candidate at each check (their median decides).
         recheck: seconds between checks, so that a change of load is noticed.
-        clock: a function returning seconds (tests pass a fake one).
+        warmup: seconds before the first check (one thread meanwhile).
+        clock: a function returning seconds; ``other_load`` a function returning the cores
+            other processes kept busy since its previous call, or None if unknown (tests
+            pass fakes of both).
 
     ``chosen`` lists ``(step, count)`` for every decision, for logs and benchmarks.
     """
 
-    def __init__(self, threads="auto", *, probes=3, recheck=30.0, clock=time.perf_counter):
+    def __init__(self, threads="auto", *, probes=3, recheck=30.0, warmup=0.5,
+                 clock=time.perf_counter, other_load=None):
         check_threads(threads)
         self.libraries = blas_libraries()
         self.before = max((lib.num_threads for lib in self.libraries), default=1)
         auto = threads == "auto"
         self.candidates = tuple(range(1, self.before + 1)) if auto else (threads,)
         self.probes, self.recheck, self.clock = probes, recheck, clock
+        self.other_load = other_load if other_load is not None else OtherLoad()
         self.current = self.candidates[0]
         self.chosen = [] if len(self.candidates) > 1 else [(1, self.current)]
         self.step = 0  # ticks so far
@@ -87,7 +123,7 @@ class ThreadChooser:
         self._probe = None  # the count of the running step, if it is timed
         self._times = {}  # count -> step times of the running check
         self._last = None  # clock() at the previous tick
-        self._next_check = None  # clock() after which the next check starts (None: now)
+        self._next_check = clock() + warmup  # clock() after which the next check starts
 
     def __repr__(self):
         return f"ThreadChooser(candidates={self.candidates}, current={self.current})"
@@ -110,24 +146,29 @@ class ThreadChooser:
                 self._plan = []  # one round already tells: skip the remaining probes
             if not self._plan and self._times:  # a check has just ended: keep the fastest
                 medians = {n: statistics.median(t) for n, t in self._times.items()}
-                self.current = min(medians, key=medians.get)
-                self.chosen.append((self.step, self.current))
-                self._times, self._next_check = {}, now + self.recheck
-            due = self._next_check is None or now >= self._next_check
-            if not self._plan and due and self.step > 1:  # step 1 (first-touch costs) is not timed
-                self._plan = [n for _ in range(self.probes) for n in self.candidates]  # 1 2 1 2 ..
+                self._decide(min(medians, key=medians.get), now)
+            if not self._plan and now >= self._next_check:  # a check is due
+                busy = self.other_load()
+                if busy is not None and (os.cpu_count() or 1) - busy < FREE:
+                    self._decide(1, now)  # no core to spare: one thread, no probes needed
+                else:
+                    self._plan = [n for _ in range(self.probes) for n in self.candidates]  # 1 2 1 2 ..
             self._probe = self._plan.pop(0) if self._plan else None
             if self._probe is not None:
                 self.current = self._probe
         set_blas_threads(self.current, self.libraries)
         return self.current
 
+    def _decide(self, count, now):
+        self.current = count
+        self.chosen.append((self.step, count))
+        self._times, self._next_check = {}, now + self.recheck
+
     def _clear_winner(self):
         """After a full round of probes, is one count more than CLEAR times faster than the rest?"""
         if len(self._times) < len(self.candidates) or len(self._plan) % len(self.candidates):
             return False
-        fastest = {n: min(t) for n, t in self._times.items()}
-        ranked = sorted(fastest.values())
+        ranked = sorted(min(t) for t in self._times.values())
         return ranked[1] > CLEAR * ranked[0]
 
     def close(self):

@@ -26,6 +26,11 @@ class FakeClock:
         return counts
 
 
+def idle():
+    """No other process keeps a core busy."""
+    return 0.0
+
+
 @pytest.fixture
 def two_threads():
     """BLAS allowed 2 threads during the test, whatever the machine had before."""
@@ -37,7 +42,7 @@ def two_threads():
 
 def test_auto_probes_both_counts_then_keeps_the_faster(two_threads):
     clock = FakeClock({1: 1.0, 2: 1.2})  # close: all three rounds of probes are needed
-    chooser = ThreadChooser("auto", probes=3, recheck=100.0, clock=clock)
+    chooser = ThreadChooser("auto", probes=3, recheck=100.0, clock=clock, other_load=idle)
     counts = clock.run(chooser, 20)
     # step 1 is not timed, then the probes alternate, then the faster count is kept
     assert counts == [1] + [1, 2, 1, 2, 1, 2] + [1] * 13
@@ -46,7 +51,7 @@ def test_auto_probes_both_counts_then_keeps_the_faster(two_threads):
 
 def test_a_clear_winner_ends_the_check_after_one_round(two_threads):
     clock = FakeClock({1: 4.0, 2: 1.0})  # two threads 4x faster (an idle machine, big products)
-    chooser = ThreadChooser("auto", probes=3, recheck=100.0, clock=clock)
+    chooser = ThreadChooser("auto", probes=3, recheck=100.0, clock=clock, other_load=idle)
     counts = clock.run(chooser, 10)
     assert counts == [1, 1, 2] + [2] * 7
     assert chooser.chosen == [(4, 2)]
@@ -54,7 +59,7 @@ def test_a_clear_winner_ends_the_check_after_one_round(two_threads):
 
 def test_auto_rechecks_and_follows_a_change_of_load(two_threads):
     clock = FakeClock({1: 1.0, 2: 3.0})  # busy: two threads 3x slower
-    chooser = ThreadChooser("auto", probes=3, recheck=10.0, clock=clock)
+    chooser = ThreadChooser("auto", probes=3, recheck=10.0, clock=clock, other_load=idle)
     clock.run(chooser, 12)
     assert chooser.current == 1
     clock.cost = {1: 2.0, 2: 1.0}  # the other job ended: two threads now win
@@ -62,6 +67,31 @@ def test_auto_rechecks_and_follows_a_change_of_load(two_threads):
     # two threads from the next check on, but for one 1-thread probe per check (every 10 s)
     assert counts[-10:].count(2) >= 9
     assert chooser.chosen[0] == (4, 1) and chooser.chosen[-1][1] == 2
+
+
+def test_a_busy_machine_keeps_one_thread_without_probing(two_threads):
+    clock = FakeClock({1: 1.0, 2: 10.0})
+    busy = iter([1.0, 1.0, 0.2])  # another job holds a core for two checks, then ends
+    chooser = ThreadChooser("auto", probes=3, recheck=10.0, clock=clock, other_load=lambda: next(busy))
+    counts = clock.run(chooser, 22)
+    assert counts[:21] == [1] * 21  # no probe with two threads while the other core is taken
+    assert chooser.chosen == [(2, 1), (12, 1)]
+    assert counts[21] == 1 and clock.run(chooser, 2) == [2, 1]  # free again: probes resume
+
+
+def test_the_load_of_other_processes_is_measured_on_linux():
+    import os
+    import time as _time
+
+    from numpy_mlp.threads import OtherLoad
+
+    load = OtherLoad()
+    _time.sleep(0.3)
+    busy = load()
+    if os.path.exists("/proc/stat"):
+        assert busy is not None and 0.0 <= busy <= (os.cpu_count() or 1)
+    else:
+        assert busy is None
 
 
 def test_fixed_count_is_set_every_step_and_restored_at_close(two_threads):
