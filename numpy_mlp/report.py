@@ -37,7 +37,8 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width:
 h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }
 .sub { color: #666; margin-top: 0; }
 .cards { display: flex; flex-wrap: wrap; gap: 0.8em; }
-.card { border: 1px solid #ddd; border-radius: 8px; padding: 0.6em 1em; min-width: 8em; }
+.card { border: 1px solid #ddd; border-radius: 8px; padding: 0.5em 0.9em; min-width: 6em; }
+.pair { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1em; }
 .card b { display: block; font-size: 1.6em; }
 table { border-collapse: collapse; } td, th { padding: 0.2em 0.8em; border-bottom: 1px solid #eee; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -90,10 +91,10 @@ def render_report(run_dir):
         parts.append("<div class=\"cards\">" + "".join(
             f"<div class=\"card\">{e(name)}<b>{v:.2%}</b></div>" for name, v in cards if isinstance(v, (int, float)))
             + "".join(f"<div class=\"card\">{e(name)}<b>{e(_fmt(metrics[k]))}</b></div>"
-                      for name, k in (("steps", "steps"), ("best step", "best_step"), ("seconds", "total_seconds"))
+                      for name, k in (("steps", "steps"), ("best step", "best_step"), ("seconds in all", "total_seconds"))
                       if k in metrics) + "</div>")
-    for name, caption in PICTURES[:2]:
-        parts.append(_figure(run_dir / name, caption))
+    parts.append("<div class=\"pair\">" + "".join(_figure(run_dir / name, caption) for name, caption in PICTURES[:2])
+                 + "</div>")
     per_class = (metrics or {}).get("per_class_test_accuracy")
     if per_class:
         rows = "".join(f"<tr><td>{e(str(c))}</td><td class=\"num\">{a:.1%}</td><td>"
