@@ -510,8 +510,9 @@ def run_worker(settings, worker, n_trials, *, data=None, log=print):
 
 
 def _quiet_optuna():
-    """Optuna's own INFO lines and experimental-feature warnings would drown ours."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    """Optuna's own lines (a trial's start, its failure on Ctrl-C with a traceback) and
+    experimental-feature warnings would drown ours; errors still propagate as exceptions."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
