@@ -32,7 +32,9 @@ from .report import write_report
 from .saving import atomic_write, load_model, save_model
 from .train import build, make_preparer, total_steps, train
 
-RUN_FILES = ("config.json", "history.csv", "metrics.json", "model.npz")
+# what makes a folder hold a run: a config.json alone is left by a run that stopped at
+# bad input before training, and may be written over
+RUN_FILES = ("model.npz", "metrics.json", "history.csv")
 
 
 def default_run_dir(root="runs"):
@@ -49,6 +51,9 @@ def prepare_out_dir(out):
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder; choose a folder name")
+    if (out / CHECKPOINT_NAME).exists():
+        raise UserError(f"--out {out} holds an unfinished run ({CHECKPOINT_NAME}); continue it with "
+                        f"'numpy-mlp train --resume {out}', or choose another folder")
     taken = [f for f in RUN_FILES if (out / f).exists()]
     if taken:
         raise UserError(f"--out {out} already holds a run ({', '.join(taken)}); choose another folder "
@@ -136,7 +141,7 @@ def run_training(config, *, data_dir=None, download=True, out=None, log=print, p
     try:
         t0 = time.perf_counter()
         data = load_cifar10(data_dir, val_size=config.val_size, seed=config.seed,
-                            download=download, progress=progress)
+                            download=download, progress=progress, log=say)
         say(f"data: {len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test images from {data.source}")
         say(f"config: {json.dumps(config.to_dict())}")
         result = train_with_checkpoints(config, data, out, say=say, progress=progress, resume=resume,
@@ -167,7 +172,8 @@ def run_training(config, *, data_dir=None, download=True, out=None, log=print, p
     return out, metrics
 
 
-def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, out=None, pictures=True):
+def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, out=None, pictures=True,
+                   log=None):
     """Accuracies of a saved model on train/val/test and per class (test), and its pictures.
 
     The validation split is carved exactly as in training (the saved config's val_size
@@ -178,7 +184,7 @@ def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, 
     model, meta = load_model(model_path)
     cfg = meta.get("config") or {}
     data = load_cifar10(data_dir, val_size=cfg.get("val_size", 5000), seed=cfg.get("seed", 0),
-                        download=download, progress=progress)
+                        download=download, progress=progress, log=log)
     prep = meta["preprocessing"]
     prepare = make_preparer(prep["mode"], prep["stats"], model.dtype)
     acc, cm = evaluate_splits(model, data, prepare)

@@ -370,3 +370,21 @@ def test_divergence_before_any_evaluation_saves_the_initial_weights(tmp_path, ca
 def test_table_size():
     """README's reliability table quotes these counts; keep them in step."""
     assert (len(BAD_INPUTS), len(BAD_FLAGS)) == (56, 19)
+
+
+def test_a_run_stopped_by_bad_input_can_be_rerun_into_the_same_folder(tmp_path, capsys):
+    """A missing data folder leaves only config.json/train.log; the corrected command may reuse --out."""
+    from numpy_mlp.cli import main
+    from fixtures_cifar import write_cifar_dir
+
+    out = tmp_path / "run"
+    assert main(["train", "--data-dir", str(tmp_path / "nowhere"), "--offline", "--out", str(out)]) == 2
+    data = tmp_path / "data"
+    write_cifar_dir(data)
+    assert main(["train", "--data-dir", str(data), "--val-size", "20", "--batch-size", "10", "--num-iters", "3",
+                 "--hidden-dim", "8", "--threads", "1", "--out", str(out), "-q"]) == 0
+    assert (out / "model.npz").is_file()
+    # ...but a finished run is never written over
+    assert main(["train", "--data-dir", str(data), "--val-size", "20", "--batch-size", "10", "--num-iters", "3",
+                 "--hidden-dim", "8", "--threads", "1", "--out", str(out), "-q"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
