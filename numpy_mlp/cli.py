@@ -103,7 +103,6 @@ def add_output_args(p):
     p.add_argument("--config", metavar="FILE.toml", help="read flags from a TOML file (see below)")
 
 
-
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="numpy-mlp", description="Fully-connected networks in NumPy, trained with SGD with momentum on CIFAR-10.",
@@ -328,7 +327,7 @@ def cmd_evaluate(args):
 
     r = evaluate_saved(args.model, data_dir=args.data_dir, download=not args.offline,
                        progress=not args.quiet and sys.stderr.isatty(), out=args.out,
-                       pictures=not args.no_pictures)
+                       pictures=not args.no_pictures, log=None if args.quiet else print)
     if args.quiet:
         print(f"test accuracy {r['accuracy']['test']:.4f}")
         return 0

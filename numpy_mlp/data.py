@@ -92,6 +92,7 @@ def load_cifar10(
     progress: bool = True,
     url: str = OFFICIAL_URL,
     md5: str = OFFICIAL_MD5,
+    log=None,
 ) -> CIFAR10:
     """Load CIFAR-10 from ``data_dir`` (default :func:`default_data_dir`), downloading if allowed.
 
@@ -102,6 +103,7 @@ def load_cifar10(
     seed : seeds ``np.random.default_rng(seed)``, which picks the validation images.
     download : if False (the CLI's ``--offline``) never touch the network.
     progress : show a progress bar while downloading.
+    log : callable taking one line of text: told when a download starts and ends.
     url, md5 : where to download the archive from and its expected md5.
 
     Returns
@@ -114,7 +116,7 @@ def load_cifar10(
     DataError : data not found (and not downloadable), or a file is missing or damaged.
     """
     folder = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
-    arrays, source = _read_folder(folder, download=download, progress=progress, url=url, md5=md5)
+    arrays, source = _read_folder(folder, download=download, progress=progress, url=url, md5=md5, log=log)
     X, y = arrays["train"]
     X_train, y_train, X_val, y_val = split_validation(X, y, val_size, np.random.default_rng(seed))
     X_test, y_test = arrays["test"]
@@ -231,7 +233,7 @@ def to_images(X: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- reading
 
 
-def _read_folder(folder: Path, *, download: bool, progress: bool, url: str, md5: str):
+def _read_folder(folder: Path, *, download: bool, progress: bool, url: str, md5: str, log=None):
     """Find CIFAR-10 in ``folder`` (layouts a-d of the module docstring) and read it.
 
     Returns ``(arrays, source)``, see :func:`_read_batches`.
@@ -247,7 +249,7 @@ def _read_folder(folder: Path, *, download: bool, progress: bool, url: str, md5:
                 f"{ARCHIVE_DIR}/ and {ARCHIVE_NAME}); download {OFFICIAL_URL} into that "
                 "folder, or pass --data-dir / set NUMPY_MLP_DATA to where it is"
             )
-        archive = download_cifar10(folder, url=url, md5=md5, progress=progress)
+        archive = download_cifar10(folder, url=url, md5=md5, progress=progress, log=log)
     return _read_archive(archive), str(archive)
 
 

@@ -40,8 +40,13 @@ def download_cifar10(
     url: str = OFFICIAL_URL,
     md5: str = OFFICIAL_MD5,
     progress: bool = True,
+    log=None,
 ) -> Path:
     """Download the CIFAR-10 archive into ``dest_dir`` and return its path.
+
+    ``progress`` shows a progress bar (for terminals); ``log``, a callable taking one line
+    of text, gets a plain line when the download starts and one when it is checked (for
+    logs and pipes, where a bar would be noise).
 
     If ``dest_dir/cifar-10-python.tar.gz`` already exists with the expected md5 it is
     returned untouched, without any download.
@@ -61,6 +66,8 @@ def download_cifar10(
         return final
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
+        if log:
+            log(f"downloading CIFAR-10 (about 170 MB) from {url} into {dest_dir} ...")
         got = _fetch(url, part, progress)
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         part.unlink(missing_ok=True)
@@ -78,6 +85,8 @@ def download_cifar10(
         _check_existing(final, md5)
     else:
         os.replace(part, final)
+    if log:
+        log(f"downloaded {final} (md5 checked)")
     return final
 
 

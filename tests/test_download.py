@@ -267,3 +267,17 @@ def test_short_body_without_a_protocol_error_is_still_caught(tmp_path, monkeypat
         download.download_cifar10(tmp_path, url="http://example.invalid/c.tar.gz",
                                   md5=md5(b"x" * 50), progress=False)
     assert os.listdir(tmp_path) == []
+
+
+def test_off_a_terminal_a_download_is_two_plain_lines(tmp_path, server, archive_bytes, capsys):
+    body, _ = archive_bytes
+    url = server("/cifar.tar.gz", body)
+    lines = []
+    load_cifar10(tmp_path / "d", url=url, md5=md5(body), progress=False, val_size=10, log=lines.append)
+    assert len(lines) == 2
+    assert lines[0].startswith("downloading CIFAR-10") and url in lines[0] and str(tmp_path / "d") in lines[0]
+    assert lines[1] == f"downloaded {tmp_path / 'd' / ARCHIVE_NAME} (md5 checked)"
+    assert capsys.readouterr().err == ""  # no progress bar
+    lines.clear()
+    load_cifar10(tmp_path / "d", url=url, md5=md5(body), progress=False, val_size=10, log=lines.append)
+    assert lines == []  # already there: nothing downloaded, nothing said
