@@ -281,19 +281,23 @@ def open_storage(settings):
     if url is None:
         return JournalStorage(JournalFileBackend(str(Path(settings.out) / "study.journal")))
     if url.startswith(("redis://", "rediss://")):
-        return JournalStorage(JournalRedisBackend(url))
+        try:
+            return JournalStorage(JournalRedisBackend(url))
+        except ImportError:
+            raise UserError(f"--storage {_redact(url)}: the redis package is missing; pip install redis") from None
     if "://" not in url:  # a path: a journal file of the user's choosing
         return JournalStorage(JournalFileBackend(url))
     if url.startswith(("postgresql://", "postgres://")) and not _has_module("psycopg"):
         # SQLAlchemy 2.1 reads postgresql:// as psycopg 3; our [postgres] extra installs psycopg2
         url = "postgresql+psycopg2://" + url.split("://", 1)[1]
+    shown = _redact(settings.storage)
     try:
         return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT, grace_period=STALE_AFTER)
     except ImportError as e:
-        raise UserError(f"--storage {_redact(url)}: a database driver is missing ({e}); "
+        raise UserError(f"--storage {shown}: a database driver is missing ({e}); "
                         f"install it, e.g. pip install 'numpy-mlp[postgres]'") from None
     except Exception as e:  # sqlalchemy's errors: bad URL, server down, wrong password
-        raise UserError(f"--storage {_redact(url)}: cannot open the study storage ({type(e).__name__}: "
+        raise UserError(f"--storage {shown}: cannot open the study storage ({type(e).__name__}: "
                         f"{str(e).splitlines()[0]})") from None
 
 
@@ -560,11 +564,10 @@ def run_search(settings, *, log=print):
         raise UserError(f"--out {out} is a file, not a folder; choose a folder name")
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "search.json", _settings_dict(settings))
-    data = load_data(settings, base)  # fails early, before any worker starts, if the data is missing
     _quiet_optuna()
-
-    study = open_study(settings)
+    study = open_study(settings)  # fails early on a bad storage, before the data is read
     check_compatible(study, settings)
+    data = load_data(settings, base)  # fails early, before any worker starts, if the data is missing
     dead = fail_dead_trials(study)
     c = counts(study)
     todo = max(0, settings.n_trials - finished(c) - c.get("RUNNING", 0))
