@@ -113,7 +113,7 @@ def train(config, data, *, log=None, progress=False, on_eval=None, resume=None, 
         the previous evaluation), ``train_acc`` (on a fixed training subset), ``val_acc``,
         ``alpha`` and ``seconds``.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # a text bar: progress=True only comes from a terminal
 
     X_train, y_train = data.X_train, data.y_train
     N_train = len(X_train)

@@ -56,3 +56,6 @@ def test_notebook_runs_top_to_bottom_on_the_real_data(cifar_dir, tmp_path, monke
     pngs = sum("image/png" in o.get("data", {}) for c in code for o in c.outputs)
     assert pngs >= 5, json.dumps([o.output_type for c in code for o in c.outputs])
     assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    # and no warnings for the reader (e.g. tqdm's notebook bar asking for ipywidgets)
+    stderr = "".join(o.get("text", "") for c in code for o in c.outputs if o.get("name") == "stderr")
+    assert "Warning" not in stderr, stderr
