@@ -52,6 +52,8 @@ def test_notebook_runs_top_to_bottom_on_the_real_data(cifar_dir, tmp_path, monke
     assert float(line.rsplit("test ", 1)[1]) > 0.25
     line = next(l for l in everything.splitlines() if l.startswith("best: "))
     assert float(line.rsplit("test accuracy ", 1)[1]) > 0.25
+    line = next(l for l in everything.splitlines() if l.startswith("search: "))
+    assert float(line.split("test ", 1)[1].split()[0]) > 0.25 and "alpha" in line
     # the plots came out as pictures: samples, loss/accuracy, weights, predictions, trainer curve
     pngs = sum("image/png" in o.get("data", {}) for c in code for o in c.outputs)
     assert pngs >= 5, json.dumps([o.output_type for c in code for o in c.outputs])
