@@ -490,6 +490,9 @@ def apply_config_file(parser, argv):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
+    if not argv:  # a first try: show what there is rather than a usage error
+        parser.print_help()
+        return 0
     try:
         apply_config_file(parser, argv)
     except UserError as e:

@@ -130,3 +130,9 @@ def test_off_a_terminal_training_prints_plain_lines_and_quiet_prints_one(tmp_pat
     assert main(common + ["--out", str(tmp_path / "c"), "-v"]) == 0
     out = capsys.readouterr().out
     assert "BLAS:" in out and "files written:" in out and "report.html" in out
+
+
+def test_no_arguments_show_the_help_with_its_examples(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: numpy-mlp") and "train" in out and "examples:" in out
