@@ -9,7 +9,9 @@ the time per epoch divided by the FLOPs per epoch relative to the largest case (
 grows exactly as the FLOP count does), and the share of the time spent in the SGD update,
 timed on its own for the same parameters. That update reads and writes every parameter
 once per *step* whatever N is, so its cost per epoch grows as H / N while the products grow
-as H only: at small batches and large H it is the knee of the table.
+as H only. The products are also timed alone, on ready float32 arrays, to show how much of
+the knee at small batches is the BLAS itself (a 40-row product cannot use the cores as
+well as a 1024-row one) and how much is everything around it.
 """
 
 from __future__ import annotations
@@ -47,6 +49,29 @@ def update_seconds(H, threads, reps=5):
     return statistics.median(times)
 
 
+def products_seconds(N, H, threads, reps=5):
+    """Median seconds of one step's matrix products alone, on ready float32 arrays.
+
+    Forward X @ W1 and h @ W2; backward X.T @ dh, h.T @ ds and ds @ W2.T (as the trainer).
+    """
+    rng = np.random.default_rng(0)
+    X, W1 = rng.standard_normal((N, 3072), dtype=np.float32), rng.standard_normal((3072, H), dtype=np.float32)
+    W2, ds = rng.standard_normal((H, 10), dtype=np.float32), rng.standard_normal((N, 10), dtype=np.float32)
+    h, dW1 = np.empty((N, H), np.float32), np.empty((3072, H), np.float32)
+    times = []
+    with threadpool_limits(threads, user_api="blas"):
+        for _ in range(reps + 1):
+            t = time.perf_counter()
+            np.matmul(X, W1, out=h)
+            s = h @ W2
+            dh = ds @ W2.T
+            np.matmul(X.T, dh, out=dW1)
+            h.T @ ds
+            times.append(time.perf_counter() - t)
+    del s
+    return statistics.median(times[1:])
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data-dir", default=str(SHARED_CIFAR) if SHARED_CIFAR.is_dir() else None)
@@ -67,6 +92,7 @@ def main(argv=None):
         for H, N, steps in cases:
             times.setdefault((H, N), []).append(ours(data, N, H, args.threads, steps) / steps)
     update = {H: update_seconds(H, args.threads) for H in hidden}
+    products = {(H, N): products_seconds(N, H, args.threads) for H, N, _ in cases}
 
     n = len(data.y_train)
     per_epoch = {(H, N): statistics.median(times[(H, N)]) * (n // N) for H, N, _ in cases}
@@ -75,13 +101,16 @@ def main(argv=None):
     ref_cost = per_epoch[ref] / flops_epoch[ref]
     print(f"# time per epoch ({n} images), {args.threads} BLAS thread(s), medians of {args.reps}")
     print(f"# {machine()}\n")
-    print("|    H |    N | s / epoch | GFLOP / epoch | GFLOP/s | s per FLOP vs H=%d,N=%d | SGD update share |" % ref)
-    print("|-----:|-----:|----------:|--------------:|--------:|------------------------:|----------------:|")
+    print("|    H |    N | s / epoch | GFLOP / epoch | GFLOP/s | s per FLOP vs H=%d,N=%d | products alone GFLOP/s "
+          "| products share | SGD update share |" % ref)
+    print("|-----:|-----:|----------:|--------------:|--------:|------------------------:|-----------------------:"
+          "|---------------:|-----------------:|")
     for H, N, _ in cases:
         t, f = per_epoch[(H, N)], flops_epoch[(H, N)]
-        share = update[H] * (n // N) / t
+        t_products = products[(H, N)] * (n // N)
         print(f"| {H:>4} | {N:>4} | {t:>9.2f} | {f / 1e9:>13.0f} | {f / t / 1e9:>7.1f} | "
-              f"{t / f / ref_cost:>23.2f} | {100 * share:>14.0f}% |")
+              f"{t / f / ref_cost:>23.2f} | {f / t_products / 1e9:>22.1f} | {100 * t_products / t:>13.0f}% "
+              f"| {100 * update[H] * (n // N) / t:>15.0f}% |")
 
 
 if __name__ == "__main__":

@@ -9,20 +9,26 @@ from __future__ import annotations
 
 import numpy as np
 
+from .threads import ThreadChooser
+
 
 def predict_uint8(model, X, prepare, batch_size=2000):
     """Predicted labels (N,) for uint8 images X (N, D).
 
     ``prepare(X_batch, out)`` turns a uint8 batch into the model's float input, writing
-    into ``out``; one float buffer of ``batch_size`` rows is reused for all batches.
+    into ``out``; one float buffer of ``batch_size`` rows is reused for all batches. The
+    BLAS thread count is chosen batch by batch as in training (:mod:`numpy_mlp.threads`),
+    among 1 .. the count BLAS is allowed when called (inside the trainer: its choice).
     """
     pred = np.empty(len(X), dtype=np.int64)
     buf = np.empty((min(batch_size, max(len(X), 1)), X.shape[1]), dtype=model.dtype)
-    for i in range(0, len(X), batch_size):
-        xb = X[i:i + batch_size]
-        inputs = prepare(xb, out=buf[:len(xb)])
-        scores, _ = model.forward(inputs, train=False)
-        pred[i:i + len(xb)] = scores.argmax(axis=1)
+    with ThreadChooser("auto") as threads:
+        for i in range(0, len(X), batch_size):
+            threads.tick()
+            xb = X[i:i + batch_size]
+            inputs = prepare(xb, out=buf[:len(xb)])
+            scores, _ = model.forward(inputs, train=False)
+            pred[i:i + len(xb)] = scores.argmax(axis=1)
     return pred
 
 

@@ -134,3 +134,16 @@ def test_one_and_two_threads_give_bitwise_the_same_training(two_threads):
     for k in params[0]:
         np.testing.assert_array_equal(params[0][k], params[1][k])
         np.testing.assert_array_equal(params[0][k], params[2][k])
+
+
+def test_evaluation_gives_back_the_thread_count_it_found(two_threads):
+    from numpy_mlp import FullyConnectedNet
+    from numpy_mlp.metrics import predict_uint8
+    from numpy_mlp.train import make_preparer
+
+    model = FullyConnectedNet(3072, 16, 10, seed=0)
+    X = np.random.default_rng(0).integers(0, 256, size=(50, 3072), dtype=np.uint8)
+    prepare = make_preparer("per_image", None, np.float32)
+    pred = predict_uint8(model, X, prepare, batch_size=7)
+    assert blas_threads() == 2
+    np.testing.assert_array_equal(pred, model.predict(prepare(X)))
