@@ -39,24 +39,21 @@ alpha = 1e-2, quiet = true), at the top level or in a [COMMAND] table; flags giv
 command line override it."""
 
 
-def positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return v
+def int_at_least(minimum, words):
+    """An argparse type: a whole number >= ``minimum``; ``words`` says the bound in the error."""
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"{text} must be {words}")
+        return v
+    return parse
 
 
-def nonneg_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
-    return v
+positive_int = int_at_least(1, "at least 1")
+nonneg_int = int_at_least(0, "0 or more")
 
 
 def finite_float(text):
