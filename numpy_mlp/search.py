@@ -605,7 +605,7 @@ def _run_processes(settings, parts, log):
     for p in procs:
         if p.exitcode and log:
             why = f"killed by signal {-p.exitcode}" if p.exitcode < 0 else f"exit status {p.exitcode}"
-            log(f"{p.name} (pid {p.pid}) stopped early: {why}; its running trial is marked FAIL")
+            log(f"{p.name} (pid {p.pid}) stopped early: {why}; a trial it was running is marked FAIL")
 
 
 def finish(settings, data=None, *, search_seconds=None, log=print):

@@ -133,6 +133,15 @@ def test_grid_spaces_ranges_and_keeps_lists(tmp_path):
     assert grid_of(s) == {"hidden_dim": [100, 200, 400], "alpha": [0.0, 0.05, 0.1], "batch_size": [32, 64]}
 
 
+def test_grid_search_runs_each_point_once_and_stops(tmp_path, tiny_dir):
+    s = settings(tmp_path / "grid", tiny_dir, n_trials=10, sampler="grid", grid_points=2,
+                 space={"hidden_dim": {"choices": [8, 16]}, "alpha": {"low": 1e-3, "high": 1e-2, "log": True}})
+    run_search(s, log=None)
+    trials = load(s).get_trials()
+    assert sorted((t.params["hidden_dim"], t.params["alpha"]) for t in trials) == [
+        (8, 1e-3), (8, 1e-2), (16, 1e-3), (16, 1e-2)]
+
+
 def test_shares_split_the_trials_exactly():
     assert shares(7, 3) == [3, 2, 2] and shares(1, 2) == [1, 0] and sum(shares(100, 7)) == 100
 
