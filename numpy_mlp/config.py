@@ -46,7 +46,8 @@ class TrainConfig:
     checkpoint_every: int | None = None  # steps between checkpoints of `numpy-mlp train` (None = 20
                                          # per run, 0 = none); does not change the results
     threads: int | str = "auto"      # BLAS threads: a number, or "auto" = timed choice among 1..all
-                                     # (numpy_mlp/threads.py); does not change the results
+                                     # (numpy_mlp/threads.py); changes results only in
+                                     # their last bits (fix it for bit-for-bit repeats)
 
     def __post_init__(self):
         object.__setattr__(self, "hidden_dim", _as_tuple(self.hidden_dim))

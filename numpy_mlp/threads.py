@@ -17,9 +17,11 @@ default) measures, every ``recheck`` seconds, in two stages:
    kept (at once, if after one round one count is more than ``CLEAR`` times faster). The
    probes are ordinary training steps: nothing is thrown away.
 
-An integer fixes the count. Products of OpenBLAS split the output between threads and never
-the sum over the inner dimension, so results are bitwise the same for any count
-(tests/test_threads.py): the choice changes speed, never the numbers.
+An integer fixes the count. The count changes speed, and the numbers only in their last
+bits: OpenBLAS splits most products by their output, which keeps them bitwise the same,
+but for some shapes (a (128, 1000) @ (1000, 10) product, say) it splits the inner sum, so 1
+and 2 threads round differently (by ~1e-7 relative; tests/test_threads.py). For a run that
+must repeat bit for bit, fix the count (``--threads 1``).
 """
 
 from __future__ import annotations

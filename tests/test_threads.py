@@ -118,22 +118,39 @@ def test_bad_thread_counts_are_refused(bad):
         TrainConfig(threads=bad)
 
 
-def test_one_and_two_threads_give_bitwise_the_same_training(two_threads):
+def test_thread_count_changes_training_only_by_rounding(two_threads):
+    """1, 2 and auto threads: the same training up to float32 rounding.
+
+    Bitwise equality does not hold in general: for some shapes ((128, 1000) @ (1000, 10),
+    the last layer at H = 1000) OpenBLAS splits the inner sum between threads.
+    """
     from synthetic_data import synthetic
 
     data = synthetic()
     histories, params = [], []
     for threads in (1, 2, "auto"):
-        # products big enough (128 x 3072 x 256) for OpenBLAS to split them between threads
-        cfg = TrainConfig(hidden_dim=(256,), alpha=1e-2, batch_size=128, num_iters=12, evals=3, val_size=100,
+        cfg = TrainConfig(hidden_dim=(1000,), alpha=1e-2, batch_size=128, num_iters=12, evals=3, val_size=100,
                           eval_train_size=100, threads=threads)
         result = train(cfg, data)
         histories.append(result.history["loss"])
         params.append(result.model.params)
-    assert histories[0] == histories[1] == histories[2]
+    np.testing.assert_allclose(histories[0], histories[1], rtol=1e-5)
+    np.testing.assert_allclose(histories[0], histories[2], rtol=1e-5)
     for k in params[0]:
-        np.testing.assert_array_equal(params[0][k], params[1][k])
-        np.testing.assert_array_equal(params[0][k], params[2][k])
+        np.testing.assert_allclose(params[0][k], params[1][k], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(params[0][k], params[2][k], rtol=1e-4, atol=1e-6)
+
+
+def test_a_fixed_thread_count_repeats_bit_for_bit():
+    from synthetic_data import synthetic
+
+    data = synthetic()
+    cfg = TrainConfig(hidden_dim=(1000,), alpha=1e-2, batch_size=128, num_iters=12, evals=3, val_size=100,
+                      eval_train_size=100, threads=1)
+    a, b = train(cfg, data), train(cfg, data)
+    assert a.history["loss"] == b.history["loss"]
+    for k in a.model.params:
+        np.testing.assert_array_equal(a.model.params[k], b.model.params[k])
 
 
 def test_evaluation_gives_back_the_thread_count_it_found(two_threads):
