@@ -20,7 +20,6 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 
 from . import plots
 from .checkpoint import CHECKPOINT_NAME, Checkpointer, checkpoint_interval, data_fingerprint, load_checkpoint, restore
@@ -246,8 +245,7 @@ def train_with_checkpoints(config, data, out, *, say=None, progress=False, resum
                          total=total_steps(config, n_train)[0], resume_hint=hint, fingerprint=data_fingerprint(data),
                          data_dir=None if data_dir is None else Path(data_dir).expanduser().resolve())
     try:
-        # overflow warnings would clutter the one-line error: a non-finite loss stops the run anyway
-        with saver, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with saver:
             return train(config, data, log=say, progress=progress, resume=parts, on_step=saver)
     except DivergenceError as e:
         message = f"{e}; {save_best_so_far(out, config, data, parts)}"

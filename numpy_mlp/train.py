@@ -135,6 +135,8 @@ def train(config, data, *, log=None, progress=False, on_eval=None, resume=None, 
     start = time.perf_counter() - s.seconds
     stopped_early = False
     threads = ThreadChooser(config.threads)  # BLAS threads per step: fixed, or timed choice
+    # overflow warnings would only clutter what the non-finite-loss check below says clearly
+    old_errors = np.seterr(over="ignore", invalid="ignore", divide="ignore")
 
     try:
         while s.step < total:
@@ -204,6 +206,7 @@ def train(config, data, *, log=None, progress=False, on_eval=None, resume=None, 
     finally:
         bar.close()
         threads.close()
+        np.seterr(**old_errors)
 
     seconds = time.perf_counter() - start
     if s.best_params is not None:

@@ -7,7 +7,6 @@ message. Argument-parser errors (unknown flags, values that are not numbers, ...
 argparse's own: a usage line and one ``error:`` line, status 2.
 """
 
-import hashlib
 import io
 import json
 import os

@@ -5,7 +5,6 @@ cell that raises fails the test.
 """
 
 import json
-import os
 import sys
 from pathlib import Path
 
