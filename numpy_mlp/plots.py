@@ -38,7 +38,7 @@ def plot_loss(history, path):
     ax.plot(steps, loss, color="tab:blue", alpha=0.25, lw=0.8, label="loss of each minibatch")
     ax.plot(steps, smooth(loss, max(1, len(loss) // 50)), color="tab:blue", lw=2, label="running mean")
     ax.set_xlabel("iteration")
-    ax.set_ylabel("cross-entropy loss")
+    ax.set_ylabel("cross-entropy loss (without L2)")
     ax.set_title("Training loss")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -119,15 +119,22 @@ def plot_first_layer_weights(W1, path, W1_init=None, count=100, cols=10):
     Args:
         W1: (D, H) first-layer weights, D = 3072.
         W1_init: (D, H) the same weights at initialisation, if known. Then the picture
-            shows what training changed, ``W1 - W1_init``: with He initialisation the
-            random starting weights are several times larger than that change (for a short
-            run without L2) and would hide the templates under noise.
+            shows what training added: each unit's weights minus their projection onto
+            its initial weights, ``W1[:, j] - c_j * W1_init[:, j]`` with
+            ``c_j = <W1[:, j], W1_init[:, j]> / |W1_init[:, j]|^2``. The random He
+            initialisation is several times larger than what training adds and would hide
+            the templates under noise; L2 or weight decay shrinks it (c_j < 1) without
+            removing it, so subtracting it whole (c_j = 1) would leave noise as well.
         count: how many units to show (the first ones; at most H).
     """
     W1 = np.asarray(W1)
     H = W1.shape[1]
     count = min(count, H)
-    shown = W1[:, :count] if W1_init is None else W1[:, :count] - np.asarray(W1_init)[:, :count]
+    shown = W1[:, :count].astype(np.float64)  # (D, count)
+    if W1_init is not None:
+        W0 = np.asarray(W1_init)[:, :count].astype(np.float64)  # (D, count)
+        c = (shown * W0).sum(axis=0) / np.maximum((W0 * W0).sum(axis=0), 1e-30)  # (count,)
+        shown -= c * W0
     t = weight_templates(shown)  # (count, 32, 32, 3)
     rows = -(-count // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(0.8 * cols, 0.8 * rows + 0.7), squeeze=False)
@@ -135,7 +142,7 @@ def plot_first_layer_weights(W1, path, W1_init=None, count=100, cols=10):
         ax.axis("off")
         if k < count:
             ax.imshow(t[k], interpolation="nearest")
-    what = "First-layer weights" if W1_init is None else "What the first layer learned (W1 minus its initial value)"
+    what = "First-layer weights" if W1_init is None else "What the first layer learned (W1 less its initial weights)"
     fig.suptitle(f"{what}:\n{count} of {H} hidden units as 32x32 colour templates", fontsize=10)
     return _save(fig, path)
 

@@ -108,7 +108,8 @@ def train(config, data, *, log=None, progress=False, on_eval=None, resume=None, 
             :func:`build` and restored from a checkpoint, to continue a run.
         on_step: callable ``(model, optimizer, state)`` after every step (checkpoints).
     Returns:
-        TrainResult. ``history`` has, for every step, ``step`` and ``loss`` (data + L2),
+        TrainResult. ``history`` has, for every step, ``step`` and ``loss`` (the
+        minibatch's cross-entropy, without the L2 term),
         and, for every evaluation, ``eval_step``, ``epoch``, ``train_loss`` (mean loss since
         the previous evaluation), ``train_acc`` (on a fixed training subset), ``val_acc``,
         ``alpha`` and ``seconds``.
@@ -153,8 +154,9 @@ def train(config, data, *, log=None, progress=False, on_eval=None, resume=None, 
 
             # 2. forward, loss, backward
             scores, cache = model.forward(X, train=True)  # (N, C)
+            # the loss recorded is the cross-entropy alone: with L2 on, its term
+            # (0.5*reg*sum W^2, model.reg_loss()) would swamp the curve; its gradient is in backward
             loss, dscores = cross_entropy_loss(scores, y, label_smoothing=config.label_smoothing)
-            loss += model.reg_loss()
             if not math.isfinite(loss):
                 raise DivergenceError(
                     f"training diverged at step {step}: the loss is {loss}; use a smaller learning rate "

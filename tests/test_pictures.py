@@ -47,6 +47,13 @@ def test_first_layer_picture_of_a_template_shows_the_template(tmp_path):
     path = plots.plot_first_layer_weights(W1 + 5.0, tmp_path / "d.png", W1_init=W1 + 5.0)
     px = read_png(path).astype(int)
     assert not ((px[..., 0] > 200) & (px[..., 2] < 60)).any()
+    # a shrunken random start (as L2 leaves it) plus the template: the template shows, not the noise
+    W0 = np.random.default_rng(0).standard_normal((3072, 1)) * 3
+    W0 -= (W0 * W1).sum() / (W1 * W1).sum() * W1  # noise orthogonal to the template
+    path = plots.plot_first_layer_weights(0.35 * W0 + W1, tmp_path / "s.png", W1_init=W0)
+    px = read_png(path).astype(int)
+    red = (px[..., 0] > 200) & (px[..., 1] < 60) & (px[..., 2] < 60)
+    assert red.sum() > 100
 
 
 def test_prediction_grid_frames_the_mistakes_in_red(tmp_path):
