@@ -151,7 +151,9 @@ def load_model(path):
             raise ModelFileError(f"{path}: {k} has shape {arrays[k].shape}, expected {shape} for "
                                  f"hidden_dim={meta['hidden_dim']}; the file is damaged")
     try:
-        model = FullyConnectedNet(dims[0], dims[1:-1], dims[-1], dtype=meta["dtype"], seed=0)
+        trained = meta.get("config") or {}  # reg and dropout only matter for training, but keep them
+        model = FullyConnectedNet(dims[0], dims[1:-1], dims[-1], dtype=meta["dtype"], seed=0,
+                                  reg=trained.get("reg", 0.0), dropout=trained.get("dropout", 0.0))
     except (ValueError, TypeError, ConfigError) as e:
         raise ModelFileError(f"{path}: its 'meta' entry does not describe a model ({e}); the file is damaged") from None
     for k, v in model.params.items():
