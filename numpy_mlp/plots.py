@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _save(fig, path):
+def save_figure(fig, path):
+    """Lay out, write at 110 dpi and close ``fig``; returns ``path``."""
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -42,7 +43,7 @@ def plot_loss(history, path):
     ax.set_title("Training loss")
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_accuracy(history, path):
@@ -64,7 +65,7 @@ def plot_accuracy(history, path):
     ax.set_title("Classification accuracy")
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_predictions(images, y_true, y_pred, class_names, path, cols=8,
@@ -94,7 +95,7 @@ def plot_predictions(images, y_true, y_pred, class_names, path, cols=8,
             ax.add_patch(plt.Rectangle((-0.5, -0.5), 32, 32, fill=False, ec="red", lw=3))
     wrong = int((y_true != y_pred).sum())
     fig.suptitle(f"{title}: {n - wrong} of {n} right; mistakes in red, (true label) below", fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def weight_templates(W1):
@@ -144,7 +145,7 @@ def plot_first_layer_weights(W1, path, W1_init=None, count=100, cols=10):
             ax.imshow(t[k], interpolation="nearest")
     what = "First-layer weights" if W1_init is None else "What the first layer learned (W1 less its initial weights)"
     fig.suptitle(f"{what}:\n{count} of {H} hidden units as 32x32 colour templates", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_confusion(cm, class_names, path, title="Confusion matrix (test set)"):
@@ -170,4 +171,4 @@ def plot_confusion(cm, class_names, path, title="Confusion matrix (test set)"):
     fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true class")
     overall = np.trace(cm) / max(cm.sum(), 1)
     ax.set_title(f"{title}: {overall:.1%} right")
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -793,12 +793,9 @@ def _plot_importances(importances, path):
 
 
 def _save(fig, path):
-    plt = _pyplot()
+    from .plots import save_figure  # the run pictures' own layout, resolution and close
 
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _pyplot():
