@@ -693,7 +693,7 @@ def write_trials_csv(path, trials):
     w = csv.writer(text)
     w.writerow(cols)
     for t in trials:
-        last = t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None
+        last = _last(t) if t.intermediate_values else None
         seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else None
         worker = t.user_attrs.get("worker") or {}
         w.writerow([t.number, t.state.name, _cell(t.value), _cell(last), len(t.intermediate_values),
@@ -730,6 +730,7 @@ def plot_search(trials, space, study, out):
 
 
 def _last(t):
+    """The validation accuracy a trial reported last (it must have reported one)."""
     return t.intermediate_values[max(t.intermediate_values)]
 
 
