@@ -28,6 +28,7 @@ from .layers import (
     affine_forward,
     dropout_backward,
     dropout_forward,
+    l2_backward,
     relu_backward,
     relu_forward,
 )
@@ -132,7 +133,7 @@ class FullyConnectedNet:
             # the first layer's input is the data: no gradient w.r.t. it is needed
             dh, _, _ = affine_backward(dh, affine_cache, dW=dW, db=db, need_dx=l > 1)
             if self.reg:
-                dW += self.reg * self.params[f"W{l}"]
+                l2_backward(dW, self.params[f"W{l}"], self.reg)  # dW += reg * W
             if l > 1:  # dh is (N, H_{l-1}), a fresh array we may overwrite
                 prev_affine, prev_relu, prev_drop = cache[l - 2]
                 if prev_drop is not None:
