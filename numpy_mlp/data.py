@@ -49,6 +49,7 @@ BATCH_FILES = TRAIN_FILES + (TEST_FILE, META_FILE)
 # every name the official archive holds; anything else in an archive is refused
 ARCHIVE_MEMBERS = frozenset({ARCHIVE_DIR, f"{ARCHIVE_DIR}/readme.html", *(f"{ARCHIVE_DIR}/{f}" for f in BATCH_FILES)})
 _EPS = 1e-8  # guards a division by the std of a constant image / channel
+_BLOCK = 65536  # values preprocessed together (256 KB of float32), see preprocess()
 
 
 @dataclass(frozen=True)
@@ -198,25 +199,34 @@ def preprocess(
             f"out must be a C-contiguous {dtype} array of shape {X.shape}, "
             f"got {out.dtype} {out.shape}"
         )
-    if mode == "per_image":
-        # Five passes in the float type, no (N, D) temporary (2x faster than a float64 mean
-        # of the uint8 rows). The row sums are exact: integers below 255 * 3072 < 2**24.
-        np.copyto(out, X, casting="unsafe")  # (N, D), exact uint8 -> float
-        mean = out.sum(axis=1, keepdims=True)  # (N, 1)
-        mean /= D
-        out -= mean
-        var = np.einsum("nd,nd->n", out, out) / D  # (N,)
-        out *= (1.0 / np.maximum(np.sqrt(var), _EPS))[:, None]
-    elif mode == "per_channel":
+    if mode == "per_channel":
         if stats is None:
             raise ValueError("mode='per_channel' needs stats=channel_stats(X_train)")
         mean = np.asarray(stats["mean"], dtype=np.float64).reshape(3, 1)
-        std = np.asarray(stats["std"], dtype=np.float64).reshape(3, 1)
-        out3 = out.reshape(-1, 3, 1024)  # (N, 3, 1024) view of out
-        np.subtract(X.reshape(-1, 3, 1024), mean, out=out3, dtype=dtype, casting="same_kind")
-        out3 /= np.maximum(std, _EPS).astype(dtype)
-    else:
+        inv_std = (1.0 / np.maximum(np.asarray(stats["std"], dtype=np.float64), _EPS)).reshape(3, 1)
+        mean, inv_std = mean.astype(dtype), inv_std.astype(dtype)
+    elif mode != "per_image":
         raise ValueError(f"unknown preprocess mode {mode!r}; use 'per_image' or 'per_channel'")
+    # Row block by row block, so that the passes below find their block in the cache: the
+    # uint8 rows are read and the float rows written once (2-3x faster than whole-batch
+    # passes for a batch of 2000); each row gets the same operations either way.
+    rows = max(1, _BLOCK // D)
+    ones = np.ones(D, dtype=dtype)  # (D,)
+    for start in range(0, len(X), rows):
+        x, o = X[start:start + rows], out[start:start + rows]  # (n, D) views
+        np.copyto(o, x, casting="unsafe")  # exact uint8 -> float
+        if mode == "per_image":
+            # Row sums and sums of squares as BLAS products (3-4x faster than o.sum and
+            # einsum). The row sums are exact in any order: integers below 255*3072 < 2**24.
+            mean = (o @ ones)[:, None]  # (n, 1)
+            mean /= D
+            o -= mean
+            var = np.linalg.vecdot(o, o) / D  # (n,)
+            o *= (1.0 / np.maximum(np.sqrt(var), _EPS))[:, None]
+        else:
+            o3 = o.reshape(-1, 3, 1024)  # (n, 3, 1024) view
+            o3 -= mean
+            o3 *= inv_std
     return out
 
 

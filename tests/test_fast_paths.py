@@ -5,7 +5,8 @@ import pytest
 
 from numpy_mlp import SGD, FullyConnectedNet
 from numpy_mlp.data import preprocess
-from numpy_mlp.layers import affine_backward, affine_forward, relu_backward
+from numpy_mlp.data import channel_stats
+from numpy_mlp.layers import affine_backward, affine_forward, l2_backward, relu_backward
 from numpy_mlp.optim import BLOCK
 
 
@@ -73,10 +74,32 @@ def test_model_backward_gives_the_same_gradients_as_the_full_backward():
     np.testing.assert_allclose(grads["b1"], d1.sum(axis=0))
 
 
+@pytest.mark.parametrize("shape", [(3072, 1000), (5, 7), (70000,), (1, 200000)])
+def test_blocked_l2_gradient_is_dW_plus_reg_times_W(shape):
+    rng = np.random.default_rng(9)
+    W = rng.standard_normal(shape).astype(np.float32)
+    dW = rng.standard_normal(shape).astype(np.float32)
+    expected = dW + np.float32(4e-3) * W
+    out = l2_backward(dW, W, 4e-3)
+    assert out is dW
+    np.testing.assert_array_equal(dW, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_per_channel_preprocessing_matches_a_float64_reference(dtype):
+    X = np.random.default_rng(5).integers(0, 256, size=(47, 3072), dtype=np.uint8)  # 47: not a whole number of blocks
+    stats = channel_stats(X)
+    X64 = X.astype(np.float64).reshape(-1, 3, 1024)
+    ref = ((X64 - stats["mean"][:, None]) / stats["std"][:, None]).reshape(len(X), -1)
+    Z = preprocess(X, "per_channel", stats, dtype=dtype)
+    np.testing.assert_allclose(Z, ref, rtol=0, atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_per_image_preprocessing_matches_a_float64_reference(dtype):
-    X = np.random.default_rng(4).integers(0, 256, size=(64, 3072), dtype=np.uint8)
+    X = np.random.default_rng(4).integers(0, 256, size=(67, 3072), dtype=np.uint8)
     X[0] = 255  # the largest row sum, 255 * 3072, is still exact in float32
+    X[1] = 7  # a constant image: std 0, guarded
     X64 = X.astype(np.float64)
     ref = (X64 - X64.mean(axis=1, keepdims=True)) / np.maximum(X64.std(axis=1, keepdims=True), 1e-8)
     Z = preprocess(X, dtype=dtype)
