@@ -33,7 +33,7 @@ from .safe_pickle import safe_load
 
 __all__ = [
     "CLASS_NAMES", "OFFICIAL_URL", "OFFICIAL_MD5", "CIFAR10", "default_data_dir",
-    "load_cifar10", "split_validation", "preprocess", "channel_stats", "to_images",
+    "load_cifar10", "split_validation", "preprocess", "Preprocessor", "channel_stats", "to_images",
 ]
 
 CLASS_NAMES: tuple[str, ...] = (
@@ -228,6 +228,72 @@ def preprocess(
             o3 -= mean
             o3 *= inv_std
     return out
+
+
+class Preprocessor:
+    """:func:`preprocess` with its mode and training statistics bound, for a model's inputs.
+
+    ``prep(X, out=None)`` is ``preprocess(X, mode, stats, out, dtype)``: uint8 (N, D) ->
+    float (N, D). :meth:`folded` gives the same first layer for evaluation without
+    normalising the images at all.
+    """
+
+    def __init__(self, mode="per_image", stats=None, dtype=np.float32):
+        self.mode, self.stats, self.dtype = mode, stats, np.dtype(dtype)
+        preprocess(np.zeros((1, D), np.uint8), mode, stats, dtype=self.dtype)  # check mode and stats now
+
+    def __repr__(self):
+        return f"Preprocessor(mode={self.mode!r}, dtype={self.dtype.name})"
+
+    def __call__(self, X, out=None):
+        return preprocess(X, self.mode, self.stats, out=out, dtype=self.dtype)
+
+    def folded(self, W, b):
+        """``f(X, buf) = self(X) @ W + b`` (N, H) for uint8 X (N, D), the normalisation folded in.
+
+        Evaluation spends most of its time outside the products on normalising 3072 values
+        per image; folding it into the first layer leaves one uint8 -> float copy into
+        ``buf`` (a C-contiguous (N, D) array of the dtype, overwritten):
+
+        - per_channel, ``x' = (x - m) * r`` with fixed per-channel m, r: ``x' @ W + b =
+          x @ (r * W) + (b - (m * r) @ W)``, weights computed once here;
+        - per_image, ``x' = (x - mu_n) * r_n`` for each row n: ``x' @ W + b =
+          r_n * (x @ W - mu_n * colsum(W)) + b``. The row sums are exact; rows whose std is
+          below a tenth of their mean (where the subtraction would lose digits) and constant
+          rows go through the plain path.
+
+        Results equal the plain path's up to float rounding (~1e-6 relative; tested).
+        """
+        W, b = np.asarray(W), np.asarray(b)
+        if self.mode == "per_channel":
+            m = np.repeat(np.asarray(self.stats["mean"], np.float64), D // 3)  # (D,)
+            r = np.repeat(1.0 / np.maximum(np.asarray(self.stats["std"], np.float64), _EPS), D // 3)  # (D,)
+            W_fold = (W * r[:, None]).astype(self.dtype)  # (D, H)
+            b_fold = (b - (m * r) @ W).astype(self.dtype)  # (H,)
+
+            def first_layer(X, buf):
+                np.copyto(buf, X, casting="unsafe")
+                out = buf @ W_fold  # (N, H)
+                out += b_fold
+                return out
+            return first_layer
+
+        colsum = W.sum(axis=0, dtype=np.float64).astype(self.dtype)  # (H,)
+        ones = np.ones(D, dtype=self.dtype)
+
+        def first_layer(X, buf):
+            np.copyto(buf, X, casting="unsafe")  # exact uint8 -> float
+            mean = (buf @ ones).astype(np.float64) / D  # (N,), exact sums
+            var = np.linalg.vecdot(buf, buf).astype(np.float64) / D - mean**2  # (N,)
+            out = buf @ W  # (N, H)
+            out -= mean.astype(self.dtype)[:, None] * colsum
+            out *= (1.0 / np.sqrt(np.maximum(var, _EPS**2))).astype(self.dtype)[:, None]
+            out += b
+            plain = var < 0.01 * mean**2  # low contrast or constant: (N,)
+            if plain.any():
+                out[plain] = self(X[plain]) @ W + b
+            return out
+        return first_layer
 
 
 def to_images(X: np.ndarray) -> np.ndarray:

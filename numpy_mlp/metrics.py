@@ -16,18 +16,24 @@ def predict_uint8(model, X, prepare, batch_size=2000):
     """Predicted labels (N,) for uint8 images X (N, D).
 
     ``prepare(X_batch, out)`` turns a uint8 batch into the model's float input, writing
-    into ``out``; one float buffer of ``batch_size`` rows is reused for all batches. The
-    BLAS thread count is chosen batch by batch as in training (:mod:`numpy_mlp.threads`),
-    among 1 .. the count BLAS is allowed when called (inside the trainer: its choice).
+    into ``out``; one float buffer of ``batch_size`` rows is reused for all batches. If
+    ``prepare`` is a :class:`~numpy_mlp.data.Preprocessor` (as ``make_preparer`` gives),
+    its normalisation is folded into the first layer instead (``Preprocessor.folded``):
+    the images are only copied to floats. The BLAS thread count is chosen batch by batch
+    as in training (:mod:`numpy_mlp.threads`), among 1 .. the count BLAS is allowed when
+    called (inside the trainer: its choice).
     """
     pred = np.empty(len(X), dtype=np.int64)
     buf = np.empty((min(batch_size, max(len(X), 1)), X.shape[1]), dtype=model.dtype)
+    first_layer = prepare.folded(model.params["W1"], model.params["b1"]) if hasattr(prepare, "folded") else None
     with ThreadChooser("auto") as threads:
         for i in range(0, len(X), batch_size):
             threads.tick()
             xb = X[i:i + batch_size]
-            inputs = prepare(xb, out=buf[:len(xb)])
-            scores, _ = model.forward(inputs, train=False)
+            if first_layer is not None:
+                scores = model.forward_after_first(first_layer(xb, buf[:len(xb)]))
+            else:
+                scores, _ = model.forward(prepare(xb, out=buf[:len(xb)]), train=False)
             pred[i:i + len(xb)] = scores.argmax(axis=1)
     return pred
 

@@ -121,6 +121,19 @@ class FullyConnectedNet:
             cache.append((affine_cache, relu_cache, drop_cache))
         return h, cache
 
+    def forward_after_first(self, a1):
+        """Scores (N, C) from the first layer's affine output ``a1`` (N, H1), for evaluation.
+
+        The rest of ``forward(X, train=False)`` (no dropout, no cache): evaluation computes
+        ``a1`` itself with the input normalisation folded in (``Preprocessor.folded``).
+        ``a1`` is overwritten.
+        """
+        h = a1
+        for l in range(2, self.num_layers + 1):
+            h, _ = relu_forward(h)  # (N, H_{l-1})
+            h, _ = affine_forward(h, self.params[f"W{l}"], self.params[f"b{l}"])
+        return h
+
     def backward(self, dscores, cache):
         """Backpropagate ``dscores`` (N, C); fill and return ``self.grads``.
 

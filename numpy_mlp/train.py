@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .augment import augment
-from .data import channel_stats, preprocess
+from .data import Preprocessor, channel_stats
 from .errors import ConfigError, DivergenceError
 from .losses import cross_entropy_loss
 from .metrics import accuracy, predict_uint8
@@ -63,10 +63,8 @@ class LoopState:
 
 
 def make_preparer(mode, stats, dtype):
-    """A function ``prepare(X_uint8, out=None) -> float (N, D)`` for the model's inputs."""
-    def prepare(X, out=None):
-        return preprocess(X, mode=mode, stats=stats, out=out, dtype=dtype)
-    return prepare
+    """A :class:`~numpy_mlp.data.Preprocessor`: ``prepare(X_uint8, out=None) -> float (N, D)``."""
+    return Preprocessor(mode, stats, dtype)
 
 
 def total_steps(config, n_train):

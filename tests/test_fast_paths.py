@@ -104,3 +104,47 @@ def test_per_image_preprocessing_matches_a_float64_reference(dtype):
     ref = (X64 - X64.mean(axis=1, keepdims=True)) / np.maximum(X64.std(axis=1, keepdims=True), 1e-8)
     Z = preprocess(X, dtype=dtype)
     np.testing.assert_allclose(Z, ref, rtol=0, atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def _odd_images(rng, n):
+    """uint8 (n, 3072) random images plus the awkward rows: constant, low contrast, all 255."""
+    X = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+    X[0] = 7  # constant: normalises to zeros
+    X[1] = 200 + rng.integers(0, 3, 3072)  # std ~0.8 at mean 201: the plain path
+    X[2] = 255
+    X[3] = np.where(rng.random(3072) < 0.5, 0, 255)  # the largest std
+    X[4] = rng.integers(100, 140, 3072)  # std ~11.5 at mean 120: the folded path, narrowly
+    return X
+
+
+@pytest.mark.parametrize("mode", ["per_image", "per_channel"])
+def test_folded_first_layer_equals_normalising_then_the_product(mode):
+    from numpy_mlp.train import make_preparer
+
+    rng = np.random.default_rng(11)
+    X = _odd_images(rng, 300)
+    stats = channel_stats(rng.integers(0, 256, size=(500, 3072), dtype=np.uint8))
+    prep = make_preparer(mode, stats if mode == "per_channel" else None, np.float32)
+    W = (rng.standard_normal((3072, 64)) / np.sqrt(1536)).astype(np.float32)
+    b = rng.standard_normal(64).astype(np.float32)
+    expected = prep(X).astype(np.float64) @ W.astype(np.float64) + b  # (300, 64)
+    got = prep.folded(W, b)(X, np.empty((300, 3072), np.float32))
+    assert got.dtype == np.float32 and got.shape == (300, 64)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=2e-5 * np.abs(expected).max())
+    if mode == "per_image":
+        np.testing.assert_allclose(got[0], b, atol=1e-6)  # a constant image normalises to zeros
+
+
+def test_predictions_with_the_folded_layer_equal_the_plain_forward_pass():
+    from numpy_mlp.metrics import predict_uint8
+    from numpy_mlp.train import make_preparer
+
+    rng = np.random.default_rng(12)
+    X = _odd_images(rng, 700)
+    model = FullyConnectedNet(3072, [50, 30], 10, seed=3)
+    for mode, stats in (("per_image", None), ("per_channel", channel_stats(X))):
+        prep = make_preparer(mode, stats, np.float32)
+        plain = model.predict(prep(X))
+        np.testing.assert_array_equal(predict_uint8(model, X, prep, batch_size=256), plain)
+        # any callable still works, through the plain path
+        np.testing.assert_array_equal(predict_uint8(model, X, lambda x, out: prep(x, out=out)), plain)
