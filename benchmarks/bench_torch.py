@@ -7,8 +7,9 @@ Both train 3072 -> H -> 10 (ReLU, softmax cross-entropy, SGD with momentum 0.9, 
 the uint8 CIFAR-10 training split, each step taking a minibatch by index from a permutation,
 converting it to float32 and normalising each image (per_image), then forward, backward and
 update; neither adds an L2 term or augments the images. numpy-mlp runs its real trainer,
-``numpy_mlp.train.train`` (one final evaluation on a single image, nothing else extra); PyTorch runs the loop it is usually written with
-(``nn.Sequential``, ``F.cross_entropy``, ``torch.optim.SGD(momentum=0.9)``, ``loss.item()``).
+``numpy_mlp.train.train`` (one final evaluation on a single image, nothing else extra);
+PyTorch runs the loop it is usually written with (``nn.Sequential``, ``F.cross_entropy``,
+``torch.optim.SGD(momentum=0.9)``, ``loss.item()``).
 
 For every case (batch N in 40, 256, 1024; H in 200, 1000; BLAS threads 1 and 2) the runs are
 interleaved (ours, torch, ours, torch, ...) and the medians of ``--reps`` repetitions are
@@ -16,8 +17,8 @@ reported: samples/s for both, their ratio, and our GFLOP/s against the GFLOP/s o
 float32 matrix product (2048^3, numpy's BLAS) timed in the same rounds with the same threads.
 ``auto`` is numpy-mlp's default thread choice (numpy_mlp/threads.py), compared with the better
 of its own 1- and 2-thread runs. A third table times full-set evaluation (50,000 images,
-``predict_uint8``: uint8 batches of 2000, preprocessing, forward, argmax) against its matrix
-products alone.
+``predict_uint8``: uint8 batches of 2000, copied to float32 with the normalisation folded
+into the first layer, forward, argmax) against its matrix products alone.
 
 FLOPs counted per training step (multiply-add = 2): forward 2N(DH + HC), weight gradients
 2N(DH + HC), input gradient of the second layer 2NHC (none for the first: its input is data).
