@@ -282,9 +282,15 @@ class Preprocessor:
         ones = np.ones(D, dtype=self.dtype)
 
         def first_layer(X, buf):
-            np.copyto(buf, X, casting="unsafe")  # exact uint8 -> float
-            mean = (buf @ ones).astype(np.float64) / D  # (N,), exact sums
-            var = np.linalg.vecdot(buf, buf).astype(np.float64) / D - mean**2  # (N,)
+            sums, squares = np.empty(len(X), self.dtype), np.empty(len(X), self.dtype)  # (N,), (N,)
+            rows = max(1, _BLOCK // D)
+            for i in range(0, len(X), rows):  # by cache-sized row blocks, as in preprocess()
+                x = buf[i:i + rows]
+                np.copyto(x, X[i:i + rows], casting="unsafe")  # exact uint8 -> float
+                np.matmul(x, ones, out=sums[i:i + rows])  # exact: integers below 2**24
+                squares[i:i + rows] = np.linalg.vecdot(x, x)
+            mean = sums.astype(np.float64) / D  # (N,)
+            var = squares.astype(np.float64) / D - mean**2  # (N,)
             out = buf @ W  # (N, H)
             out -= mean.astype(self.dtype)[:, None] * colsum
             out *= (1.0 / np.sqrt(np.maximum(var, _EPS**2))).astype(self.dtype)[:, None]
