@@ -10,7 +10,8 @@ default) measures, every ``recheck`` seconds, in two stages:
 1. The load: how many cores *other* processes kept busy since the last check (from
    ``/proc/stat`` minus this process's own CPU time). If less than ``FREE`` (1.5) cores were
    left for us, one thread is kept, at no cost. The first check waits until ``warmup``
-   seconds have passed; until then one thread is used.
+   seconds have passed; until then the count is a guess from the load average of the last
+   minute: all threads if it leaves ``FREE`` cores, else one.
 2. Otherwise the next steps alternate between the candidate counts (1, 2, ... up to the
    count BLAS is allowed now, so an outer ``threadpool_limits(1)``, as in a search worker,
    is respected), ``probes`` steps each, and the count with the lower median step time is
@@ -63,6 +64,14 @@ CLEAR = 1.5  # a count this much faster after one round of probes wins at once
 FREE = 1.5  # probe several threads only if other processes left at least this many cores
 
 
+def _load_average():
+    """The 1-minute load average, or None where the system has none."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
 class OtherLoad:
     """Cores kept busy by other processes between calls (Linux ``/proc/stat``; else None)."""
 
@@ -101,16 +110,17 @@ class ThreadChooser:
         threads: "auto" or a fixed number of threads.
         probes: steps timed per candidate at each check (their median decides).
         recheck: seconds between checks, so that a change of load is noticed.
-        warmup: seconds before the first check (one thread meanwhile).
+        warmup: seconds before the first check (the load average's guess meanwhile).
         clock: a function returning seconds; ``other_load`` a function returning the cores
-            other processes kept busy since its previous call, or None if unknown (tests
-            pass fakes of both).
+            other processes kept busy since its previous call, or None if unknown;
+            ``load_average`` a function returning the 1-minute load average or None (tests
+            pass fakes of all three).
 
     ``chosen`` lists ``(step, count)`` for every decision, for logs and benchmarks.
     """
 
-    def __init__(self, threads="auto", *, probes=3, recheck=30.0, warmup=0.5,
-                 clock=time.perf_counter, other_load=None):
+    def __init__(self, threads="auto", *, probes=3, recheck=30.0, warmup=0.25,
+                 clock=time.perf_counter, other_load=None, load_average=None):
         check_threads(threads)
         self.libraries = blas_libraries()
         self.before = max((lib.num_threads for lib in self.libraries), default=1)
@@ -118,7 +128,7 @@ class ThreadChooser:
         self.candidates = tuple(range(1, self.before + 1)) if auto else (threads,)
         self.probes, self.recheck, self.clock = probes, recheck, clock
         self.other_load = other_load if other_load is not None else OtherLoad()
-        self.current = self.candidates[0]
+        self.current = self.candidates[0] if not auto else self._guess(load_average or _load_average)
         self.chosen = [] if len(self.candidates) > 1 else [(1, self.current)]
         self.step = 0  # ticks so far
         self._plan = []  # thread counts of the coming probe steps
@@ -160,6 +170,14 @@ class ThreadChooser:
                 self.current = self._probe
         set_blas_threads(self.current, self.libraries)
         return self.current
+
+    def _guess(self, load_average):
+        """The count until the first check: all candidates' largest if the load average
+        leaves FREE cores (it counts this process too, so it errs towards one), else 1."""
+        load = load_average()
+        if load is None or (os.cpu_count() or 1) - load < FREE:
+            return self.candidates[0]
+        return self.candidates[-1]
 
     def _decide(self, count, now):
         self.current = count

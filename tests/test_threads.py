@@ -31,6 +31,11 @@ def idle():
     return 0.0
 
 
+def unknown():
+    """No load average: the chooser starts with one thread."""
+    return None
+
+
 @pytest.fixture
 def two_threads():
     """BLAS allowed 2 threads during the test, whatever the machine had before."""
@@ -42,7 +47,8 @@ def two_threads():
 
 def test_auto_probes_both_counts_then_keeps_the_faster(two_threads):
     clock = FakeClock({1: 1.0, 2: 1.2})  # close: all three rounds of probes are needed
-    chooser = ThreadChooser("auto", probes=3, recheck=100.0, clock=clock, other_load=idle)
+    chooser = ThreadChooser("auto", probes=3, recheck=100.0, clock=clock,
+                             other_load=idle, load_average=unknown)
     counts = clock.run(chooser, 20)
     # step 1 is not timed, then the probes alternate, then the faster count is kept
     assert counts == [1] + [1, 2, 1, 2, 1, 2] + [1] * 13
@@ -51,7 +57,8 @@ def test_auto_probes_both_counts_then_keeps_the_faster(two_threads):
 
 def test_a_clear_winner_ends_the_check_after_one_round(two_threads):
     clock = FakeClock({1: 4.0, 2: 1.0})  # two threads 4x faster (an idle machine, big products)
-    chooser = ThreadChooser("auto", probes=3, recheck=100.0, clock=clock, other_load=idle)
+    chooser = ThreadChooser("auto", probes=3, recheck=100.0, clock=clock,
+                             other_load=idle, load_average=unknown)
     counts = clock.run(chooser, 10)
     assert counts == [1, 1, 2] + [2] * 7
     assert chooser.chosen == [(4, 2)]
@@ -59,7 +66,8 @@ def test_a_clear_winner_ends_the_check_after_one_round(two_threads):
 
 def test_auto_rechecks_and_follows_a_change_of_load(two_threads):
     clock = FakeClock({1: 1.0, 2: 3.0})  # busy: two threads 3x slower
-    chooser = ThreadChooser("auto", probes=3, recheck=10.0, clock=clock, other_load=idle)
+    chooser = ThreadChooser("auto", probes=3, recheck=10.0, clock=clock,
+                             other_load=idle, load_average=unknown)
     clock.run(chooser, 12)
     assert chooser.current == 1
     clock.cost = {1: 2.0, 2: 1.0}  # the other job ended: two threads now win
@@ -72,11 +80,24 @@ def test_auto_rechecks_and_follows_a_change_of_load(two_threads):
 def test_a_busy_machine_keeps_one_thread_without_probing(two_threads):
     clock = FakeClock({1: 1.0, 2: 10.0})
     busy = iter([1.0, 1.0, 0.2])  # another job holds a core for two checks, then ends
-    chooser = ThreadChooser("auto", probes=3, recheck=10.0, clock=clock, other_load=lambda: next(busy))
+    chooser = ThreadChooser("auto", probes=3, recheck=10.0, clock=clock, other_load=lambda: next(busy),
+                             load_average=unknown)
     counts = clock.run(chooser, 22)
     assert counts[:21] == [1] * 21  # no probe with two threads while the other core is taken
     assert chooser.chosen == [(2, 1), (12, 1)]
     assert counts[21] == 1 and clock.run(chooser, 2) == [2, 1]  # free again: probes resume
+
+
+def test_the_first_steps_follow_the_load_average(two_threads):
+    import os
+
+    clock = FakeClock({1: 1.0, 2: 1.0})
+    quiet = ThreadChooser("auto", warmup=5.0, clock=clock, other_load=idle, load_average=lambda: 0.2)
+    assert clock.run(quiet, 3) == [2, 2, 2]  # an idle machine: both threads from the first step
+    busy = ThreadChooser("auto", warmup=5.0, clock=clock, other_load=idle,
+                         load_average=lambda: (os.cpu_count() or 1) - 1.0)
+    assert clock.run(busy, 3) == [1, 1, 1]
+    assert ThreadChooser(1, load_average=lambda: 0.0).tick() == 1  # a fixed count ignores it
 
 
 def test_the_load_of_other_processes_is_measured_on_linux():
