@@ -1,7 +1,7 @@
 """numpy-mlp against PyTorch on the CPU: the two-layer net, same data, same batches, same threads.
 
     .venv/bin/pip install -e '.[bench]'            # torch==2.13.0 (CPU wheel), once
-    .venv/bin/python benchmarks/bench_torch.py     # about 5 minutes on 2 cores
+    .venv/bin/python benchmarks/bench_torch.py     # about 7 minutes on 2 idle cores
 
 Both train 3072 -> H -> 10 (ReLU, softmax cross-entropy, SGD with momentum 0.9, float32) on
 the uint8 CIFAR-10 training split, each step taking a minibatch by index from a permutation,
@@ -158,7 +158,9 @@ def main(argv=None):
     p.add_argument("--data-dir", default=str(SHARED_CIFAR) if SHARED_CIFAR.is_dir() else None,
                    help="CIFAR-10 folder (default ../shared/data/cifar-10-batches-py, else ~/.cache/numpy-mlp)")
     p.add_argument("--reps", type=int, default=3, help="repetitions per case; medians are reported")
-    p.add_argument("--seconds", type=float, default=1.0, help="rough length of one timed run")
+    p.add_argument("--seconds", type=float, default=3.0,
+                   help="rough length of one timed run at 60 GFLOP/s (auto needs runs of a second or more: "
+                        "its first measured check comes after 0.25 s)")
     p.add_argument("--batches", default="40,256,1024")
     p.add_argument("--hidden", default="200,1000")
     p.add_argument("--no-eval", action="store_true", help="skip the evaluation table")

@@ -10,8 +10,10 @@ default) measures, every ``recheck`` seconds, in two stages:
 1. The load: how many cores *other* processes kept busy since the last check (from
    ``/proc/stat`` minus this process's own CPU time). If less than ``FREE`` (1.5) cores were
    left for us, one thread is kept, at no cost. The first check waits until ``warmup``
-   seconds have passed; until then the count is a guess from the load average of the last
-   minute: all threads if it leaves ``FREE`` cores, else one.
+   seconds have passed; until then the count is a guess: the last count an earlier
+   chooser of this process settled on (evaluation after training, the next run of a
+   benchmark), else all threads if the load average of the last minute leaves ``FREE``
+   cores, else one.
 2. Otherwise the next steps alternate between the candidate counts (1, 2, ... up to the
    count BLAS is allowed now, so an outer ``threadpool_limits(1)``, as in a search worker,
    is respected), ``probes`` steps each, and the count with the lower median step time is
@@ -61,6 +63,7 @@ def set_blas_threads(n, libraries=None):
 
 
 CLEAR = 1.5  # a count this much faster after one round of probes wins at once
+_last_choice = None  # the count the last automatic choice in this process settled on
 FREE = 1.5  # probe several threads only if other processes left at least this many cores
 
 
@@ -172,14 +175,18 @@ class ThreadChooser:
         return self.current
 
     def _guess(self, load_average):
-        """The count until the first check: all candidates' largest if the load average
-        leaves FREE cores (it counts this process too, so it errs towards one), else 1."""
+        """The count until the first check: the last one settled on in this process, else
+        all candidates' largest if the load average leaves FREE cores, else 1."""
+        if _last_choice is not None:
+            return max(n for n in self.candidates if n <= _last_choice)
         load = load_average()
         if load is None or (os.cpu_count() or 1) - load < FREE:
             return self.candidates[0]
         return self.candidates[-1]
 
     def _decide(self, count, now):
+        global _last_choice
+        _last_choice = count
         self.current = count
         self.chosen.append((self.step, count))
         self._times, self._next_check = {}, now + self.recheck

@@ -5,6 +5,7 @@ import pytest
 
 from numpy_mlp import TrainConfig, train
 from numpy_mlp.errors import ConfigError
+import numpy_mlp.threads as threads_module
 from numpy_mlp.threads import ThreadChooser, blas_threads, set_blas_threads
 
 
@@ -34,6 +35,12 @@ def idle():
 def unknown():
     """No load average: the chooser starts with one thread."""
     return None
+
+
+@pytest.fixture(autouse=True)
+def no_earlier_choice(monkeypatch):
+    """Each test starts as a fresh process: no count settled on by an earlier chooser."""
+    monkeypatch.setattr(threads_module, "_last_choice", None)
 
 
 @pytest.fixture
@@ -98,6 +105,15 @@ def test_the_first_steps_follow_the_load_average(two_threads):
                          load_average=lambda: (os.cpu_count() or 1) - 1.0)
     assert clock.run(busy, 3) == [1, 1, 1]
     assert ThreadChooser(1, load_average=lambda: 0.0).tick() == 1  # a fixed count ignores it
+
+
+def test_a_new_chooser_starts_from_the_count_the_last_one_settled_on(two_threads):
+    clock = FakeClock({1: 4.0, 2: 1.0})
+    first = ThreadChooser("auto", clock=clock, other_load=idle, load_average=unknown)
+    clock.run(first, 6)
+    assert first.current == 2
+    second = ThreadChooser("auto", warmup=100.0, clock=clock, other_load=idle, load_average=unknown)
+    assert clock.run(second, 3) == [2, 2, 2]  # without the memory: [1, 1, 1]
 
 
 def test_the_load_of_other_processes_is_measured_on_linux():
