@@ -268,8 +268,9 @@ class Preprocessor:
         if self.mode == "per_channel":
             m = np.repeat(np.asarray(self.stats["mean"], np.float64), D // 3)  # (D,)
             r = np.repeat(1.0 / np.maximum(np.asarray(self.stats["std"], np.float64), _EPS), D // 3)  # (D,)
-            W_fold = (W * r[:, None]).astype(self.dtype)  # (D, H)
-            b_fold = (b - (m * r) @ W).astype(self.dtype)  # (H,)
+            # in the model's dtype: a float64 copy of W would be 100 MB at H = 4096
+            W_fold = W * r.astype(self.dtype)[:, None]  # (D, H)
+            b_fold = b - (m * r).astype(self.dtype) @ W  # (H,)
 
             def first_layer(X, buf):
                 np.copyto(buf, X, casting="unsafe")
