@@ -1,7 +1,7 @@
 """numpy-mlp against PyTorch on the CPU: the two-layer net, same data, same batches, same threads.
 
     .venv/bin/pip install -e '.[bench]'            # torch==2.13.0 (CPU wheel), once
-    .venv/bin/python benchmarks/bench_torch.py     # about 7 minutes on 2 idle cores
+    .venv/bin/python benchmarks/bench_torch.py     # about 4 minutes on 2 idle cores
 
 Both train 3072 -> H -> 10 (ReLU, softmax cross-entropy, SGD with momentum 0.9, float32) on
 the uint8 CIFAR-10 training split, each step taking a minibatch by index from a permutation,

@@ -20,7 +20,6 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-
 from . import plots
 from .checkpoint import CHECKPOINT_NAME, Checkpointer, checkpoint_interval, data_fingerprint, load_checkpoint, restore
 from .config import TrainConfig

@@ -113,7 +113,7 @@ class ThreadChooser:
         threads: "auto" or a fixed number of threads.
         probes: steps timed per candidate at each check (their median decides).
         recheck: seconds between checks, so that a change of load is noticed.
-        warmup: seconds before the first check (the load average's guess meanwhile).
+        warmup: seconds before the first check (the guess of stage 1 meanwhile).
         clock: a function returning seconds; ``other_load`` a function returning the cores
             other processes kept busy since its previous call, or None if unknown;
             ``load_average`` a function returning the 1-minute load average or None (tests
