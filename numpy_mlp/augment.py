@@ -1,7 +1,8 @@
-"""Data augmentation on uint8 CIFAR-10 rows, drawn from an explicit generator.
+"""Data augmentation on uint8 CIFAR-10 rows: random for training, fixed views for testing.
 
 A row is laid out channel-first: (3072,) = 3 x 32 x 32. Augmentation works on a copy of
 the minibatch, before preprocessing, so the training set stays uint8 and untouched.
+:func:`tta_views` gives the fixed views that test-time augmentation averages over.
 
     N  batch size      D  3072 = 3 x 32 x 32
 """
@@ -56,3 +57,46 @@ def augment(X, rng, flip=False, crop_pad=0):
     if flip:
         X = random_flip(X, rng)
     return X
+
+
+def shift(X, dy, dx):
+    """Move every image ``dy`` pixels up and ``dx`` pixels left, filling the edge with zeros.
+
+    Pixel (i, j) of the result is pixel (i + dy, j + dx) of the image, or 0 outside it:
+    the 32 x 32 window at offset (pad + dy, pad + dx) of the zero-padded image, as a
+    training crop with ``|dy|, |dx| <= pad`` sees it. Negative values move the other way.
+
+    Args:
+        X: (N, D) uint8 images; not modified.
+        dy, dx: integer shifts in -31..31.
+    Returns:
+        (N, D) uint8, a new array.
+    """
+    out = np.zeros_like(X)
+    src, dst = X.reshape(len(X), 3, 32, 32), out.reshape(len(X), 3, 32, 32)
+    rows_dst, rows_src = slice(max(-dy, 0), 32 - max(dy, 0)), slice(max(dy, 0), 32 - max(-dy, 0))
+    cols_dst, cols_src = slice(max(-dx, 0), 32 - max(dx, 0)), slice(max(dx, 0), 32 - max(-dx, 0))
+    dst[:, :, rows_dst, cols_dst] = src[:, :, rows_src, cols_src]
+    return out
+
+
+def mirror(X):
+    """Every image mirrored left-right: (N, D) uint8 -> (N, D) uint8, a new array."""
+    return np.ascontiguousarray(X.reshape(len(X), 3, 32, 32)[:, :, :, ::-1]).reshape(len(X), -1)
+
+
+def tta_views(X, s):
+    """The ten views of test-time augmentation: each image as it is and shifted ``s`` pixels
+    diagonally (four ways), each of the five also mirrored -- the "ten-crop" of image
+    classification, on images zero-padded as the training crops are.
+
+    Args:
+        X: (N, D) uint8 images; not modified.
+        s: shift in pixels, >= 1 (about half the training crops' padding works well).
+    Yields:
+        10 arrays (N, D) uint8.
+    """
+    for dy, dx in ((0, 0), (s, s), (s, -s), (-s, s), (-s, -s)):
+        view = shift(X, dy, dx) if dy else X
+        yield view
+        yield mirror(view)

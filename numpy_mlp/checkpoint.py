@@ -43,7 +43,7 @@ FORMAT_VERSION = 1
 # LoopState fields kept in the JSON part (numbers); arrays and generators are stored apart
 _SCALARS = ("step", "pos", "loss_sum", "loss_count", "best_val", "best_step", "evals_since_best", "seconds")
 # config fields that do not change what a run computes, so they may differ on resume
-RESUMABLE_CHANGES = ("checkpoint_every", "threads")
+RESUMABLE_CHANGES = ("checkpoint_every", "threads", "tta_shift")
 
 
 def data_fingerprint(data):

@@ -134,6 +134,10 @@ def build_parser():
                    help=f"augmentation: random 32x32 crops of the images padded by P pixels (default {d.crop_pad})")
     t.add_argument("--label-smoothing", type=finite_float, metavar="EPS",
                    help=f"target 1-EPS on the true class plus EPS/10 on every class (default {d.label_smoothing:g})")
+    t.add_argument("--tta-shift", type=nonneg_int, metavar="S",
+                   help="test-time augmentation: also report val/test accuracy averaged over ten views, each "
+                        "image and its diagonal shifts by S pixels, all mirrored too (try half of --crop-pad; "
+                        f"default {d.tta_shift} = off)")
     t.add_argument("--patience", type=nonneg_int, metavar="K",
                    help="early stopping: stop after K evaluations without a better validation accuracy and "
                         "keep the best parameters (default 0 = off)")
@@ -161,6 +165,9 @@ def build_parser():
     e.add_argument("--model", required=True, metavar="MODEL.npz", help="a model.npz written by 'numpy-mlp train'")
     e.add_argument("--out", metavar="DIR", help="folder for its pictures (default: the model's folder)")
     e.add_argument("--no-pictures", action="store_true", help="only print the accuracies")
+    e.add_argument("--tta-shift", type=nonneg_int, metavar="S",
+                   help="also report val/test accuracy averaged over ten views (each image and its diagonal "
+                        "shifts by S pixels, all mirrored too); default: the run's own --tta-shift, 0 = off")
     add_data_args(e)
     add_output_args(e)
     add_common_args(e)
@@ -302,7 +309,7 @@ def check_resume_flags(args):
     if refused:
         flags = ", ".join("--" + name.replace("_", "-") for name in refused)
         raise UserError(f"--resume continues the run with its saved config.json; leave out {flags} "
-                        f"(only --data-dir, --offline, --checkpoint-every, --threads and output flags may be given)")
+                        f"(only --data-dir, --offline, --checkpoint-every, --threads, --tta-shift and output flags may be given)")
     return {name: getattr(args, name) for name in given}
 
 
@@ -324,13 +331,15 @@ def cmd_evaluate(args):
 
     r = evaluate_saved(args.model, data_dir=args.data_dir, download=not args.offline,
                        progress=not args.quiet and sys.stderr.isatty(), out=args.out,
-                       pictures=not args.no_pictures, log=None if args.quiet else print)
+                       pictures=not args.no_pictures, log=None if args.quiet else print, tta_shift=args.tta_shift)
+    acc, views = r["accuracy"], f"ten views, shift {r['tta_shift']}"
     if args.quiet:
-        print(f"test accuracy {r['accuracy']['test']:.4f}")
+        print(f"test accuracy {acc['test']:.4f}" + (f" ({views}: {acc['test_tta']:.4f})" if r["tta_shift"] else ""))
         return 0
     print(f"model: {r['model']!r}")
     for split in ("train", "val", "test"):
-        print(f"{split:>5} accuracy: {r['accuracy'][split]:.4f}")
+        tta = f"   {views}: {acc[split + '_tta']:.4f}" if split + "_tta" in acc else ""
+        print(f"{split:>5} accuracy: {acc[split]:.4f}{tta}")
     print("per-class test accuracy:")
     for name, acc in r["per_class"].items():
         print(f"  {name:<11}{acc:.4f}")

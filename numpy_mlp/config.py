@@ -37,6 +37,9 @@ class TrainConfig:
     flip: bool = True                # augmentation: mirror a random half of each batch left-right
     crop_pad: int = 0                # augmentation: random 32x32 crops of images padded by this many pixels
     label_smoothing: float = 0.0     # target (1-eps) on the true class plus eps/C everywhere
+    tta_shift: int = 0               # final val/test accuracy also averaged over ten views: each image
+                                     # and its diagonal shifts by this many pixels, each
+                                     # mirrored (augment.tta_views; 0 = off)
     patience: int = 0                # early stopping: stop after this many evaluations without a
                                      # better val accuracy (0 = off); the best params are kept
     # --- bookkeeping ---
@@ -81,6 +84,8 @@ class TrainConfig:
         need(_finite(self.label_smoothing) and 0 <= self.label_smoothing < 1,
              f"label_smoothing={self.label_smoothing!r} must be in [0, 1)")
         need(isinstance(self.crop_pad, int) and 0 <= self.crop_pad <= 16, f"crop_pad={self.crop_pad!r} must be an integer in 0..16")
+        need(isinstance(self.tta_shift, int) and not isinstance(self.tta_shift, bool) and 0 <= self.tta_shift <= 16,
+             f"tta_shift={self.tta_shift!r} must be an integer in 0..16 (pixels; 0 = off)")
         need(isinstance(self.patience, int) and self.patience >= 0, f"patience={self.patience!r} must be an integer >= 0")
         need(isinstance(self.flip, bool) and isinstance(self.nesterov, bool), "flip and nesterov must be true or false")
         need(self.schedule in SCHEDULES, f"schedule={self.schedule!r}: choose one of {', '.join(SCHEDULES)}")

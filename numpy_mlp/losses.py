@@ -1,4 +1,4 @@
-"""Softmax cross-entropy, the loss of the course notebook.
+"""Softmax cross-entropy, the loss of the course notebook, and the softmax itself.
 
     N  batch size
     C  number of classes
@@ -45,3 +45,10 @@ def cross_entropy_loss(scores, y, label_smoothing=0.0):
         dscores[rows, y] -= 1
     dscores /= N
     return float(loss), dscores
+
+
+def softmax(scores):
+    """Row-wise softmax of (N, C) scores: (N, C) probabilities, each row summing to 1."""
+    z = scores - scores.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)

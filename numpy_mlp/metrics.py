@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from .augment import tta_views
+from .losses import softmax
 from .threads import ThreadChooser
 
 
-def predict_uint8(model, X, prepare, batch_size=2000):
+def predict_uint8(model, X, prepare, batch_size=2000, tta_shift=0):
     """Predicted labels (N,) for uint8 images X (N, D).
+
+    With ``tta_shift`` = s > 0 (test-time augmentation) each prediction is the class with
+    the highest softmax probability averaged over the ten views of
+    :func:`~numpy_mlp.augment.tta_views` (the image and its diagonal shifts by s pixels,
+    each also mirrored): ten times the work, for a model trained with flips and crops.
 
     ``prepare(X_batch, out)`` turns a uint8 batch into the model's float input, writing
     into ``out``; one float buffer of ``batch_size`` rows is reused for all batches. If
@@ -30,12 +37,20 @@ def predict_uint8(model, X, prepare, batch_size=2000):
         for i in range(0, len(X), batch_size):
             threads.tick()
             xb = X[i:i + batch_size]
-            if first_layer is not None:
-                scores = model.forward_after_first(first_layer(xb, buf[:len(xb)]))
-            else:
-                scores, _ = model.forward(prepare(xb, out=buf[:len(xb)]), train=False)
-            pred[i:i + len(xb)] = scores.argmax(axis=1)
+            if tta_shift:  # (N, C) summed probabilities
+                votes = sum(softmax(_scores(model, v, prepare, first_layer, buf)) for v in tta_views(xb, tta_shift))
+            else:  # (N, C) scores: the same argmax as their probabilities
+                votes = _scores(model, xb, prepare, first_layer, buf)
+            pred[i:i + len(xb)] = votes.argmax(axis=1)
     return pred
+
+
+def _scores(model, X, prepare, first_layer, buf):
+    """Scores (N, C) for uint8 X (N, D), through ``first_layer`` (folded) if given, else
+    ``prepare`` into ``buf`` and the whole network."""
+    if first_layer is not None:
+        return model.forward_after_first(first_layer(X, buf[:len(X)]))
+    return model.forward(prepare(X, out=buf[:len(X)]), train=False)[0]
 
 
 def accuracy(y_true, y_pred):

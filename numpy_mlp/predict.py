@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .losses import softmax
 from .saving import load_model
 from .train import make_preparer
 
@@ -30,13 +31,6 @@ def image_to_row(path):
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise UserError(f"{path} is not an image this tool can read (PNG or JPEG): {e}") from None
     return hwc.transpose(2, 0, 1).reshape(-1)  # (3072,)
-
-
-def softmax(scores):
-    """Row-wise softmax of (N, C) scores."""
-    z = scores - scores.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def predict_files(model_path, paths, top=3):

@@ -87,7 +87,8 @@ def render_report(run_dir):
     if metrics:
         parts.append(f"<p class=\"sub\">{e(str(metrics.get('model', '')))}</p>")
         cards = [("test accuracy", metrics.get("test_accuracy")), ("validation", metrics.get("val_accuracy")),
-                 ("train", metrics.get("train_accuracy"))]
+                 ("train", metrics.get("train_accuracy")),
+                 ("test, ten views", metrics.get("test_accuracy_tta")), ("val, ten views", metrics.get("val_accuracy_tta"))]
         parts.append("<div class=\"cards\">" + "".join(
             f"<div class=\"card\">{e(name)}<b>{v:.2%}</b></div>" for name, v in cards if isinstance(v, (int, float)))
             + "".join(f"<div class=\"card\">{e(name)}<b>{e(_fmt(metrics[k]))}</b></div>"

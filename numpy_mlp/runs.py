@@ -84,8 +84,12 @@ def write_history_csv(path, history):
     atomic_write(path, write)
 
 
-def evaluate_splits(model, data, prepare):
-    """Accuracy on train, val and test, and the test confusion matrix."""
+def evaluate_splits(model, data, prepare, tta_shift=0):
+    """Accuracy on train, val and test, and the test confusion matrix, one view per image.
+
+    With ``tta_shift`` > 0, also ``"val_tta"`` and ``"test_tta"``: the accuracy of
+    predictions averaged over ten views (``predict_uint8(..., tta_shift=...)``).
+    """
     out = {}
     for name, X, y in (("train", data.X_train, data.y_train), ("val", data.X_val, data.y_val),
                        ("test", data.X_test, data.y_test)):
@@ -93,6 +97,8 @@ def evaluate_splits(model, data, prepare):
         out[name] = accuracy(y, pred)
         if name == "test":
             cm = confusion_matrix(y, pred, len(data.class_names))
+        if tta_shift and name != "train":
+            out[name + "_tta"] = accuracy(y, predict_uint8(model, X, prepare, tta_shift=tta_shift))
     return out, cm
 
 
@@ -146,9 +152,11 @@ def run_training(config, *, data_dir=None, download=True, out=None, log=print, p
                                         data_dir=data_dir)
         model = result.model
         prepare = make_preparer(result.preprocessing["mode"], result.preprocessing["stats"], model.dtype)
-        acc, cm = evaluate_splits(model, data, prepare)
+        acc, cm = evaluate_splits(model, data, prepare, config.tta_shift)
         metrics = {
             "train_accuracy": acc["train"], "val_accuracy": acc["val"], "test_accuracy": acc["test"],
+            **({"val_accuracy_tta": acc["val_tta"], "test_accuracy_tta": acc["test_tta"],
+                "tta_shift": config.tta_shift} if config.tta_shift else {}),
             "per_class_test_accuracy": dict(zip(data.class_names, per_class_accuracy(cm).round(4).tolist())),
             "best_step": result.best_step, "steps": result.steps,
             "train_seconds": round(result.seconds, 2), "total_seconds": round(time.perf_counter() - t0, 2),
@@ -162,6 +170,8 @@ def run_training(config, *, data_dir=None, download=True, out=None, log=print, p
                        W1_init=build(config, data)[0].params["W1"])
         say(f"done in {metrics['total_seconds']:.0f}s: train {acc['train']:.4f}  val {acc['val']:.4f}  "
             f"test {acc['test']:.4f}  (best val at step {result.best_step})")
+        if config.tta_shift:
+            say(f"ten views (shift {config.tta_shift}): val {acc['val_tta']:.4f}  test {acc['test_tta']:.4f}")
         say(f"saved to {out}/ (open {out / 'report.html'} in a browser)")
         write_report(out)
         (out / CHECKPOINT_NAME).unlink(missing_ok=True)  # the run is complete: nothing left to resume
@@ -171,21 +181,30 @@ def run_training(config, *, data_dir=None, download=True, out=None, log=print, p
 
 
 def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, out=None, pictures=True,
-                   log=None):
+                   log=None, tta_shift=None):
     """Accuracies of a saved model on train/val/test and per class (test), and its pictures.
+
+    ``tta_shift`` (default: the saved config's, else 0) adds "val_tta" and "test_tta" to
+    the accuracies (see :func:`evaluate_splits`).
 
     The validation split is carved exactly as in training (the saved config's val_size
     and seed), so "val" means the images the run did not train on. With ``pictures``,
     predictions.png, confusion.png and weights.png are written into ``out`` (default: the
     model's folder) and listed under ``"pictures"``.
     """
+    if tta_shift is not None and not 0 <= tta_shift <= 16:
+        raise UserError(f"--tta-shift {tta_shift}: give a shift of 0..16 pixels (about half the training "
+                        f"crops' padding; 0 = off)")
     model, meta = load_model(model_path)
     cfg = meta.get("config") or {}
     data = load_cifar10(data_dir, val_size=cfg.get("val_size", 5000), seed=cfg.get("seed", 0),
                         download=download, progress=progress, log=log)
     prep = meta["preprocessing"]
     prepare = make_preparer(prep["mode"], prep["stats"], model.dtype)
-    acc, cm = evaluate_splits(model, data, prepare)
+    if tta_shift is None:
+        saved = cfg.get("tta_shift", 0)
+        tta_shift = saved if isinstance(saved, int) and 0 <= saved <= 16 else 0
+    acc, cm = evaluate_splits(model, data, prepare, tta_shift)
     written = []
     if pictures:
         folder = Path(out) if out is not None else Path(model_path).parent
@@ -195,7 +214,7 @@ def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, 
         except OSError as e:
             raise UserError(f"cannot write the pictures into {folder} ({e.strerror}); choose a folder "
                             f"with --out") from None
-    return {"model": model, "meta": meta, "accuracy": acc, "confusion": cm, "pictures": written,
+    return {"model": model, "meta": meta, "accuracy": acc, "confusion": cm, "pictures": written, "tta_shift": tta_shift,
             "per_class": dict(zip(data.class_names, per_class_accuracy(cm).tolist()))}
 
 

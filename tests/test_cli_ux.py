@@ -107,7 +107,7 @@ def test_a_required_flag_can_come_from_the_file(tmp_path, monkeypatch, capsys):
     def fake_evaluate(model, **kw):
         seen.update(kw, model=model)
         return {"model": "m", "accuracy": {"train": 1.0, "val": 0.5, "test": 0.25}, "per_class": {},
-                "confusion": [], "pictures": []}
+                "confusion": [], "pictures": [], "tta_shift": 0}
 
     monkeypatch.setattr(numpy_mlp.runs, "evaluate_saved", fake_evaluate)
     assert main(["evaluate", "--config", toml(tmp_path, 'model = "m.npz"\nquiet = true\n')]) == 0

@@ -1,11 +1,20 @@
 """Training methods beyond the notebook: augmentation, early stopping, the new flags."""
 
+import json
+
 import numpy as np
 import pytest
 
 from numpy_mlp import TrainConfig, train
-from numpy_mlp.augment import augment, random_crop, random_flip
-from numpy_mlp.cli import build_parser, config_from_args
+from numpy_mlp import FullyConnectedNet
+from numpy_mlp.augment import augment, mirror, random_crop, random_flip, shift, tta_views
+from numpy_mlp.cli import build_parser, config_from_args, main
+from numpy_mlp.data import Preprocessor, channel_stats
+from numpy_mlp.errors import ConfigError
+from numpy_mlp.losses import softmax
+from numpy_mlp.metrics import predict_uint8
+from numpy_mlp.runs import evaluate_saved
+from fixtures_cifar import write_cifar_dir
 from synthetic_data import synthetic
 
 
@@ -72,16 +81,87 @@ def test_every_method_has_a_flag_that_maps_onto_the_config():
     args = build_parser().parse_args(
         ["train", "--dropout", "0.3", "--nesterov", "--weight-decay", "5e-4", "--flip", "--crop-pad", "4",
          "--label-smoothing", "0.1", "--patience", "5", "--schedule", "step", "--warmup", "100",
-         "--hidden-dim", "512,256"])
+         "--hidden-dim", "512,256", "--tta-shift", "2"])
     cfg = config_from_args(args)
     assert (cfg.dropout, cfg.nesterov, cfg.weight_decay, cfg.flip, cfg.crop_pad, cfg.label_smoothing,
-            cfg.patience, cfg.schedule, cfg.warmup, cfg.hidden_dim) == \
-           (0.3, True, 5e-4, True, 4, 0.1, 5, "step", 100, (512, 256))
+            cfg.patience, cfg.schedule, cfg.warmup, cfg.hidden_dim, cfg.tta_shift) == \
+           (0.3, True, 5e-4, True, 4, 0.1, 5, "step", 100, (512, 256), 2)
 
 
 @pytest.mark.parametrize("flag", ["--dropout", "--nesterov", "--weight-decay", "--flip", "--crop-pad",
-                                  "--label-smoothing", "--patience", "--schedule", "--warmup"])
+                                  "--label-smoothing", "--patience", "--schedule", "--warmup", "--tta-shift"])
 def test_each_method_is_described_in_help(flag, capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--help"])
     assert flag in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- test-time augmentation
+
+
+@pytest.mark.parametrize("dy,dx", [(0, 0), (2, 2), (-3, 1), (4, -4), (0, -2)])
+def test_shift_is_the_window_a_training_crop_at_that_offset_sees(dy, dx):
+    X, pad = images(5), 4
+    padded = np.pad(X.reshape(-1, 3, 32, 32), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    window = padded[:, :, pad + dy:pad + dy + 32, pad + dx:pad + dx + 32]
+    np.testing.assert_array_equal(shift(X, dy, dx).reshape(-1, 3, 32, 32), window)
+
+
+def test_the_ten_views_are_the_image_and_four_diagonal_shifts_each_also_mirrored():
+    X = images(3)
+    before = X.copy()
+    views = list(tta_views(X, 2))
+    np.testing.assert_array_equal(X, before)
+    expected = [f(shift(X, dy, dx)) for dy, dx in ((0, 0), (2, 2), (2, -2), (-2, 2), (-2, -2))
+                for f in (lambda v: v, mirror)]
+    assert len(views) == 10
+    for got, want in zip(views, expected):
+        np.testing.assert_array_equal(got, want)
+    assert len({v.tobytes() for v in views}) == 10
+    np.testing.assert_array_equal(mirror(X).reshape(-1, 3, 32, 32), X.reshape(-1, 3, 32, 32)[..., ::-1])
+
+
+@pytest.mark.parametrize("mode", ["per_image", "per_channel"])
+def test_tta_predicts_the_class_of_the_mean_probability_over_the_views(mode):
+    X = images(300, seed=3)
+    prep = Preprocessor(mode, channel_stats(X) if mode == "per_channel" else None)
+    model = FullyConnectedNet(hidden_dim=[64, 32], seed=1)
+    mean_probs = sum(softmax(model.forward(prep(v), train=False)[0]) for v in tta_views(X, 3)) / 10
+    pred = predict_uint8(model, X, prep, batch_size=128, tta_shift=3)  # folded first layer, 3 batches
+    np.testing.assert_array_equal(pred, mean_probs.argmax(axis=1))
+    plain = predict_uint8(model, X, lambda x, out: prep(x, out=out), batch_size=128, tta_shift=3)
+    np.testing.assert_array_equal(plain, pred)
+    # and it is not one view: on random images the votes change some answers
+    assert np.any(pred != predict_uint8(model, X, prep))
+
+
+@pytest.mark.parametrize("bad", [-1, 17, True, 1.5])
+def test_tta_shift_out_of_range_is_refused(bad):
+    with pytest.raises(ConfigError, match="tta_shift"):
+        TrainConfig(tta_shift=bad)
+
+
+def test_a_run_with_tta_reports_both_accuracies_and_evaluate_repeats_them(tmp_path, capsys):
+    write_cifar_dir(tmp_path / "cifar", n_per_batch=20, n_test=40)
+    data = ["--data-dir", str(tmp_path / "cifar"), "--offline"]
+    assert main(["train", *data, "--hidden-dim", "16", "--num-iters", "6", "--batch-size", "16",
+                 "--val-size", "20", "--evals", "2", "--crop-pad", "2", "--tta-shift", "1",
+                 "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "ten views (shift 1): val " in out
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["tta_shift"] == 1 and 0 <= metrics["test_accuracy_tta"] <= 1 and 0 <= metrics["val_accuracy_tta"] <= 1
+    assert "test, ten views" in (tmp_path / "run" / "report.html").read_text()
+    model = tmp_path / "run" / "model.npz"
+    # evaluate uses the run's own shift unless told otherwise, and finds the same figures
+    r = evaluate_saved(model, data_dir=tmp_path / "cifar", download=False, pictures=False)
+    assert r["tta_shift"] == 1
+    assert (r["accuracy"]["test_tta"], r["accuracy"]["val_tta"]) == (metrics["test_accuracy_tta"],
+                                                                     metrics["val_accuracy_tta"])
+    assert "test_tta" not in evaluate_saved(model, data_dir=tmp_path / "cifar", download=False, pictures=False,
+                                            tta_shift=0)["accuracy"]
+    assert main(["evaluate", "--model", str(model), *data, "--no-pictures", "--tta-shift", "2"]) == 0
+    assert "ten views, shift 2:" in capsys.readouterr().out
+    assert main(["evaluate", "--model", str(model), *data, "--no-pictures", "--tta-shift", "40"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--tta-shift 40" in err and "0..16" in err
