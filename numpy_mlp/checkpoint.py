@@ -42,6 +42,8 @@ FORMAT = "numpy-mlp-checkpoint"
 FORMAT_VERSION = 1
 # LoopState fields kept in the JSON part (numbers); arrays and generators are stored apart
 _SCALARS = ("step", "pos", "loss_sum", "loss_count", "best_val", "best_step", "evals_since_best", "seconds")
+# signals that stop a run at the end of its step, with a checkpoint (SIGTERM: POSIX only)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
 # config fields that do not change what a run computes, so they may differ on resume
 RESUMABLE_CHANGES = ("checkpoint_every", "threads", "tta_shift")
 
@@ -178,12 +180,13 @@ def checkpoint_interval(config, n_train):
 
 class Checkpointer:
     """``on_step`` callback for ``train``: a checkpoint every ``every`` steps, at the last step,
-    and when Ctrl-C was pressed.
+    and when Ctrl-C was pressed or SIGTERM came.
 
-    Used as a context manager (in the main thread), the first Ctrl-C (SIGINT) only sets a
-    flag: the current step finishes, a checkpoint is written and :class:`Interrupted` is
-    raised with the command that continues the run. A second Ctrl-C stops at once (the
-    last checkpoint stays). ``every=0`` writes no periodic checkpoints.
+    Used as a context manager (in the main thread), the first Ctrl-C (SIGINT) or SIGTERM
+    (``kill``, ``timeout``, a job scheduler's notice before it kills) only sets a flag: the
+    current step finishes, a checkpoint is written and :class:`Interrupted` is raised with
+    the command that continues the run. A second signal stops at once (the last checkpoint
+    stays). ``every=0`` writes no periodic checkpoints.
 
     Args:
         path: the checkpoint file.
@@ -200,9 +203,9 @@ class Checkpointer:
         self.every, self.total = every, total
         self.resume_hint = resume_hint
         self.fingerprint, self.data_dir = fingerprint, data_dir
-        self.interrupted = False
+        self.interrupted = 0  # the number of the signal that asked to stop, 0 = none
         self.saved_step = None  # step of the last checkpoint written by this process
-        self._previous = None
+        self._previous = {}
 
     def __repr__(self):
         return f"Checkpointer({str(self.path)!r}, every={self.every}, saved_step={self.saved_step})"
@@ -217,22 +220,24 @@ class Checkpointer:
             self.save()
         if self.interrupted:
             raise Interrupted(f"stopped at step {step} of {self.total}; checkpoint saved to {self.path}; "
-                              f"continue with: {self.resume_hint}")
+                              f"continue with: {self.resume_hint}", signum=self.interrupted)
 
-    def _on_sigint(self, signum, frame):
-        if self.interrupted:  # the second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.interrupted = True
+    def _on_signal(self, signum, frame):
+        if self.interrupted:  # the second signal: stop now
+            stop = KeyboardInterrupt()
+            stop.signum = signum
+            raise stop
+        self.interrupted = signum
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+            self._previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
         return self
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
         return False
 
 

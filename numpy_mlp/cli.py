@@ -523,7 +523,7 @@ def main(argv=None):
         return 2
     except KeyboardInterrupt as e:  # Interrupted says what was saved and how to go on
         print("numpy-mlp: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
-        return 130
+        return 128 + getattr(e, "signum", 2)  # 130 for Ctrl-C, 143 for SIGTERM, as a shell says
 
 
 if __name__ == "__main__":

@@ -28,8 +28,14 @@ class DivergenceError(UserError):
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a run at a safe point; the message says what was saved and how to go on.
+    """Ctrl-C or SIGTERM stopped a run at a safe point; the message says what was saved and
+    how to go on.
 
     A ``KeyboardInterrupt``, so that anything that does not know it still stops; the CLI
-    prints the message and exits with status 130.
+    prints the message and exits with status 128 + ``signum`` (130 for Ctrl-C, 143 for
+    SIGTERM, as a shell reports a process those signals ended).
     """
+
+    def __init__(self, message="", signum=2):
+        super().__init__(message)
+        self.signum = signum

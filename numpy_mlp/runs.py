@@ -274,9 +274,10 @@ def train_with_checkpoints(config, data, out, *, say=None, progress=False, resum
         if say:
             say(str(e))
         raise
-    except KeyboardInterrupt:  # a second Ctrl-C: the last checkpoint, if any, stays
+    except KeyboardInterrupt as e:  # a second signal: the last checkpoint, if any, stays
         last = f"the last checkpoint ({path}) stays" if path.exists() else "no checkpoint was written yet"
-        raise Interrupted(f"stopped at once; {last}; continue with: {hint}") from None
+        raise Interrupted(f"stopped at once; {last}; continue with: {hint}",
+                          signum=getattr(e, "signum", 2)) from None
 
 
 def save_best_so_far(out, config, data, parts):

@@ -7,6 +7,8 @@ crashed one. tests/test_interrupt.py does the same with real SIGKILL and SIGINT.
 """
 
 import json
+import os
+import signal
 import zipfile
 
 import numpy as np
@@ -15,7 +17,7 @@ import pytest
 from numpy_mlp import TrainConfig
 from numpy_mlp import checkpoint as ckpt
 from numpy_mlp.checkpoint import CHECKPOINT_NAME, load_checkpoint, restore
-from numpy_mlp.errors import ModelFileError
+from numpy_mlp.errors import Interrupted, ModelFileError
 from numpy_mlp.runs import train_with_checkpoints
 from synthetic_data import synthetic
 
@@ -193,3 +195,37 @@ def test_checkpoint_of_another_config_or_other_data_is_refused(data, tmp_path, m
         restore(path, CONFIG, synthetic(n_train=120, n_val=40, seed=1))
     # settings that do not change the results may differ
     restore(path, CONFIG.replace(checkpoint_every=1, threads=2), data)
+
+
+def signal_at(monkeypatch, step, times):
+    """Send this process SIGTERM ``times`` times right after ``step``, before its checkpoint call."""
+    original = ckpt.Checkpointer.__call__
+
+    def call(self, model, optimizer, state):
+        if state.step == step:
+            for _ in range(times):
+                os.kill(os.getpid(), signal.SIGTERM)
+        original(self, model, optimizer, state)
+
+    monkeypatch.setattr(ckpt.Checkpointer, "__call__", call)
+
+
+def test_sigterm_finishes_the_step_saves_a_checkpoint_and_resuming_is_bit_for_bit(data, reference, tmp_path,
+                                                                                 monkeypatch):
+    signal_at(monkeypatch, 30, times=1)
+    with pytest.raises(Interrupted, match="stopped at step 30 of 90; checkpoint saved") as e:
+        train_with_checkpoints(CONFIG, data, tmp_path)
+    assert e.value.signum == signal.SIGTERM
+    assert load_checkpoint(tmp_path / CHECKPOINT_NAME)[0]["loop"]["step"] == 30
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is put back
+    monkeypatch.undo()
+    result = train_with_checkpoints(CONFIG, data, tmp_path, resume=True)
+    assert_same_run(reference, (result, load_checkpoint(tmp_path / CHECKPOINT_NAME)))
+
+
+def test_a_second_sigterm_stops_at_once_and_keeps_the_last_checkpoint(data, tmp_path, monkeypatch):
+    signal_at(monkeypatch, 30, times=2)
+    with pytest.raises(Interrupted, match=r"stopped at once; the last checkpoint .* stays") as e:
+        train_with_checkpoints(CONFIG, data, tmp_path)
+    assert e.value.signum == signal.SIGTERM
+    assert load_checkpoint(tmp_path / CHECKPOINT_NAME)[0]["loop"]["step"] == 28  # every 7 steps

@@ -1,4 +1,4 @@
-"""Real processes: ``numpy-mlp train`` killed with SIGKILL, or stopped with Ctrl-C (SIGINT),
+"""Real processes: ``numpy-mlp train`` killed with SIGKILL, or stopped with Ctrl-C (SIGINT) or SIGTERM,
 then ``numpy-mlp train --resume DIR``, ends with the files of the run never interrupted.
 
 The runs train a small net on tiny CIFAR-10 look-alike files for 3000 steps (about 5 s of
@@ -96,15 +96,17 @@ def test_killed_twice_with_sigkill_at_random_moments_then_resumed_is_bit_for_bit
     assert log.count("resuming from step") == 2
 
 
-def test_ctrl_c_saves_a_checkpoint_says_how_to_resume_and_resuming_is_bit_for_bit(data_dir, reference, tmp_path):
+@pytest.mark.parametrize("signum,status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_saves_a_checkpoint_says_how_to_resume_and_resuming_is_bit_for_bit(
+        data_dir, reference, tmp_path, signum, status):
     out = tmp_path / "run"
     proc = subprocess.Popen(cli("train", "--data-dir", data_dir, "--out", out, *FLAGS),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_checkpoint(out, proc)
     time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    assert proc.returncode == status
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err
     step = load_checkpoint(out / CHECKPOINT_NAME)[0]["loop"]["step"]
