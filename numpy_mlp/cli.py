@@ -341,8 +341,8 @@ def cmd_evaluate(args):
         tta = f"   {views}: {acc[split + '_tta']:.4f}" if split + "_tta" in acc else ""
         print(f"{split:>5} accuracy: {acc[split]:.4f}{tta}")
     print("per-class test accuracy:")
-    for name, acc in r["per_class"].items():
-        print(f"  {name:<11}{acc:.4f}")
+    for name, a in r["per_class"].items():
+        print(f"  {name:<11}{a:.4f}")
     if args.verbose:
         from pathlib import Path
 
