@@ -15,6 +15,8 @@ For every case (batch N in 40, 256, 1024; H in 200, 1000; BLAS threads 1 and 2) 
 interleaved (ours, torch, ours, torch, ...) and the medians of ``--reps`` repetitions are
 reported: samples/s for both, their ratio, and our GFLOP/s against the GFLOP/s of a large
 float32 matrix product (2048^3, numpy's BLAS) timed in the same rounds with the same threads.
+The last column is the ceiling: the GFLOP/s the step's five matrix products reach by
+themselves at that shape, against the same large product.
 ``auto`` is numpy-mlp's default thread choice (numpy_mlp/threads.py), compared with the better
 of its own 1- and 2-thread runs. A third table times full-set evaluation (50,000 images,
 ``predict_uint8``: uint8 batches of 2000, copied to float32 with the normalisation folded
@@ -109,6 +111,36 @@ def matmul_gflops(threads, n=2048, reps=3):
     return 2 * n ** 3 / min(times) / 1e9
 
 
+def step_products_gflops(N, H, threads, seconds=0.3):
+    """GFLOP/s of one training step's five matrix products alone, at this shape and thread count.
+
+    x @ W1, h @ W2, h.T @ dscores, dscores @ W2.T, x.T @ dh: the ceiling for the step, which
+    also normalises the batch, applies ReLU, the loss and the update. Median over the
+    repetitions that fit in ``seconds``.
+    """
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, D), dtype=np.float32)
+    W1, W2 = rng.standard_normal((D, H), dtype=np.float32), rng.standard_normal((H, C), dtype=np.float32)
+    h, s, dh = np.empty((N, H), np.float32), np.empty((N, C), np.float32), np.empty((N, H), np.float32)
+    dW1, dW2 = np.empty_like(W1), np.empty_like(W2)
+
+    def products():
+        np.matmul(x, W1, out=h)
+        np.matmul(h, W2, out=s)
+        np.matmul(h.T, s, out=dW2)
+        np.matmul(s, W2.T, out=dh)
+        np.matmul(x.T, dh, out=dW1)
+
+    with threadpool_limits(threads, user_api="blas"):
+        products()  # warm-up
+        times, end = [], time.perf_counter() + seconds
+        while time.perf_counter() < end or len(times) < 5:
+            t = time.perf_counter()
+            products()
+            times.append(time.perf_counter() - t)
+    return train_flops(N, H) / statistics.median(times) / 1e9
+
+
 def eval_case(data, H, threads, reps):
     """(seconds of predict_uint8 on 50,000 images, seconds of its matrix products alone).
 
@@ -175,8 +207,10 @@ def main(argv=None):
     print(f"# numpy-mlp vs PyTorch {torch.__version__}, numpy {np.__version__}, {date.today()}")
     print(f"# {machine()}")
     print(f"# {len(data.y_train)} training images, medians of {args.reps} interleaved repetitions\n")
-    print("|   N |    H | threads | numpy-mlp samples/s | torch samples/s | ratio | our GFLOP/s | matmul GFLOP/s | % of matmul |")
-    print("|----:|-----:|--------:|--------------------:|----------------:|------:|------------:|---------------:|------------:|")
+    print("|   N |    H | threads | numpy-mlp samples/s | torch samples/s | ratio | our GFLOP/s | matmul GFLOP/s "
+          "| % of matmul | step's products alone: % of matmul |")
+    print("|----:|-----:|--------:|--------------------:|----------------:|------:|------------:|---------------:"
+          "|------------:|------------:|")
     auto_rows = []
     for N in batches:
         for H in hidden:
@@ -188,13 +222,15 @@ def main(argv=None):
                     times.setdefault(("ours", threads), []).append(ours(data, N, H, threads, steps))
                     times.setdefault(("torch", threads), []).append(torch_run(data, N, H, threads, steps))
                     times.setdefault(("mm", threads), []).append(matmul_gflops(threads))
+                    times.setdefault(("products", threads), []).append(step_products_gflops(N, H, threads))
                 times.setdefault(("ours", "auto"), []).append(ours(data, N, H, "auto", steps))
             med = {k: statistics.median(v) for k, v in times.items()}
             for threads in (1, 2):
                 t_ours, t_torch, peak = med[("ours", threads)], med[("torch", threads)], med[("mm", threads)]
                 gf = train_flops(N, H) * steps / t_ours / 1e9
                 print(f"| {N:>4} | {H:>4} | {threads:>7} | {N * steps / t_ours:>19,.0f} | {N * steps / t_torch:>15,.0f} "
-                      f"| {t_torch / t_ours:>5.2f} | {gf:>11.1f} | {peak:>14.1f} | {100 * gf / peak:>10.0f}% |")
+                      f"| {t_torch / t_ours:>5.2f} | {gf:>11.1f} | {peak:>14.1f} | {100 * gf / peak:>10.0f}% "
+                      f"| {100 * med[('products', threads)] / peak:>10.0f}% |")
             best = min(med[("ours", 1)], med[("ours", 2)])
             auto_rows.append((N, H, N * steps / med[("ours", "auto")], N * steps / best, med[("ours", "auto")] / best))
             sys.stdout.flush()
