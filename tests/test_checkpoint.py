@@ -3,7 +3,7 @@
 In process, a "crash" is an exception raised right after some step (the checkpoint
 callback has run, so the steps since the last checkpoint are lost and done again); the
 resumed run rebuilds everything from the file on disk, sharing no object with the
-crashed one. tests/test_interrupt.py does the same with real SIGKILL and SIGINT.
+crashed one. tests/test_interrupt.py does the same with real SIGKILL, SIGINT and SIGTERM.
 """
 
 import json
@@ -194,7 +194,7 @@ def test_checkpoint_of_another_config_or_other_data_is_refused(data, tmp_path, m
     with pytest.raises(ModelFileError, match="other data"):
         restore(path, CONFIG, synthetic(n_train=120, n_val=40, seed=1))
     # settings that do not change the results may differ
-    restore(path, CONFIG.replace(checkpoint_every=1, threads=2), data)
+    restore(path, CONFIG.replace(checkpoint_every=1, threads=2, tta_shift=2), data)
 
 
 def signal_at(monkeypatch, step, times):

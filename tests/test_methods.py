@@ -5,8 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from numpy_mlp import TrainConfig, train
-from numpy_mlp import FullyConnectedNet
+from numpy_mlp import FullyConnectedNet, TrainConfig, train
 from numpy_mlp.augment import augment, mirror, random_crop, random_flip, shift, tta_views
 from numpy_mlp.cli import build_parser, config_from_args, main
 from numpy_mlp.data import Preprocessor, channel_stats
