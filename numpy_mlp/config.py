@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from .errors import ConfigError
 from .schedules import SCHEDULES
 
+MAX_SHIFT = 16  # pixels: the largest crop_pad and tta_shift (half an image)
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -83,9 +85,10 @@ class TrainConfig:
              f"weight_decay={self.weight_decay!r} must be a finite number >= 0")
         need(_finite(self.label_smoothing) and 0 <= self.label_smoothing < 1,
              f"label_smoothing={self.label_smoothing!r} must be in [0, 1)")
-        need(isinstance(self.crop_pad, int) and 0 <= self.crop_pad <= 16, f"crop_pad={self.crop_pad!r} must be an integer in 0..16")
-        need(isinstance(self.tta_shift, int) and not isinstance(self.tta_shift, bool) and 0 <= self.tta_shift <= 16,
-             f"tta_shift={self.tta_shift!r} must be an integer in 0..16 (pixels; 0 = off)")
+        need(isinstance(self.crop_pad, int) and 0 <= self.crop_pad <= MAX_SHIFT,
+             f"crop_pad={self.crop_pad!r} must be an integer in 0..{MAX_SHIFT}")
+        need(isinstance(self.tta_shift, int) and not isinstance(self.tta_shift, bool) and 0 <= self.tta_shift <= MAX_SHIFT,
+             f"tta_shift={self.tta_shift!r} must be an integer in 0..{MAX_SHIFT} (pixels; 0 = off)")
         need(isinstance(self.patience, int) and self.patience >= 0, f"patience={self.patience!r} must be an integer >= 0")
         need(isinstance(self.flip, bool) and isinstance(self.nesterov, bool), "flip and nesterov must be true or false")
         need(self.schedule in SCHEDULES, f"schedule={self.schedule!r}: choose one of {', '.join(SCHEDULES)}")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import plots
 from .checkpoint import CHECKPOINT_NAME, Checkpointer, checkpoint_interval, data_fingerprint, load_checkpoint, restore
-from .config import TrainConfig
+from .config import MAX_SHIFT, TrainConfig
 from .data import load_cifar10, to_images
 from .errors import ConfigError, DivergenceError, Interrupted, UserError
 from .metrics import accuracy, confusion_matrix, per_class_accuracy, predict_uint8
@@ -192,8 +192,8 @@ def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, 
     predictions.png, confusion.png and weights.png are written into ``out`` (default: the
     model's folder) and listed under ``"pictures"``.
     """
-    if tta_shift is not None and not 0 <= tta_shift <= 16:
-        raise UserError(f"--tta-shift {tta_shift}: give a shift of 0..16 pixels (about half the training "
+    if tta_shift is not None and not 0 <= tta_shift <= MAX_SHIFT:
+        raise UserError(f"--tta-shift {tta_shift}: give a shift of 0..{MAX_SHIFT} pixels (about half the training "
                         f"crops' padding; 0 = off)")
     model, meta = load_model(model_path)
     cfg = meta.get("config") or {}
@@ -203,7 +203,7 @@ def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, 
     prepare = make_preparer(prep["mode"], prep["stats"], model.dtype)
     if tta_shift is None:
         saved = cfg.get("tta_shift", 0)
-        tta_shift = saved if isinstance(saved, int) and 0 <= saved <= 16 else 0
+        tta_shift = saved if isinstance(saved, int) and 0 <= saved <= MAX_SHIFT else 0
     acc, cm = evaluate_splits(model, data, prepare, tta_shift)
     written = []
     if pictures:
