@@ -176,6 +176,9 @@ def build_parser():
     p.add_argument("--model", required=True, metavar="MODEL.npz", help="a model.npz written by 'numpy-mlp train'")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files of any size (resized to 32x32)")
     p.add_argument("--top", type=positive_int, default=3, help="how many classes to show per image (default 3)")
+    p.add_argument("--tta-shift", type=nonneg_int, metavar="S",
+                   help="average the probabilities over ten views of each image (itself and its diagonal "
+                        "shifts by S pixels, all mirrored too); default: the run's own --tta-shift, 0 = off")
     add_output_args(p)
     add_common_args(p)
 
@@ -388,7 +391,7 @@ def cmd_search(args):
 def cmd_predict(args):
     from .predict import predict_files
 
-    for path, top in predict_files(args.model, args.images, top=1 if args.quiet else args.top):
+    for path, top in predict_files(args.model, args.images, top=1 if args.quiet else args.top, tta_shift=args.tta_shift):
         print(f"{path}: " + (top[0][0] if args.quiet else ", ".join(f"{name} {p:.1%}" for name, p in top)))
     return 0
 

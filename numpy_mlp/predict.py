@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .augment import tta_views
 from .errors import UserError
 from .losses import softmax
-from .saving import load_model
+from .saving import load_model, tta_shift_for
 from .train import make_preparer
 
 
@@ -33,17 +34,23 @@ def image_to_row(path):
     return hwc.transpose(2, 0, 1).reshape(-1)  # (3072,)
 
 
-def predict_files(model_path, paths, top=3):
+def predict_files(model_path, paths, top=3, tta_shift=None):
     """Top-``top`` classes with probabilities for each image file.
+
+    With a test-time shift s > 0 (``tta_shift``; default: the one the model's run was
+    trained with) the probabilities are the mean over the ten views of
+    :func:`~numpy_mlp.augment.tta_views`, as ``evaluate`` counts its ten-view accuracy.
 
     Returns:
         list of ``(path, [(class_name, probability), ...])``, most likely first.
     """
     model, meta = load_model(model_path)
+    tta_shift = tta_shift_for(model_path, meta, tta_shift)
     rows = np.stack([image_to_row(p) for p in paths])  # (N, 3072) uint8
     prep = meta["preprocessing"]
-    X = make_preparer(prep["mode"], prep["stats"], model.dtype)(rows)
-    probs = softmax(model.scores(X).astype(np.float64))  # (N, C)
+    prepare = make_preparer(prep["mode"], prep["stats"], model.dtype)
+    views = list(tta_views(rows, tta_shift)) if tta_shift else [rows]
+    probs = sum(softmax(model.scores(prepare(v)).astype(np.float64)) for v in views) / len(views)  # (N, C)
     names = meta["class_names"]
     out = []
     for p, row in zip(paths, probs):

@@ -22,12 +22,12 @@ from pathlib import Path
 
 from . import plots
 from .checkpoint import CHECKPOINT_NAME, Checkpointer, checkpoint_interval, data_fingerprint, load_checkpoint, restore
-from .config import MAX_SHIFT, TrainConfig
+from .config import TrainConfig
 from .data import load_cifar10, to_images
 from .errors import ConfigError, DivergenceError, Interrupted, UserError
 from .metrics import accuracy, confusion_matrix, per_class_accuracy, predict_uint8
 from .report import write_report
-from .saving import atomic_write, load_model, save_model
+from .saving import atomic_write, load_model, save_model, tta_shift_for
 from .train import build, make_preparer, total_steps, train
 
 # what makes a folder hold a run: a config.json alone is left by a run that stopped at
@@ -192,18 +192,13 @@ def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, 
     predictions.png, confusion.png and weights.png are written into ``out`` (default: the
     model's folder) and listed under ``"pictures"``.
     """
-    if tta_shift is not None and not 0 <= tta_shift <= MAX_SHIFT:
-        raise UserError(f"--tta-shift {tta_shift}: give a shift of 0..{MAX_SHIFT} pixels (about half the training "
-                        f"crops' padding; 0 = off)")
     model, meta = load_model(model_path)
+    tta_shift = tta_shift_for(model_path, meta, tta_shift)  # checked before the data is read
     cfg = meta.get("config") or {}
     data = load_cifar10(data_dir, val_size=cfg.get("val_size", 5000), seed=cfg.get("seed", 0),
                         download=download, progress=progress, log=log)
     prep = meta["preprocessing"]
     prepare = make_preparer(prep["mode"], prep["stats"], model.dtype)
-    if tta_shift is None:
-        saved = cfg.get("tta_shift", 0)
-        tta_shift = saved if isinstance(saved, int) and 0 <= saved <= MAX_SHIFT else 0
     acc, cm = evaluate_splits(model, data, prepare, tta_shift)
     written = []
     if pictures:

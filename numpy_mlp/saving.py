@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, ModelFileError
+from .config import MAX_SHIFT
+from .errors import ConfigError, ModelFileError, UserError
 from .model import FullyConnectedNet
 
 FORMAT_VERSION = 1
@@ -161,3 +162,23 @@ def load_model(path):
     if stats is not None:
         meta["preprocessing"]["stats"] = {k: np.asarray(v, dtype=np.float32) for k, v in stats.items()}
     return model, meta
+
+
+def tta_shift_for(path, meta, tta_shift=None):
+    """The test-time shift to evaluate a saved model with: ``tta_shift`` if given, else the
+    one its run was trained with (``meta["config"]["tta_shift"]``, 0 if absent).
+
+    Raises:
+        UserError: ``tta_shift`` is outside 0..MAX_SHIFT.
+        ModelFileError: the saved value is not such a shift (a hand-edited file).
+    """
+    if tta_shift is not None:
+        if not 0 <= tta_shift <= MAX_SHIFT:
+            raise UserError(f"--tta-shift {tta_shift}: give a shift of 0..{MAX_SHIFT} pixels (about half the "
+                            f"training crops' padding; 0 = off)")
+        return tta_shift
+    saved = (meta.get("config") or {}).get("tta_shift", 0)
+    if isinstance(saved, bool) or not isinstance(saved, int) or not 0 <= saved <= MAX_SHIFT:
+        raise ModelFileError(f"{path}: its saved config has tta_shift={saved!r}, not a shift of 0..{MAX_SHIFT} "
+                             f"pixels; pass --tta-shift S to choose one (0 = off)")
+    return saved

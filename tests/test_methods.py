@@ -164,3 +164,48 @@ def test_a_run_with_tta_reports_both_accuracies_and_evaluate_repeats_them(tmp_pa
     assert main(["evaluate", "--model", str(model), *data, "--no-pictures", "--tta-shift", "40"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--tta-shift 40" in err and "0..16" in err
+
+
+def test_predict_averages_the_ten_views_and_a_bad_saved_shift_is_refused(tmp_path, capsys):
+    from PIL import Image
+
+    from numpy_mlp.predict import image_to_row, predict_files
+    from numpy_mlp.saving import load_model, save_model
+
+    write_cifar_dir(tmp_path / "cifar", n_per_batch=20, n_test=40)
+    data = ["--data-dir", str(tmp_path / "cifar"), "--offline"]
+    assert main(["train", *data, "--hidden-dim", "16", "--num-iters", "6", "--batch-size", "16", "--val-size", "20",
+                 "--evals", "1", "--tta-shift", "3", "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    model_path = tmp_path / "run" / "model.npz"
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"img{i}.png")
+        Image.fromarray(images(1, seed=i).reshape(3, 32, 32).transpose(1, 2, 0)).save(paths[-1])
+    model, meta = load_model(model_path)
+    prep = Preprocessor(meta["preprocessing"]["mode"], meta["preprocessing"]["stats"])
+    rows = np.stack([image_to_row(p) for p in paths])
+
+    def probs(views):
+        return sum(softmax(model.forward(prep(v), train=False)[0].astype(np.float64)) for v in views) / len(views)
+
+    names = meta["class_names"]
+    for shift_arg, expected in ((None, probs(list(tta_views(rows, 3)))), (0, probs([rows])), (1, probs(list(tta_views(rows, 1))))):
+        got = predict_files(model_path, paths, top=10, tta_shift=shift_arg)  # default: the run's own shift, 3
+        for (path, top), p in zip(got, expected):
+            np.testing.assert_allclose([q for _, q in top], np.sort(p)[::-1], rtol=1e-5)
+            assert top[0][0] == names[int(np.argmax(p))]
+    assert not np.allclose(probs(list(tta_views(rows, 3))), probs([rows]))  # the views do change the answer
+    capsys.readouterr()
+    assert main(["predict", "--model", str(model_path), "--tta-shift", "40", str(paths[0])]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--tta-shift 40" in err and "0..16" in err
+
+    # a hand-edited model file whose saved shift is not one: refused by name, unless a shift is given
+    cfg = dict(meta["config"], tta_shift=99)
+    save_model(model_path, model, preprocessing=meta["preprocessing"], class_names=names, config=cfg)
+    for cmd in (["evaluate", "--model", str(model_path), *data, "--no-pictures"],
+                ["predict", "--model", str(model_path), str(paths[0])]):
+        assert main(cmd) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and str(model_path) in err and "tta_shift=99" in err and "--tta-shift" in err
+        assert main([*cmd, "--tta-shift", "0"]) == 0
