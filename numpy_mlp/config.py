@@ -16,6 +16,11 @@ from .schedules import SCHEDULES
 MAX_SHIFT = 16  # pixels: the largest crop_pad and tta_shift (half an image)
 
 
+def is_tta_shift(value):
+    """Whether ``value`` is a test-time shift: an integer (not a bool) in 0..MAX_SHIFT."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SHIFT
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     # --- model ---
@@ -87,7 +92,7 @@ class TrainConfig:
              f"label_smoothing={self.label_smoothing!r} must be in [0, 1)")
         need(isinstance(self.crop_pad, int) and 0 <= self.crop_pad <= MAX_SHIFT,
              f"crop_pad={self.crop_pad!r} must be an integer in 0..{MAX_SHIFT}")
-        need(isinstance(self.tta_shift, int) and not isinstance(self.tta_shift, bool) and 0 <= self.tta_shift <= MAX_SHIFT,
+        need(is_tta_shift(self.tta_shift),
              f"tta_shift={self.tta_shift!r} must be an integer in 0..{MAX_SHIFT} (pixels; 0 = off)")
         need(isinstance(self.patience, int) and self.patience >= 0, f"patience={self.patience!r} must be an integer >= 0")
         need(isinstance(self.flip, bool) and isinstance(self.nesterov, bool), "flip and nesterov must be true or false")

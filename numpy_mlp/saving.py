@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import MAX_SHIFT
+from .config import MAX_SHIFT, is_tta_shift
 from .errors import ConfigError, ModelFileError, UserError
 from .model import FullyConnectedNet
 
@@ -173,12 +173,12 @@ def tta_shift_for(path, meta, tta_shift=None):
         ModelFileError: the saved value is not such a shift (a hand-edited file).
     """
     if tta_shift is not None:
-        if not 0 <= tta_shift <= MAX_SHIFT:
+        if not is_tta_shift(tta_shift):
             raise UserError(f"--tta-shift {tta_shift}: give a shift of 0..{MAX_SHIFT} pixels (about half the "
                             f"training crops' padding; 0 = off)")
         return tta_shift
     saved = (meta.get("config") or {}).get("tta_shift", 0)
-    if isinstance(saved, bool) or not isinstance(saved, int) or not 0 <= saved <= MAX_SHIFT:
+    if not is_tta_shift(saved):
         raise ModelFileError(f"{path}: its saved config has tta_shift={saved!r}, not a shift of 0..{MAX_SHIFT} "
                              f"pixels; pass --tta-shift S to choose one (0 = off)")
     return saved
