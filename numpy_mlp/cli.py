@@ -18,8 +18,9 @@ import dataclasses
 import math
 import sys
 
-from .config import TrainConfig
-from .errors import UserError
+from .config import TrainConfig, parse_hidden_dims
+from .errors import ConfigError, UserError
+from .tomlfile import read_toml
 
 DEFAULTS = TrainConfig()
 
@@ -72,14 +73,11 @@ def threads_arg(text):
 
 
 def hidden_dims(text):
-    """'1000' or '512,256' -> tuple of widths."""
+    """'1000' or '512,256' -> tuple of widths (config.parse_hidden_dims, as an argparse type)."""
     try:
-        dims = tuple(int(t) for t in text.replace(" ", "").split(",") if t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give widths as whole numbers, e.g. 1000 or 512,256") from None
-    if not dims or min(dims) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: every hidden width must be at least 1")
-    return dims
+        return parse_hidden_dims(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def add_data_args(p):
@@ -416,23 +414,6 @@ def _given_on_command_line(argv):
         for a in sp._actions:
             a.default, a.required = argparse.SUPPRESS, False
     return parser.parse_known_args(argv)[0]
-
-
-def read_toml(path):
-    """The table of a TOML file; UserError naming the file if it is missing or invalid."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise UserError(f"config file {path} does not exist; check the path given to --config") from None
-    except IsADirectoryError:
-        raise UserError(f"config file {path} is a folder; give a .toml file to --config") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"config file {path} is not valid TOML ({e}); fix it or leave out --config") from None
 
 
 def _flag_value(action, value, where):

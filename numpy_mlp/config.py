@@ -10,6 +10,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from .errors import ConfigError
 from .schedules import SCHEDULES
 
@@ -60,7 +62,7 @@ class TrainConfig:
                                      # their last bits (fix it for bit-for-bit repeats)
 
     def __post_init__(self):
-        object.__setattr__(self, "hidden_dim", _as_tuple(self.hidden_dim))
+        object.__setattr__(self, "hidden_dim", parse_hidden_dims(self.hidden_dim))
         self.validate()
 
     def validate(self):
@@ -69,8 +71,6 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(msg)
 
-        for h in self.hidden_dim:
-            need(isinstance(h, int) and h >= 1, f"hidden_dim: {h!r} is not a positive integer width")
         need(_finite(self.alpha) and self.alpha > 0, f"alpha={self.alpha!r} must be a finite learning rate > 0 (try 1e-2)")
         need(_finite(self.beta) and 0 <= self.beta < 1,
              f"beta={self.beta!r} is outside [0, 1): " + ("momentum >= 1 never forgets past gradients and diverges"
@@ -134,7 +134,27 @@ def _finite(x):
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _as_tuple(h):
-    if isinstance(h, (list, tuple)):
-        return tuple(h)
-    return (h,)
+def parse_hidden_dims(value):
+    """The hidden widths as a tuple of positive ints, from any spelling a user writes.
+
+    ``200``, ``(512, 256)``, ``[512, 256]`` and the text ``"512,256"`` (a flag, a TOML value
+    or a searched category) all give the same tuple. ConfigError names what is wrong.
+    """
+    if isinstance(value, str):
+        try:
+            dims = tuple(int(t) for t in value.split(",") if t.strip())
+        except ValueError:
+            raise ConfigError(f"hidden_dim={value!r}: give widths as whole numbers, "
+                              "e.g. 1000 or 512,256") from None
+    elif isinstance(value, (list, tuple, np.ndarray)):
+        dims = tuple(value)
+    else:
+        dims = (value,)
+    if not dims:
+        raise ConfigError("hidden_dim is empty: give at least one hidden width, e.g. 1000")
+    out = []
+    for h in dims:
+        if isinstance(h, bool) or not isinstance(h, (int, np.integer, float, np.floating)) or h != int(h) or h < 1:
+            raise ConfigError(f"hidden_dim: {h!r} is not a width; each must be a whole number, at least 1")
+        out.append(int(h))
+    return tuple(out)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .config import parse_hidden_dims
 from .errors import ConfigError
 from .layers import (
     affine_backward,
@@ -32,17 +33,6 @@ from .layers import (
     relu_backward,
     relu_forward,
 )
-
-
-def as_hidden_dims(hidden_dim):
-    """Normalise ``hidden_dim`` (an int or a sequence of ints) to a tuple of widths."""
-    dims = (hidden_dim,) if np.isscalar(hidden_dim) else tuple(hidden_dim)
-    if not dims:
-        raise ConfigError("hidden_dim is empty: give at least one hidden width, e.g. 200")
-    for h in dims:
-        if int(h) != h or h < 1:
-            raise ConfigError(f"hidden width {h!r} is not a positive integer")
-    return tuple(int(h) for h in dims)
 
 
 class FullyConnectedNet:
@@ -71,7 +61,7 @@ class FullyConnectedNet:
         if not reg >= 0.0 or not np.isfinite(reg):
             raise ConfigError(f"reg={reg} must be a finite number >= 0")
         self.input_dim = int(input_dim)
-        self.hidden_dims = as_hidden_dims(hidden_dim)
+        self.hidden_dims = parse_hidden_dims(hidden_dim)
         self.num_classes = int(num_classes)
         self.reg = float(reg)
         self.dropout = float(dropout)

@@ -55,11 +55,12 @@ from optuna.storages.journal import JournalFileBackend, JournalRedisBackend, Jou
 from optuna.trial import TrialState
 from threadpoolctl import threadpool_limits
 
-from .config import TrainConfig
+from .config import TrainConfig, parse_hidden_dims
 from .data import load_cifar10
 from .errors import ConfigError, DivergenceError, UserError
 from .runs import evaluate_splits, write_json
 from .saving import atomic_write, load_model, save_model
+from .tomlfile import read_toml
 from .train import make_preparer, train
 
 # The default search space: hidden width H of the two-layer net, learning rate alpha,
@@ -107,18 +108,8 @@ def load_search_file(path):
     In ``[space]``, ``alpha = {low = 1e-3, high = 1e-1, log = true}`` is a range and
     ``batch_size = [64, 128, 256]`` a list of values. Returns ``(fixed, space)``.
     """
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
-    except FileNotFoundError:
-        raise UserError(f"search file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"search file {path} is not valid TOML: {e}") from None
+    doc = read_toml(path, "search --config")
     unknown = sorted(set(doc) - {"fixed", "space"})
     if unknown:
         raise ConfigError(f"search file {path}: unknown table(s) {', '.join(unknown)}; use [fixed] and [space]")
@@ -203,14 +194,8 @@ def _is_int(name):
 def _normalise(values):
     """Turn searched or fixed values into TrainConfig types: hidden_dim 1024 or '512,256' -> tuple."""
     out = dict(values)
-    h = out.get("hidden_dim")
-    if isinstance(h, str):
-        try:
-            out["hidden_dim"] = tuple(int(t) for t in h.split(",") if t.strip())
-        except ValueError:
-            raise ConfigError(f"hidden_dim={h!r}: give widths as whole numbers, e.g. 1024 or 512,256") from None
-    elif isinstance(h, (int, float)) and not isinstance(h, bool):
-        out["hidden_dim"] = (int(h),)
+    if "hidden_dim" in out:
+        out["hidden_dim"] = parse_hidden_dims(out["hidden_dim"])
     return out
 
 
