@@ -186,6 +186,13 @@ def build_parser():
     add_output_args(r)
     add_common_args(r)
 
+    x = sub.add_parser("export", help="write a saved model as ONNX, input normalisation included")
+    x.add_argument("run", metavar="RUN", help="a run folder of 'numpy-mlp train', or its model.npz")
+    x.add_argument("--onnx", required=True, metavar="FILE",
+                   help="the .onnx file to write: uint8 images (N, D) in, class probabilities "
+                        "(N, C) out (needs pip install 'numpy-mlp[onnx]')")
+    add_common_args(x)
+
     add_search_parser(sub)
     return parser
 
@@ -386,6 +393,14 @@ def cmd_search(args):
     return 0
 
 
+def cmd_export(args):
+    from .onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
+
+    path = export_onnx(args.run, args.onnx)
+    print(f"wrote {path}: input '{INPUT_NAME}' uint8 images (N, D), output '{OUTPUT_NAME}' (N, C)")
+    return 0
+
+
 def cmd_predict(args):
     from .predict import predict_files
 
@@ -493,7 +508,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-                "search": cmd_search, "report": cmd_report}[args.command](args)
+                "search": cmd_search, "report": cmd_report,
+                "export": cmd_export}[args.command](args)
     except UserError as e:
         if args.debug:
             raise
