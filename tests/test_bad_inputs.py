@@ -387,3 +387,92 @@ def test_a_run_stopped_by_bad_input_can_be_rerun_into_the_same_folder(tmp_path, 
     assert main(["train", "--data-dir", str(data), "--val-size", "20", "--batch-size", "10", "--num-iters", "3",
                  "--hidden-dim", "8", "--threads", "1", "--out", str(out), "-q"]) == 2
     assert "already holds a run" in capsys.readouterr().err
+
+
+# =====================================================================================
+# Loader inputs (issue 14): hostile data files, downloads and folders, through the CLI.
+# A table of its own, so that BAD_INPUTS and its count above stay as they are.
+# =====================================================================================
+
+
+def _no_network(monkeypatch):
+    def urlopen(url, timeout):
+        raise AssertionError("the network was used")
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", urlopen)
+
+
+def _missing_parent(tmp_path, monkeypatch):
+    _no_network(monkeypatch)
+    args = train(tmp_path, tmp_path / "gone" / "deeper" / "cifar")
+    args.remove("--offline")
+    return args
+
+
+def _announces_a_terabyte(tmp_path, monkeypatch):
+    class Response(io.BytesIO):
+        headers = {"Content-Length": str(10**12)}
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda url, timeout: Response(b"x"))
+    args = train(tmp_path, tmp_path / "fresh")
+    args.remove("--offline")
+    return args
+
+
+def _with_meta(tmp_path, names):
+    folder = cifar(tmp_path)
+    (folder / "batches.meta").write_bytes(dumps({b"label_names": names}, "py3"))
+    return train(tmp_path, folder)
+
+
+def _object_array():
+    from numpy._core.multiarray import _reconstruct
+
+    class Array:
+        def __reduce__(self):
+            return _reconstruct, (np.ndarray, (0,), b"b"), (1, (10**6,), np.dtype("O"), False, [1])
+
+    return pickle.dumps({b"data": Array(), b"labels": [0]}, protocol=4)
+
+
+def _labels_bomb():
+    level = [0] * 10
+    for _ in range(9):
+        level = [level] * 10  # 10**10 labels in a few hundred bytes
+    X = np.zeros((20, 3072), np.uint8)
+    return dumps({b"data": X, b"labels": [level] * 20}, "py3")
+
+
+LOADER_INPUTS = [
+    ("data folder whose parent is missing", _missing_parent, "parent folder"),
+    ("download announcing a terabyte", _announces_a_terabyte, "announces 1,000,000,000,000"),
+    ("class names of a megabyte", lambda t, m: _with_meta(t, [b"x" * 10**6] * 10),
+     "batches.meta is larger than"),
+    ("eleven class names", lambda t, m: _with_meta(t, [b"cat"] * 11), "10 'label_names'"),
+    ("a class name with a newline", lambda t, m: _with_meta(t, [b"cat"] * 9 + [b"a\nb"]),
+     "control character"),
+    ("labels: 10**10 in nested lists", lambda t, m: with_batch(t, _labels_bomb()),
+     "'labels' must be 20 integers"),
+    ("an object array (crashed NumPy)", lambda t, m: with_batch(t, _object_array()),
+     "refused to unpickle an array of dtype '|O'"),
+    ("a tuple-keyed dict",
+     lambda t, m: with_batch(t, b"\x80\x04}" + b")" + b"\x85" * 50 + b"K\x01s."), "dict key"),
+]
+
+
+@pytest.mark.parametrize("case", LOADER_INPUTS, ids=[c[0] for c in LOADER_INPUTS])
+def test_loader_input_is_one_line_and_creates_nothing(case, tmp_path, monkeypatch, capsys):
+    name, build, words = case
+    monkeypatch.chdir(tmp_path)
+    argv = build(tmp_path, monkeypatch)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    capsys.readouterr()
+    status = main(argv)
+    err = capsys.readouterr().err
+    assert status == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("numpy-mlp: error: "), err
+    assert words in lines[0]
+    assert not (tmp_path / "gone").exists()  # no folder tree for a download
+    assert not (tmp_path / "fresh").exists() or os.listdir(tmp_path / "fresh") == []
+    assert set(before) <= {p.name for p in tmp_path.iterdir()}
