@@ -7,7 +7,7 @@ may change it. Everything else is derived from that declaration:
 - :meth:`TrainConfig.validate` and the checks of ``optim``, ``model`` and ``threads``
   (:func:`check`), each rule kind with one message: ``{what} must be {description}``;
 - the ``train`` flags, their help and shown defaults, and the keys of a ``--config`` TOML
-  file (cli.py, from :data:`SETTINGS`);
+  file (flags.py, from :data:`SETTINGS`);
 - :data:`RESUMABLE_FIELDS`, the fields ``train --resume`` may change.
 
 :data:`PRESETS` are named sets of field values (``train --preset NAME``). Every run saves
@@ -174,8 +174,8 @@ def _widths(value):
         dims = tuple(value)
     else:
         dims = (value,)
-    whole_ = [_integer(h) or (isinstance(h, numbers.Real) and _float(h) is not None
-                              and float(h).is_integer()) for h in dims]
+    whole_ = [_integer(h) or (isinstance(h, numbers.Real) and not isinstance(h, (bool, np.bool_))
+                              and _float(h) is not None and float(h).is_integer()) for h in dims]
     if not dims or not all(whole_) or any(h < 1 for h in dims):
         return _MISSING
     return tuple(int(h) for h in dims)
@@ -290,7 +290,7 @@ class Setting:
     """One setting of a command, declared once: a TrainConfig field or another option.
 
     The flag, its ``--help`` line, the key of a ``--config`` file and the check of a value
-    all come from it (cli.py).
+    all come from it (flags.py).
     """
 
     name: str                  # the field or option; its flag is --name-with-dashes
