@@ -155,14 +155,6 @@ def settings_of(command):
     return (*cmd.options, *((CONFIG,) if cmd.flag_file else ()), *fields)
 
 
-SEARCH_EXAMPLES = """examples:
-  numpy-mlp search --n-trials 30 --workers 2 --out runs/search1       # resume: the same command again
-  numpy-mlp search --set epochs=10 --space alpha=1e-3:3e-2:log --space batch_size=64,128,256
-  numpy-mlp search --config search.toml --sampler random --pruner halving
-  numpy-mlp search --storage postgresql://user:pw@db-host/optuna --study-name cifar   # on every machine
-"""
-
-
 def presets_help():
     lines = ["presets (--preset NAME; flags and --config FILE.toml override their values):"]
     for name, values in PRESETS.items():
@@ -202,6 +194,14 @@ def build_parser(command=None):
                            metavar="FIELD=SPEC", help="search FIELD over LOW:HIGH, LOW:HIGH:log "
                            "or a list A,B,C (replaces its default range)")
     return parser
+
+
+SEARCH_EXAMPLES = """examples:
+  numpy-mlp search --n-trials 30 --workers 2 --out runs/search1       # resume: the same command again
+  numpy-mlp search --set epochs=10 --space alpha=1e-3:3e-2:log --space batch_size=64,128,256
+  numpy-mlp search --config search.toml --sampler random --pruner halving
+  numpy-mlp search --storage postgresql://user:pw@db-host/optuna --study-name cifar   # on every machine
+"""
 
 
 def resolve(args):

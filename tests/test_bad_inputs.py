@@ -242,8 +242,9 @@ BAD_INPUTS = [
     # --- flag values: each refused by its rule's one message (config.Rule), naming the flag
     *[(f"--{flag} {value}", lambda t, m, f=flag, v=value: hyper(t, f, v), words)
       for flag, value, words in [
-          ("alpha", "-1", "--alpha -1 must be a finite number > 0"), ("alpha", "0", "--alpha 0 must be"),
-          ("alpha", "nan", "--alpha nan must be a finite number"), ("alpha", "inf", "--alpha inf must be"),
+          ("alpha", "-1", "--alpha -1 must be a finite number > 0"),
+          ("alpha", "0", "--alpha 0 must be"), ("alpha", "inf", "--alpha inf must be"),
+          ("alpha", "nan", "--alpha nan must be a finite number"),
           ("alpha", "fast", "--alpha 'fast' must be a finite number > 0"),
           ("beta", "1", "--beta 1 must be a finite number in [0, 1)"),
           ("beta", "-0.5", "--beta -0.5 must be a finite number in [0, 1); the momentum"),
@@ -300,7 +301,8 @@ BAD_INPUTS = [
      "--space alpha=1:x"),
     ("search --timeout -5", lambda t, m: ["search", "--timeout", "-5", "--out", str(t / "s")],
      "--timeout -5 must be a finite number > 0"),
-    ("search --workers 100000", lambda t, m: ["search", "--workers", "100000", "--out", str(t / "s")],
+    ("search --workers 100000",
+     lambda t, m: ["search", "--workers", "100000", "--out", str(t / "s")],
      "--workers 100000 must be a whole number in 1..256"),
 ]
 
