@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import RESUMABLE_FIELDS
 from .errors import Interrupted, ModelFileError
 from .saving import atomic_write
 from .train import LoopState, build, total_steps
@@ -45,7 +46,7 @@ _SCALARS = ("step", "pos", "loss_sum", "loss_count", "best_val", "best_step", "e
 # signals that stop a run at the end of its step, with a checkpoint (SIGTERM: POSIX only)
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
 # config fields that do not change what a run computes, so they may differ on resume
-RESUMABLE_CHANGES = ("checkpoint_every", "threads", "tta_shift")
+RESUMABLE_CHANGES = RESUMABLE_FIELDS
 
 
 def data_fingerprint(data):

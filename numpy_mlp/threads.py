@@ -37,15 +37,12 @@ import os
 import statistics
 import time
 
-from .errors import ConfigError
+from .config import check
 
 
 def check_threads(threads):
-    """Raise ConfigError unless ``threads`` is "auto" or a positive int."""
-    if threads == "auto":
-        return
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ConfigError(f"threads={threads!r}: give a number of BLAS threads >= 1, or 'auto'")
+    """Raise ConfigError unless ``threads`` is "auto" or a count TrainConfig takes."""
+    check("threads", threads)
 
 
 def blas_libraries():

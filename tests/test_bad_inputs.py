@@ -3,8 +3,10 @@ problem (and what to do), exit status 2, no traceback; ``--debug`` shows the tra
 
 The table BAD_INPUTS is what README's reliability section counts. Each case builds its
 files in ``tmp_path`` and returns the command's arguments; ``words`` must appear in the
-message. Argument-parser errors (unknown flags, values that are not numbers, ...) are
-argparse's own: a usage line and one ``error:`` line, status 2.
+message. A flag's value is checked by its setting's rule like any other input (one line
+naming the flag); errors of the command line's shape (an unknown flag or command, both
+flags of an either-or pair, missing image files) are argparse's own: a usage line and one
+``error:`` line, status 2 (BAD_FLAGS).
 """
 
 import io
@@ -237,17 +239,47 @@ BAD_INPUTS = [
     ("archive missing a batch", lambda t, m: archive(t, drop="data_batch_5"), "data_batch_5"),
     ("archive not gzip", lambda t, m: ((t / "data").mkdir(), (t / "data" / ARCHIVE_NAME).write_bytes(b"x" * 999),
                                        train(t, t / "data"))[2], "could not read"),
-    # --- hyperparameters (values argparse accepts, refused by TrainConfig or the trainer)
+    # --- flag values: each refused by its rule's one message (config.Rule), naming the flag
     *[(f"--{flag} {value}", lambda t, m, f=flag, v=value: hyper(t, f, v), words)
       for flag, value, words in [
-          ("alpha", "-1", "alpha=-1.0 must be"), ("alpha", "0", "alpha=0.0 must be"),
-          ("beta", "1", "beta=1.0 is outside [0, 1)"), ("beta", "-0.5", "beta=-0.5 is outside [0, 1): 0 is plain SGD"),
-          ("reg", "-1", "reg=-1.0 must be"), ("epochs", "0", "epochs=0.0 must be"),
-          ("dropout", "1", "dropout=1.0 must be in [0, 1)"), ("label-smoothing", "1.5", "label_smoothing=1.5"),
-          ("weight-decay", "-0.1", "weight_decay=-0.1"), ("crop-pad", "17", "crop_pad=17"),
-          ("seed", "-1", "seed=-1 must be"), ("batch-size", "91", "larger than the training set"),
+          ("alpha", "-1", "--alpha -1 must be a finite number > 0"),
+          ("alpha", "0", "--alpha 0 must be"), ("alpha", "inf", "--alpha inf must be"),
+          ("alpha", "nan", "--alpha nan must be a finite number"),
+          ("alpha", "fast", "--alpha 'fast' must be a finite number > 0"),
+          ("beta", "1", "--beta 1 must be a finite number in [0, 1)"),
+          ("beta", "-0.5", "--beta -0.5 must be a finite number in [0, 1); the momentum"),
+          ("reg", "-1", "--reg -1 must be a finite number >= 0"),
+          ("epochs", "0", "--epochs 0 must be a finite number in (0, 100000]"),
+          ("epochs", "nan", "--epochs nan must be a finite number"),
+          ("epochs", "1e300", "--epochs 1e+300 must be a finite number in (0, 100000]"),
+          ("epochs", "1e308", "--epochs 1e+308 must be a finite number in (0, 100000]"),
+          ("num-iters", "0", "--num-iters 0 must be a whole number in 1..1000000000"),
+          ("num-iters", "1e29", "--num-iters 1e+29 must be a whole number in 1..1000000000"),
+          ("batch-size", "0", "--batch-size 0 must be a whole number in 1..1000000"),
+          ("batch-size", "-5", "--batch-size -5 must be a whole number"),
+          ("batch-size", "2.5", "--batch-size 2.5 must be a whole number"),
+          ("dropout", "1", "--dropout 1 must be a finite number in [0, 1)"),
+          ("label-smoothing", "1.5", "--label-smoothing 1.5 must be"),
+          ("weight-decay", "-0.1", "--weight-decay -0.1 must be"),
+          ("crop-pad", "17", "--crop-pad 17 must be a whole number in 0..16"),
+          ("seed", "-1", "--seed -1 must be a whole number in 0.."),
+          ("hidden-dim", "0", "--hidden-dim 0 must be whole numbers >= 1"),
+          ("warmup", "-1", "--warmup -1 must be a whole number in 0.."),
+          ("evals", "0", "--evals 0 must be a whole number in 1.."),
+          ("checkpoint-every", "-1", "--checkpoint-every -1 must be a whole number in 0.."),
+          ("threads", "0", "--threads 0 must be 'auto' or a whole number in 1..1024"),
+          ("threads", "99999999999999999999", "--threads 99999999999999999999 must be 'auto' or"),
+          ("schedule", "exp", "--schedule 'exp' must be one of constant, cosine, step"),
+          ("preset", "nope", "--preset 'nope' must be one of deep, wide"),
+          # refused by the trainer, against the data or the memory
+          ("batch-size", "91", "larger than the training set"),
           ("val-size", "100", "val_size=100 must be between 0 and 99"),
           ("hidden-dim", "1000000000000", "not enough memory")]],
+    ("--hidden-dim=-3,2", lambda t, m: train(t, cifar(t), "--hidden-dim=-3,2"),
+     "--hidden-dim '-3,2' must be whole numbers >= 1"),
+    ("evaluate without --model", lambda t, m: ["evaluate", "--offline"], "--model is required"),
+    ("predict --top 0", lambda t, m: ["predict", "--model", "m.npz", "--top", "0", "cat.png"],
+     "--top 0 must be a whole number >= 1"),
     # --- model files (evaluate; predict reads them the same way)
     *[(f"model file {kind}", lambda t, m, k=kind: evaluate(t, k), words) for kind, words in [
         ("missing", "does not exist"), ("truncated", "truncated"), ("text", "not an .npz archive"),
@@ -267,26 +299,16 @@ BAD_INPUTS = [
      "alpha=-1 must be"),
     ("search with a bad range", lambda t, m: ["search", "--space", "alpha=1:x", "--out", str(t / "s")],
      "--space alpha=1:x"),
+    ("search --timeout -5", lambda t, m: ["search", "--timeout", "-5", "--out", str(t / "s")],
+     "--timeout -5 must be a finite number > 0"),
+    ("search --workers 100000",
+     lambda t, m: ["search", "--workers", "100000", "--out", str(t / "s")],
+     "--workers 100000 must be a whole number in 1..256"),
 ]
 
-# argparse's own errors: (id, argv, words in the last line)
+# argparse's own errors, of the command line's shape: (id, argv, words in the last line)
 BAD_FLAGS = [
     ("unknown flag", ["train", "--alpah", "1e-3"], "unrecognized arguments: --alpah"),
-    ("--alpha nan", ["train", "--alpha", "nan"], "nan is not a finite number"),
-    ("--alpha inf", ["train", "--alpha", "inf"], "inf is not a finite number"),
-    ("--alpha not a number", ["train", "--alpha", "fast"], "'fast' is not a number"),
-    ("--epochs nan", ["train", "--epochs", "nan"], "not a finite number"),
-    ("--batch-size 0", ["train", "--batch-size", "0"], "0 must be at least 1"),
-    ("--batch-size -5", ["train", "--batch-size", "-5"], "-5 must be at least 1"),
-    ("--batch-size 2.5", ["train", "--batch-size", "2.5"], "not a whole number"),
-    ("--num-iters 0", ["train", "--num-iters", "0"], "must be at least 1"),
-    ("--hidden-dim 0", ["train", "--hidden-dim", "0"], "at least 1"),
-    ("--hidden-dim -3,2", ["train", "--hidden-dim=-3,2"], "at least 1"),
-    ("--warmup -1", ["train", "--warmup", "-1"], "must be 0 or more"),
-    ("--evals 0", ["train", "--evals", "0"], "must be at least 1"),
-    ("--checkpoint-every -1", ["train", "--checkpoint-every", "-1"], "must be 0 or more"),
-    ("--threads 0", ["train", "--threads", "0"], "must be at least 1"),
-    ("--schedule unknown", ["train", "--schedule", "exp"], "invalid choice: 'exp'"),
     ("--epochs with --num-iters", ["train", "--epochs", "1", "--num-iters", "5"], "not allowed with"),
     ("unknown command", ["fit"], "invalid choice: 'fit'"),
     ("predict without images", ["predict", "--model", "m.npz"], "the following arguments are required"),
@@ -368,7 +390,7 @@ def test_divergence_before_any_evaluation_saves_the_initial_weights(tmp_path, ca
 
 def test_table_size():
     """README's reliability table quotes these counts; keep them in step."""
-    assert (len(BAD_INPUTS), len(BAD_FLAGS)) == (56, 19)
+    assert (len(BAD_INPUTS), len(BAD_FLAGS)) == (80, 4)
 
 
 def test_a_run_stopped_by_bad_input_can_be_rerun_into_the_same_folder(tmp_path, capsys):
