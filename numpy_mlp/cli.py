@@ -160,7 +160,8 @@ def build_parser():
 
     e = sub.add_parser("evaluate", help="accuracy of a saved model on train/val/test and per class",
                        epilog=CONFIG_FILE_HELP)
-    e.add_argument("--model", required=True, metavar="MODEL.npz", help="a model.npz written by 'numpy-mlp train'")
+    e.add_argument("--model", required=True, metavar="MODEL.npz",
+                   help="a model.npz written by 'numpy-mlp train', or its run folder")
     e.add_argument("--out", metavar="DIR", help="folder for its pictures (default: the model's folder)")
     e.add_argument("--no-pictures", action="store_true", help="only print the accuracies")
     e.add_argument("--tta-shift", type=nonneg_int, metavar="S",
@@ -171,8 +172,10 @@ def build_parser():
     add_common_args(e)
 
     p = sub.add_parser("predict", help="classify PNG/JPEG files with a saved model", epilog=CONFIG_FILE_HELP)
-    p.add_argument("--model", required=True, metavar="MODEL.npz", help="a model.npz written by 'numpy-mlp train'")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files of any size (resized to 32x32)")
+    p.add_argument("--model", required=True, metavar="MODEL.npz",
+                   help="a model.npz written by 'numpy-mlp train', or its run folder")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image files of any size (resized to 32x32), or folders of PNG/JPEG files")
     p.add_argument("--top", type=positive_int, default=3, help="how many classes to show per image (default 3)")
     p.add_argument("--tta-shift", type=nonneg_int, metavar="S",
                    help="average the probabilities over ten views of each image (itself and its diagonal "
