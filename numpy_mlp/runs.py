@@ -1,13 +1,15 @@
 """A saved run: train, evaluate once on the test set, and write everything to a folder.
 
 ``run_training`` is what ``numpy-mlp train`` does; ``evaluate_saved`` is ``numpy-mlp
-evaluate``. The folder of a run holds::
+evaluate``. :class:`TrainingDisplay` is what a person sees of ``train``: the progress bar
+and the log lines. The folder of a run holds::
 
     config.json     the TrainConfig, as given
     train.log       the log lines printed during training
     history.csv     one row per step: step, loss, and the evaluation columns where measured
     metrics.json    train/val/test accuracy, per-class test accuracy, times
-    model.npz       the parameters with the best validation accuracy (see saving.py)
+    model.npz       the parameters with the best validation accuracy and the data folder
+                    they were trained on (see saving.py)
     loss.png, accuracy.png, confusion.png, predictions.png, weights.png   (see plots.py)
     report.html     all of the above on one self-contained page (see report.py)
 """
