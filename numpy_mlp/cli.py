@@ -69,7 +69,8 @@ OUTPUT = (Setting("quiet", BOOL, "print only the result", short="-q"),
                   short="-v"))
 CONFIG = Setting("config", TEXT, "read flags from a TOML file (see below)", metavar="FILE.toml")
 PAIRS = (*EITHER_OR, ("quiet", "verbose"))  # either-or flags: one of each pair may be given
-MODEL = Setting("model", TEXT, "a model.npz written by 'numpy-mlp train'", metavar="MODEL.npz",
+MODEL = Setting("model", TEXT, "a model.npz written by 'numpy-mlp train', or its run folder",
+                metavar="MODEL.npz",
                 required=True)
 PRESET = Setting("preset", choice(*PRESETS), "start from a recipe (listed below); flags and "
                  "--config override its values")
@@ -108,7 +109,8 @@ COMMANDS = {
     "predict": Command("classify PNG/JPEG files with a saved model", (
         MODEL, Setting("top", whole(1), "how many classes to show per image", default=3),
         tta_setting("average the probabilities"), *OUTPUT, DEBUG),
-        (("images", "+", "IMAGE", "image files of any size (resized to 32x32)"),)),
+        (("images", "+", "IMAGE", "image files of any size (resized to 32x32), or folders "
+          "of PNG/JPEG files"),)),
     "report": Command("write DIR/report.html again: one page with the config, metrics and "
                       "pictures of a run", (*OUTPUT, DEBUG),
                       (("run_dir", None, "DIR", "a run folder written by 'numpy-mlp train'"),)),

@@ -242,17 +242,61 @@ def preprocess(
     return out
 
 
+PREPROCESSING_MODES = ("per_image", "per_channel")
+
+
 class Preprocessor:
     """:func:`preprocess` with its mode and training statistics bound, for a model's inputs.
 
     ``prep(X, out=None)`` is ``preprocess(X, mode, stats, out, dtype)``: uint8 (N, D) ->
     float (N, D). :meth:`folded` gives the same first layer for evaluation without
-    normalising the images at all.
+    normalising the images at all. :meth:`fit` makes one from the training images;
+    :meth:`to_dict` and :meth:`from_dict` are how model files and checkpoints store it.
     """
 
     def __init__(self, mode="per_image", stats=None, dtype=np.float32):
         self.mode, self.stats, self.dtype = mode, stats, np.dtype(dtype)
         preprocess(np.zeros((1, D), np.uint8), mode, stats, dtype=self.dtype)  # check mode and stats now
+
+    @classmethod
+    def fit(cls, mode, X_train, dtype=np.float32):
+        """The preprocessor of ``mode`` for a model trained on uint8 ``X_train`` (N, D):
+        per_channel takes its statistics from these images (:func:`channel_stats`)."""
+        return cls(mode, channel_stats(X_train) if mode == "per_channel" else None, dtype)
+
+    def to_dict(self):
+        """``{"mode": str, "stats": {"mean": [3 floats], "std": [3 floats]} or None}``, for JSON.
+
+        The floats are the float64 statistics themselves: JSON writes them exactly, so
+        :meth:`from_dict` gives back the same preprocessing bit for bit.
+        """
+        stats = None if self.stats is None else {k: np.asarray(self.stats[k], np.float64).tolist()
+                                                 for k in ("mean", "std")}
+        return {"mode": self.mode, "stats": stats}
+
+    @classmethod
+    def from_dict(cls, d, dtype=np.float32):
+        """The preprocessor :meth:`to_dict` described, for inputs of ``dtype``.
+
+        Raises:
+            ValueError: ``d`` does not describe one (unknown mode, statistics missing,
+            not three finite numbers each, or a std below 0); the caller names the file.
+        """
+        if not isinstance(d, dict) or d.get("mode") not in PREPROCESSING_MODES:
+            modes = ", ".join(PREPROCESSING_MODES)
+            raise ValueError(f"preprocessing {d!r}: expected a mode in {modes}")
+        stats = d.get("stats")
+        if stats is not None:
+            try:
+                stats = {k: np.asarray(stats[k], dtype=np.float64) for k in ("mean", "std")}
+            except (KeyError, TypeError, ValueError):
+                raise ValueError("preprocessing stats: expected 'mean' and 'std', three numbers "
+                                 "each") from None
+            if any(v.shape != (3,) or not np.isfinite(v).all() for v in stats.values()) \
+                    or (stats["std"] < 0).any():
+                raise ValueError("preprocessing stats: 'mean' and 'std' must be three finite "
+                                 "numbers, std >= 0")
+        return cls(d["mode"], stats, dtype)
 
     def __repr__(self):
         return f"Preprocessor(mode={self.mode!r}, dtype={self.dtype.name})"

@@ -384,8 +384,12 @@ def test_divergence_before_any_evaluation_saves_the_initial_weights(tmp_path, ca
     assert "step 0, the initial weights" in line
     from numpy_mlp import TrainConfig
     from numpy_mlp.saving import load_model
-    model, meta = load_model(tmp_path / "run" / "model.npz")
-    assert meta["config"]["alpha"] == 1e4 and TrainConfig.from_dict(meta["config"]).seed == 0
+    from numpy_mlp.train import initial_params
+    saved = load_model(tmp_path / "run" / "model.npz")
+    assert saved.config["alpha"] == 1e4 and TrainConfig.from_dict(saved.config).seed == 0
+    init = initial_params(TrainConfig.from_dict(saved.config), 3072, 10)
+    for k, v in saved.model.params.items():
+        np.testing.assert_array_equal(v, init[k])
 
 
 def test_table_size():

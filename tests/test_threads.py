@@ -194,13 +194,13 @@ def test_a_fixed_thread_count_repeats_bit_for_bit():
 
 def test_evaluation_gives_back_the_thread_count_it_found(two_threads):
     from numpy_mlp import FullyConnectedNet
-    from numpy_mlp.metrics import predict_uint8
-    from numpy_mlp.train import make_preparer
+    from numpy_mlp.data import Preprocessor
+    from numpy_mlp.inference import predict
 
     model = FullyConnectedNet(3072, 16, 10, seed=0)
     X = np.random.default_rng(0).integers(0, 256, size=(50, 3072), dtype=np.uint8)
-    prepare = make_preparer("per_image", None, np.float32)
-    pred = predict_uint8(model, X, prepare, batch_size=7)
+    prepare = Preprocessor("per_image")
+    pred = predict(model, prepare, X, batch_size=7)
     assert blas_threads() == 2
     np.testing.assert_array_equal(pred, model.predict(prepare(X)))
 
