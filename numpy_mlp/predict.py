@@ -12,26 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .images import image_to_row
 from .inference import probabilities
 from .saving import load_model, tta_shift_for
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")  # what a folder given to predict is searched for
-
-
-def image_to_row(path):
-    """Read an image file into one uint8 CIFAR-10 row (3072,) = channel-first 3 x 32 x 32."""
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"image {path} does not exist")
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB").resize((32, 32), Image.Resampling.BICUBIC)
-            hwc = np.asarray(im, dtype=np.uint8)  # (32, 32, 3)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise UserError(f"{path} is not an image this tool can read (PNG or JPEG): {e}") from None
-    return hwc.transpose(2, 0, 1).reshape(-1)  # (3072,)
 
 
 def image_paths(paths):
