@@ -150,7 +150,7 @@ def test_space_values_are_checked_in_trainconfig_s_own_words(tmp_path):
     s = SearchSettings(out=str(tmp_path), space=space)
     with pytest.raises(ConfigError) as searched:
         check_settings(s)
-    assert str(searched.value) == f"search space beta: {own.value}"
+    assert str(searched.value) == f"--space beta: {own.value}"
 
 
 @pytest.mark.parametrize("text, match", [

@@ -63,19 +63,18 @@ def _torn(path):
     except FileNotFoundError:
         return False
     except OSError as e:
-        raise UserError(f"search journal {path} cannot be read ({e.strerror}); "
-                        f"check the path (--out or --storage)") from None
+        raise _unreadable(path, e) from None
 
 
 def _cut_torn_tail(path):
     """Copy ``path`` aside whole, then truncate it after its last newline."""
     size = path.stat().st_size
     keep = _end_of_last_line(path, size)
-    backup = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
-    n = 1
-    while backup.exists():
+    stem = f"{path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}"
+    backup, n = path.with_name(stem), 1
+    while backup.exists():  # a second repair within the same second
         n += 1
-        backup = backup.with_name(f"{path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
+        backup = path.with_name(f"{stem}-{n}")
     try:
         shutil.copyfile(path, backup)
         with open(path, "r+b") as f:
@@ -111,8 +110,7 @@ def _check_lines(path):
     except FileNotFoundError:
         return
     except OSError as e:
-        raise UserError(f"search journal {path} cannot be read ({e.strerror}); "
-                        f"check the path (--out or --storage)") from None
+        raise _unreadable(path, e) from None
     with f:
         for number, line in enumerate(f, start=1):
             if not line.endswith(b"\n"):
@@ -124,6 +122,11 @@ def _check_lines(path):
             if not (isinstance(entry, dict) and entry.get("op_code") in OPERATIONS
                     and isinstance(entry.get("worker_id"), str)):
                 raise bad_entry(path, number, "is not an entry of an Optuna journal")
+
+
+def _unreadable(path, e):
+    return UserError(f"search journal {path} cannot be read ({e.strerror}); "
+                     f"check the path (--out or --storage)")
 
 
 def bad_entry(where, number, what, unit="line"):

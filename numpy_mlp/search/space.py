@@ -101,7 +101,7 @@ def check_space(settings):
     if not space:
         raise ConfigError("nothing to search: every field of the space is fixed with --set")
     for name, spec in space.items():
-        where = f"search space {name}"
+        where = f"--space {name}"
         if name in SPLIT_FIELDS:
             raise ConfigError(f"{where}: {name} decides the validation split; "
                               f"fix it with --set instead")
