@@ -48,7 +48,7 @@ META_FILE = "batches.meta"
 BATCH_FILES = TRAIN_FILES + (TEST_FILE, META_FILE)
 # every name the official archive holds; anything else in an archive is refused
 ARCHIVE_MEMBERS = frozenset({ARCHIVE_DIR, f"{ARCHIVE_DIR}/readme.html", *(f"{ARCHIVE_DIR}/{f}" for f in BATCH_FILES)})
-_EPS = 1e-8  # guards a division by the std of a constant image / channel
+EPS = 1e-8  # guards a division by the std of a constant image / channel
 # values preprocessed together, see preprocess(): 1 MB of float32 rows (85 images) plus their
 # uint8 source fit a core's L2 cache; 7-15% faster than 256 KB blocks for batches of 40-2000
 # (the optimizer's update, with four arrays per block, is fastest at 256 KB: optim.BLOCK)
@@ -215,7 +215,7 @@ def preprocess(
         if stats is None:
             raise ValueError("mode='per_channel' needs stats=channel_stats(X_train)")
         mean = np.asarray(stats["mean"], dtype=np.float64).reshape(3, 1)
-        inv_std = (1.0 / np.maximum(np.asarray(stats["std"], dtype=np.float64), _EPS)).reshape(3, 1)
+        inv_std = (1.0 / np.maximum(np.asarray(stats["std"], dtype=np.float64), EPS)).reshape(3, 1)
         mean, inv_std = mean.astype(dtype), inv_std.astype(dtype)
     elif mode != "per_image":
         raise ValueError(f"unknown preprocess mode {mode!r}; use 'per_image' or 'per_channel'")
@@ -234,7 +234,7 @@ def preprocess(
             mean /= D
             o -= mean
             var = np.linalg.vecdot(o, o) / D  # (n,)
-            o *= (1.0 / np.maximum(np.sqrt(var), _EPS))[:, None]
+            o *= (1.0 / np.maximum(np.sqrt(var), EPS))[:, None]
         else:
             o3 = o.reshape(-1, 3, 1024)  # (n, 3, 1024) view
             o3 -= mean
@@ -323,7 +323,7 @@ class Preprocessor:
         W, b = np.asarray(W), np.asarray(b)
         if self.mode == "per_channel":
             m = np.repeat(np.asarray(self.stats["mean"], np.float64), D // 3)  # (D,)
-            r = np.repeat(1.0 / np.maximum(np.asarray(self.stats["std"], np.float64), _EPS), D // 3)  # (D,)
+            r = np.repeat(1.0 / np.maximum(np.asarray(self.stats["std"], np.float64), EPS), D // 3)  # (D,)
             # in the model's dtype: a float64 copy of W would be 100 MB at H = 4096
             W_fold = W * r.astype(self.dtype)[:, None]  # (D, H)
             b_fold = b - (m * r).astype(self.dtype) @ W  # (H,)
@@ -350,7 +350,7 @@ class Preprocessor:
             var = squares.astype(np.float64) / D - mean**2  # (N,)
             out = buf @ W  # (N, H)
             out -= mean.astype(self.dtype)[:, None] * colsum
-            out *= (1.0 / np.sqrt(np.maximum(var, _EPS**2))).astype(self.dtype)[:, None]
+            out *= (1.0 / np.sqrt(np.maximum(var, EPS**2))).astype(self.dtype)[:, None]
             out += b
             plain = var < 0.01 * mean**2  # low contrast or constant: (N,)
             if plain.any():

@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .data import _EPS, Preprocessor
+from .data import EPS
 from .errors import ModelFileError, UserError
-from .saving import atomic_write, load_model
+from .saving import MODEL_NAME, atomic_write, load_model
 
 INPUT_NAME = "images"  # (N, D) uint8
 OUTPUT_NAME = "probabilities"  # (N, C) float
@@ -38,7 +38,7 @@ BATCH = "N"  # the name of the dynamic batch dimension
 CLASS_NAMES_KEY = "class_names"  # metadata_props key: a JSON list of the C names
 OPSET = 17  # ReduceMean still takes its axes as an attribute; onnxruntime >= 1.13 runs it
 IR_VERSION = 8  # the IR version of opset 17, so that older runtimes read the file too
-MODEL_FILE = "model.npz"  # what a run folder keeps its model in (runs.py)
+
 MAX_BYTES = 2**31 - 2**20  # protobuf refuses messages of 2 GiB; leave room for the graph
 
 
@@ -52,27 +52,21 @@ def load_for_export(path):
         ``(model, preprocessor, class_names)``: a FullyConnectedNet, a Preprocessor
         (uint8 (N, D) -> float (N, D)) and a tuple of C names.
     """
-    model, meta = load_model(path)
-    prep = meta["preprocessing"]
-    try:
-        preprocessor = Preprocessor(prep["mode"], prep["stats"], model.dtype)
-    except (KeyError, ValueError, TypeError) as e:
-        raise ModelFileError(f"{path}: its preprocessing {prep!r:.200} is not one numpy-mlp "
-                             f"knows ({e}); the file is damaged") from None
-    return model, preprocessor, tuple(meta["class_names"])
+    saved = load_model(path)
+    return saved.model, saved.preprocessor, saved.class_names
 
 
 def model_path_of(run):
     """``run`` itself if it is a file, else the model file in the run folder ``run``."""
     run = Path(run)
     if run.is_dir():
-        if not (run / MODEL_FILE).is_file():
-            raise ModelFileError(f"{run} has no {MODEL_FILE}: give a run folder written by "
+        if not (run / MODEL_NAME).is_file():
+            raise ModelFileError(f"{run} has no {MODEL_NAME}: give a run folder written by "
                                  f"'numpy-mlp train' (a finished run), or a model .npz file")
-        return run / MODEL_FILE
+        return run / MODEL_NAME
     if not run.exists():
         raise ModelFileError(f"{run} does not exist: give a run folder written by "
-                             f"'numpy-mlp train' or its {MODEL_FILE}")
+                             f"'numpy-mlp train' or its {MODEL_NAME}")
     return run
 
 
@@ -147,14 +141,14 @@ def _normalisation(node, const, x, preprocessor, D):
         centred = node("Sub", [x, mean], "centred")  # (N, D)
         squares = node("Mul", [centred, centred], "squares")
         var = node("ReduceMean", [squares], "row_var", axes=[1], keepdims=1)  # (N, 1)
-        std = node("Max", [node("Sqrt", [var], "row_std"), const("eps", _EPS)], "row_std_eps")
+        std = node("Max", [node("Sqrt", [var], "row_std"), const("eps", EPS)], "row_std_eps")
         inv_std = node("Reciprocal", [std], "row_inv_std")
         return node("Mul", [centred, inv_std], "normalised")  # (N, D)
     if preprocessor.mode == "per_channel":
         stats = preprocessor.stats
         plane = D // len(stats["mean"])  # values per channel: the rows are channel-first
         mean = np.asarray(stats["mean"], np.float64)  # (channels,)
-        inv_std = 1.0 / np.maximum(np.asarray(stats["std"], np.float64), _EPS)
+        inv_std = 1.0 / np.maximum(np.asarray(stats["std"], np.float64), EPS)
         centred = node("Sub", [x, const("channel_mean", np.repeat(mean, plane))], "centred")
         return node("Mul", [centred, const("channel_inv_std", np.repeat(inv_std, plane))],
                     "normalised")  # (N, D)

@@ -219,9 +219,3 @@ def evaluate(run, data, *, epoch, alpha, seconds):
         s.evals_since_best = 0
     else:
         s.evals_since_best += 1
-
-
-def make_preparer(mode, stats, dtype):
-    """REMOVE AT MERGE: kept only so that search.py, which imports it, still imports; the
-    lead re-points search.py to ``Preprocessor`` (and ``TrainResult.preprocessor``)."""
-    return Preprocessor(mode, stats, dtype)

@@ -24,7 +24,7 @@ from numpy_mlp.data import CLASS_NAMES, load_cifar10
 from numpy_mlp.losses import softmax
 from numpy_mlp.onnx_export import CLASS_NAMES_KEY, INPUT_NAME, OUTPUT_NAME, export_onnx
 from numpy_mlp.saving import load_model, save_model
-from numpy_mlp.train import make_preparer, train
+from numpy_mlp.train import train
 
 TINY = ["--hidden-dim", "8", "--batch-size", "10", "--num-iters", "3", "--val-size", "10",
         "--threads", "1", "--quiet", "--offline"]
@@ -34,15 +34,14 @@ def save_run(folder, config, data):
     """Train ``config`` on ``data`` and save its model.npz in ``folder`` as a run does."""
     r = train(config, data)
     folder.mkdir(parents=True, exist_ok=True)
-    save_model(folder / "model.npz", r.model, preprocessing=r.preprocessing,
+    save_model(folder / "model.npz", r.model, r.preprocessor,
                class_names=data.class_names, config=config.to_dict())
 
 
 def ours(model_file, X):
     """Our probabilities (N, C) for uint8 images X (N, D), as ``numpy-mlp predict`` has them."""
-    model, meta = load_model(model_file)
-    prep = meta["preprocessing"]
-    return softmax(model.scores(make_preparer(prep["mode"], prep["stats"], model.dtype)(X)))
+    saved = load_model(model_file)
+    return softmax(saved.model.scores(saved.preprocessor(X)))
 
 
 def run_onnx(path, X):

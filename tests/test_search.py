@@ -434,8 +434,8 @@ def test_two_studies_in_one_folder_keep_their_own_models(tmp_path, tiny_dir):
     assert best["model"] == "reused the checkpoint of the trial"
     assert best["val_accuracy"] == pytest.approx(trial.value)
     assert best["config"]["hidden_dim"] == [32]
-    model, meta = load_model(out / "best_model.npz")
-    assert model.hidden_dims == (32,) and meta["config"]["hidden_dim"] == [32]
+    saved = load_model(out / "best_model.npz")
+    assert saved.model.hidden_dims == (32,) and saved.config["hidden_dim"] == [32]
     for name in ("wide", "narrow"):
         assert (out / "checkpoints" / name / "trial-0.npz").is_file()
     # names that are not plain file names still get folders of their own

@@ -28,7 +28,7 @@ from ..config import TrainConfig
 from ..errors import UserError
 from ..runs import evaluate_splits, write_json
 from ..saving import atomic_write, load_model, save_model
-from ..train import make_preparer, train
+from ..train import train
 from .settings import settings_dict
 from .space import as_config_values, effective_space
 from .study import counts, fail_dead_trials
@@ -49,9 +49,9 @@ def checkpoint_path(settings, number):
         f"trial-{number}.npz")
 
 
-def save_trial_model(path, model, preprocessing, class_names, config):
+def save_trial_model(path, model, preprocessor, class_names, config):
     """Write a trial's model (a checkpoint or best_model.npz) with its config."""
-    save_model(path, model, preprocessing=preprocessing, class_names=class_names, config=config)
+    save_model(path, model, preprocessor, class_names=class_names, config=config)
 
 
 def write_settings(settings):
@@ -81,10 +81,9 @@ def finish(settings, study, data, *, search_seconds=None, log=print):
     best = max(complete, key=lambda t: (t.value, -t.number))
     config = TrainConfig.from_dict(as_config_values(best.user_attrs["config"]))
     checkpoint = checkpoint_path(settings, best.number)
-    model, preprocessing, source = _best_model(checkpoint, config, data, log)
-    prepare = make_preparer(preprocessing["mode"], preprocessing["stats"], model.dtype)
-    acc, _ = evaluate_splits(model, data, prepare)  # the test set's one use
-    save_trial_model(out / "best_model.npz", model, preprocessing, data.class_names,
+    model, preprocessor, source = _best_model(checkpoint, config, data, log)
+    acc, _ = evaluate_splits(model, preprocessor, data)  # the test set's one use
+    save_trial_model(out / "best_model.npz", model, preprocessor, data.class_names,
                      config.to_dict())
     for f in checkpoint.parent.glob("trial-*.npz"):  # keep the best's, for a resumed search
         if f != checkpoint:
@@ -117,24 +116,25 @@ def finish(settings, study, data, *, search_seconds=None, log=print):
 
 
 def _best_model(checkpoint, config, data, log):
-    """``(model, preprocessing, how)`` of the best trial: its checkpoint when that holds a
+    """``(model, preprocessor, how)`` of the best trial: its checkpoint when that holds a
     model of the same config, else the config trained again."""
     why = "its checkpoint is not in this folder"
     if checkpoint.is_file():
         try:
-            model, meta = load_model(checkpoint)
-            saved = TrainConfig.from_dict(as_config_values(meta["config"]))
+            saved_model = load_model(checkpoint)
+            saved = TrainConfig.from_dict(as_config_values(saved_model.config))
         except (UserError, KeyError, TypeError) as e:
             why = f"its checkpoint cannot be used ({e})"
         else:
             if saved == config:
-                return model, meta["preprocessing"], "reused the checkpoint of the trial"
+                return (saved_model.model, saved_model.preprocessor,
+                        "reused the checkpoint of the trial")
             why = "its checkpoint holds another config"
     if log:
         log(f"training the best trial again from its config: {why}")
     with threadpool_limits(1):  # as in the workers, so the run repeats theirs
         result = train(config, data)
-    return result.model, result.preprocessing, "trained again from its config"
+    return result.model, result.preprocessor, "trained again from its config"
 
 
 def count_text(c):

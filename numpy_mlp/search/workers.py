@@ -84,7 +84,7 @@ def _keep_if_best(trial, result, data, settings):
     done = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if any(rank(t.value, t.number) > rank(result.best_val_acc, trial.number) for t in done):
         return
-    save_trial_model(checkpoint_path(settings, trial.number), result.model, result.preprocessing,
+    save_trial_model(checkpoint_path(settings, trial.number), result.model, result.preprocessor,
                      data.class_names, trial.user_attrs["config"])
     for t in done:  # checkpoints of worse trials are no longer needed
         checkpoint_path(settings, t.number).unlink(missing_ok=True)
