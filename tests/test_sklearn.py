@@ -121,6 +121,16 @@ def test_image_only_options_refused_on_features(option):
         small().set_params(**option).fit(X, y)
 
 
+def test_image_options_work_on_image_rows():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, size=(40, 3072)).astype(np.uint8)  # D = 3072: CIFAR-10's rows
+    y = np.arange(40) % 2
+    clf = FullyConnectedClassifier(hidden_dim=(8,), epochs=2, evals=1, threads=1, flip=True,
+                                   crop_pad=2, tta_shift=1, preprocessing="per_channel")
+    assert clf.fit(X, y).predict_proba(X[:5]).shape == (5, 2)
+    assert clf.run_.preprocessor.mode == "per_channel"
+
+
 def test_bad_parameter_is_one_clear_value_error():
     X, y = blobs()
     with pytest.raises(ValueError, match="alpha=0 must be"):
