@@ -31,10 +31,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .cifar_files import MAX_META_BYTES, MAX_NAME_CHARS, check_batch, check_labels, check_meta
-from .cifar_files import read_tar
-from .data import CIFAR10, default_data_dir, split_validation
-from .datasets import DatasetKind, Geometry
+from .cifar_files import (
+    MAX_META_BYTES,
+    MAX_NAME_CHARS,
+    check_batch,
+    check_labels,
+    check_meta,
+    read_tar,
+)
+from .data import CIFAR10, split_validation
+from .datasets import DatasetKind, Geometry, default_folder
 from .download import download_file
 from .errors import DataError, UserError
 from .images import image_to_row
@@ -61,7 +67,7 @@ def _folder(kind: DatasetKind, data_dir) -> tuple[Path, bool]:
     """The folder of ``kind`` and whether it is the default one (created with parents)."""
     if data_dir is not None:
         return Path(data_dir).expanduser(), False
-    return default_data_dir() / kind.name, True
+    return default_folder(kind.name), True
 
 
 def _fetch(kind, folder, name, *, download, create, parents, progress, log, sources) -> Path:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .download import OFFICIAL_MD5, OFFICIAL_URL, ARCHIVE_NAME
+from .download import ARCHIVE_NAME, OFFICIAL_MD5, OFFICIAL_URL
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,7 @@ class DatasetKind:
     files: tuple = ()             # the OfficialFiles downloaded into the data folder
     class_names: tuple = ()       # fixed names; empty: read from the files or subfolders
     labels: str = ""              # CIFAR-100: which labels, "fine" or "coarse"
+    home: str | None = None       # its subfolder of the default data folder (None: its name)
 
     def geometry_for(self, image_size: int) -> Geometry:
         return self.geometry or Geometry(3, image_size, image_size)
@@ -101,7 +102,7 @@ _CIFAR100_FILES = (OfficialFile("cifar-100-python.tar.gz",
 
 DATASETS = {k.name: k for k in (
     DatasetKind("cifar10", "CIFAR-10", CIFAR10_GEOMETRY,
-                (OfficialFile(ARCHIVE_NAME, OFFICIAL_URL, OFFICIAL_MD5),)),
+                (OfficialFile(ARCHIVE_NAME, OFFICIAL_URL, OFFICIAL_MD5),), home=""),
     DatasetKind("mnist", "MNIST", MNIST_GEOMETRY, _MNIST_FILES,
                 tuple(str(d) for d in range(10))),
     DatasetKind("fashion-mnist", "Fashion-MNIST", MNIST_GEOMETRY, _FASHION_FILES,
@@ -110,16 +111,20 @@ DATASETS = {k.name: k for k in (
     DatasetKind("cifar100", "CIFAR-100 (100 fine classes)", CIFAR10_GEOMETRY, _CIFAR100_FILES,
                 labels="fine"),
     DatasetKind("cifar100-coarse", "CIFAR-100 (20 coarse classes)", CIFAR10_GEOMETRY,
-                _CIFAR100_FILES, labels="coarse"),
+                _CIFAR100_FILES, labels="coarse", home="cifar100"),  # the same archive
     DatasetKind("folder", "a folder of images", None),
 )}
 DEFAULT_DATASET = "cifar10"
 DATA_FIELDS = ("dataset", "image_size", "val_size", "seed")  # the TrainConfig fields of the data
 
 
-def geometry_of(config) -> Geometry:
-    """The image geometry a TrainConfig's ``dataset`` (and ``image_size``) sets."""
-    return DATASETS[config.dataset].geometry_for(config.image_size)
+def default_folder(dataset: str):
+    """Where ``dataset`` lives unless --data-dir says: a subfolder of
+    :func:`~numpy_mlp.data.default_data_dir` (CIFAR-10: that folder itself)."""
+    from .data import default_data_dir
+
+    kind = DATASETS[dataset]
+    return default_data_dir() / (kind.name if kind.home is None else kind.home)
 
 
 def geometry_of_data(data) -> Geometry:

@@ -27,8 +27,8 @@ from tqdm import tqdm
 from . import plots
 from .checkpoint import CHECKPOINT_NAME, Checkpointer, checkpoint_interval, data_fingerprint, load_checkpoint, restore
 from .config import TrainConfig
-from .data import default_data_dir, to_images
-from .datasets import DEFAULT_DATASET, data_config, geometry_of_data, load_dataset
+from .data import to_images
+from .datasets import DEFAULT_DATASET, data_config, default_folder, geometry_of_data, load_dataset
 from .errors import ConfigError, DivergenceError, Interrupted, UserError
 from .inference import predict
 from .metrics import accuracy, confusion_matrix, per_class_accuracy
@@ -193,9 +193,7 @@ def run_training(config, *, data_dir=None, download=True, out=None, log=print, p
 def data_folder(data_dir, dataset=DEFAULT_DATASET):
     """The data folder ``data_dir`` names (the default one of ``dataset`` for None), absolute:
     what a run records so that ``evaluate`` reads the same images without being told where."""
-    if data_dir is None:
-        data_dir = default_data_dir() / ("" if dataset == DEFAULT_DATASET else dataset)
-    return Path(data_dir).expanduser().resolve()
+    return Path(default_folder(dataset) if data_dir is None else data_dir).expanduser().resolve()
 
 
 def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, out=None, pictures=True,

@@ -23,8 +23,15 @@ from numpy_mlp.cli import main
 from numpy_mlp.config import TrainConfig
 from numpy_mlp.data import to_images
 from numpy_mlp.dataset_files import CIFAR100_DIR
-from numpy_mlp.datasets import DATASETS, MNIST_GEOMETRY, Geometry, data_config, load_dataset
-from numpy_mlp.errors import DataError
+from numpy_mlp.datasets import (
+    DATASETS,
+    MNIST_GEOMETRY,
+    Geometry,
+    data_config,
+    default_folder,
+    load_dataset,
+)
+from numpy_mlp.errors import DataError, ModelFileError
 from numpy_mlp.inference import probabilities
 from numpy_mlp.saving import load_model
 
@@ -290,3 +297,27 @@ def test_a_bad_image_folder_is_one_line(tmp_path, capsys):
             Image.new("RGB", (9, 9)).save(tmp_path / c / f"{i}.png")
     (tmp_path / "second" / "2.png").write_bytes(b"%!PS-Adobe-3.0 not a png")
     _one_line_error(tmp_path, "folder", capsys, "2.png is not an image this tool can read")
+
+
+def test_each_dataset_has_its_default_folder_and_cifar100_one_for_both_labels(monkeypatch,
+                                                                              tmp_path):
+    monkeypatch.setenv("NUMPY_MLP_DATA", str(tmp_path))
+    assert default_folder("cifar10") == tmp_path  # where CIFAR-10 always was
+    assert default_folder("mnist") == tmp_path / "mnist"
+    assert default_folder("cifar100-coarse") == default_folder("cifar100") == tmp_path / "cifar100"
+
+
+def test_the_geometry_is_recorded_and_a_contradicting_one_refused(folders, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "fashion-mnist", "--data-dir",
+                 str(folders["fashion-mnist"]), "--out", str(run), *TINY]) == 0
+    with np.load(run / "model.npz") as f:
+        arrays = {k: f[k] for k in f.files}
+    meta = json.loads(str(arrays["meta"]))
+    assert meta["geometry"] == {"channels": 1, "height": 28, "width": 28}
+    meta["geometry"] = {"channels": 3, "height": 32, "width": 32}  # D would be 3072, not 784
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ModelFileError, match="its images are 3x32x32") as e:
+        load_model(tmp_path / "bad.npz")
+    assert "\n" not in str(e.value)
