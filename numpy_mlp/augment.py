@@ -1,10 +1,12 @@
-"""Data augmentation on uint8 CIFAR-10 rows: random for training, fixed views for testing.
+"""Data augmentation on uint8 image rows: random for training, fixed views for testing.
 
-A row is laid out channel-first: (3072,) = 3 x 32 x 32. Augmentation works on a copy of
-the minibatch, before preprocessing, so the training set stays uint8 and untouched.
-:func:`tta_views` gives the fixed views that test-time augmentation averages over.
+A row is laid out channel-first: (D,) = channels x height x width, as its ``geometry``
+(:class:`~numpy_mlp.datasets.Geometry`, CIFAR-10's 3 x 32 x 32 by default) says.
+Augmentation works on a copy of the minibatch, before preprocessing, so the training set
+stays uint8 and untouched. :func:`tta_views` gives the fixed views that test-time
+augmentation averages over.
 
-    N  batch size      D  3072 = 3 x 32 x 32
+    N  batch size      D  channels x height x width (CIFAR-10: 3072 = 3 x 32 x 32)
 """
 
 from __future__ import annotations
@@ -12,8 +14,15 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .datasets import CIFAR10_GEOMETRY
 
-def random_flip(X, rng):
+
+def _grid(X, g):
+    """Rows X (N, D) as the images (N, channels, height, width) of geometry ``g``: a view."""
+    return X.reshape(len(X), g.channels, g.height, g.width)
+
+
+def random_flip(X, rng, geometry=CIFAR10_GEOMETRY):
     """Mirror a random half of the images left-right.
 
     Args:
@@ -23,14 +32,15 @@ def random_flip(X, rng):
         (N, D) uint8, a new array.
     """
     out = X.copy()
-    images = out.reshape(len(X), 3, 32, 32)
+    images = _grid(out, geometry)
     flip = rng.random(len(X)) < 0.5  # (N,)
     images[flip] = images[flip, :, :, ::-1]
     return out
 
 
-def random_crop(X, pad, rng):
-    """Pad each image with ``pad`` zero pixels on every side, then cut a random 32 x 32 window.
+def random_crop(X, pad, rng, geometry=CIFAR10_GEOMETRY):
+    """Pad each image with ``pad`` zero pixels on every side, then cut a random window of
+    the image's own size.
 
     Args:
         X: (N, D) uint8 images; not modified.
@@ -42,50 +52,53 @@ def random_crop(X, pad, rng):
     N = len(X)
     if pad == 0:
         return X.copy()
-    images = X.reshape(N, 3, 32, 32)
-    padded = np.pad(images, ((0, 0), (0, 0), (pad, pad), (pad, pad)))  # (N, 3, 32+2p, 32+2p)
-    windows = sliding_window_view(padded, (32, 32), axis=(2, 3))  # (N, 3, 2p+1, 2p+1, 32, 32)
+    g = geometry
+    images = _grid(X, g)  # (N, c, h, w)
+    padded = np.pad(images, ((0, 0), (0, 0), (pad, pad), (pad, pad)))  # (N, c, h+2p, w+2p)
+    # (N, c, 2p+1, 2p+1, h, w)
+    windows = sliding_window_view(padded, (g.height, g.width), axis=(2, 3))
     dy, dx = rng.integers(0, 2 * pad + 1, size=(2, N))  # (N,), (N,)
-    crops = windows[np.arange(N), :, dy, dx]  # (N, 3, 32, 32)
+    crops = windows[np.arange(N), :, dy, dx]  # (N, c, h, w)
     return np.ascontiguousarray(crops).reshape(N, -1)
 
 
-def augment(X, rng, flip=False, crop_pad=0):
+def augment(X, rng, flip=False, crop_pad=0, geometry=CIFAR10_GEOMETRY):
     """Apply the chosen augmentations to a uint8 minibatch (N, D); returns X itself if none."""
     if crop_pad:
-        X = random_crop(X, crop_pad, rng)
+        X = random_crop(X, crop_pad, rng, geometry)
     if flip:
-        X = random_flip(X, rng)
+        X = random_flip(X, rng, geometry)
     return X
 
 
-def shift(X, dy, dx):
+def shift(X, dy, dx, geometry=CIFAR10_GEOMETRY):
     """Move every image ``dy`` pixels up and ``dx`` pixels left, filling the edge with zeros.
 
     Pixel (i, j) of the result is pixel (i + dy, j + dx) of the image, or 0 outside it:
-    the 32 x 32 window at offset (pad + dy, pad + dx) of the zero-padded image, as a
+    the image-sized window at offset (pad + dy, pad + dx) of the zero-padded image, as a
     training crop with ``|dy|, |dx| <= pad`` sees it. Negative values move the other way.
 
     Args:
         X: (N, D) uint8 images; not modified.
-        dy, dx: integer shifts in -31..31.
+        dy, dx: integer shifts (within the image: below its height, width).
     Returns:
         (N, D) uint8, a new array.
     """
     out = np.zeros_like(X)
-    src, dst = X.reshape(len(X), 3, 32, 32), out.reshape(len(X), 3, 32, 32)
-    rows_dst, rows_src = slice(max(-dy, 0), 32 - max(dy, 0)), slice(max(dy, 0), 32 - max(-dy, 0))
-    cols_dst, cols_src = slice(max(-dx, 0), 32 - max(dx, 0)), slice(max(dx, 0), 32 - max(-dx, 0))
+    src, dst = _grid(X, geometry), _grid(out, geometry)
+    h, w = geometry.height, geometry.width
+    rows_dst, rows_src = slice(max(-dy, 0), h - max(dy, 0)), slice(max(dy, 0), h - max(-dy, 0))
+    cols_dst, cols_src = slice(max(-dx, 0), w - max(dx, 0)), slice(max(dx, 0), w - max(-dx, 0))
     dst[:, :, rows_dst, cols_dst] = src[:, :, rows_src, cols_src]
     return out
 
 
-def mirror(X):
+def mirror(X, geometry=CIFAR10_GEOMETRY):
     """Every image mirrored left-right: (N, D) uint8 -> (N, D) uint8, a new array."""
-    return np.ascontiguousarray(X.reshape(len(X), 3, 32, 32)[:, :, :, ::-1]).reshape(len(X), -1)
+    return np.ascontiguousarray(_grid(X, geometry)[:, :, :, ::-1]).reshape(len(X), -1)
 
 
-def tta_views(X, s):
+def tta_views(X, s, geometry=CIFAR10_GEOMETRY):
     """The ten views of test-time augmentation: each image as it is and shifted ``s`` pixels
     diagonally (four ways), each of the five also mirrored -- the "ten-crop" of image
     classification, on images zero-padded as the training crops are.
@@ -97,9 +110,9 @@ def tta_views(X, s):
         10 arrays (N, D) uint8.
     """
     for dy, dx in ((0, 0), (s, s), (s, -s), (-s, s), (-s, -s)):
-        view = shift(X, dy, dx) if dy else X
+        view = shift(X, dy, dx, geometry) if dy else X
         yield view
-        yield mirror(view)
+        yield mirror(view, geometry)
 
 
 def one_hot(y, num_classes, dtype=np.float32):
@@ -130,7 +143,7 @@ def mixup(X, y, alpha, rng, num_classes):
     return lam * X + (1 - lam) * X[perm], lam * T + (1 - lam) * T[perm]
 
 
-def cutmix(X, y, alpha, rng, num_classes, dtype=np.float32):
+def cutmix(X, y, alpha, rng, num_classes, dtype=np.float32, geometry=CIFAR10_GEOMETRY):
     """CutMix (Yun et al. 2019): a box of each image replaced by the same box of another.
 
     ``lam ~ Beta(alpha, alpha)`` sets the box's area to about ``(1 - lam)`` of the image;
@@ -138,7 +151,7 @@ def cutmix(X, y, alpha, rng, num_classes, dtype=np.float32):
     by the area it really covers: ``lam' e_{y_i} + (1 - lam') e_{y_j}``.
 
     Args:
-        X: (N, D) uint8 images, D = 3 x 32 x 32 channel-first; not modified.
+        X: (N, D) uint8 images of ``geometry``, channel-first; not modified.
         y: (N,) integer labels.
         alpha: > 0.
         rng: ``numpy.random.Generator``.
@@ -150,13 +163,15 @@ def cutmix(X, y, alpha, rng, num_classes, dtype=np.float32):
     lam = rng.beta(alpha, alpha)
     perm = rng.permutation(N)  # (N,)
     side = np.sqrt(1.0 - lam)  # the box's side as a fraction of the image's
-    h = w = int(round(32 * side))
-    cy, cx = rng.integers(0, 32, size=2)
-    y0, y1 = max(cy - h // 2, 0), min(cy - h // 2 + h, 32)
-    x0, x1 = max(cx - w // 2, 0), min(cx - w // 2 + w, 32)
+    H, W = geometry.height, geometry.width
+    h, w = int(round(H * side)), int(round(W * side))
+    cy, cx = rng.integers(0, np.array([H, W]))  # as integers(0, 32, size=2) for square images
+    y0, y1 = max(cy - h // 2, 0), min(cy - h // 2 + h, H)
+    x0, x1 = max(cx - w // 2, 0), min(cx - w // 2 + w, W)
     out = X.copy()
-    images, source = out.reshape(N, 3, 32, 32), X.reshape(N, 3, 32, 32)
+    images, source = _grid(out, geometry), _grid(X, geometry)
     images[:, :, y0:y1, x0:x1] = source[perm, :, y0:y1, x0:x1]
-    kept = 1.0 - (y1 - y0) * (x1 - x0) / 1024.0  # the share of each image that is its own
+    # the share of each image that is its own
+    kept = 1.0 - (y1 - y0) * (x1 - x0) / float(geometry.plane)
     T = one_hot(y, num_classes, dtype)  # (N, C)
     return out, kept * T + (1 - kept) * T[perm]

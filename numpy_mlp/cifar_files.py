@@ -99,13 +99,16 @@ class _Capped:
     decompressed length is bounded here, below tarfile.
     """
 
-    def __init__(self, fileobj, limit: int, name: str):
-        self.fileobj, self.limit, self.name = fileobj, limit, name
+    def __init__(self, fileobj, limit: int, name: str, what: str = "CIFAR-10",
+                 largest: int = MAX_BYTES):
+        self.fileobj, self.limit, self.name, self.what = fileobj, limit, name, what
+        self.largest = largest  # the largest member: no read asks for more at once
 
     def _check(self, position: int) -> None:
         if position > self.limit:
             raise DataError(f"{self.name} decompresses to more than {self.limit:,} bytes, "
-                            f"more than CIFAR-10 has; {_REDOWNLOAD}")
+                            f"more than {self.what} has; delete it and download {self.what} "
+                            "again")
 
     def tell(self) -> int:
         return self.fileobj.tell()
@@ -120,9 +123,9 @@ class _Capped:
     def read(self, n: int = -1) -> bytes:
         left = self.limit - self.fileobj.tell()
         n = left + 1 if n is None or n < 0 or n > left else n
-        if n > MAX_BYTES + 1:  # no member is read at once beyond its bound plus one byte
-            raise DataError(f"{self.name} holds a tar header of more than {MAX_BYTES:,} "
-                            f"bytes; {_REDOWNLOAD}")
+        if n > self.largest + 1:  # no member is read at once beyond its bound plus one byte
+            raise DataError(f"{self.name} holds a tar header of more than {self.largest:,} "
+                            f"bytes; delete it and download {self.what} again")
         data = self.fileobj.read(n)
         self._check(self.fileobj.tell())
         return data
@@ -134,36 +137,48 @@ def read_archive(archive: Path, max_bytes: int = MAX_TAR_BYTES) -> dict:
     At most ``max_bytes`` are decompressed. Returns what :func:`read_batches` does.
     """
     redownload = f"it is not the official archive: delete it and download {OFFICIAL_URL}"
+    return read_tar(archive, top=ARCHIVE_DIR, members=ARCHIVE_MEMBERS, limit=_limit,
+                    read=read_batches, max_bytes=max_bytes, redownload=redownload)
+
+
+def read_tar(archive: Path, *, top: str, members, limit, read, max_bytes: int, redownload: str,
+             what: str = "CIFAR-10"):
+    """``read(load)`` on a .tar.gz whose members are the folder ``top`` and files in
+    ``members`` (full names), each at most ``limit(file name)`` bytes; ``load(name)``
+    unpickles ``top/name`` safely and returns ``(object, where)``. At most ``max_bytes``
+    are decompressed; every message ends with ``redownload``."""
+    largest = max(limit(PurePosixPath(m).name) for m in members)
     try:
         with gzip.open(archive, "rb") as gz, \
-                tarfile.open(fileobj=_Capped(gz, max_bytes, str(archive)), mode="r:") as tar:
+                tarfile.open(fileobj=_Capped(gz, max_bytes, str(archive), what, largest),
+                             mode="r:") as tar:
             by_name = {}
             for m in tar:  # each header is checked as it is met, before the next is read
                 if m.name.startswith(("/", "\\")) or ".." in PurePosixPath(m.name).parts:
                     raise DataError(
                         f"{archive} contains the unsafe member {m.name!r}; {redownload}")
-                if m.name not in ARCHIVE_MEMBERS:
+                if m.name not in members:
                     raise DataError(
                         f"{archive} contains the unexpected member {m.name!r}; {redownload}")
-                if not (m.isdir() if m.name == ARCHIVE_DIR else m.isreg()):
-                    kind = "a directory" if m.name == ARCHIVE_DIR else "a regular file"
+                if not (m.isdir() if m.name == top else m.isreg()):
+                    kind = "a directory" if m.name == top else "a regular file"
                     raise DataError(f"{archive}: {m.name} is not {kind}; {redownload}")
                 name = PurePosixPath(m.name).name
-                if m.size > _limit(name):
+                if m.size > limit(name):
                     raise DataError(f"{archive}: {m.name} has {m.size:,} bytes, more than "
-                                    f"{_limit(name):,}; {redownload}")
+                                    f"{limit(name):,}; {redownload}")
                 if m.name in by_name:
                     raise DataError(f"{archive} holds {m.name} twice; {redownload}")
                 by_name[m.name] = m
 
             def load(name: str):
-                m = by_name.get(f"{ARCHIVE_DIR}/{name}")
+                m = by_name.get(f"{top}/{name}")
                 if m is None:
-                    raise DataError(f"{archive} has no member {ARCHIVE_DIR}/{name}; {redownload}")
+                    raise DataError(f"{archive} has no member {top}/{name}; {redownload}")
                 where = f"{archive}:{m.name}"
-                return safe_load(tar.extractfile(m), name=where, max_bytes=_limit(name)), where
+                return safe_load(tar.extractfile(m), name=where, max_bytes=limit(name)), where
 
-            return read_batches(load)
+            return read(load)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:  # also gzip errors
         raise DataError(
             f"could not read {archive} ({type(exc).__name__}: {exc}); {redownload}"
@@ -188,24 +203,31 @@ def _get(d: dict, key: str):
     return d.get(key.encode(), d.get(key))
 
 
-def check_batch(d, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """Validate one unpickled batch; returns (X (N, D) uint8, y (N,) int64)."""
-    bad = f"{where} is not a valid CIFAR-10 batch"
-    if not isinstance(d, dict) or _get(d, "data") is None or _get(d, "labels") is None:
-        raise DataError(f"{bad}: expected a dict with 'data' and 'labels'; {_REDOWNLOAD}")
-    X, y = _get(d, "data"), _get(d, "labels")
+def check_batch(d, where: str, *, labels: str = "labels", classes: int = len(CLASS_NAMES),
+                what: str = "CIFAR-10") -> tuple[np.ndarray, np.ndarray]:
+    """Validate one unpickled batch; returns (X (N, D) uint8, y (N,) int64).
+
+    ``labels``: the key of its labels (CIFAR-100's ``fine_labels`` or ``coarse_labels``),
+    each in 0..``classes``-1.
+    """
+    bad = f"{where} is not a valid {what} batch"
+    redownload = f"delete it and download {what} again"
+    if not isinstance(d, dict) or _get(d, "data") is None or _get(d, labels) is None:
+        raise DataError(f"{bad}: expected a dict with 'data' and {labels!r}; {redownload}")
+    X, y = _get(d, "data"), _get(d, labels)
     if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[1] != D:
         raise DataError(f"{bad}: 'data' must be an array of shape (N, {D}), "
-                        f"got {getattr(X, 'shape', type(X).__name__)}; {_REDOWNLOAD}")
+                        f"got {getattr(X, 'shape', type(X).__name__)}; {redownload}")
     if X.dtype != np.uint8:
         if X.dtype.kind not in "iu" or (X.size and (X.min() < 0 or X.max() > 255)):
             raise DataError(f"{bad}: 'data' must hold integers 0..255, got {X.dtype}; "
-                            f"{_REDOWNLOAD}")
+                            f"{redownload}")
         X = X.astype(np.uint8)
-    return X, _labels(y, len(X), bad)
+    return X, check_labels(y, len(X), bad, classes, redownload, key=labels)
 
 
-def _labels(y, n: int, bad: str) -> np.ndarray:
+def check_labels(y, n: int, bad: str, classes: int = len(CLASS_NAMES),
+                 redownload: str = _REDOWNLOAD, key: str = "labels") -> np.ndarray:
     """Labels ``y`` as (n,) int64 in 0..C-1, checked before NumPy converts anything.
 
     ``y`` must be a flat list of n ints (Python or NumPy) or a 1-D integer array of n.
@@ -216,27 +238,30 @@ def _labels(y, n: int, bad: str) -> np.ndarray:
         ok = isinstance(y, list) and len(y) == n and all(
             type(v) is int or isinstance(v, np.integer) for v in y)
     if not ok:
-        raise DataError(f"{bad}: 'labels' must be {n} integers, one per image (a flat list "
-                        f"or a 1-D integer array); {_REDOWNLOAD}")
+        raise DataError(f"{bad}: {key!r} must be {n} integers, one per image (a flat list "
+                        f"or a 1-D integer array); {redownload}")
     if n == 0:
         return np.zeros(0, np.int64)
     # exact, before any int64 cast: a list's Python ints may be any size
     lo, hi = (int(y.min()), int(y.max())) if isinstance(y, np.ndarray) else (min(y), max(y))
-    if lo < 0 or hi >= len(CLASS_NAMES):
-        raise DataError(f"{bad}: labels must be in 0..{len(CLASS_NAMES) - 1}, "
-                        f"got {lo}..{hi}; {_REDOWNLOAD}")
+    if lo < 0 or hi >= classes:
+        raise DataError(f"{bad}: labels must be in 0..{classes - 1}, "
+                        f"got {lo}..{hi}; {redownload}")
     return np.asarray(y, dtype=np.int64).reshape(n)
 
 
-def check_meta(d, where: str) -> tuple[str, ...]:
-    """Validate ``batches.meta``; returns its C = len(CLASS_NAMES) class names as str."""
-    bad = (f"{where} is not a valid batches.meta: expected {len(CLASS_NAMES)} 'label_names', "
+def check_meta(d, where: str, *, key: str = "label_names", classes: int = len(CLASS_NAMES),
+               kind: str = "batches.meta", what: str = "CIFAR-10") -> tuple[str, ...]:
+    """Validate ``batches.meta`` (or CIFAR-100's ``meta``: ``key`` its list of names);
+    returns its C = ``classes`` class names as str."""
+    redownload = f"delete it and download {what} again"
+    bad = (f"{where} is not a valid {kind}: expected {classes} {key!r}, "
            f"each 1 to {MAX_NAME_CHARS} printable characters")
-    names = _get(d, "label_names") if isinstance(d, dict) else None
-    if not isinstance(names, list) or len(names) != len(CLASS_NAMES) or \
+    names = _get(d, key) if isinstance(d, dict) else None
+    if not isinstance(names, list) or len(names) != classes or \
             not all(isinstance(n, (bytes, str)) and 0 < len(n) <= MAX_NAME_CHARS for n in names):
-        raise DataError(f"{bad}; {_REDOWNLOAD}")
+        raise DataError(f"{bad}; {redownload}")
     names = tuple(n.decode("latin-1") if isinstance(n, bytes) else n for n in names)
     if not all(n.isprintable() for n in names):
-        raise DataError(f"{bad} (one holds a control character); {_REDOWNLOAD}")
+        raise DataError(f"{bad} (one holds a control character); {redownload}")
     return names

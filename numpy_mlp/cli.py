@@ -58,9 +58,11 @@ command line override it."""
 # ------------------------------------------------------------------ the options, declared once
 
 DEBUG = Setting("debug", BOOL, "show the full traceback of errors")
-DATA = (Setting("data_dir", TEXT, "folder with CIFAR-10 (batch files, cifar-10-batches-py/ or "
-                "the .tar.gz)", metavar="D",
-                none="$NUMPY_MLP_DATA or ~/.cache/numpy-mlp, downloaded there if missing"),
+DATA = (Setting("data_dir", TEXT, "folder with the dataset: CIFAR-10's batch files, "
+                "cifar-10-batches-py/ or the .tar.gz; another dataset's official files (see "
+                "--dataset); a folder of images: one subfolder per class", metavar="D",
+                none="$NUMPY_MLP_DATA or ~/.cache/numpy-mlp (a subfolder per dataset other "
+                "than CIFAR-10), downloaded there if missing"),
         Setting("offline", BOOL, "never download; fail with instructions if the data is "
                 "missing"))
 OUTPUT = (Setting("quiet", BOOL, "print only the result", short="-q"),
@@ -108,8 +110,8 @@ COMMANDS = {
     "predict": Command("classify PNG/JPEG files with a saved model", (
         MODEL, Setting("top", whole(1), "how many classes to show per image", default=3),
         tta_setting("average the probabilities"), *OUTPUT, DEBUG),
-        (("images", "+", "IMAGE", "image files of any size (resized to 32x32), or folders "
-          "of PNG/JPEG files"),)),
+        (("images", "+", "IMAGE", "image files of any size (resized to the model's image size, "
+          "32x32 for CIFAR-10), or folders of PNG/JPEG files"),)),
     "report": Command("write DIR/report.html again: one page with the config, metrics and "
                       "pictures of a run", (*OUTPUT, DEBUG),
                       (("run_dir", None, "DIR", "a run folder written by 'numpy-mlp train'"),)),

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .datasets import DATASETS, DEFAULT_DATASET
 from .errors import ConfigError
 from .schedules import SCHEDULES
 
@@ -31,6 +32,9 @@ MAX_SHIFT = 16  # pixels: the largest crop_pad and tta_shift (half an image)
 PREPROCESSING = ("per_image", "per_channel", "per_feature")
 DTYPES = ("float32", "float64")
 MAX_SEED = 2**32 - 1  # the seeds every NumPy and Optuna generator takes
+# a folder's images: 8 px at least; at most 128 px, where a row's sum (3 * 128**2 * 255)
+# still stays below 2**24 and is exact in float32 (data.preprocess)
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 128
 
 
 @dataclass(frozen=True)
@@ -222,6 +226,11 @@ class TrainConfig:
     schedule: str = knob("cosine", choice(*SCHEDULES), "learning-rate schedule over the run")
     warmup: int = knob(0, whole(0, 10**9), "steps of linear learning-rate warm-up")
     # --- data ---
+    dataset: str = knob(DEFAULT_DATASET, choice(*DATASETS), "what to train on (its files in "
+                        "--data-dir, downloaded there if missing; folder: one subfolder of "
+                        "images per class in --data-dir)")
+    image_size: int = knob(32, whole(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE), "--dataset folder: "
+                           "every image resized to S x S pixels (RGB)", metavar="S")
     batch_size: int = knob(128, whole(1, 10**6), "minibatch size N")
     num_iters: int | None = knob(None, whole(1, 10**9), "number of SGD steps (instead of "
                                  "--epochs)", none="--epochs decides")

@@ -1,7 +1,8 @@
 """CIFAR-10: find it, read it safely, split off a validation set, normalise it.
 
 Dimension letters used in every docstring: N images, D = 3072 = 3 * 32 * 32 values per
-image, stored channel-first exactly as in the batch files (1024 red, then 1024 green,
+CIFAR-10 image (another dataset's: its ``geometry.D``, numpy_mlp/datasets.py), stored
+channel-first exactly as in the batch files (1024 red, then 1024 green,
 then 1024 blue, each a row-major 32 x 32 plane).
 
 Where the data comes from (:func:`load_cifar10`), in one folder (``data_dir``, else
@@ -29,11 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from .config import PREPROCESSING as PREPROCESSING_MODES
+from .datasets import CIFAR10_GEOMETRY, Geometry
 from .download import OFFICIAL_MD5, OFFICIAL_URL
 from .errors import DataError
 
 __all__ = [
-    "CLASS_NAMES", "OFFICIAL_URL", "OFFICIAL_MD5", "CIFAR10", "default_data_dir",
+    "CLASS_NAMES", "OFFICIAL_URL", "OFFICIAL_MD5", "CIFAR10", "Dataset", "default_data_dir",
     "load_cifar10", "split_validation", "preprocess", "Preprocessor", "channel_stats",
     "feature_stats", "to_images",
 ]
@@ -59,22 +61,29 @@ _BLOCK = 262144
 
 @dataclass(frozen=True)
 class CIFAR10:
-    """CIFAR-10 split into train / validation / test; every X is (N, D) uint8, y (N,) int64."""
+    """A dataset (CIFAR-10 by default) split into train / validation / test; every X is
+    (N, D) uint8 rows of ``geometry`` (D = geometry.D), y (N,) int64 in 0..C-1."""
 
     X_train: np.ndarray  # (N_train, D) uint8, rows in batch-file order
-    y_train: np.ndarray  # (N_train,) int64 in 0..9
-    X_val: np.ndarray  # (N_val, D) uint8, carved from the 50k training images
+    y_train: np.ndarray  # (N_train,) int64 in 0..C-1 (CIFAR-10: 0..9)
+    X_val: np.ndarray  # (N_val, D) uint8, carved from the training images
     y_val: np.ndarray  # (N_val,) int64
-    X_test: np.ndarray  # (10000, D) uint8, test_batch as stored
-    y_test: np.ndarray  # (10000,) int64
+    X_test: np.ndarray  # (N_test, D) uint8, CIFAR-10: test_batch's 10000 as stored
+    y_test: np.ndarray  # (N_test,) int64
     class_names: tuple[str, ...]  # label i is class_names[i]
     source: str  # the folder or archive it was read from, for logs
+    geometry: Geometry = CIFAR10_GEOMETRY  # the shape of each row: channels x height x width
+    name: str = "cifar10"  # its --dataset name (numpy_mlp.datasets.DATASETS)
 
     def __repr__(self) -> str:
+        kind = "CIFAR10(" if self.name == "cifar10" else f"Dataset({self.name!r}, "
         return (
-            f"CIFAR10(train={len(self.y_train)}, val={len(self.y_val)}, "
+            f"{kind}train={len(self.y_train)}, val={len(self.y_val)}, "
             f"test={len(self.y_test)}, source={self.source!r})"
         )
+
+
+Dataset = CIFAR10  # every dataset is one of these; the name CIFAR10 stays for existing code
 
 
 def default_data_dir() -> Path:
@@ -161,8 +170,10 @@ def split_validation(
     return X[train_idx], y[train_idx], X[val_idx], y[val_idx]
 
 
-def channel_stats(X_train: np.ndarray, chunk: int = 1024) -> dict[str, np.ndarray]:
-    """Per-channel mean and std (float64, shape (3,)) of X_train (N, D) uint8.
+def channel_stats(X_train: np.ndarray, chunk: int = 1024, channels: int = 3
+                  ) -> dict[str, np.ndarray]:
+    """Per-channel mean and std (float64, shape (channels,)) of X_train (N, D) uint8, whose
+    rows are ``channels`` planes of D // channels values each.
 
     Computed from exact integer-valued sums in float64, ``chunk`` rows at a time, so it
     never makes a float copy of the whole training set.
@@ -170,14 +181,15 @@ def channel_stats(X_train: np.ndarray, chunk: int = 1024) -> dict[str, np.ndarra
     n = len(X_train)
     if n == 0:
         raise ValueError("channel_stats needs at least one image")
-    total = np.zeros(3)
-    total_sq = np.zeros(3)
+    plane = X_train.shape[1] // channels
+    total = np.zeros(channels)
+    total_sq = np.zeros(channels)
     for start in range(0, n, chunk):
-        # (chunk, 3, 1024): integer-valued float64, so the sums below are exact
-        block = X_train[start:start + chunk].reshape(-1, 3, 1024).astype(np.float64)
+        # (chunk, channels, plane): integer-valued float64, so the sums below are exact
+        block = X_train[start:start + chunk].reshape(-1, channels, plane).astype(np.float64)
         total += block.sum(axis=(0, 2))
         total_sq += np.einsum("ncd,ncd->c", block, block)
-    count = n * 1024
+    count = n * plane
     mean = total / count
     std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
     return {"mean": mean, "std": std}
@@ -208,9 +220,10 @@ def preprocess(
     -----
     ``"per_image"`` (the course notebook's): each row minus its own mean, divided by its
     own (population) std.
-    ``"per_channel"``: each channel minus ``stats["mean"][c]``, divided by
-    ``stats["std"][c]``, where ``stats = channel_stats(X_train)`` comes from the
-    *training* set, also when normalising validation or test images.
+    ``"per_channel"``: each channel (one per entry of ``stats["mean"]``, the rows
+    channel-first) minus ``stats["mean"][c]``, divided by ``stats["std"][c]``, where
+    ``stats = channel_stats(X_train)`` comes from the *training* set, also when normalising
+    validation or test images.
     ``"per_feature"``: X any numeric (N, D), each column d minus ``stats["mean"][d]``, over
     ``stats["std"][d]`` (:func:`feature_stats`); a column constant in training is only
     centred, so that another value later stays finite (StandardScaler's rule).
@@ -219,13 +232,15 @@ def preprocess(
     returned (the training loop reuses one buffer per batch size). X is never modified.
     """
     dtype = np.dtype(dtype)
+    if X.ndim != 2 or X.shape[1] < 1:
+        raise ValueError(f"X must have shape (N, D), got {X.shape}")
+    D = X.shape[1]
     if mode == "per_feature":
         if stats is None:
             raise ValueError("mode='per_feature' needs stats=feature_stats(X_train)")
         mean, inv_std = (v.astype(dtype) for v in _feature_scale(stats))  # (D,), (D,)
-    width = len(mean) if mode == "per_feature" else D
-    if X.ndim != 2 or X.shape[1] != width:
-        raise ValueError(f"X must have shape (N, {width}), got {X.shape}")
+        if len(mean) != D:
+            raise ValueError(f"X must have shape (N, {len(mean)}), got {X.shape}")
     if out is None:
         out = np.empty(X.shape, dtype=dtype)
     elif out.shape != X.shape or out.dtype != dtype or not out.flags.c_contiguous:
@@ -236,15 +251,19 @@ def preprocess(
     if mode == "per_channel":
         if stats is None:
             raise ValueError("mode='per_channel' needs stats=channel_stats(X_train)")
-        mean = np.asarray(stats["mean"], dtype=np.float64).reshape(3, 1)
-        inv_std = (1.0 / np.maximum(np.asarray(stats["std"], dtype=np.float64), EPS)).reshape(3, 1)
+        channels = len(stats["mean"])
+        if D % channels:
+            raise ValueError(f"X has {D} values per row, not {channels} equal channels")
+        mean = np.asarray(stats["mean"], dtype=np.float64).reshape(channels, 1)
+        inv_std = (1.0 / np.maximum(np.asarray(stats["std"], dtype=np.float64), EPS)).reshape(
+            channels, 1)
         mean, inv_std = mean.astype(dtype), inv_std.astype(dtype)
     elif mode not in PREPROCESSING_MODES:
         raise ValueError(f"unknown preprocess mode {mode!r}; use one of {PREPROCESSING_MODES}")
     # Row block by row block, so that the passes below find their block in the cache: the
     # uint8 rows are read and the float rows written once (2-3x faster than whole-batch
     # passes for a batch of 2000); each row gets the same operations either way.
-    rows = max(1, _BLOCK // width)
+    rows = max(1, _BLOCK // D)
     ones = np.ones(D, dtype=dtype)  # (D,)
     for start in range(0, len(X), rows):
         x, o = X[start:start + rows], out[start:start + rows]  # (n, D) views
@@ -261,7 +280,7 @@ def preprocess(
             var = np.linalg.vecdot(o, o) / D  # (n,)
             o *= (1.0 / np.maximum(np.sqrt(var), EPS))[:, None]
         else:
-            o3 = o.reshape(-1, 3, 1024)  # (n, 3, 1024) view
+            o3 = o.reshape(len(o), channels, -1)  # (n, channels, plane) view
             o3 -= mean
             o3 *= inv_std
     return out
@@ -278,20 +297,22 @@ class Preprocessor:
 
     def __init__(self, mode="per_image", stats=None, dtype=np.float32):
         self.mode, self.stats, self.dtype = mode, stats, np.dtype(dtype)
-        width = len(stats["mean"]) if mode == "per_feature" and stats is not None else D
-        preprocess(np.zeros((1, width), np.uint8), mode, stats, dtype=self.dtype)  # check them now
+        # one value per channel, or one per feature: the smallest row the statistics fit
+        width = len(stats["mean"]) if stats is not None else 1
+        preprocess(np.zeros((1, width), np.uint8), mode, stats, dtype=self.dtype)  # checked now
 
     @classmethod
-    def fit(cls, mode, X_train, dtype=np.float32):
-        """The preprocessor of ``mode`` for a model trained on uint8 ``X_train`` (N, D):
-        per_channel takes its statistics from these images (:func:`channel_stats`),
+    def fit(cls, mode, X_train, dtype=np.float32, channels=3):
+        """The preprocessor of ``mode`` for a model trained on ``X_train`` (N, D): per_channel
+        takes its statistics from these images of ``channels`` planes (:func:`channel_stats`),
         per_feature from these features (:func:`feature_stats`)."""
-        stats = {"per_channel": channel_stats, "per_feature": feature_stats}.get(mode)
-        return cls(mode, stats(X_train) if stats else None, dtype)
+        if mode == "per_channel":
+            return cls(mode, channel_stats(X_train, channels=channels), dtype)
+        return cls(mode, feature_stats(X_train) if mode == "per_feature" else None, dtype)
 
     def to_dict(self):
         """``{"mode": str, "stats": {"mean": [floats], "std": [floats]} or None}``, for JSON:
-        3 floats each for per_channel, D for per_feature.
+        a float per channel for per_channel, D for per_feature.
 
         The floats are the float64 statistics themselves: JSON writes them exactly, so
         :meth:`from_dict` gives back the same preprocessing bit for bit.
@@ -306,7 +327,8 @@ class Preprocessor:
 
         Raises:
             ValueError: ``d`` does not describe one (unknown mode, statistics missing,
-            not 3 (per_feature: D) finite numbers each, or a std < 0); the caller names the file.
+            not a finite number per channel (per_feature: per feature) each, or a std below
+            0); the caller names the file.
         """
         if not isinstance(d, dict) or d.get("mode") not in PREPROCESSING_MODES:
             modes = ", ".join(PREPROCESSING_MODES)
@@ -316,13 +338,14 @@ class Preprocessor:
             try:
                 stats = {k: np.asarray(stats[k], dtype=np.float64) for k in ("mean", "std")}
             except (KeyError, TypeError, ValueError):
-                raise ValueError("preprocessing stats: expected 'mean' and 'std', three numbers "
-                                 "each") from None
-            shape = stats["mean"].shape if d["mode"] == "per_feature" else (3,)
-            if any(v.shape != shape or v.ndim != 1 or not np.isfinite(v).all()
-                   for v in stats.values()) or (stats["std"] < 0).any():
-                raise ValueError("preprocessing stats: 'mean' and 'std' must be three (per_feature:"
-                                 " D) finite numbers, std >= 0")
+                raise ValueError("preprocessing stats: expected 'mean' and 'std', a number per "
+                                 "channel (per_feature: per feature) each") from None
+            shapes = None if d["mode"] == "per_feature" else ((1,), (3,))
+            if any(v.ndim != 1 or v.shape != stats["mean"].shape or not np.isfinite(v).all()
+                   or (shapes is not None and v.shape not in shapes) for v in stats.values()) \
+                    or (stats["std"] < 0).any():
+                raise ValueError("preprocessing stats: 'mean' and 'std' must be a finite number "
+                                 "per channel (1 or 3 each; per_feature: D), std >= 0")
         return cls(d["mode"], stats, dtype)
 
     def __repr__(self):
@@ -348,11 +371,14 @@ class Preprocessor:
         Results equal the plain path's up to float rounding (~1e-6 relative; tested).
         """
         W, b = np.asarray(W), np.asarray(b)
+        D = len(W)
         if self.mode == "per_feature":
             m, r = _feature_scale(self.stats)  # (D,), (D,)
         elif self.mode == "per_channel":
-            m = np.repeat(np.asarray(self.stats["mean"], np.float64), D // 3)  # (D,)
-            r = np.repeat(1.0 / np.maximum(np.asarray(self.stats["std"], np.float64), EPS), D // 3)  # (D,)
+            plane = D // len(self.stats["mean"])
+            m = np.repeat(np.asarray(self.stats["mean"], np.float64), plane)  # (D,)
+            r = np.repeat(1.0 / np.maximum(np.asarray(self.stats["std"], np.float64), EPS),
+                          plane)  # (D,)
         if self.mode != "per_image":
             # in the model's dtype: a float64 copy of W would be 100 MB at H = 4096
             W_fold = W * r.astype(self.dtype)[:, None]  # (D, H)
@@ -389,11 +415,14 @@ class Preprocessor:
         return first_layer
 
 
-def to_images(X: np.ndarray) -> np.ndarray:
-    """Rows X (N, D) uint8 as images (N, 32, 32, 3) uint8 (height, width, RGB) for plotting.
+def to_images(X: np.ndarray, geometry: Geometry = CIFAR10_GEOMETRY) -> np.ndarray:
+    """Rows X (N, D) uint8 as images (N, height, width, 3) uint8 (RGB) for plotting.
 
-    A single row (D,) gives one (32, 32, 3) image. Returns a view, not a copy.
+    A single row (D,) gives one (height, width, 3) image. Colour rows give a view, grey
+    ones (one channel) a copy with the channel repeated three times.
     """
-    if X.shape[-1] != D:
-        raise ValueError(f"X must have shape (N, {D}), got {X.shape}")
-    return np.moveaxis(X.reshape(*X.shape[:-1], 3, 32, 32), -3, -1)
+    g = geometry
+    if X.shape[-1] != g.D:
+        raise ValueError(f"X must have shape (N, {g.D}) for {g} images, got {X.shape}")
+    images = np.moveaxis(X.reshape(*X.shape[:-1], g.channels, g.height, g.width), -3, -1)
+    return images if g.channels == 3 else np.repeat(images, 3, axis=-1)

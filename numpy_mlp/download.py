@@ -1,7 +1,8 @@
-"""Download the official CIFAR-10 archive and verify it before anyone opens it.
+"""Download an official dataset file (CIFAR-10's archive, ...) and verify it before anyone
+opens it.
 
-The archive is streamed to ``<dest>/cifar-10-python.tar.gz.part`` while its md5 is
-computed; only if the byte count matches ``Content-Length`` and the md5 matches is it
+The file is streamed to ``<dest>/<name>.part`` (``cifar-10-python.tar.gz.part``) while its
+md5 is computed; only if the byte count matches ``Content-Length`` and the md5 matches is it
 renamed into place. On any failure the ``.part`` file is deleted, so a bad archive is
 never left where the loader would find it, and an existing archive is never overwritten.
 
@@ -67,7 +68,33 @@ def download_cifar10(
     deadline: float = DEADLINE,
     max_bytes: int = MAX_BYTES,
 ) -> Path:
-    """Download the CIFAR-10 archive into ``dest_dir`` and return its path.
+    """Download the CIFAR-10 archive into ``dest_dir`` and return its path
+    (:func:`download_file` of ``cifar-10-python.tar.gz``)."""
+    return download_file(dest_dir, ARCHIVE_NAME, url, md5, progress, log, what="CIFAR-10",
+                         size="about 170 MB", parents=parents, timeout=timeout,
+                         deadline=deadline, max_bytes=max_bytes)
+
+
+def download_file(
+    dest_dir: str | os.PathLike,
+    name: str,
+    url: str,
+    md5: str,
+    progress: bool = True,
+    log=None,
+    *,
+    what: str,
+    size: str,
+    official_url: str | None = None,
+    parents: bool = False,
+    timeout: float = READ_TIMEOUT,
+    deadline: float = DEADLINE,
+    max_bytes: int = MAX_BYTES,
+) -> Path:
+    """Download the file ``name`` of dataset ``what`` (e.g. "MNIST") into ``dest_dir``.
+
+    ``size`` is told in the log line ("about 170 MB"); ``official_url`` is where a message
+    sends a person downloading by hand (default ``url``; CIFAR-10's: :data:`OFFICIAL_URL`).
 
     ``progress`` shows a progress bar (for terminals); ``log``, a callable taking one line
     of text, gets a plain line when the download starts and one when it is checked (for
@@ -77,7 +104,7 @@ def download_cifar10(
     (for the default cache folder): a mistyped or vanished path never becomes a folder tree.
     ``timeout``, ``deadline`` (seconds) and ``max_bytes`` bound the download (module doc).
 
-    If ``dest_dir/cifar-10-python.tar.gz`` already exists with the expected md5 it is
+    If ``dest_dir/name`` already exists with the expected md5 it is
     returned untouched, without any download.
 
     Raises
@@ -87,34 +114,36 @@ def download_cifar10(
         created); or an archive with a different md5 is already there (it is kept).
     """
     dest_dir = Path(dest_dir).expanduser()
-    final = dest_dir / ARCHIVE_NAME
-    part = dest_dir / (ARCHIVE_NAME + ".part")
-    by_hand = (f"download {OFFICIAL_URL} by hand into {dest_dir}, "
-               "or pass --data-dir / set NUMPY_MLP_DATA to a folder that has CIFAR-10")
+    final = dest_dir / name
+    part = dest_dir / (name + ".part")
+    if official_url is None:
+        official_url = OFFICIAL_URL if name == ARCHIVE_NAME else url
+    by_hand = (f"download {official_url} by hand into {dest_dir}, "
+               f"or pass --data-dir / set NUMPY_MLP_DATA to a folder that has {what}")
     if final.exists():
         _check_existing(final, md5)
         return final
     if not parents and not dest_dir.is_dir() and not dest_dir.parent.is_dir():
-        raise DataError(f"cannot download CIFAR-10 into {dest_dir}: its parent folder "
+        raise DataError(f"cannot download {what} into {dest_dir}: its parent folder "
                         f"{dest_dir.parent} does not exist, and a folder tree is not created "
                         f"for it; check the path, create {dest_dir.parent}, or pass "
-                        "--data-dir / set NUMPY_MLP_DATA to a folder that has CIFAR-10")
+                        f"--data-dir / set NUMPY_MLP_DATA to a folder that has {what}")
     try:
         dest_dir.mkdir(parents=parents, exist_ok=True)
         if log:
-            log(f"downloading CIFAR-10 (about 170 MB) from {url} into {dest_dir} ...")
-        got = _fetch(url, part, progress, timeout=timeout, deadline=deadline,
+            log(f"downloading {what} ({size}) from {url} into {dest_dir} ...")
+        got = _fetch(url, part, progress, what=what, timeout=timeout, deadline=deadline,
                      max_bytes=max_bytes)
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         part.unlink(missing_ok=True)
         reason = exc if isinstance(exc, urllib.error.HTTPError) else getattr(exc, "reason", exc)
-        raise DataError(f"download of CIFAR-10 from {url} failed ({reason}); {by_hand}") from exc
+        raise DataError(f"download of {what} from {url} failed ({reason}); {by_hand}") from exc
     except BaseException:  # e.g. Ctrl-C: never leave a partial file behind
         part.unlink(missing_ok=True)
         raise
     if got != md5.lower():
         part.unlink(missing_ok=True)
-        raise DataError(f"download of CIFAR-10 from {url} failed: md5 checksum is {got}, "
+        raise DataError(f"download of {what} from {url} failed: md5 checksum is {got}, "
                         f"expected {md5}; try again, or {by_hand}")
     if final.exists():  # appeared meanwhile (another process): keep it
         part.unlink(missing_ok=True)
@@ -126,7 +155,7 @@ def download_cifar10(
     return final
 
 
-def _fetch(url: str, part: Path, progress: bool, *, timeout: float, deadline: float,
+def _fetch(url: str, part: Path, progress: bool, *, what: str, timeout: float, deadline: float,
            max_bytes: int) -> str:
     """Stream ``url`` into ``part`` within ``deadline`` and ``max_bytes``; returns its md5.
 
@@ -159,7 +188,7 @@ def _fetch(url: str, part: Path, progress: bool, *, timeout: float, deadline: fl
                           f"{max_bytes:,} accepted")
         h = hashlib.md5(usedforsecurity=False)
         with open(part, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
-                                           unit_divisor=1024, desc="CIFAR-10",
+                                           unit_divisor=1024, desc=what,
                                            disable=not progress) as bar:
             while (item := next_item())[0] == "data":
                 chunk = item[1]

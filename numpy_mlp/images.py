@@ -1,8 +1,10 @@
-"""Image files as CIFAR-10 rows: the one place that opens a user's picture.
+"""Image files as dataset rows: the one place that opens a user's picture.
 
-Each image is converted to RGB, resized to 32 x 32 (the whole image, aspect ratio not
-kept, as CIFAR-10's own thumbnails were made) and laid out like a CIFAR-10 row: 1024 red,
-1024 green, 1024 blue values, each row-major (D = 3072 values, uint8).
+Each image is converted to RGB (or grey, for a one-channel geometry such as MNIST's),
+resized to the geometry's height x width (CIFAR-10's 32 x 32 by default; the whole image,
+aspect ratio not kept, as CIFAR-10's own thumbnails were made) and laid out like a
+CIFAR-10 row: 1024 red, 1024 green, 1024 blue values, each row-major (D = 3072 values,
+uint8).
 
 What a file may make Pillow do is bounded before any pixel is decoded:
 
@@ -24,17 +26,19 @@ from pathlib import Path
 
 import numpy as np
 
+from .datasets import CIFAR10_GEOMETRY, Geometry
 from .errors import UserError
 
 FORMATS = ("PNG", "JPEG")  # Pillow format names, the only ones opened
 MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3  # a quarter GiB of RGB, Pillow's own default bound
-SIDE = 32  # CIFAR-10 images are SIDE x SIDE
 _WIDE_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # Pillow's modes of 16-bit grey
 _WIDE_MAX = 65535  # the largest 16-bit value
 
 
-def image_to_row(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Read an image file into one uint8 CIFAR-10 row (D,) = channel-first 3 x 32 x 32.
+def image_to_row(path, max_pixels: int = MAX_PIXELS,
+                 geometry: Geometry = CIFAR10_GEOMETRY) -> np.ndarray:
+    """Read an image file into one uint8 row (D,) of ``geometry``: channel-first, by default
+    CIFAR-10's 3 x 32 x 32.
 
     Raises
     ------
@@ -54,7 +58,7 @@ def image_to_row(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
             with Image.open(path, formats=list(FORMATS)) as im:
                 if im.width * im.height > max_pixels:
                     raise UserError(_too_large(path, im.width, im.height, max_pixels))
-                hwc = _small_rgb(im)  # (32, 32, 3)
+                hwc = _small(im, geometry)  # (height, width, channels)
     except UnidentifiedImageError:
         raise UserError(f"{path} is not an image this tool can read: the formats accepted are "
                         f"{', '.join(FORMATS)}, recognised by their content, not by the file "
@@ -73,8 +77,9 @@ def _too_large(path: Path, width: int, height: int, max_pixels: int) -> str:
             f"{max_pixels:,} this tool decodes (a decompression bomb?); scale it down first")
 
 
-def _small_rgb(im) -> np.ndarray:
-    """An open Pillow image as (32, 32, 3) uint8 RGB, resized with bicubic filtering."""
+def _small(im, geometry: Geometry = CIFAR10_GEOMETRY) -> np.ndarray:
+    """An open Pillow image as (height, width, channels) uint8, RGB or grey, resized with
+    bicubic filtering."""
     from PIL import Image
 
     if im.mode in _WIDE_GREY:
@@ -82,5 +87,6 @@ def _small_rgb(im) -> np.ndarray:
         if wide.dtype != np.uint16:
             wide = np.clip(wide, 0, _WIDE_MAX).astype(np.uint16)
         im = Image.fromarray((wide >> 8).astype(np.uint8))  # mode L: the upper 8 bits
-    small = im.convert("RGB").resize((SIDE, SIDE), Image.Resampling.BICUBIC)
-    return np.asarray(small, dtype=np.uint8)
+    mode = "RGB" if geometry.channels == 3 else "L"
+    small = im.convert(mode).resize((geometry.width, geometry.height), Image.Resampling.BICUBIC)
+    return np.asarray(small, dtype=np.uint8).reshape(geometry.height, geometry.width, -1)

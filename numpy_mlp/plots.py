@@ -15,6 +15,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .datasets import CIFAR10_GEOMETRY  # noqa: E402
+
+MAX_COUNTED_CLASSES = 20  # above this many classes the confusion matrix shows no counts
+
 
 def save_figure(fig, path):
     """Lay out, write at 110 dpi and close ``fig``; returns ``path``."""
@@ -76,7 +80,7 @@ def plot_predictions(images, y_true, y_pred, class_names, path, cols=8,
     """A grid of images, each titled with its predicted label; mistakes in red with the true label.
 
     Args:
-        images: (N, 32, 32, 3) uint8 images, e.g. ``data.to_images(X_test[:32])``.
+        images: (N, height, width, 3) uint8 images, e.g. ``data.to_images(X_test[:32])``.
         y_true, y_pred: (N,) integer labels.
         class_names: the C class names, in label order.
         cols: images per row.
@@ -95,33 +99,38 @@ def plot_predictions(images, y_true, y_pred, class_names, path, cols=8,
         ax.set_title(label, fontsize=8.5, color="darkgreen" if ok else "red",
                      fontweight="normal" if ok else "bold", pad=2)
         if not ok:  # a red frame around each mistake
-            ax.add_patch(plt.Rectangle((-0.5, -0.5), 32, 32, fill=False, ec="red", lw=3))
+            height, width = images[k].shape[:2]
+            ax.add_patch(plt.Rectangle((-0.5, -0.5), width, height, fill=False, ec="red", lw=3))
     wrong = int((y_true != y_pred).sum())
     fig.suptitle(f"{title}: {n - wrong} of {n} right; mistakes in red, (true label) below", fontsize=11)
     return save_figure(fig, path)
 
 
-def weight_templates(W1):
-    """The columns of W1 (D, H) as H colour images (H, 32, 32, 3) in [0, 1].
+def weight_templates(W1, geometry=CIFAR10_GEOMETRY):
+    """The columns of W1 (D, H) as H images (H, height, width, 3) in [0, 1].
 
     Column ``j`` holds the weights of hidden unit ``j`` on the input laid out channel-first
-    (3, 32, 32), like a CIFAR-10 row; it is moved to (32, 32, 3) and rescaled on its own
-    to 0..1 (its minimum black, its maximum white), as in the course's picture.
+    (channels, height, width), like an image row of ``geometry``; it is moved to (height,
+    width, channels), grey repeated as RGB, and rescaled on its own to 0..1 (its minimum
+    black, its maximum white), as in the course's picture.
     """
-    W1 = np.asarray(W1, dtype=np.float64)
-    if W1.ndim != 2 or W1.shape[0] != 3072:
-        raise ValueError(f"W1 must have shape (3072, H), got {W1.shape}")
-    t = W1.T.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # (H, 32, 32, 3)
+    W1, g = np.asarray(W1, dtype=np.float64), geometry
+    if W1.ndim != 2 or W1.shape[0] != g.D:
+        raise ValueError(f"W1 must have shape ({g.D}, H), got {W1.shape}")
+    t = W1.T.reshape(-1, g.channels, g.height, g.width).transpose(0, 2, 3, 1)  # (H, h, w, c)
+    if g.channels == 1:
+        t = np.repeat(t, 3, axis=-1)
     lo = t.min(axis=(1, 2, 3), keepdims=True)
     hi = t.max(axis=(1, 2, 3), keepdims=True)
     return (t - lo) / np.maximum(hi - lo, 1e-12)
 
 
-def plot_first_layer_weights(W1, path, W1_init=None, count=100, cols=10):
-    """The first ``count`` hidden units' weights W1[:, j] as 32x32 colour templates.
+def plot_first_layer_weights(W1, path, W1_init=None, count=100, cols=10,
+                             geometry=CIFAR10_GEOMETRY):
+    """The first ``count`` hidden units' weights W1[:, j] as templates of the images' size.
 
     Args:
-        W1: (D, H) first-layer weights, D = 3072.
+        W1: (D, H) first-layer weights, D = geometry.D (CIFAR-10: 3072).
         W1_init: (D, H) the same weights at initialisation, if known. Then the picture
             shows what training added: each unit's weights minus their projection onto
             its initial weights, ``W1[:, j] - c_j * W1_init[:, j]`` with
@@ -139,7 +148,7 @@ def plot_first_layer_weights(W1, path, W1_init=None, count=100, cols=10):
         W0 = np.asarray(W1_init)[:, :count].astype(np.float64)  # (D, count)
         c = (shown * W0).sum(axis=0) / np.maximum((W0 * W0).sum(axis=0), 1e-30)  # (count,)
         shown -= c * W0
-    t = weight_templates(shown)  # (count, 32, 32, 3)
+    t = weight_templates(shown, geometry)  # (count, height, width, 3)
     rows = -(-count // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(0.8 * cols, 0.8 * rows + 0.7), squeeze=False)
     for k, ax in enumerate(axes.flat):
@@ -147,7 +156,9 @@ def plot_first_layer_weights(W1, path, W1_init=None, count=100, cols=10):
         if k < count:
             ax.imshow(t[k], interpolation="nearest")
     what = "First-layer weights" if W1_init is None else "What the first layer learned (W1 less its initial weights)"
-    fig.suptitle(f"{what}:\n{count} of {H} hidden units as 32x32 colour templates", fontsize=10)
+    kind = "colour" if geometry.channels == 3 else "grey"
+    fig.suptitle(f"{what}:\n{count} of {H} hidden units as {geometry.height}x{geometry.width} "
+                 f"{kind} templates", fontsize=10)
     return save_figure(fig, path)
 
 
@@ -160,14 +171,18 @@ def plot_confusion(cm, class_names, path, title="Confusion matrix (test set)"):
     cm = np.asarray(cm)
     totals = cm.sum(axis=1, keepdims=True)
     frac = cm / np.maximum(totals, 1)
-    fig, ax = plt.subplots(figsize=(7.5, 6))
-    im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
     C = len(class_names)
-    ax.set_xticks(range(C), class_names, rotation=45, ha="right")
-    ax.set_yticks(range(C), [f"{name}  {frac[i, i]:.0%}" for i, name in enumerate(class_names)])
+    counted = C <= MAX_COUNTED_CLASSES  # beyond, counts and names would overlap: colours only
+    side = 6 if counted else min(6 + C / 10, 16)
+    fig, ax = plt.subplots(figsize=(side * 1.25, side))
+    im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    small = {} if counted else {"fontsize": 4}
+    ax.set_xticks(range(C), class_names, rotation=45 if counted else 90, ha="right", **small)
+    ax.set_yticks(range(C), [f"{name}  {frac[i, i]:.0%}" for i, name in enumerate(class_names)],
+                  **small)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class  (its accuracy)")
-    for i in range(C):
+    for i in range(C if counted else 0):
         for j in range(C):
             ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
                     color="white" if frac[i, j] > 0.5 else "black")

@@ -1,8 +1,9 @@
 """Classify image files (PNG, JPEG, any size), or the images in a folder, with a saved model.
 
-Each image is converted to RGB, resized to 32 x 32 (the whole image, aspect ratio not
-kept, as CIFAR-10's own thumbnails were made) and laid out like a CIFAR-10 row:
-1024 red, 1024 green, 1024 blue values, each row-major.
+Each image is read as the model's images are (its saved geometry; numpy_mlp.images):
+for CIFAR-10 converted to RGB, resized to 32 x 32 (the whole image, aspect ratio not
+kept, as CIFAR-10's own thumbnails were made) and laid out like a CIFAR-10 row: 1024 red,
+1024 green, 1024 blue values, each row-major; for MNIST grey, 28 x 28.
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ def predict_files(model_path, paths, top=3, tta_shift=None):
     saved = load_model(model_path)
     tta_shift = tta_shift_for(saved, tta_shift)
     files = image_paths(paths)
-    rows = np.stack([image_to_row(p) for p in files])  # (N, 3072) uint8
-    probs = probabilities(saved.model, saved.preprocessor, rows, tta_shift=tta_shift)  # (N, C)
+    rows = np.stack([image_to_row(p, geometry=saved.geometry) for p in files])  # (N, D) uint8
+    probs = probabilities(saved.model, saved.preprocessor, rows, tta_shift=tta_shift,
+                          geometry=saved.geometry)  # (N, C)
     out = []
     for p, row in zip(files, probs):
         order = np.argsort(row)[::-1][:top]

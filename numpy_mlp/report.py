@@ -27,8 +27,8 @@ PICTURES = (
     ("confusion.png", "Test-set confusion matrix: row = true class, column = predicted class, "
                       "shaded by the fraction of the row."),
     ("weights.png", "First-layer weights W1[:, j] of the first hidden units (what training changed "
-                    "in them, when the initial weights are known), each reshaped to a 32x32 colour "
-                    "image and rescaled to 0..1."),
+                    "in them, when the initial weights are known), each reshaped to an image of "
+                    "the dataset's size (32x32 colour for CIFAR-10) and rescaled to 0..1."),
 )
 
 STYLE = """

@@ -27,7 +27,8 @@ from tqdm import tqdm
 from . import plots
 from .checkpoint import CHECKPOINT_NAME, Checkpointer, checkpoint_interval, data_fingerprint, load_checkpoint, restore
 from .config import TrainConfig
-from .data import default_data_dir, load_cifar10, to_images
+from .data import to_images
+from .datasets import DEFAULT_DATASET, data_config, default_folder, geometry_of_data, load_dataset
 from .errors import ConfigError, DivergenceError, Interrupted, UserError
 from .inference import predict
 from .metrics import accuracy, confusion_matrix, per_class_accuracy
@@ -103,7 +104,8 @@ def evaluate_splits(model, preprocessor, data, tta_shift=0):
         if name == "test":
             cm = confusion_matrix(y, pred, len(data.class_names))
         if tta_shift and name != "train":
-            out[name + "_tta"] = accuracy(y, predict(model, preprocessor, X, tta_shift=tta_shift))
+            out[name + "_tta"] = accuracy(y, predict(model, preprocessor, X, tta_shift=tta_shift,
+                                                     geometry=geometry_of_data(data)))
     return out, cm
 
 
@@ -117,10 +119,12 @@ def write_pictures(out, model, preprocessor, data, cm, *, history=None, W1_init=
     out = Path(out)
     X, y = data.X_test[:n_images], data.y_test[:n_images]
     pred = predict(model, preprocessor, X)
-    paths = [plots.plot_predictions(to_images(X), y, pred, data.class_names,
+    geometry = geometry_of_data(data)
+    paths = [plots.plot_predictions(to_images(X, geometry), y, pred, data.class_names,
                                     out / "predictions.png"),
              plots.plot_confusion(cm, data.class_names, out / "confusion.png"),
-             plots.plot_first_layer_weights(model.params["W1"], out / "weights.png", W1_init=W1_init)]
+             plots.plot_first_layer_weights(model.params["W1"], out / "weights.png",
+                                            W1_init=W1_init, geometry=geometry)]
     if history is not None:
         paths += [plots.plot_loss(history, out / "loss.png"), plots.plot_accuracy(history, out / "accuracy.png")]
     return paths
@@ -151,8 +155,7 @@ def run_training(config, *, data_dir=None, download=True, out=None, log=print, p
 
     try:
         t0 = time.perf_counter()
-        data = load_cifar10(data_dir, val_size=config.val_size, seed=config.seed,
-                            download=download, progress=progress, log=say)
+        data = load_dataset(config, data_dir, download=download, progress=progress, log=say)
         say(f"data: {len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test images from {data.source}")
         say(f"config: {json.dumps(config.to_dict())}")
         result = train_with_checkpoints(config, data, out, say=say, progress=progress, resume=resume,
@@ -169,7 +172,8 @@ def run_training(config, *, data_dir=None, download=True, out=None, log=print, p
             "model": repr(model),
         }
         save_model(out / MODEL_NAME, model, preprocessor, class_names=data.class_names,
-                   config=config.to_dict(), data_dir=data_folder(data_dir))
+                   config=config.to_dict(), data_dir=data_folder(data_dir, config.dataset),
+                   geometry=geometry_of_data(data))
         write_history_csv(out / "history.csv", result.history)
         write_json(out / "metrics.json", metrics)
         W1_init = initial_params(config, model.input_dim, model.num_classes)["W1"]
@@ -186,10 +190,10 @@ def run_training(config, *, data_dir=None, download=True, out=None, log=print, p
     return out, metrics
 
 
-def data_folder(data_dir):
-    """The data folder ``data_dir`` names (the default one for None), absolute: what a run
-    records so that ``evaluate`` reads the same images without being told where."""
-    return (default_data_dir() if data_dir is None else Path(data_dir)).expanduser().resolve()
+def data_folder(data_dir, dataset=DEFAULT_DATASET):
+    """The data folder ``data_dir`` names (the default one of ``dataset`` for None), absolute:
+    what a run records so that ``evaluate`` reads the same images without being told where."""
+    return Path(default_folder(dataset) if data_dir is None else data_dir).expanduser().resolve()
 
 
 def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, out=None, pictures=True,
@@ -214,8 +218,8 @@ def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, 
             data_dir = saved.data_dir
         elif log:
             log(f"the run's data folder {saved.data_dir} is gone; looking in the default one")
-    data = load_cifar10(data_dir, val_size=cfg.get("val_size", 5000), seed=cfg.get("seed", 0),
-                        download=download, progress=progress, log=log)
+    data = load_dataset(data_config(cfg), data_dir, download=download, progress=progress,
+                        log=log)
     model, preprocessor = saved.model, saved.preprocessor
     acc, cm = evaluate_splits(model, preprocessor, data, tta_shift)
     written = []
@@ -355,7 +359,8 @@ def save_best_so_far(out, config, data, run, data_dir=None):
         model.load_params(initial_params(config, model.input_dim, model.num_classes))
         what = "step 0, the initial weights: no evaluation came before the divergence"
     save_model(out / MODEL_NAME, model, run.preprocessor, class_names=data.class_names,
-               config=config.to_dict(), data_dir=data_folder(data_dir))
+               config=config.to_dict(), data_dir=data_folder(data_dir, config.dataset),
+               geometry=geometry_of_data(data))
     write_history_csv(out / "history.csv", s.history)
     (out / CHECKPOINT_NAME).unlink(missing_ok=True)  # resuming would diverge again
     return f"the best parameters so far ({what}) are saved in {out / MODEL_NAME}"

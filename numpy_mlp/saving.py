@@ -20,6 +20,7 @@ import numpy as np
 
 from .config import MAX_SHIFT, is_tta_shift
 from .data import Preprocessor
+from .datasets import CIFAR10_GEOMETRY, Geometry
 from .errors import ConfigError, ModelFileError, UserError
 from .model import FullyConnectedNet
 
@@ -84,6 +85,7 @@ class SavedModel:
     class_names: tuple            # the C class names, in label order
     config: dict | None           # the training config, as TrainConfig.to_dict() wrote it
     data_dir: str | None          # the data folder it was trained on (None: not recorded)
+    geometry: Geometry = CIFAR10_GEOMETRY  # the shape of its input images (D = geometry.D)
 
 
 def model_file(path):
@@ -92,7 +94,8 @@ def model_file(path):
     return path / MODEL_NAME if path.is_dir() else path
 
 
-def save_model(path, model, preprocessor, *, class_names, config=None, data_dir=None):
+def save_model(path, model, preprocessor, *, class_names, config=None, data_dir=None,
+               geometry=CIFAR10_GEOMETRY):
     """Write ``model`` to ``path`` (.npz), atomically.
 
     Args:
@@ -101,6 +104,7 @@ def save_model(path, model, preprocessor, *, class_names, config=None, data_dir=
         config: optional dict of the training config, kept for reference.
         data_dir: the data folder it was trained on (absolute), so that ``evaluate``
             finds it again; None if not known.
+        geometry: the shape of its input images (a Geometry; CIFAR-10's by default).
     """
     meta = {
         "format": "numpy-mlp",
@@ -113,6 +117,7 @@ def save_model(path, model, preprocessor, *, class_names, config=None, data_dir=
         "class_names": list(class_names),
         "config": config,
         "data_dir": None if data_dir is None else str(data_dir),
+        "geometry": geometry.to_dict(),
     }
     arrays = dict(model.params)
     arrays["meta"] = np.array(json.dumps(meta))
@@ -185,13 +190,21 @@ def load_model(path):
         data_dir = meta.get("data_dir")
         if data_dir is not None and not isinstance(data_dir, str):
             raise ValueError(f"data_dir={data_dir!r} is not a folder name")
+        # files written before geometries were recorded all hold CIFAR-10 models
+        recorded = meta.get("geometry")
+        geometry = CIFAR10_GEOMETRY if recorded is None else Geometry.from_dict(recorded)
+        if recorded is not None and (geometry.D != dims[0] or (
+                preprocessor.stats is not None
+                and len(preprocessor.stats["mean"]) != geometry.channels)):
+            raise ValueError(f"its images are {geometry} but its input has {dims[0]} values "
+                             "or its statistics another channel count")
     except (KeyError, ValueError, TypeError, ConfigError) as e:
         raise ModelFileError(f"{path}: its 'meta' entry does not describe a model ({e}); the file is damaged") from None
     for k, v in model.params.items():
         v[...] = arrays[k]
     return SavedModel(path=path, model=model, preprocessor=preprocessor,
                       class_names=tuple(meta["class_names"]), config=meta.get("config"),
-                      data_dir=data_dir)
+                      data_dir=data_dir, geometry=geometry)
 
 
 def tta_shift_for(saved, tta_shift=None):

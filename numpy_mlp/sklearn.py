@@ -25,10 +25,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import inference
 from .config import BOOL, SETTINGS, Setting, TrainConfig, real, shown
-from .data import D as IMAGE_D
 from .data import split_validation
+from .datasets import CIFAR10_GEOMETRY
 from .errors import ConfigError
 from .train import build, train
+
+IMAGE_D = CIFAR10_GEOMETRY.D  # the image layout the image-only options work on
 
 IMAGE_ONLY = ("flip", "crop_pad", "tta_shift")  # need rows that are 3 x 32 x 32 images
 IMAGE_MODES = ("per_image", "per_channel")      # preprocessing modes that need such rows

@@ -23,6 +23,7 @@ import numpy as np
 
 from .augment import augment
 from .data import Preprocessor
+from .datasets import geometry_of_data
 from .errors import ConfigError, DivergenceError
 from .inference import predict
 from .losses import cross_entropy_loss
@@ -107,7 +108,8 @@ def build(config, data):
     model = _new_model(config, data.X_train.shape[1], len(data.class_names), init_rng)
     optimizer = SGD(model.params, alpha=config.alpha, beta=config.beta, nesterov=config.nesterov,
                     weight_decay=config.weight_decay)
-    preprocessor = Preprocessor.fit(config.preprocessing, data.X_train, model.dtype)
+    preprocessor = Preprocessor.fit(config.preprocessing, data.X_train, model.dtype,
+                                    channels=geometry_of_data(data).channels)
     eval_idx = eval_rng.choice(n, size=min(config.eval_train_size, n), replace=False)
     loop = LoopState(order_rng=order_rng, aug_rng=aug_rng, perm=order_rng.permutation(n))
     return RunState(model, optimizer, preprocessor, eval_idx, loop)
@@ -134,6 +136,7 @@ def train(config, data, *, state=None, on_step=None, on_eval=None):
         ``train_acc`` (on a fixed training subset), ``val_acc``, ``alpha`` and ``seconds``.
     """
     X_train, y_train = data.X_train, data.y_train
+    geometry = geometry_of_data(data)
     if config.batch_size > len(X_train):
         raise ConfigError(f"batch_size={config.batch_size} is larger than the training set "
                           f"({len(X_train)} images); use a smaller --batch-size")
@@ -156,7 +159,8 @@ def train(config, data, *, state=None, on_step=None, on_eval=None):
                 s.perm, s.pos = s.order_rng.permutation(len(X_train)), 0
             idx = s.perm[s.pos:s.pos + config.batch_size]
             s.pos += config.batch_size
-            X_uint8 = augment(X_train[idx], s.aug_rng, flip=config.flip, crop_pad=config.crop_pad)
+            X_uint8 = augment(X_train[idx], s.aug_rng, flip=config.flip, crop_pad=config.crop_pad,
+                              geometry=geometry)
             X, y = run.preprocessor(X_uint8, out=batch), y_train[idx]  # (N, D) float, (N,)
 
             # 2. forward, loss, backward. The loss recorded is the cross-entropy alone: with

@@ -110,8 +110,8 @@ def test_other_16_bit_grey_modes_are_scaled(mode):
         Image.frombytes(mode, (a.shape[1], a.shape[0]), a.astype(">u2").tobytes())
     assert im.mode == mode
     from numpy_mlp import images
-    ref = images._small_rgb(Image.fromarray(to_8_bits(a)))
-    np.testing.assert_array_equal(images._small_rgb(im), ref)
+    ref = images._small(Image.fromarray(to_8_bits(a)))
+    np.testing.assert_array_equal(images._small(im), ref)
 
 
 def test_a_16_bit_rgb_png_is_read_as_its_8_bit_version(tmp_path):

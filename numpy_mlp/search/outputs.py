@@ -25,6 +25,7 @@ from optuna.trial import TrialState
 from threadpoolctl import threadpool_limits
 
 from ..config import TrainConfig
+from ..datasets import geometry_of_data
 from ..errors import UserError
 from ..runs import evaluate_splits, write_json
 from ..saving import atomic_write, load_model, save_model
@@ -49,9 +50,11 @@ def checkpoint_path(settings, number):
         f"trial-{number}.npz")
 
 
-def save_trial_model(path, model, preprocessor, class_names, config):
-    """Write a trial's model (a checkpoint or best_model.npz) with its config."""
-    save_model(path, model, preprocessor, class_names=class_names, config=config)
+def save_trial_model(path, model, preprocessor, class_names, config, geometry):
+    """Write a trial's model (a checkpoint or best_model.npz) with its config and the
+    geometry of its images."""
+    save_model(path, model, preprocessor, class_names=class_names, config=config,
+               geometry=geometry)
 
 
 def write_settings(settings):
@@ -84,7 +87,7 @@ def finish(settings, study, data, *, search_seconds=None, log=print):
     model, preprocessor, source = _best_model(checkpoint, config, data, log)
     acc, _ = evaluate_splits(model, preprocessor, data)  # the test set's one use
     save_trial_model(out / "best_model.npz", model, preprocessor, data.class_names,
-                     config.to_dict())
+                     config.to_dict(), geometry_of_data(data))
     for f in checkpoint.parent.glob("trial-*.npz"):  # keep the best's, for a resumed search
         if f != checkpoint:
             f.unlink()

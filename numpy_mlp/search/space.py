@@ -34,7 +34,8 @@ DEFAULT_SPACE = {
     "reg": {"low": 1e-6, "high": 1e-2, "log": True},
 }
 WHOLE_NUMBERS = ("hidden_dim", "epochs")  # searched as whole numbers although not typed int
-SPLIT_FIELDS = ("seed", "val_size")  # decide the validation split: fixed for the whole study
+# decide the data and its validation split: fixed for the whole study
+SPLIT_FIELDS = ("seed", "val_size", "dataset", "image_size")
 FILE_TABLES = ("fixed", "space")  # the tables of a search file
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 

@@ -18,7 +18,7 @@ import optuna
 from optuna.trial import TrialState
 from threadpoolctl import threadpool_limits
 
-from ..data import load_cifar10
+from ..datasets import geometry_of_data, load_dataset
 from ..errors import DivergenceError, UserError
 from ..train import train
 from .outputs import checkpoint_path, fmt, save_trial_model
@@ -42,10 +42,10 @@ def shares(total, k):
 
 
 def load_data(settings, base=None):
-    """CIFAR-10 with the validation split of the study (its fixed seed and val_size)."""
+    """The study's dataset (CIFAR-10 unless fixed otherwise) with its validation split (its
+    fixed seed and val_size)."""
     base = base or base_config(settings)
-    return load_cifar10(settings.data_dir, val_size=base.val_size, seed=base.seed,
-                        download=settings.download, progress=False)
+    return load_dataset(base, settings.data_dir, download=settings.download, progress=False)
 
 
 def objective(trial, data, settings):
@@ -85,7 +85,8 @@ def _keep_if_best(trial, result, data, settings):
     if any(rank(t.value, t.number) > rank(result.best_val_acc, trial.number) for t in done):
         return
     save_trial_model(checkpoint_path(settings, trial.number), result.model, result.preprocessor,
-                     data.class_names, trial.user_attrs["config"])
+                     data.class_names, trial.user_attrs["config"],
+                     geometry_of_data(data))
     for t in done:  # checkpoints of worse trials are no longer needed
         checkpoint_path(settings, t.number).unlink(missing_ok=True)
 
