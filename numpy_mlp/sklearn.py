@@ -48,7 +48,8 @@ OWN_SETTINGS = {s.name: s for s in (
     Setting("warm_start", BOOL, "fit continues from the fitted parameters and the optimizer's "
             "momentum instead of starting anew", default=False),
 )}
-REPLACED = ("val_size",)
+# TrainConfig fields with no meaning here: the data is X itself, not a named data set
+REPLACED = ("val_size", "dataset", "image_size")
 SETTINGS_HERE = {**{k: s for k, s in SETTINGS.items() if k not in REPLACED}, **OWN_SETTINGS}
 PARAMS = {k: OWN_DEFAULTS[k][0] if k in OWN_DEFAULTS else s.default
           for k, s in SETTINGS_HERE.items()}  # name -> default, in TrainConfig's order
@@ -100,6 +101,7 @@ class FullyConnectedClassifier(ClassifierMixin, BaseEstimator):
       ``flip`` (off here by default), ``crop_pad`` and ``tta_shift``, need rows that are
       3 x 32 x 32 images (D = 3072, CIFAR-10's layout); on other features fit refuses them
       with a ParameterError naming the option.
+    - ``dataset`` and ``image_size`` are not parameters: the data is X.
     - ``val_size`` is replaced by ``validation_fraction``; ``patience`` counts evaluations
       (``evals`` per fit) without a better validation accuracy.
     - ``batch_size`` is capped at the training rows (as MLPClassifier does).

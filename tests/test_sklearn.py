@@ -38,7 +38,8 @@ def blobs(n=200, d=5, seed=0):
 def test_params_are_train_configs_fields():
     params = FullyConnectedClassifier().get_params()
     assert set(params) == set(PARAMS)
-    assert set(SETTINGS) - set(params) == {"val_size"}  # replaced by validation_fraction
+    # val_size is replaced by validation_fraction; the data set is X itself
+    assert set(SETTINGS) - set(params) == {"val_size", "dataset", "image_size"}
     assert {"validation_fraction", "warm_start"} <= set(params)
     assert params["flip"] is False and params["preprocessing"] == "per_feature"
     clf = FullyConnectedClassifier().set_params(alpha=0.05, hidden_dim=(7,))
