@@ -7,7 +7,7 @@ bounded before anything is allocated) and checks, in order:
 1. ``meta``: a JSON table of at most ``MAX_META_CHARS`` with the format and its version,
    ``input_dim`` = D, ``hidden_dim`` [H1, ...], ``num_classes`` C >= 1, ``dtype``,
    ``preprocessing`` (mode, and per-channel statistics of three finite numbers each),
-   ``class_names`` (C texts) and ``config`` (a table or null);
+   ``class_names`` (C texts), ``config`` (a table or null) and ``data_dir`` (a text or null);
 2. the arrays: exactly the ``W``/``b`` pairs that architecture has, each of the shape it
    implies, of floats, the whole model at most ``MAX_MODEL_BYTES``, and only then read,
    every value finite.
@@ -81,6 +81,8 @@ def check_meta(meta, fields):
     check_preprocessing(meta["preprocessing"], fields)
     fields.list_of(meta["class_names"], "meta.class_names",
                    lambda v, f: fields.text(v, f, max_chars=MAX_CLASS_NAME), length=num_classes)
+    if meta.get("data_dir") is not None:
+        fields.text(meta["data_dir"], "meta.data_dir", max_chars=4096)
     config = meta.get("config")
     if config is not None:
         fields.mapping(config, "meta.config")

@@ -357,3 +357,70 @@ def test_resume_refuses_a_recorded_data_folder_that_is_gone_and_creates_nothing(
     gone.mkdir(parents=True)
     assert resume_data_dir(tmp_path / "run", str(gone), None) == str(gone)
     assert resume_data_dir(tmp_path / "run", None, None) is None  # the default folder
+
+
+# ---------------------------------------------------------------- the report reads no links
+
+
+def a_run_folder(tmp_path):
+    """A run folder as far as the report goes: config, metrics, one picture, a log."""
+    from PIL import Image
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"hidden_dim": [8], "alpha": 0.01}))
+    (run / "metrics.json").write_text(json.dumps({"test_accuracy": 0.5, "per_class_test_accuracy":
+                                                  {"cat": 0.5}}))
+    Image.new("RGB", (4, 4)).save(run / "loss.png")
+    (run / "train.log").write_text("step 1\n")
+    return run
+
+
+@pytest.mark.parametrize("name", ["loss.png", "other.png", "train.log", "metrics.json",
+                                  "config.json"])
+def test_the_report_refuses_a_symlinked_run_file_and_embeds_nothing_through_it(name, tmp_path):
+    from numpy_mlp.errors import UserError
+    from numpy_mlp.report import write_report
+
+    run = a_run_folder(tmp_path)
+    secret = tmp_path / "secret"
+    secret.write_text("ssh-rsa AAAA private")
+    (run / name).unlink(missing_ok=True)
+    (run / name).symlink_to(secret)
+    with pytest.raises(UserError, match="symbolic link") as e:
+        write_report(run)
+    assert str(run / name) in str(e.value) and "\n" not in str(e.value)
+    assert not (run / "report.html").exists()
+
+
+@pytest.mark.parametrize("name, content, expected", [
+    ("config.json", "[1, 2]", "config.json is [1, 2], not a table"),
+    ("config.json", "[" * 100_000, "nests deeper"),
+    ("metrics.json", '{"test_accuracy": [1]}', "test_accuracy is [1], not a number"),
+    ("metrics.json", '{"per_class_test_accuracy": {"cat": null}}', "per_class_test_accuracy.cat"),
+])
+def test_the_report_of_a_damaged_json_file_is_one_line(name, content, expected, tmp_path):
+    from numpy_mlp.report import write_report
+
+    run = a_run_folder(tmp_path)
+    (run / name).write_text(content)
+    with pytest.raises(RunFileError) as e:
+        write_report(run)
+    assert expected in str(e.value) and "\n" not in str(e.value)
+
+
+def test_the_report_of_a_run_still_going_is_refused_and_a_finished_one_written(tmp_path):
+    from numpy_mlp.report import write_report
+
+    run = a_run_folder(tmp_path)
+    holder = child(HOLD, run)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        in_use = f"in use by another numpy-mlp run \\(pid {holder.pid}\\)"
+        with pytest.raises(RunFolderError, match=in_use):
+            write_report(run)
+    finally:
+        holder.kill()
+        holder.wait()
+    page = write_report(run).read_text()
+    assert "data:image/png;base64," in page and "step 1" in page
