@@ -155,7 +155,8 @@ def write_report(run_dir, folder=None):
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir} is not a folder; pass a run folder written by 'numpy-mlp train'")
+    text = render_report(run_dir)  # first, so that a folder without a run gets no lock file
     if folder is not None:
-        return folder.write_text("report.html", render_report(run_dir))
+        return folder.write_text("report.html", text)
     with RunFolder(run_dir, flag="report").open(create=False) as folder:
-        return folder.write_text("report.html", render_report(run_dir))
+        return folder.write_text("report.html", text)
