@@ -1,13 +1,14 @@
 """The one validation of ``checkpoint.npz``: its state and arrays checked field by field.
 
 A checkpoint (see checkpoint.py) holds the arrays ``param/*``, ``m/*``, ``best/*``,
-``perm``, ``eval_idx``, ``stats/*`` and one JSON string ``state``. :func:`read_checkpoint`
-reads it through :class:`~numpy_mlp.npzfile.NpzArchive` (every size bounded before
+``perm``, ``eval_idx``, (in the first layout) ``stats/*`` and one JSON string ``state``.
+:func:`read_checkpoint` reads it through :class:`~numpy_mlp.npzfile.NpzArchive` (every size bounded before
 anything is allocated) and checks:
 
 - ``state``: the format and its version; ``config`` (a valid TrainConfig); the
-  preprocessing mode; each loop counter's type and range; the history (exactly the
-  train loop's lists, the per-step lists one entry per step done, the per-evaluation
+  preprocessing (``preprocessor``: mode and statistics; or, in the first layout,
+  ``preprocessing_mode``), of the config's mode; each loop counter's type and range; the
+  history (exactly the train loop's lists, the per-step lists one entry per step done, the per-evaluation
   lists all of one length); every generator state (one a PCG64 accepts); the data
   fingerprint and the data folder;
 - the arrays: exactly the members that config implies, of the shapes its widths imply,
@@ -25,7 +26,7 @@ import numpy as np
 from .data import D
 from .errors import CheckpointError
 from .jsonfile import Fields, parse_json, train_config
-from .modelfile import PREPROCESSING_MODES, check_size, layer_shapes
+from .modelfile import PREPROCESSING_MODES, check_preprocessing, check_size, layer_shapes
 from .npzfile import NpzArchive
 from .train import HISTORY_KEYS
 
@@ -44,8 +45,8 @@ GENERATORS = ("model", "order", "aug")
 
 def check_state(state, fields):
     """The checked state table of a checkpoint; returns ``(state, config)``."""
-    fields.mapping(state, "state", keys=("format", "format_version", "config", "preprocessing_mode",
-                                         "loop", "history", "rng"))
+    fields.mapping(state, "state", keys=("format", "format_version", "config", "loop", "history",
+                                         "rng"))
     if state["format"] != CHECKPOINT_FORMAT:
         fields.fail("state.format", state["format"], f"not {CHECKPOINT_FORMAT!r}: this is not a "
                                                      "checkpoint")
@@ -55,10 +56,15 @@ def check_state(state, fields):
                            f"this numpy-mlp reads ({CHECKPOINT_FORMAT_VERSION}); upgrade numpy-mlp "
                            "to resume it")
     config = train_config(state["config"], fields, field="state.config")
-    mode = fields.choice(state["preprocessing_mode"], "state.preprocessing_mode",
-                         PREPROCESSING_MODES)
+    if "preprocessor" in state:  # the mode and statistics as Preprocessor.to_dict() saves them
+        field = "state.preprocessor.mode"
+        mode = check_preprocessing(state["preprocessor"], fields, "state.preprocessor")["mode"]
+    else:  # the first layout: the mode here, the statistics as stats/* arrays
+        field = "state.preprocessing_mode"
+        mode = fields.choice(fields.get(state, "preprocessing_mode", field), field,
+                             PREPROCESSING_MODES)
     if mode != config.preprocessing:
-        fields.fail("state.preprocessing_mode", mode, f"not the config's {config.preprocessing!r}")
+        fields.fail(field, mode, f"not the config's {config.preprocessing!r}")
     loop = fields.mapping(state["loop"], "state.loop", keys=tuple(LOOP_FIELDS))
     for k, whole in LOOP_FIELDS.items():
         if whole:
@@ -103,8 +109,9 @@ def check_history(history, fields, steps):
                                                                    f"({steps})")
 
 
-def expected_members(archive, config, has_best, fields):
-    """{member: shape} of the arrays a checkpoint of ``config`` holds (perm and eval_idx: None)."""
+def expected_members(archive, state, config, has_best, fields):
+    """{member: shape} of the arrays a checkpoint of ``config`` with ``state`` holds (perm and
+    eval_idx: None)."""
     last = f"param/W{len(config.hidden_dim) + 1}"
     member = archive.members.get(last)
     if member is None or len(member.shape) != 2 or member.shape[1] < 1:
@@ -116,7 +123,7 @@ def expected_members(archive, config, has_best, fields):
     for prefix in ("param", "m") + (("best",) if has_best else ()):
         out.update({f"{prefix}/{k}": s for k, s in shapes.items()})
     out["perm"] = out["eval_idx"] = None
-    if config.preprocessing == "per_channel":
+    if config.preprocessing == "per_channel" and "preprocessor" not in state:
         out["stats/mean"] = out["stats/std"] = (3,)
     return out
 
@@ -141,7 +148,7 @@ def read_checkpoint(path, *, arrays=True):
                            fix=CHECKPOINT_FIX)
         state, config = check_state(state, fields)
         has_best = any(k.startswith("best/") for k in archive.members)
-        shapes = expected_members(archive, config, has_best, fields)
+        shapes = expected_members(archive, state, config, has_best, fields)
         names = sorted(set(archive.members) - {"state"})
         if names != sorted(shapes):
             missing, extra = sorted(set(shapes) - set(names)), sorted(set(names) - set(shapes))

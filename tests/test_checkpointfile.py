@@ -214,3 +214,22 @@ def test_a_symlinked_metrics_json_is_refused_when_links_are_not_followed(tmp_pat
     with pytest.raises(RunFileError, match="symbolic link"):
         read_metrics(tmp_path / "metrics.json", follow_links=False)
     assert read_metrics(tmp_path / "metrics.json") == {}
+
+
+def test_a_checkpoint_keeping_its_preprocessor_in_the_state_is_read_and_checked(tmp_path,
+                                                                               checkpoint):
+    # the layout where the state holds Preprocessor.to_dict() and no stats/* arrays
+    def to_preprocessor(state, arrays):
+        stats = {k: arrays.pop(f"stats/{k}").tolist() for k in ("mean", "std")}
+        state["preprocessor"] = {"mode": state.pop("preprocessing_mode"), "stats": stats}
+
+    path = written(tmp_path, checkpoint, to_preprocessor)
+    state, arrays = read_checkpoint(path)
+    assert state["preprocessor"]["mode"] == "per_channel" and "stats/mean" not in arrays
+
+    def and_break_it(state, arrays):
+        to_preprocessor(state, arrays)
+        state["preprocessor"]["stats"]["std"] = [1.0, 2.0]
+
+    with pytest.raises(CheckpointError, match="state.preprocessor.stats.std is"):
+        read_checkpoint(written(tmp_path, checkpoint, and_break_it))
