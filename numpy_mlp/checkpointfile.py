@@ -2,15 +2,15 @@
 
 A checkpoint (see checkpoint.py) holds the arrays ``param/*``, ``m/*``, ``best/*``,
 ``perm``, ``eval_idx``, (in the first layout) ``stats/*`` and one JSON string ``state``.
-:func:`read_checkpoint` reads it through :class:`~numpy_mlp.npzfile.NpzArchive` (every size bounded before
-anything is allocated) and checks:
+:func:`read_checkpoint` reads it through :class:`~numpy_mlp.npzfile.NpzArchive` (every
+size bounded before anything is allocated) and checks:
 
 - ``state``: the format and its version; ``config`` (a valid TrainConfig); the
   preprocessing (``preprocessor``: mode and statistics; or, in the first layout,
   ``preprocessing_mode``), of the config's mode; each loop counter's type and range; the
-  history (exactly the train loop's lists, the per-step lists one entry per step done, the per-evaluation
-  lists all of one length); every generator state (one a PCG64 accepts); the data
-  fingerprint and the data folder;
+  history (exactly the train loop's lists, the per-step lists one entry per step done,
+  the per-evaluation lists all of one length); every generator state (one a PCG64
+  accepts); the data fingerprint and the data folder;
 - the arrays: exactly the members that config implies, of the shapes its widths imply,
   finite floats for parameters, momentum and statistics, and ``perm`` and ``eval_idx``
   integer positions inside the training set.
