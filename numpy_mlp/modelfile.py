@@ -96,7 +96,7 @@ def check_meta(meta, fields):
 
 
 def check_preprocessing(prep, fields, field="meta.preprocessing"):
-    """A preprocessing table: mode, and for per_channel three finite means and positive stds."""
+    """A preprocessing table: mode, and for per_channel three finite means and stds >= 0."""
     fields.mapping(prep, field, keys=("mode",))
     mode = fields.choice(prep["mode"], f"{field}.mode", PREPROCESSING_MODES)
     stats = prep.get("stats")
@@ -108,15 +108,15 @@ def check_preprocessing(prep, fields, field="meta.preprocessing"):
     if set(stats) != {"mean", "std"}:
         fields.fail(f"{field}.stats", sorted(stats), "not exactly mean and std")
     fields.list_of(stats["mean"], f"{field}.stats.mean", fields.number, length=3)
-    fields.list_of(stats["std"], f"{field}.stats.std", lambda v, f: _positive(fields, v, f),
+    fields.list_of(stats["std"], f"{field}.stats.std", lambda v, f: _std(fields, v, f),
                    length=3)
     return prep
 
 
-def _positive(fields, value, field):
+def _std(fields, value, field):
     value = fields.number(value, field)
-    if value <= 0:
-        fields.fail(field, value, "not a standard deviation > 0")
+    if value < 0:  # 0 is a constant channel, which preprocessing guards against
+        fields.fail(field, value, "not a standard deviation >= 0")
     return value
 
 

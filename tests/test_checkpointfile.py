@@ -114,7 +114,7 @@ DAMAGES = {
     "perm out of range": (set_array("perm", lambda a: a + 1000), "perm holds positions outside"),
     "perm of floats": (set_array("perm", lambda a: a.astype(np.float64)), "perm holds float64"),
     "eval_idx 2-D": (set_array("eval_idx", lambda a: a.reshape(-1, 1)), "eval_idx has shape"),
-    "zero std": (set_array("stats/std", lambda a: a * 0), "stats/std is [0.0, 0.0, 0.0]"),
+    "negative std": (set_array("stats/std", lambda a: -a - 1), "stats/std is [-"),
     "no stats": (set_array("stats/mean", DELETE), "missing ['stats/mean']"),
     "pos past perm": (set_field("loop.pos", 10_000), "state.loop.pos is 10000, outside the 80"),
     "fingerprint of other data": (set_field("data.n_train", 50), "not the 80 images perm orders"),
