@@ -19,7 +19,7 @@ The last column is the ceiling: the GFLOP/s the step's five matrix products reac
 themselves at that shape, against the same large product.
 ``auto`` is numpy-mlp's default thread choice (numpy_mlp/threads.py), compared with the better
 of its own 1- and 2-thread runs. A third table times full-set evaluation (50,000 images,
-``predict_uint8``: uint8 batches of 2000, copied to float32 with the normalisation folded
+``inference.predict``: uint8 batches of 2000, copied to float32 with the normalisation folded
 into the first layer, forward, argmax) against its matrix products alone.
 
 FLOPs counted per training step (multiply-add = 2): forward 2N(DH + HC), weight gradients
@@ -42,10 +42,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from numpy_mlp import TrainConfig
-from numpy_mlp.data import load_cifar10
-from numpy_mlp.metrics import predict_uint8
+from numpy_mlp.data import Preprocessor, load_cifar10
+from numpy_mlp.inference import predict
 from numpy_mlp.model import FullyConnectedNet
-from numpy_mlp.train import make_preparer, train
+from numpy_mlp.train import train
 
 D, C = 3072, 10
 SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared/data/cifar-10-batches-py"
@@ -142,23 +142,23 @@ def step_products_gflops(N, H, threads, seconds=0.3):
 
 
 def eval_case(data, H, threads, reps):
-    """(seconds of predict_uint8 on 50,000 images, seconds of its matrix products alone).
+    """(seconds of inference.predict on 50,000 images, seconds of its matrix products alone).
 
-    With ``threads`` > 1 predict_uint8 chooses among 1..threads itself, and the products
+    With ``threads`` > 1 inference.predict chooses among 1..threads itself, and the products
     alone are timed with the better of 1 and ``threads``.
     """
     X = np.concatenate([data.X_train, data.X_val])[:50000]  # (50000, D) uint8
     model = FullyConnectedNet(D, H, C, seed=0)
-    prepare = make_preparer("per_image", None, np.float32)
+    prepare = Preprocessor("per_image", None, np.float32)
     W1, W2 = model.params["W1"], model.params["W2"]
-    B = 2000  # predict_uint8's batch size
+    B = 2000  # inference.predict's batch size
     xb = prepare(X[:B])  # (B, D) float32
     h, s = np.empty((B, H), np.float32), np.empty((B, C), np.float32)
     full, products = [], {n: [] for n in range(1, threads + 1)}
     for _ in range(reps):
         with threadpool_limits(threads, user_api="blas"):
             t = time.perf_counter()
-            predict_uint8(model, X, prepare, batch_size=B)
+            predict(model, prepare, X, batch_size=B)
             full.append(time.perf_counter() - t)
         for n in products:
             with threadpool_limits(n, user_api="blas"):

@@ -49,6 +49,7 @@ from numpy_mlp import SGD, FullyConnectedNet, TrainConfig, cross_entropy_loss, l
 from numpy_mlp import plots
 from numpy_mlp.data import to_images
 from numpy_mlp.gradient_check import numerical_gradient, rel_error
+from numpy_mlp.runs import TrainingDisplay
 
 %matplotlib inline
 plt.rcParams["figure.figsize"] = (8, 4)
@@ -231,7 +232,8 @@ a few minutes on 2 cores) goes well past it (see the README)."""),
     ("code", """config = TrainConfig(hidden_dim=(200,), alpha=5e-3, beta=0.9, batch_size=128,
                      num_iters=300 if FAST else 3000, schedule="cosine", evals=10)
 print(config)
-result = train(config, data, log=print)
+lines = TrainingDisplay(config.num_iters, say=print)  # prints a line at each evaluation
+result = train(config, data, on_eval=lines.on_eval)
 
 display(Image(filename=plots.plot_accuracy(result.history, PICTURES / "accuracy.png")))
 test_acc = (result.model.predict(X_test) == y_test).mean()  # X_test: per_image, as in the config

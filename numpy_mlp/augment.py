@@ -100,3 +100,63 @@ def tta_views(X, s):
         view = shift(X, dy, dx) if dy else X
         yield view
         yield mirror(view)
+
+
+def one_hot(y, num_classes, dtype=np.float32):
+    """Integer labels (N,) as rows of a (N, C) identity: the targets that mixing averages."""
+    out = np.zeros((len(y), num_classes), dtype=dtype)
+    out[np.arange(len(y)), y] = 1
+    return out
+
+
+def mixup(X, y, alpha, rng, num_classes):
+    """MixUp (Zhang et al. 2018): each image blended with another of the batch.
+
+    One ``lam ~ Beta(alpha, alpha)`` for the batch and a random pairing ``j = perm[i]``:
+    ``x_i <- lam x_i + (1 - lam) x_j`` and the target ``lam e_{y_i} + (1 - lam) e_{y_j}``.
+
+    Args:
+        X: (N, D) float inputs (already normalised); not modified.
+        y: (N,) integer labels.
+        alpha: > 0, the Beta distribution's parameter (small alpha: lam near 0 or 1).
+        rng: ``numpy.random.Generator``.
+        num_classes: C.
+    Returns:
+        X_mixed: (N, D) new array, targets: (N, C) soft targets (rows sum to 1).
+    """
+    lam = rng.beta(alpha, alpha)
+    perm = rng.permutation(len(X))  # (N,)
+    T = one_hot(y, num_classes, X.dtype)  # (N, C)
+    return lam * X + (1 - lam) * X[perm], lam * T + (1 - lam) * T[perm]
+
+
+def cutmix(X, y, alpha, rng, num_classes, dtype=np.float32):
+    """CutMix (Yun et al. 2019): a box of each image replaced by the same box of another.
+
+    ``lam ~ Beta(alpha, alpha)`` sets the box's area to about ``(1 - lam)`` of the image;
+    its centre is uniform and it is clipped at the borders. The target weights each label
+    by the area it really covers: ``lam' e_{y_i} + (1 - lam') e_{y_j}``.
+
+    Args:
+        X: (N, D) uint8 images, D = 3 x 32 x 32 channel-first; not modified.
+        y: (N,) integer labels.
+        alpha: > 0.
+        rng: ``numpy.random.Generator``.
+        num_classes: C.
+    Returns:
+        X_mixed: (N, D) uint8 new array, targets: (N, C) of ``dtype``.
+    """
+    N = len(X)
+    lam = rng.beta(alpha, alpha)
+    perm = rng.permutation(N)  # (N,)
+    side = np.sqrt(1.0 - lam)  # the box's side as a fraction of the image's
+    h = w = int(round(32 * side))
+    cy, cx = rng.integers(0, 32, size=2)
+    y0, y1 = max(cy - h // 2, 0), min(cy - h // 2 + h, 32)
+    x0, x1 = max(cx - w // 2, 0), min(cx - w // 2 + w, 32)
+    out = X.copy()
+    images, source = out.reshape(N, 3, 32, 32), X.reshape(N, 3, 32, 32)
+    images[:, :, y0:y1, x0:x1] = source[perm, :, y0:y1, x0:x1]
+    kept = 1.0 - (y1 - y0) * (x1 - x0) / 1024.0  # the share of each image that is its own
+    T = one_hot(y, num_classes, dtype)  # (N, C)
+    return out, kept * T + (1 - kept) * T[perm]

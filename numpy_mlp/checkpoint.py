@@ -9,14 +9,14 @@ intact) and read with ``allow_pickle=False`` (loading one never runs code). It h
     best/W1, ...              the best parameters so far (absent before the first evaluation)
     perm                      (N_train,) the current epoch's batch order
     eval_idx                  (n_eval,) the training images used for train accuracy
-    stats/mean, stats/std     (3,) per-channel statistics (per_channel preprocessing only)
-    state                     one JSON string: format version, the config, the step,
-                              position and loss sums, the best step and accuracy, the
-                              history, every generator's ``bit_generator.state``, a
-                              fingerprint of the data and the data folder
+    state                     one JSON string: format version, the config, the
+                              preprocessor (``Preprocessor.to_dict``), the step, position
+                              and loss sums, the best step and accuracy, the history,
+                              every generator's ``bit_generator.state``, a fingerprint of
+                              the data and the data folder
 
-:func:`restore` rebuilds ``(model, optimizer, preprocessing, eval_idx, state)`` exactly as
-``train(..., resume=...)`` takes it. :class:`Checkpointer` is the ``on_step`` callback of
+:func:`restore` rebuilds the :class:`~numpy_mlp.train.RunState` exactly as
+``train(..., state=...)`` takes it. :class:`Checkpointer` is the ``on_step`` callback of
 :func:`numpy_mlp.train.train` that writes them, and, used as a context manager, turns
 Ctrl-C into "finish this step, save a checkpoint, stop" (:class:`~numpy_mlp.errors.Interrupted`).
 """
@@ -33,19 +33,21 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import RESUMABLE_FIELDS
+from .data import Preprocessor
 from .errors import Interrupted, ModelFileError
 from .saving import atomic_write
-from .train import LoopState, build, total_steps
+from .train import LoopState, RunState, build, total_steps
 
 CHECKPOINT_NAME = "checkpoint.npz"
 FORMAT = "numpy-mlp-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the preprocessor in the JSON part; 1 (still read): mode and stats/ arrays
 # LoopState fields kept in the JSON part (numbers); arrays and generators are stored apart
 _SCALARS = ("step", "pos", "loss_sum", "loss_count", "best_val", "best_step", "evals_since_best", "seconds")
 # signals that stop a run at the end of its step, with a checkpoint (SIGTERM: POSIX only)
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
 # config fields that do not change what a run computes, so they may differ on resume
-RESUMABLE_CHANGES = ("checkpoint_every", "threads", "tta_shift")
+RESUMABLE_CHANGES = RESUMABLE_FIELDS
 
 
 def data_fingerprint(data):
@@ -55,8 +57,8 @@ def data_fingerprint(data):
             "val_labels_crc32": zlib.crc32(np.ascontiguousarray(data.y_val, dtype=np.int64).tobytes())}
 
 
-def save_checkpoint(path, config, parts, *, fingerprint=None, data_dir=None):
-    """Write ``parts = (model, optimizer, preprocessing, eval_idx, state)`` to ``path``, atomically.
+def save_checkpoint(path, config, run, *, fingerprint=None, data_dir=None):
+    """Write the :class:`~numpy_mlp.train.RunState` ``run`` to ``path``, atomically.
 
     Args:
         config: the run's ``TrainConfig``.
@@ -64,23 +66,21 @@ def save_checkpoint(path, config, parts, *, fingerprint=None, data_dir=None):
         data_dir: the data folder the run read (absolute path or None for the default),
             so that ``--resume`` finds it again.
     """
-    model, optimizer, preprocessing, eval_idx, s = parts
-    arrays = {f"param/{k}": v for k, v in model.params.items()}
-    arrays.update({f"m/{k}": v for k, v in optimizer.m.items()})
+    s = run.loop
+    arrays = {f"param/{k}": v for k, v in run.model.params.items()}
+    arrays.update({f"m/{k}": v for k, v in run.optimizer.m.items()})
     if s.best_params is not None:
         arrays.update({f"best/{k}": v for k, v in s.best_params.items()})
     arrays["perm"] = s.perm
-    arrays["eval_idx"] = np.asarray(eval_idx)
-    if preprocessing["stats"] is not None:
-        arrays.update({f"stats/{k}": np.asarray(v) for k, v in preprocessing["stats"].items()})
+    arrays["eval_idx"] = np.asarray(run.eval_idx)
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "config": config.to_dict(),
-        "preprocessing_mode": preprocessing["mode"],
+        "preprocessor": run.preprocessor.to_dict(),
         "loop": {k: getattr(s, k) for k in _SCALARS},
         "history": s.history,
-        "rng": {"model": model.rng.bit_generator.state, "order": s.order_rng.bit_generator.state,
-                "aug": s.aug_rng.bit_generator.state},
+        "rng": {"model": run.model.rng.bit_generator.state,
+                "order": s.order_rng.bit_generator.state, "aug": s.aug_rng.bit_generator.state},
         "data": fingerprint,
         "data_dir": None if data_dir is None else str(data_dir),
     }
@@ -121,10 +121,10 @@ def load_checkpoint(path):
 
 
 def restore(path, config, data):
-    """Rebuild ``(model, optimizer, preprocessing, eval_idx, state)`` from the checkpoint at ``path``.
+    """Rebuild the :class:`~numpy_mlp.train.RunState` in the checkpoint at ``path``.
 
     ``config`` and ``data`` must be those of the run that wrote it (up to
-    ``RESUMABLE_CHANGES``); the result goes to ``train(config, data, resume=...)``.
+    ``RESUMABLE_CHANGES``); the result goes to ``train(config, data, state=...)``.
     """
     meta, arrays = load_checkpoint(path)
     saved, now = dict(meta["config"]), config.to_dict()
@@ -139,7 +139,8 @@ def restore(path, config, data):
         raise ModelFileError(f"{path} was written on other data (another data folder, --val-size or split) "
                              f"than this one; resume with the same --data-dir")
 
-    model, optimizer, preprocessing, eval_idx, _ = build(config, data)
+    run = build(config, data)
+    model, optimizer = run.model, run.optimizer
     try:
         model.load_params({k: arrays[f"param/{k}"] for k in model.params})
         optimizer.load_state_dict({k: _same_shape(arrays[f"m/{k}"], v) for k, v in optimizer.m.items()})
@@ -155,11 +156,9 @@ def restore(path, config, data):
         s.order_rng.bit_generator.state = meta["rng"]["order"]
         s.aug_rng.bit_generator.state = meta["rng"]["aug"]
         eval_idx = arrays["eval_idx"].astype(np.int64)
-        if meta["preprocessing_mode"] != preprocessing["mode"]:
+        preprocessor = Preprocessor.from_dict(_preprocessor_dict(meta, arrays), model.dtype)
+        if preprocessor.mode != run.preprocessor.mode:
             raise ValueError("preprocessing mode")
-        if preprocessing["stats"] is not None:
-            preprocessing = {"mode": preprocessing["mode"],
-                             "stats": {k: arrays[f"stats/{k}"] for k in preprocessing["stats"]}}
     except (KeyError, ValueError, TypeError) as e:
         raise ModelFileError(f"{path} does not fit the run's model or data ({type(e).__name__}: {e}); "
                              f"it is damaged: delete it to start the run again from step 0") from None
@@ -167,7 +166,16 @@ def restore(path, config, data):
     if len(s.perm) != n_train or not 0 <= s.pos <= n_train or (eval_idx.size and eval_idx.max() >= n_train):
         raise ModelFileError(f"{path} does not fit the training set of {n_train} images; resume with the "
                              f"same --data-dir")
-    return model, optimizer, preprocessing, eval_idx, s
+    return RunState(model, optimizer, preprocessor, eval_idx, s)
+
+
+def _preprocessor_dict(meta, arrays):
+    """``Preprocessor.to_dict()`` as saved: in the JSON part, or (format 1) a mode there and
+    the statistics as arrays."""
+    if "preprocessor" in meta:
+        return meta["preprocessor"]
+    stats = {k: arrays[f"stats/{k}"] for k in ("mean", "std")} if "stats/mean" in arrays else None
+    return {"mode": meta["preprocessing_mode"], "stats": stats}
 
 
 def checkpoint_interval(config, n_train):
@@ -190,16 +198,15 @@ class Checkpointer:
 
     Args:
         path: the checkpoint file.
-        config, parts: the run's config and ``(model, optimizer, preprocessing, eval_idx,
-            state)`` as given to ``train``.
+        config: the run's config.
         total: the run's number of steps.
         resume_hint: the command line that continues the run, for the message.
         fingerprint, data_dir: stored in every checkpoint (see :func:`save_checkpoint`).
     """
 
-    def __init__(self, path, config, parts, *, every, total, resume_hint, fingerprint=None, data_dir=None):
+    def __init__(self, path, config, *, every, total, resume_hint, fingerprint=None, data_dir=None):
         self.path = Path(path)
-        self.config, self.parts = config, parts
+        self.config = config
         self.every, self.total = every, total
         self.resume_hint = resume_hint
         self.fingerprint, self.data_dir = fingerprint, data_dir
@@ -210,14 +217,15 @@ class Checkpointer:
     def __repr__(self):
         return f"Checkpointer({str(self.path)!r}, every={self.every}, saved_step={self.saved_step})"
 
-    def save(self):
-        save_checkpoint(self.path, self.config, self.parts, fingerprint=self.fingerprint, data_dir=self.data_dir)
-        self.saved_step = self.parts[4].step
+    def save(self, run):
+        save_checkpoint(self.path, self.config, run, fingerprint=self.fingerprint,
+                        data_dir=self.data_dir)
+        self.saved_step = run.loop.step
 
-    def __call__(self, model, optimizer, state):
-        step = state.step
+    def __call__(self, run):
+        step = run.loop.step
         if (self.every and step % self.every == 0) or step == self.total or self.interrupted:
-            self.save()
+            self.save(run)
         if self.interrupted:
             raise Interrupted(f"stopped at step {step} of {self.total}; checkpoint saved to {self.path}; "
                               f"continue with: {self.resume_hint}", signum=self.interrupted)

@@ -5,29 +5,46 @@
     numpy-mlp predict   classify image files with a saved model
     numpy-mlp report    write DIR/report.html again from a run folder
     numpy-mlp search    hyperparameter search with Optuna (see search.py)
+    numpy-mlp export    write a saved model as ONNX (uint8 images in, probabilities out)
 
-Every flag of ``train`` maps one to one onto a field of ``TrainConfig``. Errors the user
-can fix are printed as one line ``numpy-mlp: error: ...`` with exit status 2 (add
-``--debug`` for the traceback).
+Each command's options are declared once, as data: ``config.Setting`` objects (the flags
+of ``train`` are the fields of ``TrainConfig``, ``config.SETTINGS``). From them come the
+argparse flags with their help and shown defaults, the check of every value (one message
+per rule, naming the flag), and the keys of a ``--config FILE.toml``. Errors the user can
+fix are printed as one line ``numpy-mlp: error: ...`` with exit status 2 (add ``--debug``
+for the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import math
 import sys
+import textwrap
+from dataclasses import dataclass
 
-from .config import TrainConfig, parse_hidden_dims
-from .errors import ConfigError, UserError
-from .tomlfile import read_toml
-
-DEFAULTS = TrainConfig()
+from .config import (
+    BOOL,
+    EITHER_OR,
+    PRESET_HELP,
+    PRESETS,
+    RESUMABLE_FIELDS,
+    SETTINGS,
+    TEXT,
+    Setting,
+    TrainConfig,
+    choice,
+    layered,
+    real,
+    whole,
+)
+from .errors import UserError
+from .flags import add_flags, as_flags, field_value, fill, read_flag_file, space_entry
 
 EXAMPLES = """examples:
   numpy-mlp train                                   # defaults: 2-layer net, ~0.58 test in ~1.5 min on 2 cores
   numpy-mlp train --data-dir ~/data/cifar-10-batches-py --out runs/first
   numpy-mlp train --hidden-dim 200 --alpha 1e-2 --beta 0.9 --batch-size 40 --num-iters 2000
+  numpy-mlp train --preset deep --seed 1                # a recipe (see the presets below)
   numpy-mlp train --config first.toml --seed 1          # flags from a TOML file; flags given here win
   numpy-mlp evaluate --model runs/first/model.npz       # also writes its pictures beside the model
   numpy-mlp predict --model runs/first/model.npz cat.jpg truck.png
@@ -39,154 +56,152 @@ CONFIG_FILE_HELP = """FILE.toml holds any flag of this command, named with - or 
 alpha = 1e-2, quiet = true), at the top level or in a [COMMAND] table; flags given on the
 command line override it."""
 
+# ------------------------------------------------------------------ the options, declared once
 
-def int_at_least(minimum, words):
-    """An argparse type: a whole number >= ``minimum``; ``words`` says the bound in the error."""
-    def parse(text):
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if v < minimum:
-            raise argparse.ArgumentTypeError(f"{text} must be {words}")
-        return v
-    return parse
-
-
-positive_int = int_at_least(1, "at least 1")
-nonneg_int = int_at_least(0, "0 or more")
-
-
-def finite_float(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(v):
-        raise argparse.ArgumentTypeError(f"{text} is not a finite number")
-    return v
+DEBUG = Setting("debug", BOOL, "show the full traceback of errors")
+DATA = (Setting("data_dir", TEXT, "folder with CIFAR-10 (batch files, cifar-10-batches-py/ or "
+                "the .tar.gz)", metavar="D",
+                none="$NUMPY_MLP_DATA or ~/.cache/numpy-mlp, downloaded there if missing"),
+        Setting("offline", BOOL, "never download; fail with instructions if the data is "
+                "missing"))
+OUTPUT = (Setting("quiet", BOOL, "print only the result", short="-q"),
+          Setting("verbose", BOOL, "print more: the files written, BLAS threads, ...",
+                  short="-v"))
+CONFIG = Setting("config", TEXT, "read flags from a TOML file (see below)", metavar="FILE.toml")
+PAIRS = (*EITHER_OR, ("quiet", "verbose"))  # either-or flags: one of each pair may be given
+MODEL = Setting("model", TEXT, "a model.npz written by 'numpy-mlp train', or its run folder",
+                metavar="MODEL.npz",
+                required=True)
+PRESET = Setting("preset", choice(*PRESETS), "start from a recipe (listed below); flags and "
+                 "--config override its values")
 
 
-def threads_arg(text):
-    """'auto' or a positive number of BLAS threads."""
-    return text if text == "auto" else positive_int(text)
+def tta_setting(what):
+    """--tta-shift of evaluate and predict: TrainConfig's rule, by default the run's own."""
+    return Setting("tta_shift", SETTINGS["tta_shift"].rule, f"{what} over ten views (each image "
+                   "and its diagonal shifts by S pixels, all mirrored too)", metavar="S",
+                   none="the run's own --tta-shift, 0 = off")
 
 
-def hidden_dims(text):
-    """'1000' or '512,256' -> tuple of widths (config.parse_hidden_dims, as an argparse type)."""
-    try:
-        return parse_hidden_dims(text)
-    except ConfigError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+@dataclass(frozen=True)
+class Command:
+    """A command: its one-line help, its options and positional arguments."""
+
+    help: str
+    options: tuple = ()      # Settings: its flags and the keys of its --config file
+    positionals: tuple = ()  # (name, nargs, metavar, help)
+    epilog: str = CONFIG_FILE_HELP
+    flag_file: bool = True   # --config FILE.toml holds its flags (search reads its own file)
 
 
-def add_data_args(p):
-    p.add_argument("--data-dir", metavar="D", help="folder with CIFAR-10 (batch files, cifar-10-batches-py/ or the "
-                   ".tar.gz); default $NUMPY_MLP_DATA or ~/.cache/numpy-mlp, downloaded there if missing")
-    p.add_argument("--offline", action="store_true", help="never download; fail with instructions if the data is missing")
+COMMANDS = {
+    "train": Command("train a network and save a run folder", (
+        *DATA, Setting("out", TEXT, "run folder to write", metavar="DIR",
+                       none="runs/<timestamp>"),
+        Setting("resume", TEXT, "continue the run in DIR (killed, crashed or stopped with "
+                "Ctrl-C) from its checkpoint, with its own config.json: no other training "
+                "flags", metavar="DIR"), PRESET, *OUTPUT, DEBUG)),
+    "evaluate": Command("accuracy of a saved model on train/val/test and per class", (
+        MODEL, Setting("out", TEXT, "folder for its pictures", metavar="DIR",
+                       none="the model's folder"),
+        Setting("no_pictures", BOOL, "only print the accuracies"),
+        tta_setting("also report val/test accuracy averaged"), *DATA, *OUTPUT, DEBUG)),
+    "predict": Command("classify PNG/JPEG files with a saved model", (
+        MODEL, Setting("top", whole(1), "how many classes to show per image", default=3),
+        tta_setting("average the probabilities"), *OUTPUT, DEBUG),
+        (("images", "+", "IMAGE", "image files of any size (resized to 32x32), or folders "
+          "of PNG/JPEG files"),)),
+    "report": Command("write DIR/report.html again: one page with the config, metrics and "
+                      "pictures of a run", (*OUTPUT, DEBUG),
+                      (("run_dir", None, "DIR", "a run folder written by 'numpy-mlp train'"),)),
+    "export": Command("write a saved model as ONNX, input normalisation included", (
+        Setting("onnx", TEXT, "the .onnx file to write: uint8 images (N, D) in, class "
+                "probabilities (N, C) out (needs pip install 'numpy-mlp[onnx]')",
+                metavar="FILE", required=True), DEBUG),
+        (("run", None, "RUN", "a run folder of 'numpy-mlp train', or its model.npz"),),
+        flag_file=False),
+    "search": Command("hyperparameter search with Optuna (several workers, several machines)",
+                      flag_file=False),
+}
 
 
-def add_common_args(p):
-    p.add_argument("--debug", action="store_true", help="show the full traceback of errors")
+def search_settings():
+    """The options of search; the choices are numpy_mlp.search's own, imported only when
+    search is the command (it imports Optuna, which takes seconds)."""
+    from .search import PRUNERS, SAMPLERS
+
+    return (*DATA,
+            Setting("n_trials", whole(1, 10**6), "finished trials the study should hold; a "
+                    "resumed or joined study continues to it", default=20),
+            Setting("workers", whole(1, 256), "worker processes on this machine, one BLAS "
+                    "thread each", default=1),
+            Setting("storage", TEXT, "Optuna storage shared by all workers: postgresql://..., "
+                    "redis://... or a journal file path", metavar="URL",
+                    none="DIR/study.journal"),
+            Setting("study_name", TEXT, "name of the study in the storage", default="numpy-mlp",
+                    metavar="S"),
+            Setting("timeout", real(0, open_low=True), "a worker starts no new trial after this "
+                    "many seconds (running trials finish)", metavar="SECONDS", none="no limit"),
+            Setting("out", TEXT, "folder of the search: trials.csv, best.json, best_model.npz, "
+                    "plots, the journal", metavar="DIR", none="runs/search/<timestamp>"),
+            Setting("sampler", choice(*SAMPLERS), "how trials are sampled", default="tpe"),
+            Setting("pruner", choice(*PRUNERS), "stop poor trials from their validation "
+                    "accuracy (halving: successive halving)", default="median"),
+            Setting("grid_points", whole(2, 100), "grid sampler: values per range", default=3),
+            Setting("seed", SETTINGS["seed"].rule, "seed of the samplers; fix the split with "
+                    "--set seed=N", default=0),
+            Setting("config", TEXT, "a TOML file with [fixed] and [space] tables",
+                    metavar="FILE.toml"),
+            Setting("quiet", BOOL, "print only the final summary", short="-q"), DEBUG)
 
 
-def add_output_args(p):
-    """--quiet/--verbose and --config FILE.toml (the flags of the command from a file)."""
-    loud = p.add_mutually_exclusive_group()
-    loud.add_argument("--quiet", "-q", action="store_true", help="print only the result")
-    loud.add_argument("--verbose", "-v", action="store_true", help="print more: the files written, BLAS threads, ...")
-    p.add_argument("--config", metavar="FILE.toml", help="read flags from a TOML file (see below)")
+def settings_of(command):
+    """The Settings of ``command``, in the order --help lists them."""
+    if command == "search":
+        return search_settings()
+    cmd = COMMANDS[command]
+    fields = tuple(SETTINGS.values()) if command == "train" else ()
+    return (*cmd.options, *((CONFIG,) if cmd.flag_file else ()), *fields)
 
 
-def build_parser():
+def presets_help():
+    lines = ["presets (--preset NAME; flags and --config FILE.toml override their values):"]
+    for name, values in PRESETS.items():
+        lines.append(f"  {name}: {PRESET_HELP[name]}")
+        lines += textwrap.wrap(as_flags(values), 96, initial_indent="    ",
+                               subsequent_indent="    ", break_on_hyphens=False)
+    return "\n".join(lines)
+
+
+FIELDS_TITLE = "training settings (TrainConfig fields, saved in DIR/config.json)"
+
+
+def build_parser(command=None):
+    """The parser of every command; with ``command`` given, only that command's options are
+    added (the others are only listed: search's options import Optuna)."""
+    raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
-        prog="numpy-mlp", description="Fully-connected networks in NumPy, trained with SGD with momentum on CIFAR-10.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="numpy-mlp", epilog=EXAMPLES, formatter_class=raw,
+        description="Fully-connected networks in NumPy, trained with SGD with momentum on "
+                    "CIFAR-10.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    d = DEFAULTS
-    t = sub.add_parser("train", help="train a network and save a run folder", epilog=EXAMPLES + "\n" + CONFIG_FILE_HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_data_args(t)
-    t.add_argument("--hidden-dim", type=hidden_dims, metavar="H[,H2,...]",
-                   help=f"hidden width(s); several make a deeper net (default {','.join(map(str, d.hidden_dim))})")
-    t.add_argument("--alpha", type=finite_float, help=f"learning rate (default {d.alpha:g})")
-    t.add_argument("--beta", type=finite_float, help=f"momentum in [0, 1): m <- beta*m + g (default {d.beta:g})")
-    t.add_argument("--schedule", choices=["constant", "cosine", "step"],
-                   help=f"learning-rate schedule over the run (default {d.schedule})")
-    t.add_argument("--warmup", type=nonneg_int, help=f"steps of linear learning-rate warm-up (default {d.warmup})")
-    t.add_argument("--batch-size", type=positive_int, help=f"minibatch size (default {d.batch_size})")
-    length = t.add_mutually_exclusive_group()
-    length.add_argument("--num-iters", type=positive_int, help="number of SGD steps (overrides --epochs)")
-    length.add_argument("--epochs", type=finite_float, help=f"passes over the training split (default {d.epochs:g})")
-    t.add_argument("--reg", type=finite_float, help=f"L2 strength: loss += 0.5*reg*sum(W^2) (default {d.reg:g})")
-    t.add_argument("--dropout", type=finite_float, metavar="P",
-                   help=f"inverted dropout: drop each hidden unit with probability P while training (default {d.dropout:g})")
-    t.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None,
-                   help="Nesterov momentum: theta <- theta - alpha*(g + beta*m) (default off)")
-    t.add_argument("--weight-decay", type=finite_float, metavar="WD",
-                   help=f"decoupled weight decay on the weights: theta <- theta - alpha*WD*theta (default {d.weight_decay:g})")
-    t.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
-                   help="augmentation: mirror a random half of each minibatch left-right (default off)")
-    t.add_argument("--crop-pad", type=nonneg_int, metavar="P",
-                   help=f"augmentation: random 32x32 crops of the images padded by P pixels (default {d.crop_pad})")
-    t.add_argument("--label-smoothing", type=finite_float, metavar="EPS",
-                   help=f"target 1-EPS on the true class plus EPS/10 on every class (default {d.label_smoothing:g})")
-    t.add_argument("--tta-shift", type=nonneg_int, metavar="S",
-                   help="test-time augmentation: also report val/test accuracy averaged over ten views, each "
-                        "image and its diagonal shifts by S pixels, all mirrored too (try half of --crop-pad; "
-                        f"default {d.tta_shift} = off)")
-    t.add_argument("--patience", type=nonneg_int, metavar="K",
-                   help="early stopping: stop after K evaluations without a better validation accuracy and "
-                        "keep the best parameters (default 0 = off)")
-    t.add_argument("--val-size", type=nonneg_int, help=f"validation images carved from the training set (default {d.val_size})")
-    t.add_argument("--preprocessing", choices=["per_image", "per_channel"],
-                   help=f"per_image: each image minus its mean, over its std (the notebook's); "
-                        f"per_channel: training-set channel statistics (default {d.preprocessing})")
-    t.add_argument("--dtype", choices=["float32", "float64"], help=f"float type (default {d.dtype})")
-    t.add_argument("--seed", type=int, help=f"seed of the split, the init and the batch order (default {d.seed})")
-    t.add_argument("--evals", type=positive_int, help=f"evaluations (log lines) per run (default {d.evals})")
-    t.add_argument("--threads", type=threads_arg, metavar="auto|N",
-                   help="BLAS threads for the matrix products: a number, or auto = timed choice among 1..all "
-                        f"cores, rechecked as the load changes (default {d.threads})")
-    t.add_argument("--out", metavar="DIR", help="run folder to write (default runs/<timestamp>)")
-    t.add_argument("--checkpoint-every", type=nonneg_int, metavar="STEPS",
-                   help="write DIR/checkpoint.npz every STEPS steps, atomically (default: 20 per run; "
-                        "0 = only at the end and on Ctrl-C)")
-    t.add_argument("--resume", metavar="DIR", help="continue the run in DIR (killed, crashed or stopped with "
-                   "Ctrl-C) from its checkpoint, with its own config.json: no other training flags")
-    add_output_args(t)
-    add_common_args(t)
-
-    e = sub.add_parser("evaluate", help="accuracy of a saved model on train/val/test and per class",
-                       epilog=CONFIG_FILE_HELP)
-    e.add_argument("--model", required=True, metavar="MODEL.npz", help="a model.npz written by 'numpy-mlp train'")
-    e.add_argument("--out", metavar="DIR", help="folder for its pictures (default: the model's folder)")
-    e.add_argument("--no-pictures", action="store_true", help="only print the accuracies")
-    e.add_argument("--tta-shift", type=nonneg_int, metavar="S",
-                   help="also report val/test accuracy averaged over ten views (each image and its diagonal "
-                        "shifts by S pixels, all mirrored too); default: the run's own --tta-shift, 0 = off")
-    add_data_args(e)
-    add_output_args(e)
-    add_common_args(e)
-
-    p = sub.add_parser("predict", help="classify PNG/JPEG files with a saved model", epilog=CONFIG_FILE_HELP)
-    p.add_argument("--model", required=True, metavar="MODEL.npz", help="a model.npz written by 'numpy-mlp train'")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files of any size (resized to 32x32)")
-    p.add_argument("--top", type=positive_int, default=3, help="how many classes to show per image (default 3)")
-    p.add_argument("--tta-shift", type=nonneg_int, metavar="S",
-                   help="average the probabilities over ten views of each image (itself and its diagonal "
-                        "shifts by S pixels, all mirrored too); default: the run's own --tta-shift, 0 = off")
-    add_output_args(p)
-    add_common_args(p)
-
-    r = sub.add_parser("report", help="write DIR/report.html again: one page with the config, metrics and "
-                       "pictures of a run", epilog=CONFIG_FILE_HELP)
-    r.add_argument("run_dir", metavar="DIR", help="a run folder written by 'numpy-mlp train'")
-    add_output_args(r)
-    add_common_args(r)
-
-    add_search_parser(sub)
+    epilogs = {"train": f"{EXAMPLES}\n{presets_help()}\n\n{CONFIG_FILE_HELP}",
+               "search": SEARCH_EXAMPLES}
+    for name, cmd in COMMANDS.items():
+        p = sub.add_parser(name, help=cmd.help, epilog=epilogs.get(name, cmd.epilog),
+                           formatter_class=raw)
+        if command not in (None, name):
+            continue
+        add_flags(p, settings_of(name), PAIRS, name == "train" and FIELDS_TITLE)
+        for pos, nargs, metavar, help in cmd.positionals:
+            p.add_argument(pos, nargs=nargs, metavar=metavar, help=help)
+        if name == "search":
+            p.add_argument("--set", action="append", default=[], type=field_value,
+                           metavar="FIELD=VALUE", help="fix any TrainConfig field for every "
+                           "trial, e.g. --set schedule=cosine --set flip=true")
+            p.add_argument("--space", action="append", default=[], type=space_entry,
+                           metavar="FIELD=SPEC", help="search FIELD over LOW:HIGH, LOW:HIGH:log "
+                           "or a list A,B,C (replaces its default range)")
     return parser
 
 
@@ -198,77 +213,23 @@ SEARCH_EXAMPLES = """examples:
 """
 
 
-def add_search_parser(sub):
-    s = sub.add_parser("search", help="hyperparameter search with Optuna (several workers, several machines)",
-                       epilog=SEARCH_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_data_args(s)
-    s.add_argument("--n-trials", type=positive_int, default=20,
-                   help="finished trials the study should hold; a resumed or joined study continues to it (default 20)")
-    s.add_argument("--workers", type=positive_int, default=1,
-                   help="worker processes on this machine, one BLAS thread each (default 1)")
-    s.add_argument("--storage", metavar="URL",
-                   help="Optuna storage shared by all workers: postgresql://..., redis://... or a journal file "
-                        "path (default DIR/study.journal)")
-    s.add_argument("--study-name", default="numpy-mlp", metavar="S", help="name of the study in the storage (default numpy-mlp)")
-    s.add_argument("--timeout", type=finite_float, metavar="SECONDS",
-                   help="a worker starts no new trial after this many seconds (running trials finish)")
-    s.add_argument("--out", metavar="DIR", help="folder of the search: trials.csv, best.json, best_model.npz, plots, "
-                   "the journal (default runs/search/<timestamp>)")
-    s.add_argument("--sampler", choices=["tpe", "random", "grid"], default="tpe", help="default tpe")
-    s.add_argument("--pruner", choices=["median", "halving", "none"], default="median",
-                   help="stop poor trials from their validation accuracy: median, halving (successive halving) or none "
-                        "(default median)")
-    s.add_argument("--grid-points", type=positive_int, default=3, help="grid sampler: values per range (default 3)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the samplers (default 0); fix the split with --set seed=N")
-    s.add_argument("--config", metavar="FILE.toml", help="a TOML file with [fixed] and [space] tables")
-    s.add_argument("--set", action="append", default=[], type=field_value, metavar="FIELD=VALUE",
-                   help="fix any TrainConfig field for every trial, e.g. --set schedule=cosine --set flip=true")
-    s.add_argument("--space", action="append", default=[], type=space_entry, metavar="FIELD=SPEC",
-                   help="search FIELD over LOW:HIGH, LOW:HIGH:log or a list A,B,C (replaces its default range)")
-    s.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
-    add_common_args(s)
-
-
-def _value(text):
-    """'1e-3' -> 0.001, 'true' -> True, '[1, 2]' -> [1, 2], anything else stays text."""
-    import json
-
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def field_value(text):
-    """'FIELD=VALUE' -> {FIELD: value}; hidden_dim=512,256 gives a tuple of widths."""
-    name, sep, value = text.partition("=")
-    if not sep or not name.strip():
-        raise argparse.ArgumentTypeError(f"{text!r}: write FIELD=VALUE, e.g. epochs=10")
-    name = name.strip()
-    return {name: hidden_dims(value) if name == "hidden_dim" else _value(value.strip())}
-
-
-def space_entry(text):
-    """'FIELD=LOW:HIGH[:log]' -> a range; 'FIELD=A,B,C' -> a list of values."""
-    name, sep, spec = text.partition("=")
-    if not sep or not name.strip() or not spec.strip():
-        raise argparse.ArgumentTypeError(f"{text!r}: write FIELD=LOW:HIGH, FIELD=LOW:HIGH:log or FIELD=A,B,C")
-    parts = spec.split(":")
-    if len(parts) in (2, 3) and "," not in spec:
-        low, high = (_value(p) for p in parts[:2])
-        if len(parts) == 3 and parts[2] != "log":
-            raise argparse.ArgumentTypeError(f"{text!r}: the third part of a range can only be 'log'")
-        return {name.strip(): {"low": low, "high": high, "log": len(parts) == 3}}
-    return {name.strip(): {"choices": [_value(v.strip()) for v in spec.split(",")]}}
+def resolve(args):
+    """Complete ``args`` as the command reads it: the flags given, over the command's
+    ``--config FILE.toml``, over the declared defaults (flags.fill); UserError on a bad value."""
+    settings = settings_of(args.command)
+    from_file = {}
+    if COMMANDS[args.command].flag_file and args.config is not None:
+        from_file = read_flag_file(args.config, args.command, settings, tuple(COMMANDS), PAIRS)
+    fill(args, settings, from_file, PAIRS)
 
 
 def config_from_args(args):
-    """TrainConfig from the flags that were given; the rest keep their defaults."""
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-             if getattr(args, f.name, None) is not None}
-    if "num_iters" in given:
-        given["epochs"] = DEFAULTS.epochs
-    return TrainConfig(**given)
+    """TrainConfig from ``--preset`` and the fields given (on the command line or in the
+    --config file), which win over it; the rest keep their defaults."""
+    given = {name: getattr(args, name) for name in SETTINGS
+             if getattr(args, name, None) is not None}
+    preset = getattr(args, "preset", None)
+    return TrainConfig(**layered(PRESETS[PRESET.check(preset)] if preset else {}, given))
 
 
 def cmd_train(args):
@@ -300,17 +261,18 @@ def cmd_train(args):
 def check_resume_flags(args):
     """``--resume DIR`` runs DIR's own config.json: refuse flags that would change the run.
 
-    Returns the given flags that may change on resume (``RESUMABLE_CHANGES``: they do not
-    change what is computed), as TrainConfig fields.
+    Returns the given fields that may change on resume (``config.RESUMABLE_FIELDS``: they
+    do not change what is computed).
     """
-    from .checkpoint import RESUMABLE_CHANGES
-
-    given = {f.name for f in dataclasses.fields(TrainConfig) if getattr(args, f.name, None) is not None}
-    refused = sorted(given - set(RESUMABLE_CHANGES)) + (["out"] if args.out else [])
+    given = {name for name in SETTINGS if getattr(args, name, None) is not None}
+    refused = sorted(given - set(RESUMABLE_FIELDS)) + [n for n in ("out", "preset")
+                                                        if getattr(args, n)]
     if refused:
         flags = ", ".join("--" + name.replace("_", "-") for name in refused)
-        raise UserError(f"--resume continues the run with its saved config.json; leave out {flags} "
-                        f"(only --data-dir, --offline, --checkpoint-every, --threads, --tta-shift and output flags may be given)")
+        allowed = ", ".join(SETTINGS[name].flag for name in RESUMABLE_FIELDS)
+        raise UserError(f"--resume continues the run with its saved config.json; leave out "
+                        f"{flags} (only --data-dir, --offline, {allowed} and output flags may "
+                        "be given)")
     return {name: getattr(args, name) for name in given}
 
 
@@ -386,114 +348,32 @@ def cmd_search(args):
     return 0
 
 
+def cmd_export(args):
+    from .onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
+
+    path = export_onnx(args.run, args.onnx)
+    print(f"wrote {path}: input '{INPUT_NAME}' uint8 images (N, D), output '{OUTPUT_NAME}' (N, C)")
+    return 0
+
+
 def cmd_predict(args):
     from .predict import predict_files
 
     for path, top in predict_files(args.model, args.images, top=1 if args.quiet else args.top, tta_shift=args.tta_shift):
         print(f"{path}: " + (top[0][0] if args.quiet else ", ".join(f"{name} {p:.1%}" for name, p in top)))
     return 0
-
-
-# ------------------------------------------------------------------ flags from a TOML file
-
-FLAG_FILE_COMMANDS = ("train", "evaluate", "predict", "report")  # search reads its own --config
-
-
-def _subparsers(parser):
-    """{command name: its ArgumentParser}."""
-    for a in parser._actions:
-        if isinstance(a, argparse._SubParsersAction):
-            return a.choices
-    return {}
-
-
-def _given_on_command_line(argv):
-    """Namespace holding only the options that ``argv`` itself gives (no defaults)."""
-    parser = build_parser()
-    for sp in _subparsers(parser).values():
-        for a in sp._actions:
-            a.default, a.required = argparse.SUPPRESS, False
-    return parser.parse_known_args(argv)[0]
-
-
-def _flag_value(action, value, where):
-    """A TOML value converted as the command line would convert the flag's text."""
-    if isinstance(action, argparse.BooleanOptionalAction) or action.nargs == 0:
-        if not isinstance(value, bool):
-            raise UserError(f"{where} = {value!r}: this flag is on or off; write true or false")
-        if isinstance(action, argparse.BooleanOptionalAction):
-            return value
-        return action.const if value else action.default
-    if isinstance(value, (dict, bool)):
-        raise UserError(f"{where} = {value!r}: give a number, a text or a list, as on the command line")
-    items = value if isinstance(value, list) else [value]
-    if action.nargs in ("+", "*"):
-        texts = [str(v) for v in items]
-    else:
-        texts = [",".join(str(v) for v in items)]  # hidden-dim = [512, 256] -> "512,256"
-    out = []
-    for text in texts:
-        try:
-            v = action.type(text) if action.type else text
-        except (argparse.ArgumentTypeError, TypeError, ValueError) as e:
-            raise UserError(f"{where} = {value!r}: {e}") from None
-        if action.choices is not None and v not in action.choices:
-            raise UserError(f"{where} = {value!r}: choose one of {', '.join(map(str, action.choices))}")
-        out.append(v)
-    return out if action.nargs in ("+", "*") else out[0]
-
-
-def apply_config_file(parser, argv):
-    """Make the flags in ``--config FILE.toml`` the defaults of the command being run.
-
-    Keys are the command's flag names with - or _ (``hidden-dim`` or ``hidden_dim``), at
-    the top level of the file or in a ``[COMMAND]`` table (which wins over the top level).
-    Flags given on the command line win over the file; an unknown key is a UserError
-    naming it.
-    """
-    given = _given_on_command_line(argv)
-    command, path = getattr(given, "command", None), getattr(given, "config", None)
-    if command not in FLAG_FILE_COMMANDS or path is None:
-        return
-    commands = _subparsers(parser)
-    sub = commands[command]
-    table = read_toml(path)
-    values = {k: v for k, v in table.items() if not (k in commands and isinstance(v, dict))}
-    values.update(table.get(command) if isinstance(table.get(command), dict) else {})
-    flags = {a.dest: a for a in sub._actions if a.option_strings and a.dest not in ("help", "config")}
-    exclusive = {a.dest: [b.dest for b in g._group_actions if b is not a]
-                 for g in sub._mutually_exclusive_groups for a in g._group_actions}
-    defaults = {}
-    for key, value in values.items():
-        dest = key.replace("-", "_")
-        action = flags.get(dest)
-        if action is None:
-            raise UserError(f"{path}: unknown key {key!r} for 'numpy-mlp {command}'; known keys: "
-                            f"{', '.join(sorted(d.replace('_', '-') for d in flags))}")
-        if hasattr(given, dest) or any(hasattr(given, d) for d in exclusive.get(dest, ())):
-            continue  # the command line wins
-        defaults[dest] = _flag_value(action, value, f"{path}: {key}")
-        action.required = False
-    sub.set_defaults(**defaults)
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
+    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else "")
     if not argv:  # a first try: show what there is rather than a usage error
         parser.print_help()
         return 0
-    try:
-        apply_config_file(parser, argv)
-    except UserError as e:
-        if "--debug" in argv:
-            raise
-        print(f"numpy-mlp: error: {e}", file=sys.stderr)
-        return 2
     args = parser.parse_args(argv)
     try:
+        resolve(args)
         return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-                "search": cmd_search, "report": cmd_report}[args.command](args)
+                "search": cmd_search, "report": cmd_report,
+                "export": cmd_export}[args.command](args)
     except UserError as e:
         if args.debug:
             raise

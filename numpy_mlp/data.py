@@ -14,6 +14,8 @@ c. the official archive ``cifar-10-python.tar.gz``, read member by member with
    :mod:`tarfile` (never extracted to disk);
 d. otherwise the official archive is downloaded there (:mod:`numpy_mlp.download`) and read.
 
+Every file is validated, and every read bounded, by :mod:`numpy_mlp.cifar_files`.
+
 Images stay ``uint8`` (N, D) everywhere; :func:`preprocess` makes the float copy that the
 network sees, batch by batch, into a reused buffer.
 """
@@ -21,15 +23,13 @@ network sees, batch by batch, into a reused buffer.
 from __future__ import annotations
 
 import os
-import tarfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
-from .download import ARCHIVE_NAME, OFFICIAL_MD5, OFFICIAL_URL, download_cifar10
+from .download import OFFICIAL_MD5, OFFICIAL_URL
 from .errors import DataError
-from .safe_pickle import safe_load
 
 __all__ = [
     "CLASS_NAMES", "OFFICIAL_URL", "OFFICIAL_MD5", "CIFAR10", "default_data_dir",
@@ -48,7 +48,7 @@ META_FILE = "batches.meta"
 BATCH_FILES = TRAIN_FILES + (TEST_FILE, META_FILE)
 # every name the official archive holds; anything else in an archive is refused
 ARCHIVE_MEMBERS = frozenset({ARCHIVE_DIR, f"{ARCHIVE_DIR}/readme.html", *(f"{ARCHIVE_DIR}/{f}" for f in BATCH_FILES)})
-_EPS = 1e-8  # guards a division by the std of a constant image / channel
+EPS = 1e-8  # guards a division by the std of a constant image / channel
 # values preprocessed together, see preprocess(): 1 MB of float32 rows (85 images) plus their
 # uint8 source fit a core's L2 cache; 7-15% faster than 256 KB blocks for batches of 40-2000
 # (the optimizer's update, with four arrays per block, is fastest at 256 KB: optim.BLOCK)
@@ -93,6 +93,7 @@ def load_cifar10(
     val_size: int = 5000,
     seed: int = 0,
     download: bool = True,
+    create: bool = True,
     progress: bool = True,
     url: str = OFFICIAL_URL,
     md5: str = OFFICIAL_MD5,
@@ -106,6 +107,10 @@ def load_cifar10(
     val_size : number of training images held out for validation (0 allowed).
     seed : seeds ``np.random.default_rng(seed)``, which picks the validation images.
     download : if False (the CLI's ``--offline``) never touch the network.
+    create : if False, a missing ``data_dir`` is an error instead of a folder to download
+        into (for a folder recorded by an earlier run: gone means moved). Even if True, an
+        explicit ``data_dir`` whose parent is missing is an error, never a new folder tree;
+        only the default folder is created with its parents.
     progress : show a progress bar while downloading.
     log : callable taking one line of text: told when a download starts and ends.
     url, md5 : where to download the archive from and its expected md5.
@@ -119,8 +124,12 @@ def load_cifar10(
     ------
     DataError : data not found (and not downloadable), or a file is missing or damaged.
     """
+    from .cifar_files import read_folder  # here: cifar_files reads this module's constants
+
     folder = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
-    arrays, source = _read_folder(folder, download=download, progress=progress, url=url, md5=md5, log=log)
+    arrays, source = read_folder(folder, download=download, create=create,
+                                 parents=data_dir is None, progress=progress, url=url, md5=md5,
+                                 log=log)
     X, y = arrays["train"]
     X_train, y_train, X_val, y_val = split_validation(X, y, val_size, np.random.default_rng(seed))
     X_test, y_test = arrays["test"]
@@ -206,7 +215,7 @@ def preprocess(
         if stats is None:
             raise ValueError("mode='per_channel' needs stats=channel_stats(X_train)")
         mean = np.asarray(stats["mean"], dtype=np.float64).reshape(3, 1)
-        inv_std = (1.0 / np.maximum(np.asarray(stats["std"], dtype=np.float64), _EPS)).reshape(3, 1)
+        inv_std = (1.0 / np.maximum(np.asarray(stats["std"], dtype=np.float64), EPS)).reshape(3, 1)
         mean, inv_std = mean.astype(dtype), inv_std.astype(dtype)
     elif mode != "per_image":
         raise ValueError(f"unknown preprocess mode {mode!r}; use 'per_image' or 'per_channel'")
@@ -225,7 +234,7 @@ def preprocess(
             mean /= D
             o -= mean
             var = np.linalg.vecdot(o, o) / D  # (n,)
-            o *= (1.0 / np.maximum(np.sqrt(var), _EPS))[:, None]
+            o *= (1.0 / np.maximum(np.sqrt(var), EPS))[:, None]
         else:
             o3 = o.reshape(-1, 3, 1024)  # (n, 3, 1024) view
             o3 -= mean
@@ -233,17 +242,61 @@ def preprocess(
     return out
 
 
+PREPROCESSING_MODES = ("per_image", "per_channel")
+
+
 class Preprocessor:
     """:func:`preprocess` with its mode and training statistics bound, for a model's inputs.
 
     ``prep(X, out=None)`` is ``preprocess(X, mode, stats, out, dtype)``: uint8 (N, D) ->
     float (N, D). :meth:`folded` gives the same first layer for evaluation without
-    normalising the images at all.
+    normalising the images at all. :meth:`fit` makes one from the training images;
+    :meth:`to_dict` and :meth:`from_dict` are how model files and checkpoints store it.
     """
 
     def __init__(self, mode="per_image", stats=None, dtype=np.float32):
         self.mode, self.stats, self.dtype = mode, stats, np.dtype(dtype)
         preprocess(np.zeros((1, D), np.uint8), mode, stats, dtype=self.dtype)  # check mode and stats now
+
+    @classmethod
+    def fit(cls, mode, X_train, dtype=np.float32):
+        """The preprocessor of ``mode`` for a model trained on uint8 ``X_train`` (N, D):
+        per_channel takes its statistics from these images (:func:`channel_stats`)."""
+        return cls(mode, channel_stats(X_train) if mode == "per_channel" else None, dtype)
+
+    def to_dict(self):
+        """``{"mode": str, "stats": {"mean": [3 floats], "std": [3 floats]} or None}``, for JSON.
+
+        The floats are the float64 statistics themselves: JSON writes them exactly, so
+        :meth:`from_dict` gives back the same preprocessing bit for bit.
+        """
+        stats = None if self.stats is None else {k: np.asarray(self.stats[k], np.float64).tolist()
+                                                 for k in ("mean", "std")}
+        return {"mode": self.mode, "stats": stats}
+
+    @classmethod
+    def from_dict(cls, d, dtype=np.float32):
+        """The preprocessor :meth:`to_dict` described, for inputs of ``dtype``.
+
+        Raises:
+            ValueError: ``d`` does not describe one (unknown mode, statistics missing,
+            not three finite numbers each, or a std below 0); the caller names the file.
+        """
+        if not isinstance(d, dict) or d.get("mode") not in PREPROCESSING_MODES:
+            modes = ", ".join(PREPROCESSING_MODES)
+            raise ValueError(f"preprocessing {d!r}: expected a mode in {modes}")
+        stats = d.get("stats")
+        if stats is not None:
+            try:
+                stats = {k: np.asarray(stats[k], dtype=np.float64) for k in ("mean", "std")}
+            except (KeyError, TypeError, ValueError):
+                raise ValueError("preprocessing stats: expected 'mean' and 'std', three numbers "
+                                 "each") from None
+            if any(v.shape != (3,) or not np.isfinite(v).all() for v in stats.values()) \
+                    or (stats["std"] < 0).any():
+                raise ValueError("preprocessing stats: 'mean' and 'std' must be three finite "
+                                 "numbers, std >= 0")
+        return cls(d["mode"], stats, dtype)
 
     def __repr__(self):
         return f"Preprocessor(mode={self.mode!r}, dtype={self.dtype.name})"
@@ -270,7 +323,7 @@ class Preprocessor:
         W, b = np.asarray(W), np.asarray(b)
         if self.mode == "per_channel":
             m = np.repeat(np.asarray(self.stats["mean"], np.float64), D // 3)  # (D,)
-            r = np.repeat(1.0 / np.maximum(np.asarray(self.stats["std"], np.float64), _EPS), D // 3)  # (D,)
+            r = np.repeat(1.0 / np.maximum(np.asarray(self.stats["std"], np.float64), EPS), D // 3)  # (D,)
             # in the model's dtype: a float64 copy of W would be 100 MB at H = 4096
             W_fold = W * r.astype(self.dtype)[:, None]  # (D, H)
             b_fold = b - (m * r).astype(self.dtype) @ W  # (H,)
@@ -297,7 +350,7 @@ class Preprocessor:
             var = squares.astype(np.float64) / D - mean**2  # (N,)
             out = buf @ W  # (N, H)
             out -= mean.astype(self.dtype)[:, None] * colsum
-            out *= (1.0 / np.sqrt(np.maximum(var, _EPS**2))).astype(self.dtype)[:, None]
+            out *= (1.0 / np.sqrt(np.maximum(var, EPS**2))).astype(self.dtype)[:, None]
             out += b
             plain = var < 0.01 * mean**2  # low contrast or constant: (N,)
             if plain.any():
@@ -314,125 +367,3 @@ def to_images(X: np.ndarray) -> np.ndarray:
     if X.shape[-1] != D:
         raise ValueError(f"X must have shape (N, {D}), got {X.shape}")
     return np.moveaxis(X.reshape(*X.shape[:-1], 3, 32, 32), -3, -1)
-
-
-# --------------------------------------------------------------------------- reading
-
-
-def _read_folder(folder: Path, *, download: bool, progress: bool, url: str, md5: str, log=None):
-    """Find CIFAR-10 in ``folder`` (layouts a-d of the module docstring) and read it.
-
-    Returns ``(arrays, source)``, see :func:`_read_batches`.
-    """
-    for candidate in (folder, folder / ARCHIVE_DIR):
-        if any((candidate / name).exists() for name in BATCH_FILES):
-            return _read_batches(lambda name, c=candidate: _open_file(c / name)), str(candidate)
-    archive = folder / ARCHIVE_NAME
-    if not archive.exists():
-        if not download:
-            raise DataError(
-                f"CIFAR-10 not found in {folder} (looked for the batch files, "
-                f"{ARCHIVE_DIR}/ and {ARCHIVE_NAME}); download {OFFICIAL_URL} into that "
-                "folder, or pass --data-dir / set NUMPY_MLP_DATA to where it is"
-            )
-        archive = download_cifar10(folder, url=url, md5=md5, progress=progress, log=log)
-    return _read_archive(archive), str(archive)
-
-
-def _open_file(path: Path):
-    """``(open binary file, its name for messages)`` for one batch file in a folder."""
-    if not path.is_file():
-        raise DataError(
-            f"{path} is missing; the folder needs all of {', '.join(BATCH_FILES)} "
-            f"(download {OFFICIAL_URL} again)"
-        )
-    return open(path, "rb"), str(path)
-
-
-def _read_archive(archive: Path) -> dict:
-    """Read the batches straight out of the .tar.gz: expected, regular members only."""
-    redownload = f"it is not the official archive: delete it and download {OFFICIAL_URL}"
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            members = tar.getmembers()
-            for m in members:
-                if m.name.startswith(("/", "\\")) or ".." in PurePosixPath(m.name).parts:
-                    raise DataError(
-                        f"{archive} contains the unsafe member {m.name!r}; {redownload}")
-                if m.name not in ARCHIVE_MEMBERS:
-                    raise DataError(
-                        f"{archive} contains the unexpected member {m.name!r}; {redownload}")
-            by_name = {m.name: m for m in members}  # the last one wins, as in tarfile
-
-            def open_member(name: str):
-                m = by_name.get(f"{ARCHIVE_DIR}/{name}")
-                if m is None:
-                    raise DataError(f"{archive} has no member {ARCHIVE_DIR}/{name}; {redownload}")
-                if not m.isreg():
-                    raise DataError(f"{archive}: {m.name} is not a regular file; {redownload}")
-                return tar.extractfile(m), f"{archive}:{m.name}"
-
-            return _read_batches(open_member)
-    except (tarfile.TarError, EOFError, OSError) as exc:  # also gzip / zlib errors
-        raise DataError(
-            f"could not read {archive} ({type(exc).__name__}: {exc}); {redownload}"
-        ) from exc
-
-
-def _read_batches(open_file) -> dict:
-    """Read and validate the 7 files through ``open_file(name) -> (binary file, where)``.
-
-    Returns ``{"train": (X (N, D) uint8, y (N,) int64), "test": (X, y), "names": tuple}``.
-    """
-    def load(name):
-        f, where = open_file(name)
-        with f:
-            return safe_load(f, name=where), where
-
-    train = [_check_batch(*load(name)) for name in TRAIN_FILES]
-    test = _check_batch(*load(TEST_FILE))
-    names = _check_meta(*load(META_FILE))
-    X = np.concatenate([b[0] for b in train])  # (50000, D)
-    y = np.concatenate([b[1] for b in train])  # (50000,)
-    return {"train": (X, y), "test": test, "names": names}
-
-
-def _get(d: dict, key: str):
-    """``d[b'key']`` (Python 2 / bytes keys) or ``d['key']`` (Python 3 str keys), else None."""
-    return d.get(key.encode(), d.get(key))
-
-
-def _check_batch(d, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """Validate one unpickled batch; returns (X (n, D) uint8, y (n,) int64)."""
-    bad = f"{where} is not a valid CIFAR-10 batch"
-    fix = "delete it and download CIFAR-10 again"
-    if not isinstance(d, dict) or _get(d, "data") is None or _get(d, "labels") is None:
-        raise DataError(f"{bad}: expected a dict with 'data' and 'labels'; {fix}")
-    X, y = _get(d, "data"), _get(d, "labels")
-    if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[1] != D:
-        raise DataError(f"{bad}: 'data' must be an array of shape (N, {D}), "
-                        f"got {getattr(X, 'shape', type(X).__name__)}; {fix}")
-    if X.dtype != np.uint8:
-        if X.dtype.kind not in "iu" or (X.size and (X.min() < 0 or X.max() > 255)):
-            raise DataError(f"{bad}: 'data' must hold integers 0..255, got {X.dtype}; {fix}")
-        X = X.astype(np.uint8)
-    try:
-        y = np.asarray(y)
-        ok = y.shape == (len(X),) and (y.size == 0 or y.dtype.kind in "iu")
-    except ValueError:  # e.g. a ragged list
-        ok = False
-    if not ok:
-        raise DataError(f"{bad}: 'labels' must be {len(X)} integers, one per image; {fix}")
-    if y.size and (y.min() < 0 or y.max() > 9):
-        raise DataError(f"{bad}: labels must be in 0..9, got {y.min()}..{y.max()}; {fix}")
-    return X, y.astype(np.int64)
-
-
-def _check_meta(d, where: str) -> tuple[str, ...]:
-    """Validate ``batches.meta``; returns its 10 class names as str."""
-    names = _get(d, "label_names") if isinstance(d, dict) else None
-    if not isinstance(names, list) or len(names) != 10 or \
-            not all(isinstance(n, (bytes, str)) for n in names):
-        raise DataError(f"{where} is not a valid batches.meta: expected 10 'label_names'; "
-                        "delete it and download CIFAR-10 again")
-    return tuple(n.decode("latin-1") if isinstance(n, bytes) else n for n in names)

@@ -112,3 +112,114 @@ def dropout_backward(dout, cache):
     """Gradient of :func:`dropout_forward`; ``dout`` (N, H) is overwritten and returned."""
     dout *= cache
     return dout
+
+
+def layernorm_forward(x, gamma, beta, eps=1e-5):
+    """Layer normalisation: each row to zero mean and unit variance, then ``* gamma + beta``.
+
+    Args:
+        x: (N, H) inputs; not modified.
+        gamma: (H,) scale.
+        beta: (H,) shift.
+        eps: added to the variance, so a constant row gives zeros rather than a division by 0.
+    Returns:
+        out: (N, H).
+        cache: ``(xhat, gamma, inv_std)`` for :func:`layernorm_backward`.
+    """
+    mean = x.mean(axis=1, keepdims=True)  # (N, 1)
+    xc = x - mean  # (N, H)
+    inv_std = 1.0 / np.sqrt((xc * xc).mean(axis=1, keepdims=True) + eps)  # (N, 1)
+    xhat = xc * inv_std  # (N, H)
+    return xhat * gamma + beta, (xhat, gamma, inv_std)
+
+
+def layernorm_backward(dout, cache):
+    """Gradients of :func:`layernorm_forward`.
+
+    With ``g = dout * gamma`` (N, H), ``dx = inv_std * (g - mean(g) - xhat * mean(g * xhat))``,
+    the means taken over each row.
+    Returns:
+        dx: (N, H), dgamma: (H,), dbeta: (H,).
+    """
+    xhat, gamma, inv_std = cache
+    g = dout * gamma  # (N, H)
+    dx = g - g.mean(axis=1, keepdims=True) - xhat * (g * xhat).mean(axis=1, keepdims=True)
+    dx *= inv_std
+    return dx, (dout * xhat).sum(axis=0), dout.sum(axis=0)
+
+
+def batchnorm_forward(x, gamma, beta, running, *, train, momentum=0.1, eps=1e-5):
+    """Batch normalisation of each column, with running statistics for evaluation.
+
+    In training, the batch's own mean and (biased) variance normalise it and ``running``
+    (a dict with ``"mean"`` and ``"var"``, (H,) each) moves towards them in place:
+    ``r <- (1 - momentum) * r + momentum * batch_stat``. In evaluation the running
+    statistics are used and nothing changes, so the layer is a fixed affine map there.
+
+    Args:
+        x: (N, H) inputs; not modified.
+        gamma, beta: (H,) scale and shift.
+        running: {"mean": (H,), "var": (H,)}, updated in place when ``train``.
+    Returns:
+        out: (N, H).
+        cache: for :func:`batchnorm_backward` (None in evaluation, which has no backward).
+    """
+    if not train:
+        scale = gamma / np.sqrt(running["var"] + eps)  # (H,)
+        return (x - running["mean"]) * scale + beta, None
+    mean = x.mean(axis=0)  # (H,)
+    xc = x - mean  # (N, H)
+    var = (xc * xc).mean(axis=0)  # (H,)
+    running["mean"] *= 1 - momentum
+    running["mean"] += momentum * mean
+    running["var"] *= 1 - momentum
+    running["var"] += momentum * var
+    inv_std = 1.0 / np.sqrt(var + eps)  # (H,)
+    xhat = xc * inv_std  # (N, H)
+    return xhat * gamma + beta, (xhat, gamma, inv_std)
+
+
+def batchnorm_backward(dout, cache):
+    """Gradients of :func:`batchnorm_forward` in training mode.
+
+    With ``g = dout * gamma`` (N, H), ``dx = inv_std * (g - mean(g) - xhat * mean(g * xhat))``,
+    the means taken over the batch (each column).
+    Returns:
+        dx: (N, H), dgamma: (H,), dbeta: (H,).
+    """
+    xhat, gamma, inv_std = cache
+    g = dout * gamma  # (N, H)
+    dx = g - g.mean(axis=0) - xhat * (g * xhat).mean(axis=0)
+    dx *= inv_std
+    return dx, (dout * xhat).sum(axis=0), dout.sum(axis=0)
+
+
+def fold_batchnorm(W, b, gamma, beta, running, eps=1e-5):
+    """The affine map ``x @ W + b`` followed by evaluation-mode batch norm, as one affine map.
+
+    ``bn(x @ W + b) = x @ (W * s) + ((b - mean) * s + beta)`` with ``s = gamma / sqrt(var +
+    eps)``: exact, so evaluation needs no normalisation step. W (D, H), b (H,); returns
+    ``(W_folded (D, H), b_folded (H,))``, new arrays.
+    """
+    s = gamma / np.sqrt(running["var"] + eps)  # (H,)
+    return W * s, (b - running["mean"]) * s + beta
+
+
+_GELU_C = np.sqrt(2.0 / np.pi)
+
+
+def gelu_forward(x):
+    """GELU, in the tanh form ``0.5 x (1 + tanh(c (x + 0.044715 x^3)))``, c = sqrt(2/pi).
+
+    NumPy has no erf; the tanh form is the one BERT and GPT-2 use and differs from the
+    exact GELU by less than 1e-3. x (N, H) is not modified; returns ``(out (N, H), cache)``.
+    """
+    t = np.tanh(_GELU_C * (x + 0.044715 * x**3))  # (N, H)
+    return 0.5 * x * (1.0 + t), (x, t)
+
+
+def gelu_backward(dout, cache):
+    """Gradient of :func:`gelu_forward`: dout (N, H) -> dx (N, H), a new array."""
+    x, t = cache
+    dinner = _GELU_C * (1.0 + 3 * 0.044715 * x * x)  # (N, H)
+    return dout * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dinner)

@@ -21,7 +21,9 @@ def cross_entropy_loss(scores, y, label_smoothing=0.0):
         label_smoothing: ``eps`` in [0, 1): the target is ``(1 - eps)`` on the true
             class plus ``eps / C`` spread over all classes. 0 gives the plain loss.
     Returns:
-        loss: float, the mean over the batch.
+        loss: np.float64, the mean over the batch: a NumPy scalar, so the notebook's
+            ``loss.item()`` works, and a ``float`` subclass, so it prints, formats and
+            serialises like one.
         dscores: (N, C) gradient of ``loss`` w.r.t. ``scores``, same dtype as ``scores``.
     """
     N, C = scores.shape
@@ -44,7 +46,7 @@ def cross_entropy_loss(scores, y, label_smoothing=0.0):
     else:
         dscores[rows, y] -= 1
     dscores /= N
-    return float(loss), dscores
+    return np.float64(loss), dscores
 
 
 def softmax(scores):

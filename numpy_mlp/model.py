@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import parse_hidden_dims
-from .errors import ConfigError
+from .config import check, parse_hidden_dims
 from .layers import (
     affine_backward,
     affine_forward,
@@ -56,10 +55,8 @@ class FullyConnectedNet:
 
     def __init__(self, input_dim=3072, hidden_dim=200, num_classes=10, *, reg=0.0,
                  dropout=0.0, dtype=np.float32, seed=None, rng=None):
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"dropout={dropout} is outside [0, 1): it is the probability of dropping a unit")
-        if not reg >= 0.0 or not np.isfinite(reg):
-            raise ConfigError(f"reg={reg} must be a finite number >= 0")
+        check("dropout", dropout)
+        check("reg", reg)
         self.input_dim = int(input_dim)
         self.hidden_dims = parse_hidden_dims(hidden_dim)
         self.num_classes = int(num_classes)

@@ -23,26 +23,19 @@ mid-run rescales the whole accumulated velocity at once.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from .errors import ConfigError
+from .config import check
 
 
 def check_alpha(alpha):
-    """Raise ConfigError unless ``alpha`` is a finite positive number."""
-    if not (isinstance(alpha, (int, float, np.floating)) and math.isfinite(alpha) and alpha > 0):
-        raise ConfigError(f"alpha={alpha!r} must be a finite learning rate > 0 (try 1e-2)")
+    """Raise ConfigError unless ``alpha`` is a finite positive number (TrainConfig's rule)."""
+    check("alpha", alpha)
 
 
 def check_beta(beta):
-    """Raise ConfigError unless ``beta`` is in [0, 1)."""
-    if not (isinstance(beta, (int, float, np.floating)) and 0.0 <= beta < 1.0):
-        raise ConfigError(
-            f"beta={beta!r} is outside [0, 1): the momentum m <- beta*m + g keeps a "
-            f"fraction beta of the past each step, so beta >= 1 never forgets and the "
-            f"steps grow without bound (the notebook's 1 and 10 diverge); use e.g. 0.9")
+    """Raise ConfigError unless ``beta`` is in [0, 1) (TrainConfig's rule)."""
+    check("beta", beta)
 
 
 BLOCK = 65536  # elements updated together: 256 KB of float32, measured best of 16K..256K
@@ -72,9 +65,7 @@ class SGD:
     def __init__(self, params, alpha=1e-2, beta=0.9, *, nesterov=False, weight_decay=0.0):
         check_alpha(alpha)
         check_beta(beta)
-        if not (isinstance(weight_decay, (int, float, np.floating)) and math.isfinite(weight_decay)
-                and weight_decay >= 0):
-            raise ConfigError(f"weight_decay={weight_decay!r} must be a finite number >= 0 (try 5e-4)")
+        check("weight_decay", weight_decay)
         self.params = params
         self.alpha = float(alpha)
         self.beta = float(beta)

@@ -1,4 +1,4 @@
-"""Pictures of a run, written as PNG files with matplotlib (no display needed).
+"""Pictures of a run and of a search, written as PNG files with matplotlib (no display needed).
 
 Every function takes plain data (the history dict of ``train``, a confusion matrix,
 class names) and a path, and returns the path it wrote.
@@ -6,10 +6,13 @@ class names) and a path, and returns the path it wrote.
 
 from __future__ import annotations
 
+import math
+
 import matplotlib
 
 matplotlib.use("Agg")  # files only; safe on machines without a display
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 
@@ -171,4 +174,118 @@ def plot_confusion(cm, class_names, path, title="Confusion matrix (test set)"):
     fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true class")
     overall = np.trace(cm) / max(cm.sum(), 1)
     ax.set_title(f"{title}: {overall:.1%} right")
+    return save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------- a search
+
+def log_ticks(low, high):
+    """Tick positions and labels for a log axis over [low, high], 0 < low < high.
+
+    Powers of ten (at most about seven), else 1, 2 and 5 times them, else 1..9 times,
+    whichever first puts two ticks inside the range.
+    Labels are plain numbers (0.05, 256, 1000) when every tick lies in 0.01..99999, else
+    1e-3, 2e-4 (never 10^-2.5).
+    """
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    powers = [10.0 ** k for k in range(first, last + 1)]
+    inside = [low * (1 - 1e-9), high * (1 + 1e-9)]
+    ticks = []
+    for multiples in ((1,), (1, 2, 5), range(1, 10)):
+        ticks = [m * p for p in powers for m in multiples if inside[0] <= m * p <= inside[1]]
+        if len(ticks) >= 2:
+            ticks = ticks[::max(1, math.ceil(len(ticks) / 7))]
+            break
+    ticks = ticks if len(ticks) >= 2 else [low, high]
+    plain = all(0.01 <= t < 1e5 for t in ticks)
+    return ticks, [f"{t:g}" if plain else _scientific(t) for t in ticks]
+
+
+def _scientific(t):
+    """2e-4, 1e-3, 1.5e6: the exponent without a sign padding or leading zeros."""
+    e = math.floor(math.log10(t) + 1e-9)
+    return f"{round(t / 10.0 ** e, 2):g}e{e}"
+
+
+def _number_x_axis(ax, values, log):
+    """Readable x ticks for numeric ``values``: :func:`log_ticks` on a log axis, whole
+    numbers when every value is one."""
+    low, high = min(values), max(values)
+    if log and low < high:
+        ax.set_xscale("log")
+        ticks, labels = log_ticks(low, high)
+        ax.set_xticks(ticks, labels)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        pad = (high / low) ** 0.05  # the ends inside the frame
+        ax.set_xlim(low / pad, high * pad)
+    elif log:
+        ax.set_xscale("log")
+    elif all(float(v).is_integer() for v in values):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+
+
+def plot_search_history(numbers, values, pruned_numbers, pruned_values, path):
+    """Validation accuracy of each trial and the best so far, against the trial number.
+
+    Args:
+        numbers, values: trial numbers and validation accuracies of the complete trials.
+        pruned_numbers, pruned_values: of the pruned trials, their last reported accuracy.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if pruned_numbers:
+        ax.scatter(pruned_numbers, pruned_values, s=14, color="0.6",
+                   label="pruned (last reported)")
+    ax.scatter(numbers, values, s=22, color="tab:blue", label="complete")
+    order = np.argsort(numbers)
+    best = np.maximum.accumulate(np.asarray(values, dtype=float)[order]) if values else []
+    ax.step(np.asarray(numbers)[order], best, where="post", color="tab:red", lw=2,
+            label="best so far")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # trial numbers
+    ax.set_xlabel("trial")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("Optimisation history")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return save_figure(fig, path)
+
+
+def plot_search_params(params, values, pruned_values, path):
+    """One panel per searched field: validation accuracy against the field's value.
+
+    Args:
+        params: ``{field: (values of the complete trials, of the pruned ones, log?)}``.
+        values, pruned_values: the accuracies of those trials (pruned: last reported).
+    """
+    n = max(1, len(params))
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
+    for ax, (name, (xs, pruned_xs, log)) in zip(axes.flat, params.items()):
+        if pruned_xs:
+            ax.scatter(pruned_xs, pruned_values, s=12, color="0.6", label="pruned")
+        ax.scatter(xs, values, s=18, color="tab:blue", label="complete")
+        shown = xs + pruned_xs
+        if shown and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in shown):
+            _number_x_axis(ax, shown, log)
+        ax.set_xlabel(name)
+        ax.set_ylabel("val accuracy")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(params):]:
+        ax.axis("off")
+    fig.suptitle("Validation accuracy against each hyperparameter")
+    return save_figure(fig, path)
+
+
+def plot_importances(importances, path):
+    """Horizontal bars of parameter importances ``{field: share}``, largest on top."""
+    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * max(1, len(importances))))
+    if importances:
+        names = list(importances)[::-1]
+        ax.barh(names, [importances[k] for k in names], color="tab:blue")
+        ax.set_xlabel("importance (share of the variation in val accuracy)")
+    else:
+        ax.text(0.5, 0.5, "too few complete trials to estimate importances", ha="center",
+                va="center")
+        ax.axis("off")
+    ax.set_title("Hyperparameter importances")
     return save_figure(fig, path)

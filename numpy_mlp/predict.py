@@ -1,4 +1,4 @@
-"""Classify image files (PNG, JPEG, any size) with a saved model.
+"""Classify image files (PNG, JPEG, any size), or the images in a folder, with a saved model.
 
 Each image is converted to RGB, resized to 32 x 32 (the whole image, aspect ratio not
 kept, as CIFAR-10's own thumbnails were made) and laid out like a CIFAR-10 row:
@@ -11,49 +11,53 @@ from pathlib import Path
 
 import numpy as np
 
-from .augment import tta_views
 from .errors import UserError
-from .losses import softmax
+from .images import image_to_row
+from .inference import probabilities
 from .saving import load_model, tta_shift_for
-from .train import make_preparer
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")  # what a folder given to predict is searched for
 
 
-def image_to_row(path):
-    """Read an image file into one uint8 CIFAR-10 row (3072,) = channel-first 3 x 32 x 32."""
-    from PIL import Image, UnidentifiedImageError
+def image_paths(paths):
+    """The image files ``paths`` name: each file itself, each folder's PNG/JPEG files
+    (sorted by name, not in subfolders), in the order given.
 
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"image {path} does not exist")
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB").resize((32, 32), Image.Resampling.BICUBIC)
-            hwc = np.asarray(im, dtype=np.uint8)  # (32, 32, 3)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise UserError(f"{path} is not an image this tool can read (PNG or JPEG): {e}") from None
-    return hwc.transpose(2, 0, 1).reshape(-1)  # (3072,)
+    Raises:
+        UserError: a folder holds no such file.
+    """
+    out = []
+    for p in map(Path, paths):
+        if not p.is_dir():
+            out.append(p)  # a missing file is named by image_to_row
+            continue
+        found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+        if not found:
+            kinds = ", ".join(IMAGE_SUFFIXES)
+            raise UserError(f"folder {p} holds no image files ({kinds}); give image files or a "
+                            f"folder of them")
+        out += found
+    return out
 
 
 def predict_files(model_path, paths, top=3, tta_shift=None):
-    """Top-``top`` classes with probabilities for each image file.
+    """Top-``top`` classes with probabilities for each image file (a folder: its images).
 
-    With a test-time shift s > 0 (``tta_shift``; default: the one the model's run was
-    trained with) the probabilities are the mean over the ten views of
-    :func:`~numpy_mlp.augment.tta_views`, as ``evaluate`` counts its ten-view accuracy.
+    ``model_path`` is a model file or a run folder. With a test-time shift s > 0
+    (``tta_shift``; default: the one the model's run was trained with) the probabilities
+    are the mean over the ten views of :func:`~numpy_mlp.augment.tta_views`, as
+    ``evaluate`` counts its ten-view accuracy (:func:`numpy_mlp.inference.probabilities`).
 
     Returns:
         list of ``(path, [(class_name, probability), ...])``, most likely first.
     """
-    model, meta = load_model(model_path)
-    tta_shift = tta_shift_for(model_path, meta, tta_shift)
-    rows = np.stack([image_to_row(p) for p in paths])  # (N, 3072) uint8
-    prep = meta["preprocessing"]
-    prepare = make_preparer(prep["mode"], prep["stats"], model.dtype)
-    views = list(tta_views(rows, tta_shift)) if tta_shift else [rows]
-    probs = sum(softmax(model.scores(prepare(v)).astype(np.float64)) for v in views) / len(views)  # (N, C)
-    names = meta["class_names"]
+    saved = load_model(model_path)
+    tta_shift = tta_shift_for(saved, tta_shift)
+    files = image_paths(paths)
+    rows = np.stack([image_to_row(p) for p in files])  # (N, 3072) uint8
+    probs = probabilities(saved.model, saved.preprocessor, rows, tta_shift=tta_shift)  # (N, C)
     out = []
-    for p, row in zip(paths, probs):
+    for p, row in zip(files, probs):
         order = np.argsort(row)[::-1][:top]
-        out.append((str(p), [(names[i], float(row[i])) for i in order]))
+        out.append((str(p), [(saved.class_names[i], float(row[i])) for i in order]))
     return out

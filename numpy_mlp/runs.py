@@ -1,13 +1,15 @@
 """A saved run: train, evaluate once on the test set, and write everything to a folder.
 
 ``run_training`` is what ``numpy-mlp train`` does; ``evaluate_saved`` is ``numpy-mlp
-evaluate``. The folder of a run holds::
+evaluate``. :class:`TrainingDisplay` is what a person sees of ``train``: the progress bar
+and the log lines. The folder of a run holds::
 
     config.json     the TrainConfig, as given
     train.log       the log lines printed during training
     history.csv     one row per step: step, loss, and the evaluation columns where measured
     metrics.json    train/val/test accuracy, per-class test accuracy, times
-    model.npz       the parameters with the best validation accuracy (see saving.py)
+    model.npz       the parameters with the best validation accuracy and the data folder
+                    they were trained on (see saving.py)
     loss.png, accuracy.png, confusion.png, predictions.png, weights.png   (see plots.py)
     report.html     all of the above on one self-contained page (see report.py)
 """
@@ -20,15 +22,18 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from tqdm import tqdm
+
 from . import plots
 from .checkpoint import CHECKPOINT_NAME, Checkpointer, checkpoint_interval, data_fingerprint, load_checkpoint, restore
 from .config import TrainConfig
-from .data import load_cifar10, to_images
+from .data import default_data_dir, load_cifar10, to_images
 from .errors import ConfigError, DivergenceError, Interrupted, UserError
-from .metrics import accuracy, confusion_matrix, per_class_accuracy, predict_uint8
+from .inference import predict
+from .metrics import accuracy, confusion_matrix, per_class_accuracy
 from .report import write_report
-from .saving import atomic_write, load_model, save_model, tta_shift_for
-from .train import build, make_preparer, total_steps, train
+from .saving import MODEL_NAME, atomic_write, load_model, save_model, tta_shift_for
+from .train import build, initial_params, total_steps, train
 
 # what makes a folder hold a run: a config.json alone is left by a run that stopped at
 # bad input before training, and may be written over
@@ -84,25 +89,25 @@ def write_history_csv(path, history):
     atomic_write(path, write)
 
 
-def evaluate_splits(model, data, prepare, tta_shift=0):
+def evaluate_splits(model, preprocessor, data, tta_shift=0):
     """Accuracy on train, val and test, and the test confusion matrix, one view per image.
 
     With ``tta_shift`` > 0, also ``"val_tta"`` and ``"test_tta"``: the accuracy of
-    predictions averaged over ten views (``predict_uint8(..., tta_shift=...)``).
+    predictions averaged over ten views (``inference.predict(..., tta_shift=...)``).
     """
     out = {}
     for name, X, y in (("train", data.X_train, data.y_train), ("val", data.X_val, data.y_val),
                        ("test", data.X_test, data.y_test)):
-        pred = predict_uint8(model, X, prepare)
+        pred = predict(model, preprocessor, X)
         out[name] = accuracy(y, pred)
         if name == "test":
             cm = confusion_matrix(y, pred, len(data.class_names))
         if tta_shift and name != "train":
-            out[name + "_tta"] = accuracy(y, predict_uint8(model, X, prepare, tta_shift=tta_shift))
+            out[name + "_tta"] = accuracy(y, predict(model, preprocessor, X, tta_shift=tta_shift))
     return out, cm
 
 
-def write_pictures(out, model, data, prepare, cm, *, history=None, W1_init=None, n_images=32):
+def write_pictures(out, model, preprocessor, data, cm, *, history=None, W1_init=None, n_images=32):
     """The PNGs of a run (or of an evaluation, without ``history``) into folder ``out``.
 
     Writes predictions.png (the first ``n_images`` test images), confusion.png,
@@ -111,7 +116,8 @@ def write_pictures(out, model, data, prepare, cm, *, history=None, W1_init=None,
     """
     out = Path(out)
     X, y = data.X_test[:n_images], data.y_test[:n_images]
-    paths = [plots.plot_predictions(to_images(X), y, predict_uint8(model, X, prepare), data.class_names,
+    pred = predict(model, preprocessor, X)
+    paths = [plots.plot_predictions(to_images(X), y, pred, data.class_names,
                                     out / "predictions.png"),
              plots.plot_confusion(cm, data.class_names, out / "confusion.png"),
              plots.plot_first_layer_weights(model.params["W1"], out / "weights.png", W1_init=W1_init)]
@@ -140,7 +146,8 @@ def run_training(config, *, data_dir=None, download=True, out=None, log=print, p
         log_file.write(line + "\n")
         log_file.flush()
         if log:
-            log(line)
+            with tqdm.external_write_mode():  # above the progress bar, if one is shown
+                log(line)
 
     try:
         t0 = time.perf_counter()
@@ -150,9 +157,8 @@ def run_training(config, *, data_dir=None, download=True, out=None, log=print, p
         say(f"config: {json.dumps(config.to_dict())}")
         result = train_with_checkpoints(config, data, out, say=say, progress=progress, resume=resume,
                                         data_dir=data_dir)
-        model = result.model
-        prepare = make_preparer(result.preprocessing["mode"], result.preprocessing["stats"], model.dtype)
-        acc, cm = evaluate_splits(model, data, prepare, config.tta_shift)
+        model, preprocessor = result.model, result.preprocessor
+        acc, cm = evaluate_splits(model, preprocessor, data, config.tta_shift)
         metrics = {
             "train_accuracy": acc["train"], "val_accuracy": acc["val"], "test_accuracy": acc["test"],
             **({"val_accuracy_tta": acc["val_tta"], "test_accuracy_tta": acc["test_tta"],
@@ -162,12 +168,12 @@ def run_training(config, *, data_dir=None, download=True, out=None, log=print, p
             "train_seconds": round(result.seconds, 2), "total_seconds": round(time.perf_counter() - t0, 2),
             "model": repr(model),
         }
-        save_model(out / "model.npz", model, preprocessing=result.preprocessing,
-                   class_names=data.class_names, config=config.to_dict())
+        save_model(out / MODEL_NAME, model, preprocessor, class_names=data.class_names,
+                   config=config.to_dict(), data_dir=data_folder(data_dir))
         write_history_csv(out / "history.csv", result.history)
         write_json(out / "metrics.json", metrics)
-        write_pictures(out, model, data, prepare, cm, history=result.history,
-                       W1_init=build(config, data)[0].params["W1"])
+        W1_init = initial_params(config, model.input_dim, model.num_classes)["W1"]
+        write_pictures(out, model, preprocessor, data, cm, history=result.history, W1_init=W1_init)
         say(f"done in {metrics['total_seconds']:.0f}s: train {acc['train']:.4f}  val {acc['val']:.4f}  "
             f"test {acc['test']:.4f}  (best val at step {result.best_step})")
         if config.tta_shift:
@@ -180,53 +186,99 @@ def run_training(config, *, data_dir=None, download=True, out=None, log=print, p
     return out, metrics
 
 
+def data_folder(data_dir):
+    """The data folder ``data_dir`` names (the default one for None), absolute: what a run
+    records so that ``evaluate`` reads the same images without being told where."""
+    return (default_data_dir() if data_dir is None else Path(data_dir)).expanduser().resolve()
+
+
 def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, out=None, pictures=True,
                    log=None, tta_shift=None):
     """Accuracies of a saved model on train/val/test and per class (test), and its pictures.
 
-    ``tta_shift`` (default: the saved config's, else 0) adds "val_tta" and "test_tta" to
-    the accuracies (see :func:`evaluate_splits`).
+    ``model_path`` is a model file or a run folder. The data is read from ``data_dir``,
+    else from the folder the run recorded (if it is still there), else from the default
+    folder. ``tta_shift`` (default: the saved config's, else 0) adds "val_tta" and
+    "test_tta" to the accuracies (see :func:`evaluate_splits`).
 
     The validation split is carved exactly as in training (the saved config's val_size
     and seed), so "val" means the images the run did not train on. With ``pictures``,
     predictions.png, confusion.png and weights.png are written into ``out`` (default: the
     model's folder) and listed under ``"pictures"``.
     """
-    model, meta = load_model(model_path)
-    tta_shift = tta_shift_for(model_path, meta, tta_shift)  # checked before the data is read
-    cfg = meta.get("config") or {}
+    saved = load_model(model_path)
+    tta_shift = tta_shift_for(saved, tta_shift)  # checked before the data is read
+    cfg = saved.config or {}
+    if data_dir is None and saved.data_dir is not None:
+        if Path(saved.data_dir).is_dir():
+            data_dir = saved.data_dir
+        elif log:
+            log(f"the run's data folder {saved.data_dir} is gone; looking in the default one")
     data = load_cifar10(data_dir, val_size=cfg.get("val_size", 5000), seed=cfg.get("seed", 0),
                         download=download, progress=progress, log=log)
-    prep = meta["preprocessing"]
-    prepare = make_preparer(prep["mode"], prep["stats"], model.dtype)
-    acc, cm = evaluate_splits(model, data, prepare, tta_shift)
+    model, preprocessor = saved.model, saved.preprocessor
+    acc, cm = evaluate_splits(model, preprocessor, data, tta_shift)
     written = []
     if pictures:
-        folder = Path(out) if out is not None else Path(model_path).parent
+        folder = Path(out) if out is not None else saved.path.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            written = write_pictures(folder, model, data, prepare, cm, W1_init=_initial_W1(cfg, data, model))
+            written = write_pictures(folder, model, preprocessor, data, cm,
+                                     W1_init=initial_W1(cfg, model))
         except OSError as e:
             raise UserError(f"cannot write the pictures into {folder} ({e.strerror}); choose a folder "
                             f"with --out") from None
-    return {"model": model, "meta": meta, "accuracy": acc, "confusion": cm, "pictures": written, "tta_shift": tta_shift,
-            "per_class": dict(zip(data.class_names, per_class_accuracy(cm).tolist()))}
+    per_class = dict(zip(data.class_names, per_class_accuracy(cm).tolist()))
+    return {"model": model, "saved": saved, "accuracy": acc, "confusion": cm, "pictures": written,
+            "tta_shift": tta_shift, "per_class": per_class}
 
 
-def _initial_W1(cfg, data, model):
-    """W1 as the saved config's seed initialised it, or None if the config cannot rebuild it."""
+def initial_W1(cfg, model):
+    """W1 (D, H) as the saved config ``cfg`` (a dict) initialised it, or None if it cannot."""
     if not cfg:
         return None
     try:
-        W1 = build(TrainConfig.from_dict(cfg), data)[0].params["W1"]
+        W1 = initial_params(TrainConfig.from_dict(cfg), model.input_dim, model.num_classes)["W1"]
     except (UserError, TypeError, ValueError):
         return None
     return W1 if W1.shape == model.params["W1"].shape else None
 
 
-
-
 # --------------------------------------------------------------------------- reliability
+
+
+def eval_line(history, total):
+    """The log line of the last evaluation in ``history`` of a run of ``total`` steps."""
+    step, epoch, loss, train_acc, val_acc, alpha, seconds = (history[k][-1] for k in (
+        "eval_step", "epoch", "train_loss", "train_acc", "val_acc", "alpha", "seconds"))
+    return (f"step {step:>{len(str(total))}}/{total}  epoch {epoch:5.2f}  loss {loss:.4f}  "
+            f"train_acc {train_acc:.3f}  val_acc {val_acc:.3f}  alpha {alpha:.3g}  "
+            f"({seconds:.1f}s)")
+
+
+class TrainingDisplay:
+    """What a person sees of ``train``: a tqdm bar (``bar=True``, for terminals) and a log
+    line per evaluation through ``say``. ``on_step`` and ``on_eval`` are train's callbacks."""
+
+    def __init__(self, total, *, say=None, bar=False, initial=0):
+        self.total, self.say = total, say
+        self.bar = tqdm(total=total, initial=initial, disable=not bar, unit="step",
+                        dynamic_ncols=True, leave=False)
+
+    def __repr__(self):
+        return f"TrainingDisplay(total={self.total}, bar={not self.bar.disable})"
+
+    def on_step(self, run):
+        self.bar.update(run.loop.step - self.bar.n)
+
+    def on_eval(self, step, history):
+        if self.say:
+            self.say(eval_line(history, self.total))
+        self.bar.set_postfix(loss=f"{history['train_loss'][-1]:.3f}",
+                             val=f"{history['val_acc'][-1]:.3f}")
+
+    def close(self):
+        self.bar.close()
 
 
 def train_with_checkpoints(config, data, out, *, say=None, progress=False, resume=False, data_dir=None):
@@ -238,6 +290,7 @@ def train_with_checkpoints(config, data, out, *, say=None, progress=False, resum
     uninterrupted run would. Ctrl-C finishes the step, writes a checkpoint and raises
     :class:`Interrupted`. If the loss diverges, the best parameters so far are saved as
     ``out/model.npz`` (with ``history.csv``) before the :class:`DivergenceError` goes on.
+    ``say`` gets the log lines; ``progress`` shows a progress bar.
 
     Returns:
         the ``TrainResult`` of ``train``.
@@ -245,23 +298,30 @@ def train_with_checkpoints(config, data, out, *, say=None, progress=False, resum
     out = Path(out)
     path = out / CHECKPOINT_NAME
     if resume and path.exists():
-        parts = restore(path, config, data)
+        run = restore(path, config, data)
         if say:
-            say(f"resuming from step {parts[4].step} ({path})")
+            say(f"resuming from step {run.loop.step} ({path})")
     else:
         if resume and say:
             say("no checkpoint yet: starting the run from step 0")
-        parts = build(config, data)
+        run = build(config, data)
     n_train = len(data.y_train)
+    total = total_steps(config, n_train)[0]
     hint = f"numpy-mlp train --resume {out}"
-    saver = Checkpointer(path, config, parts, every=checkpoint_interval(config, n_train),
-                         total=total_steps(config, n_train)[0], resume_hint=hint, fingerprint=data_fingerprint(data),
-                         data_dir=None if data_dir is None else Path(data_dir).expanduser().resolve())
+    saver = Checkpointer(path, config, every=checkpoint_interval(config, n_train), total=total,
+                         resume_hint=hint, fingerprint=data_fingerprint(data),
+                         data_dir=None if data_dir is None else data_folder(data_dir))
+    display = TrainingDisplay(total, say=say, bar=progress, initial=run.loop.step)
+
+    def on_step(run):
+        display.on_step(run)
+        saver(run)
+
     try:
         with saver:
-            return train(config, data, log=say, progress=progress, resume=parts, on_step=saver)
+            result = train(config, data, state=run, on_step=on_step, on_eval=display.on_eval)
     except DivergenceError as e:
-        message = f"{e}; {save_best_so_far(out, config, data, parts)}"
+        message = f"{e}; {save_best_so_far(out, config, data, run, data_dir)}"
         if say:
             say(message)
         raise DivergenceError(message) from None
@@ -273,26 +333,32 @@ def train_with_checkpoints(config, data, out, *, say=None, progress=False, resum
         last = f"the last checkpoint ({path}) stays" if path.exists() else "no checkpoint was written yet"
         raise Interrupted(f"stopped at once; {last}; continue with: {hint}",
                           signum=getattr(e, "signum", 2)) from None
+    finally:
+        display.close()
+    if result.stopped_early and say:
+        say(f"early stop at step {result.steps}: no better val_acc in {config.patience} "
+            f"evaluations; keeping step {result.best_step} (val_acc {result.best_val_acc:.3f})")
+    return result
 
 
-def save_best_so_far(out, config, data, parts):
+def save_best_so_far(out, config, data, run, data_dir=None):
     """After a divergence: ``out/model.npz`` from the best parameters so far, and ``history.csv``.
 
     Before the first evaluation the best known parameters are the initial ones (step 0),
     rebuilt from the seed. Returns a sentence saying what was saved, for the message.
     """
-    model, _, preprocessing, _, s = parts
+    model, s = run.model, run.loop
     if s.best_params is not None:
         model.load_params(s.best_params)
         what = f"step {s.best_step}, val_acc {s.best_val:.3f}"
     else:
-        model.load_params(build(config, data)[0].params)
+        model.load_params(initial_params(config, model.input_dim, model.num_classes))
         what = "step 0, the initial weights: no evaluation came before the divergence"
-    save_model(out / "model.npz", model, preprocessing=preprocessing, class_names=data.class_names,
-               config=config.to_dict())
+    save_model(out / MODEL_NAME, model, run.preprocessor, class_names=data.class_names,
+               config=config.to_dict(), data_dir=data_folder(data_dir))
     write_history_csv(out / "history.csv", s.history)
     (out / CHECKPOINT_NAME).unlink(missing_ok=True)  # resuming would diverge again
-    return f"the best parameters so far ({what}) are saved in {out / 'model.npz'}"
+    return f"the best parameters so far ({what}) are saved in {out / MODEL_NAME}"
 
 
 def resume_training(out, *, data_dir=None, overrides=None, **kw):

@@ -1,8 +1,9 @@
 """Saving and loading trained models as ``.npz`` files, atomically and without pickle.
 
 A model file holds the parameter arrays (``W1, b1, ...``) and one JSON string ``meta``
-with the format version, the architecture, the preprocessing (mode and training
-statistics) and the class names: everything ``evaluate`` and ``predict`` need. Files are
+with the format version, the architecture, the preprocessing (``Preprocessor.to_dict``),
+the class names, the training config and the data folder: everything ``evaluate`` and
+``predict`` need (:class:`SavedModel`). Files are
 read with ``allow_pickle=False``, so loading one never runs code.
 """
 
@@ -12,15 +13,18 @@ import json
 import os
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .config import MAX_SHIFT, is_tta_shift
+from .data import Preprocessor
 from .errors import ConfigError, ModelFileError, UserError
 from .model import FullyConnectedNet
 
 FORMAT_VERSION = 1
+MODEL_NAME = "model.npz"  # the model file in a run folder
 
 
 def atomic_write(path, write):
@@ -70,15 +74,34 @@ def _fsync_dir(folder):
         os.close(fd)
 
 
-def save_model(path, model, *, preprocessing, class_names, config=None):
+@dataclass(frozen=True)
+class SavedModel:
+    """A model file read back: everything ``evaluate`` and ``predict`` need."""
+
+    path: Path                    # the .npz file read
+    model: FullyConnectedNet      # the trained parameters
+    preprocessor: Preprocessor    # how its inputs are normalised (training statistics)
+    class_names: tuple            # the C class names, in label order
+    config: dict | None           # the training config, as TrainConfig.to_dict() wrote it
+    data_dir: str | None          # the data folder it was trained on (None: not recorded)
+
+
+def model_file(path):
+    """The model file ``path`` names: itself, or ``path/model.npz`` for a run folder."""
+    path = Path(path)
+    return path / MODEL_NAME if path.is_dir() else path
+
+
+def save_model(path, model, preprocessor, *, class_names, config=None, data_dir=None):
     """Write ``model`` to ``path`` (.npz), atomically.
 
     Args:
-        preprocessing: ``{"mode": str, "stats": {"mean": (3,), "std": (3,)} or None}``.
+        preprocessor: the :class:`~numpy_mlp.data.Preprocessor` its inputs need.
         class_names: the C class names, in label order.
         config: optional dict of the training config, kept for reference.
+        data_dir: the data folder it was trained on (absolute), so that ``evaluate``
+            finds it again; None if not known.
     """
-    stats = preprocessing.get("stats")
     meta = {
         "format": "numpy-mlp",
         "format_version": FORMAT_VERSION,
@@ -86,10 +109,10 @@ def save_model(path, model, *, preprocessing, class_names, config=None):
         "hidden_dim": list(model.hidden_dims),
         "num_classes": model.num_classes,
         "dtype": model.dtype.name,
-        "preprocessing": {"mode": preprocessing["mode"],
-                          "stats": None if stats is None else {k: np.asarray(v).tolist() for k, v in stats.items()}},
+        "preprocessing": preprocessor.to_dict(),
         "class_names": list(class_names),
         "config": config,
+        "data_dir": None if data_dir is None else str(data_dir),
     }
     arrays = dict(model.params)
     arrays["meta"] = np.array(json.dumps(meta))
@@ -97,15 +120,19 @@ def save_model(path, model, *, preprocessing, class_names, config=None):
 
 
 def load_model(path):
-    """Read a model file written by :func:`save_model`.
+    """Read a model file written by :func:`save_model`, or ``path/model.npz`` of a run folder.
 
     Returns:
-        ``(model, meta)`` where ``meta["preprocessing"]["stats"]`` holds float32 arrays.
+        a :class:`SavedModel`.
     Raises:
         ModelFileError: the file is missing, not a model file, damaged, from a newer
         format version, or its arrays do not fit its architecture.
     """
-    path = Path(path)
+    given, path = Path(path), model_file(path)
+    if given.is_dir() and not path.is_file():
+        raise ModelFileError(f"{given} holds no {MODEL_NAME}; pass a run folder written by "
+                             f"'numpy-mlp train' (an unfinished run goes on with 'numpy-mlp train "
+                             f"--resume {given}')")
     if not path.is_file():
         raise ModelFileError(f"model file {path} does not exist; pass the model.npz written by 'numpy-mlp train'")
     if not zipfile.is_zipfile(path):
@@ -138,7 +165,6 @@ def load_model(path):
         expected = {}
         for l in range(1, len(dims)):
             expected[f"W{l}"], expected[f"b{l}"] = (dims[l - 1], dims[l]), (dims[l],)
-        stats = meta["preprocessing"].get("stats")
         if len(meta["class_names"]) != dims[-1]:
             raise ValueError(f"{len(meta['class_names'])} class names for {dims[-1]} classes")
     except (KeyError, ValueError, TypeError, AttributeError) as e:
@@ -155,18 +181,22 @@ def load_model(path):
         trained = meta.get("config") or {}  # reg and dropout only matter for training, but keep them
         model = FullyConnectedNet(dims[0], dims[1:-1], dims[-1], dtype=meta["dtype"], seed=0,
                                   reg=trained.get("reg", 0.0), dropout=trained.get("dropout", 0.0))
-    except (ValueError, TypeError, ConfigError) as e:
+        preprocessor = Preprocessor.from_dict(meta["preprocessing"], model.dtype)
+        data_dir = meta.get("data_dir")
+        if data_dir is not None and not isinstance(data_dir, str):
+            raise ValueError(f"data_dir={data_dir!r} is not a folder name")
+    except (KeyError, ValueError, TypeError, ConfigError) as e:
         raise ModelFileError(f"{path}: its 'meta' entry does not describe a model ({e}); the file is damaged") from None
     for k, v in model.params.items():
         v[...] = arrays[k]
-    if stats is not None:
-        meta["preprocessing"]["stats"] = {k: np.asarray(v, dtype=np.float32) for k, v in stats.items()}
-    return model, meta
+    return SavedModel(path=path, model=model, preprocessor=preprocessor,
+                      class_names=tuple(meta["class_names"]), config=meta.get("config"),
+                      data_dir=data_dir)
 
 
-def tta_shift_for(path, meta, tta_shift=None):
-    """The test-time shift to evaluate a saved model with: ``tta_shift`` if given, else the
-    one its run was trained with (``meta["config"]["tta_shift"]``, 0 if absent).
+def tta_shift_for(saved, tta_shift=None):
+    """The test-time shift to evaluate the :class:`SavedModel` ``saved`` with: ``tta_shift``
+    if given, else the one its run was trained with (its config's, 0 if absent).
 
     Raises:
         UserError: ``tta_shift`` is outside 0..MAX_SHIFT.
@@ -177,8 +207,9 @@ def tta_shift_for(path, meta, tta_shift=None):
             raise UserError(f"--tta-shift {tta_shift}: give a shift of 0..{MAX_SHIFT} pixels (about half the "
                             f"training crops' padding; 0 = off)")
         return tta_shift
-    saved = (meta.get("config") or {}).get("tta_shift", 0)
-    if not is_tta_shift(saved):
-        raise ModelFileError(f"{path}: its saved config has tta_shift={saved!r}, not a shift of 0..{MAX_SHIFT} "
-                             f"pixels; pass --tta-shift S to choose one (0 = off)")
-    return saved
+    shift = (saved.config or {}).get("tta_shift", 0)
+    if not is_tta_shift(shift):
+        raise ModelFileError(f"{saved.path}: its saved config has tta_shift={shift!r}, not a "
+                             f"shift of 0..{MAX_SHIFT} pixels; pass --tta-shift S to choose one "
+                             f"(0 = off)")
+    return shift

@@ -1,24 +1,28 @@
-"""How many BLAS threads the matrix products use: chosen on purpose, by measurement.
+"""How many BLAS threads the matrix products use: chosen on purpose, from the load.
 
 On an idle 2-core machine, two BLAS threads make the products of a large batch (N >= 256,
 H = 1000) up to ~1.8x faster than one. On a machine whose cores are shared with other jobs
 (another training run, a test suite) the second thread has to wait for a busy core, and
-two threads are then 2-15x *slower* than one (README, "Speed"). Which is better depends on
-the load of the moment, which no rule of problem size can know, so ``"auto"`` (the
-default) measures, every ``recheck`` seconds, in two stages:
+two threads are then 2-15x *slower* than one. Which is better depends on the load of the
+moment, which no rule of problem size can know, so ``"auto"`` (the default) looks at it
+every ``recheck`` seconds. Two rules are implemented; ``RULE`` says which one ``"auto"``
+follows (docs/threads.md: how to measure them against each other and against fixed counts):
 
-1. The load: how many cores *other* processes kept busy since the last check (from
-   ``/proc/stat`` minus this process's own CPU time). If less than ``FREE`` (1.5) cores were
-   left for us, one thread is kept, at no cost. The first check waits until ``warmup``
-   seconds have passed; until then the count is a guess: the last count an earlier
-   chooser of this process settled on (evaluation after training, the next run of a
-   benchmark), else all threads if the load average of the last minute leaves ``FREE``
-   cores, else one.
-2. Otherwise the next steps alternate between the candidate counts (1, 2, ... up to the
-   count BLAS is allowed now, so an outer ``threadpool_limits(1)``, as in a search worker,
-   is respected), ``probes`` steps each, and the count with the lower median step time is
-   kept (at once, if after one round one count is more than ``CLEAR`` times faster). The
-   probes are ordinary training steps: nothing is thrown away.
+``"load"``, the simple rule (:func:`load_rule`): all the threads BLAS is allowed if other
+    processes left at least ``FREE`` (1.5) cores free since the last check (from
+    ``/proc/stat`` minus this process's own CPU time, :class:`OtherLoad`), else one.
+``"timed"``: the same look at the load first (one thread, at no cost, if it leaves less
+    than ``FREE`` cores); otherwise the next steps alternate between the candidate counts
+    (1, 2, ... up to the count BLAS is allowed now), ``probes`` steps each, and the count
+    with the lower median step time is kept (at once, if after one round one count is more
+    than ``CLEAR`` times faster). The probes are ordinary training steps: nothing is thrown
+    away.
+
+Under both rules the first check waits until ``warmup`` seconds have passed; until then the
+count is a guess: the last count an earlier chooser of this process settled on (evaluation
+after training, the next run of a benchmark), else :func:`load_rule` applied to the load
+average of the last minute. The largest candidate is the count BLAS is allowed when the
+chooser starts, so an outer ``threadpool_limits(1)``, as in a search worker, is respected.
 
 An integer fixes the count. The count changes speed, and the numbers only in their last
 bits: OpenBLAS splits most products by their output, which keeps them bitwise the same,
@@ -33,15 +37,12 @@ import os
 import statistics
 import time
 
-from .errors import ConfigError
+from .config import check
 
 
 def check_threads(threads):
-    """Raise ConfigError unless ``threads`` is "auto" or a positive int."""
-    if threads == "auto":
-        return
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ConfigError(f"threads={threads!r}: give a number of BLAS threads >= 1, or 'auto'")
+    """Raise ConfigError unless ``threads`` is "auto" or a count TrainConfig takes."""
+    check("threads", threads)
 
 
 def blas_libraries():
@@ -64,7 +65,23 @@ def set_blas_threads(n, libraries=None):
 
 CLEAR = 1.5  # a count this much faster after one round of probes wins at once
 _last_choice = None  # the count the last automatic choice in this process settled on
-FREE = 1.5  # probe several threads only if other processes left at least this many cores
+FREE = 1.5  # more than one thread only if other processes left at least this many cores
+RULES = ("load", "timed")  # see the module docstring
+RULE = "timed"  # the rule "auto" follows
+
+
+def load_rule(most, busy, cores=None):
+    """The simple rule: ``most`` threads if other processes leave ``FREE`` cores, else 1.
+
+    Args:
+        most: the largest count allowed.
+        busy: how many cores other processes kept busy lately (:class:`OtherLoad`, or a load
+            average), or None if unknown (then 1: two threads on a busy pair of cores cost
+            far more than one thread on an idle pair).
+        cores: the number of cores (default ``os.cpu_count()``).
+    """
+    cores = cores or os.cpu_count() or 1
+    return most if busy is not None and cores - busy >= FREE else 1
 
 
 def _load_average():
@@ -103,7 +120,7 @@ class OtherLoad:
 
 
 class ThreadChooser:
-    """Set the BLAS thread count step by step; with ``"auto"``, choose it by measurement.
+    """Set the BLAS thread count step by step; with ``"auto"``, choose it from the load.
 
     Call :meth:`tick` once at the top of every step: it charges the time since the previous
     tick to the count that step used, then sets the count for the next step. :meth:`close`
@@ -111,9 +128,10 @@ class ThreadChooser:
 
     Args:
         threads: "auto" or a fixed number of threads.
-        probes: steps timed per candidate at each check (their median decides).
+        rule: how "auto" chooses, one of ``RULES`` (default ``RULE``; module docstring).
+        probes: steps timed per candidate at each check (their median decides; "timed").
         recheck: seconds between checks, so that a change of load is noticed.
-        warmup: seconds before the first check (the guess of stage 1 meanwhile).
+        warmup: seconds before the first check (the guess meanwhile).
         clock: a function returning seconds; ``other_load`` a function returning the cores
             other processes kept busy since its previous call, or None if unknown;
             ``load_average`` a function returning the 1-minute load average or None (tests
@@ -122,16 +140,20 @@ class ThreadChooser:
     ``chosen`` lists ``(step, count)`` for every decision, for logs and benchmarks.
     """
 
-    def __init__(self, threads="auto", *, probes=3, recheck=30.0, warmup=0.25,
+    def __init__(self, threads="auto", *, rule=None, probes=3, recheck=30.0, warmup=0.25,
                  clock=time.perf_counter, other_load=None, load_average=None):
         check_threads(threads)
+        self.rule = RULE if rule is None else rule
+        if self.rule not in RULES:
+            raise ValueError(f"rule={self.rule!r}: choose one of {', '.join(RULES)}")
         self.libraries = blas_libraries()
         self.before = max((lib.num_threads for lib in self.libraries), default=1)
         auto = threads == "auto"
         self.candidates = tuple(range(1, self.before + 1)) if auto else (threads,)
         self.probes, self.recheck, self.clock = probes, recheck, clock
         self.other_load = other_load if other_load is not None else OtherLoad()
-        self.current = self.candidates[0] if not auto else self._guess(load_average or _load_average)
+        self.current = (self._guess(load_average or _load_average) if auto
+                        else self.candidates[0])
         self.chosen = [] if len(self.candidates) > 1 else [(1, self.current)]
         self.step = 0  # ticks so far
         self._plan = []  # thread counts of the coming probe steps
@@ -141,7 +163,8 @@ class ThreadChooser:
         self._next_check = clock() + warmup  # clock() after which the next check starts
 
     def __repr__(self):
-        return f"ThreadChooser(candidates={self.candidates}, current={self.current})"
+        return (f"ThreadChooser(candidates={self.candidates}, current={self.current}, "
+                f"rule={self.rule!r})")
 
     def __enter__(self):
         return self
@@ -164,10 +187,15 @@ class ThreadChooser:
                 self._decide(min(medians, key=medians.get), now)
             if not self._plan and now >= self._next_check:  # a check is due
                 busy = self.other_load()
-                if busy is not None and (os.cpu_count() or 1) - busy < FREE:
-                    self._decide(1, now)  # no core to spare: one thread, no probes needed
+                if busy is None:  # the load of others is unknown: keep the count
+                    count = self.current
                 else:
-                    self._plan = [n for _ in range(self.probes) for n in self.candidates]  # 1 2 1 2 ..
+                    count = load_rule(self.candidates[-1], busy)
+                if self.rule == "load" or (busy is not None and count == 1):
+                    self._decide(count, now)  # no probes (with "timed": no core to spare)
+                else:
+                    # probes: 1 2 1 2 ..
+                    self._plan = [n for _ in range(self.probes) for n in self.candidates]
             self._probe = self._plan.pop(0) if self._plan else None
             if self._probe is not None:
                 self.current = self._probe
@@ -176,13 +204,10 @@ class ThreadChooser:
 
     def _guess(self, load_average):
         """The count until the first check: the last one settled on in this process, else
-        all candidates' largest if the load average leaves FREE cores, else 1."""
+        the simple rule applied to the load average."""
         if _last_choice is not None:
             return max(n for n in self.candidates if n <= _last_choice)
-        load = load_average()
-        if load is None or (os.cpu_count() or 1) - load < FREE:
-            return self.candidates[0]
-        return self.candidates[-1]
+        return load_rule(self.candidates[-1], load_average())
 
     def _decide(self, count, now):
         global _last_choice

@@ -1,14 +1,16 @@
 """The training loop: minibatch SGD with momentum on uint8 CIFAR-10, read top to bottom.
 
 ``train(config, data)`` returns a :class:`TrainResult` with the model (holding the best
-parameters by validation accuracy) and a history of plain lists. It prints nothing
-itself: progress goes to the ``log`` callable and the optional progress bar.
+parameters by validation accuracy) and a history of plain lists. It prints nothing: the
+caller's ``on_step`` and ``on_eval`` callbacks draw progress bars, write log lines (see
+:mod:`numpy_mlp.runs`), save checkpoints or prune a search trial.
 
-Everything that changes during a run and is needed to continue it (step, parameters,
-momentum, random generators, the batch order, the best parameters, the history) lives
-in the model, the optimizer and one :class:`LoopState`, so that a checkpoint can hold it.
+Everything a run is made of and changes while it trains (parameters, momentum, the
+input normalisation, random generators, the batch order, the best parameters, the
+history) is one :class:`RunState`, so that a checkpoint can hold it and ``train`` can go
+on from it.
 
-    N  batch size      D  3072      C  10
+    N  batch size      D  3072      H  hidden width      C  10
 """
 
 from __future__ import annotations
@@ -20,16 +22,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .augment import augment
-from .data import Preprocessor, channel_stats
+from .data import Preprocessor
 from .errors import ConfigError, DivergenceError
+from .inference import predict
 from .losses import cross_entropy_loss
-from .metrics import accuracy, predict_uint8
+from .metrics import accuracy
 from .model import FullyConnectedNet
 from .optim import SGD
 from .schedules import lr_at
 from .threads import ThreadChooser
 
-HISTORY_KEYS = ("step", "loss", "eval_step", "epoch", "train_loss", "train_acc", "val_acc", "alpha", "seconds")
+HISTORY_KEYS = ("step", "loss", "eval_step", "epoch", "train_loss", "train_acc", "val_acc", "alpha",
+                "seconds")
 
 
 @dataclass
@@ -40,7 +44,7 @@ class TrainResult:
     best_val_acc: float        # validation accuracy at that step (NaN without a val split)
     steps: int                 # steps run
     seconds: float             # wall time of the loop
-    preprocessing: dict        # {"mode": ..., "stats": {...} or None}: to prepare new inputs
+    preprocessor: Preprocessor  # prepares new inputs as the model was trained on them
     stopped_early: bool = False  # early stopping ended the run before its last step
 
 
@@ -62,9 +66,15 @@ class LoopState:
     history: dict = field(default_factory=lambda: {k: [] for k in HISTORY_KEYS})
 
 
-def make_preparer(mode, stats, dtype):
-    """A :class:`~numpy_mlp.data.Preprocessor`: ``prepare(X_uint8, out=None) -> float (N, D)``."""
-    return Preprocessor(mode, stats, dtype)
+@dataclass
+class RunState:
+    """One training run at some step: what :func:`build` makes, a checkpoint holds and
+    ``train(config, data, state=...)`` continues."""
+    model: FullyConnectedNet     # the current parameters; its generator draws the dropout masks
+    optimizer: SGD               # the momentum
+    preprocessor: Preprocessor   # the inputs' normalisation (training-set statistics)
+    eval_idx: np.ndarray         # (n_eval,) the training images the train accuracy is measured on
+    loop: LoopState              # step, batch order, generators, best so far, history
 
 
 def total_steps(config, n_train):
@@ -73,144 +83,139 @@ def total_steps(config, n_train):
     return config.num_iters or max(1, math.ceil(config.epochs * steps_per_epoch)), steps_per_epoch
 
 
-def build(config, data):
-    """The model, optimizer, input preparation and fresh loop state for ``config``.
+def _generators(seed):
+    """Independent generators from one seed: the initial weights (then the dropout masks),
+    the batch order, the training subset that train accuracy uses, the augmentations."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)]
 
-    One seed gives independent streams for the initial weights (and dropout masks), the
-    batch order, the augmentations and the training subset used to report accuracy.
-    """
-    init_rng, order_rng, eval_rng, aug_rng = (np.random.default_rng(s)
-                                              for s in np.random.SeedSequence(config.seed).spawn(4))
-    model = FullyConnectedNet(data.X_train.shape[1], config.hidden_dim, len(data.class_names),
-                              reg=config.reg, dropout=config.dropout, dtype=config.dtype, rng=init_rng)
+
+def _new_model(config, input_dim, num_classes, rng):
+    return FullyConnectedNet(input_dim, config.hidden_dim, num_classes, reg=config.reg,
+                             dropout=config.dropout, dtype=config.dtype, rng=rng)
+
+
+def initial_params(config, input_dim, num_classes):
+    """The parameters a run of ``config`` starts from, ``{"W1": (D, H), "b1": (H,), ...}``,
+    without building the rest of the run (no data needed)."""
+    return _new_model(config, input_dim, num_classes, _generators(config.seed)[0]).params
+
+
+def build(config, data):
+    """The :class:`RunState` of a new run of ``config`` on ``data``, at step 0."""
+    init_rng, order_rng, eval_rng, aug_rng = _generators(config.seed)
+    n = len(data.X_train)
+    model = _new_model(config, data.X_train.shape[1], len(data.class_names), init_rng)
     optimizer = SGD(model.params, alpha=config.alpha, beta=config.beta, nesterov=config.nesterov,
                     weight_decay=config.weight_decay)
-    stats = channel_stats(data.X_train) if config.preprocessing == "per_channel" else None
-    n = len(data.X_train)
+    preprocessor = Preprocessor.fit(config.preprocessing, data.X_train, model.dtype)
     eval_idx = eval_rng.choice(n, size=min(config.eval_train_size, n), replace=False)
-    state = LoopState(order_rng=order_rng, aug_rng=aug_rng, perm=order_rng.permutation(n))
-    return model, optimizer, {"mode": config.preprocessing, "stats": stats}, eval_idx, state
+    loop = LoopState(order_rng=order_rng, aug_rng=aug_rng, perm=order_rng.permutation(n))
+    return RunState(model, optimizer, preprocessor, eval_idx, loop)
 
 
-def train(config, data, *, log=None, progress=False, on_eval=None, resume=None, on_step=None):
+def train(config, data, *, state=None, on_step=None, on_eval=None):
     """Train a FullyConnectedNet on ``data`` as ``config`` says.
 
     Args:
         config: a ``TrainConfig``.
         data: a ``CIFAR10`` (uint8 images, int labels, with a validation split).
-        log: callable taking one line of text, called at every evaluation; None = silent.
-        progress: show a tqdm progress bar (for terminals).
-        on_eval: callable ``(step, history)`` after each evaluation, e.g. to report to a
-            hyperparameter search (it may raise to stop the run).
-        resume: ``(model, optimizer, preprocessing, eval_idx, state)`` as made by
-            :func:`build` and restored from a checkpoint, to continue a run.
-        on_step: callable ``(model, optimizer, state)`` after every step (checkpoints).
+        state: a :class:`RunState` to continue (restored from a checkpoint); default: a new
+            run, :func:`build`. It is updated in place, step by step.
+        on_step: callable ``(state)`` after every step (checkpoints, a progress bar).
+        on_eval: callable ``(step, history)`` after each evaluation, whose figures are the
+            last entries of the history's evaluation lists (log lines; a search's pruner,
+            which may raise to stop the run).
     Returns:
         TrainResult. ``history`` has, for every step, ``step`` and ``loss`` (the
-        minibatch's cross-entropy, without the L2 term),
-        and, for every evaluation, ``eval_step``, ``epoch``, ``train_loss`` (mean loss since
-        the previous evaluation), ``train_acc`` (on a fixed training subset), ``val_acc``,
-        ``alpha`` and ``seconds``.
+        minibatch's cross-entropy, without the L2 term), and, for every evaluation,
+        ``eval_step``, ``epoch``, ``train_loss`` (mean loss since the previous evaluation),
+        ``train_acc`` (on a fixed training subset), ``val_acc``, ``alpha`` and ``seconds``.
     """
-    from tqdm import tqdm  # a text bar: progress=True only comes from a terminal
-
     X_train, y_train = data.X_train, data.y_train
-    N_train = len(X_train)
-    if config.batch_size > N_train:
+    if config.batch_size > len(X_train):
         raise ConfigError(f"batch_size={config.batch_size} is larger than the training set "
-                          f"({N_train} images); use a smaller --batch-size")
-
-    # --- model, optimizer, input preparation and loop state: new, or from a checkpoint ---
-    model, optimizer, preprocessing, eval_idx, s = resume or build(config, data)
-    prepare = make_preparer(preprocessing["mode"], preprocessing["stats"], model.dtype)
-    total, steps_per_epoch = total_steps(config, N_train)
+                          f"({len(X_train)} images); use a smaller --batch-size")
+    run = state or build(config, data)
+    model, s = run.model, run.loop
+    total, steps_per_epoch = total_steps(config, len(X_train))
     eval_every = max(1, total // config.evals)
-    X_eval, y_eval = X_train[eval_idx], y_train[eval_idx]
-    has_val = len(data.y_val) > 0
-    history = s.history
-    batch = np.empty((config.batch_size, X_train.shape[1]), dtype=model.dtype)  # reused input buffer
-    bar = tqdm(total=total, initial=s.step, disable=not progress, unit="step", dynamic_ncols=True, leave=False)
-    say = (lambda line: bar.write(line)) if progress else log
+    batch = np.empty((config.batch_size, X_train.shape[1]), dtype=model.dtype)  # reused input
     start = time.perf_counter() - s.seconds
     stopped_early = False
     threads = ThreadChooser(config.threads)  # BLAS threads per step: fixed, or timed choice
     # overflow warnings would only clutter what the non-finite-loss check below says clearly
     old_errors = np.seterr(over="ignore", invalid="ignore", divide="ignore")
-
     try:
         while s.step < total:
             step = s.step + 1
             threads.tick()
             # 1. the next minibatch, drawn without replacement; reshuffle after each epoch
-            if s.pos + config.batch_size > N_train:
-                s.perm, s.pos = s.order_rng.permutation(N_train), 0
+            if s.pos + config.batch_size > len(X_train):
+                s.perm, s.pos = s.order_rng.permutation(len(X_train)), 0
             idx = s.perm[s.pos:s.pos + config.batch_size]
             s.pos += config.batch_size
             X_uint8 = augment(X_train[idx], s.aug_rng, flip=config.flip, crop_pad=config.crop_pad)
-            X = prepare(X_uint8, out=batch)  # (N, D) float
-            y = y_train[idx]  # (N,)
+            X, y = run.preprocessor(X_uint8, out=batch), y_train[idx]  # (N, D) float, (N,)
 
-            # 2. forward, loss, backward
+            # 2. forward, loss, backward. The loss recorded is the cross-entropy alone: with
+            # L2 on, its term (model.reg_loss()) would swamp the curve; its gradient is in backward
             scores, cache = model.forward(X, train=True)  # (N, C)
-            # the loss recorded is the cross-entropy alone: with L2 on, its term
-            # (0.5*reg*sum W^2, model.reg_loss()) would swamp the curve; its gradient is in backward
             loss, dscores = cross_entropy_loss(scores, y, label_smoothing=config.label_smoothing)
             if not math.isfinite(loss):
                 raise DivergenceError(
-                    f"training diverged at step {step}: the loss is {loss}; use a smaller learning rate "
-                    f"(e.g. --alpha {config.alpha / 10:g}) or a smaller momentum")
+                    f"training diverged at step {step}: the loss is {loss}; use a smaller learning "
+                    f"rate (e.g. --alpha {config.alpha / 10:g}) or a smaller momentum")
             model.backward(dscores, cache)
 
             # 3. the update: m <- beta*m + g ; theta <- theta - alpha*m, alpha from the schedule
-            alpha = lr_at(step, alpha=config.alpha, total=total, schedule=config.schedule, warmup=config.warmup)
-            optimizer.step(model.grads, alpha=alpha)
-
+            alpha = lr_at(step, alpha=config.alpha, total=total, schedule=config.schedule,
+                          warmup=config.warmup)
+            run.optimizer.step(model.grads, alpha=alpha)
             s.step = step
-            history["step"].append(step)
-            history["loss"].append(loss)
+            s.history["step"].append(step)
+            s.history["loss"].append(loss)
             s.loss_sum, s.loss_count = s.loss_sum + loss, s.loss_count + 1
-            bar.update(1)
 
-            # 4. every 1/evals of the run: accuracies, the best parameters so far, a log line
+            # 4. every 1/evals of the run: accuracies, the best parameters so far
             if step % eval_every == 0 or step == total:
-                train_acc = accuracy(y_eval, predict_uint8(model, X_eval, prepare))
-                val_acc = accuracy(data.y_val, predict_uint8(model, data.X_val, prepare)) if has_val else float("nan")
-                seconds = time.perf_counter() - start
-                for k, v in (("eval_step", step), ("epoch", step / steps_per_epoch),
-                             ("train_loss", s.loss_sum / s.loss_count), ("train_acc", train_acc),
-                             ("val_acc", val_acc), ("alpha", alpha), ("seconds", seconds)):
-                    history[k].append(v)
-                s.loss_sum, s.loss_count = 0.0, 0
-                if not has_val or val_acc > s.best_val:
-                    s.best_val, s.best_step, s.best_params = val_acc, step, model.copy_params()
-                    s.evals_since_best = 0
-                else:
-                    s.evals_since_best += 1
-                if say:
-                    say(f"step {step:>{len(str(total))}}/{total}  epoch {step / steps_per_epoch:5.2f}  "
-                        f"loss {history['train_loss'][-1]:.4f}  train_acc {train_acc:.3f}  "
-                        f"val_acc {val_acc:.3f}  alpha {alpha:.3g}  ({seconds:.1f}s)")
-                bar.set_postfix(loss=f"{history['train_loss'][-1]:.3f}", val=f"{val_acc:.3f}")
+                evaluate(run, data, epoch=step / steps_per_epoch, alpha=alpha,
+                         seconds=time.perf_counter() - start)
                 if on_eval is not None:
-                    on_eval(step, history)
+                    on_eval(step, s.history)
                 if config.patience and s.evals_since_best >= config.patience:
                     stopped_early = True
-                    if say:
-                        say(f"early stop at step {step}: no better val_acc in {config.patience} evaluations; "
-                            f"keeping step {s.best_step} (val_acc {s.best_val:.3f})")
                     break
-
             s.seconds = time.perf_counter() - start
             if on_step is not None:
-                on_step(model, optimizer, s)
+                on_step(run)
     finally:
-        bar.close()
         threads.close()
         np.seterr(**old_errors)
 
-    seconds = time.perf_counter() - start
     if s.best_params is not None:
         model.load_params(s.best_params)
-    return TrainResult(model=model, history=history, best_step=s.best_step,
+    has_val = len(data.y_val) > 0
+    return TrainResult(model=model, history=s.history, best_step=s.best_step,
                        best_val_acc=s.best_val if has_val else float("nan"), steps=s.step,
-                       seconds=seconds, preprocessing=preprocessing, stopped_early=stopped_early)
+                       seconds=time.perf_counter() - start, preprocessor=run.preprocessor,
+                       stopped_early=stopped_early)
+
+
+def evaluate(run, data, *, epoch, alpha, seconds):
+    """One evaluation of ``run`` at its current step, appended to its history: accuracy on
+    its training subset and on the validation split; the parameters are kept as the best
+    so far if their validation accuracy is higher (always, without a validation split)."""
+    model, s = run.model, run.loop
+    train_pred = predict(model, run.preprocessor, data.X_train[run.eval_idx])
+    train_acc = accuracy(data.y_train[run.eval_idx], train_pred)
+    val_acc = accuracy(data.y_val, predict(model, run.preprocessor, data.X_val))  # NaN if no split
+    for k, v in (("eval_step", s.step), ("epoch", epoch),
+                 ("train_loss", s.loss_sum / s.loss_count), ("train_acc", train_acc),
+                 ("val_acc", val_acc), ("alpha", alpha), ("seconds", seconds)):
+        s.history[k].append(v)
+    s.loss_sum, s.loss_count = 0.0, 0
+    if not len(data.y_val) or val_acc > s.best_val:
+        s.best_val, s.best_step, s.best_params = val_acc, s.step, model.copy_params()
+        s.evals_since_best = 0
+    else:
+        s.evals_since_best += 1

@@ -3,8 +3,10 @@ problem (and what to do), exit status 2, no traceback; ``--debug`` shows the tra
 
 The table BAD_INPUTS is what README's reliability section counts. Each case builds its
 files in ``tmp_path`` and returns the command's arguments; ``words`` must appear in the
-message. Argument-parser errors (unknown flags, values that are not numbers, ...) are
-argparse's own: a usage line and one ``error:`` line, status 2.
+message. A flag's value is checked by its setting's rule like any other input (one line
+naming the flag); errors of the command line's shape (an unknown flag or command, both
+flags of an either-or pair, missing image files) are argparse's own: a usage line and one
+``error:`` line, status 2 (BAD_FLAGS).
 """
 
 import io
@@ -237,17 +239,47 @@ BAD_INPUTS = [
     ("archive missing a batch", lambda t, m: archive(t, drop="data_batch_5"), "data_batch_5"),
     ("archive not gzip", lambda t, m: ((t / "data").mkdir(), (t / "data" / ARCHIVE_NAME).write_bytes(b"x" * 999),
                                        train(t, t / "data"))[2], "could not read"),
-    # --- hyperparameters (values argparse accepts, refused by TrainConfig or the trainer)
+    # --- flag values: each refused by its rule's one message (config.Rule), naming the flag
     *[(f"--{flag} {value}", lambda t, m, f=flag, v=value: hyper(t, f, v), words)
       for flag, value, words in [
-          ("alpha", "-1", "alpha=-1.0 must be"), ("alpha", "0", "alpha=0.0 must be"),
-          ("beta", "1", "beta=1.0 is outside [0, 1)"), ("beta", "-0.5", "beta=-0.5 is outside [0, 1): 0 is plain SGD"),
-          ("reg", "-1", "reg=-1.0 must be"), ("epochs", "0", "epochs=0.0 must be"),
-          ("dropout", "1", "dropout=1.0 must be in [0, 1)"), ("label-smoothing", "1.5", "label_smoothing=1.5"),
-          ("weight-decay", "-0.1", "weight_decay=-0.1"), ("crop-pad", "17", "crop_pad=17"),
-          ("seed", "-1", "seed=-1 must be"), ("batch-size", "91", "larger than the training set"),
+          ("alpha", "-1", "--alpha -1 must be a finite number > 0"),
+          ("alpha", "0", "--alpha 0 must be"), ("alpha", "inf", "--alpha inf must be"),
+          ("alpha", "nan", "--alpha nan must be a finite number"),
+          ("alpha", "fast", "--alpha 'fast' must be a finite number > 0"),
+          ("beta", "1", "--beta 1 must be a finite number in [0, 1)"),
+          ("beta", "-0.5", "--beta -0.5 must be a finite number in [0, 1); the momentum"),
+          ("reg", "-1", "--reg -1 must be a finite number >= 0"),
+          ("epochs", "0", "--epochs 0 must be a finite number in (0, 100000]"),
+          ("epochs", "nan", "--epochs nan must be a finite number"),
+          ("epochs", "1e300", "--epochs 1e+300 must be a finite number in (0, 100000]"),
+          ("epochs", "1e308", "--epochs 1e+308 must be a finite number in (0, 100000]"),
+          ("num-iters", "0", "--num-iters 0 must be a whole number in 1..1000000000"),
+          ("num-iters", "1e29", "--num-iters 1e+29 must be a whole number in 1..1000000000"),
+          ("batch-size", "0", "--batch-size 0 must be a whole number in 1..1000000"),
+          ("batch-size", "-5", "--batch-size -5 must be a whole number"),
+          ("batch-size", "2.5", "--batch-size 2.5 must be a whole number"),
+          ("dropout", "1", "--dropout 1 must be a finite number in [0, 1)"),
+          ("label-smoothing", "1.5", "--label-smoothing 1.5 must be"),
+          ("weight-decay", "-0.1", "--weight-decay -0.1 must be"),
+          ("crop-pad", "17", "--crop-pad 17 must be a whole number in 0..16"),
+          ("seed", "-1", "--seed -1 must be a whole number in 0.."),
+          ("hidden-dim", "0", "--hidden-dim 0 must be whole numbers >= 1"),
+          ("warmup", "-1", "--warmup -1 must be a whole number in 0.."),
+          ("evals", "0", "--evals 0 must be a whole number in 1.."),
+          ("checkpoint-every", "-1", "--checkpoint-every -1 must be a whole number in 0.."),
+          ("threads", "0", "--threads 0 must be 'auto' or a whole number in 1..1024"),
+          ("threads", "99999999999999999999", "--threads 99999999999999999999 must be 'auto' or"),
+          ("schedule", "exp", "--schedule 'exp' must be one of constant, cosine, step"),
+          ("preset", "nope", "--preset 'nope' must be one of deep, wide"),
+          # refused by the trainer, against the data or the memory
+          ("batch-size", "91", "larger than the training set"),
           ("val-size", "100", "val_size=100 must be between 0 and 99"),
           ("hidden-dim", "1000000000000", "not enough memory")]],
+    ("--hidden-dim=-3,2", lambda t, m: train(t, cifar(t), "--hidden-dim=-3,2"),
+     "--hidden-dim '-3,2' must be whole numbers >= 1"),
+    ("evaluate without --model", lambda t, m: ["evaluate", "--offline"], "--model is required"),
+    ("predict --top 0", lambda t, m: ["predict", "--model", "m.npz", "--top", "0", "cat.png"],
+     "--top 0 must be a whole number >= 1"),
     # --- model files (evaluate; predict reads them the same way)
     *[(f"model file {kind}", lambda t, m, k=kind: evaluate(t, k), words) for kind, words in [
         ("missing", "does not exist"), ("truncated", "truncated"), ("text", "not an .npz archive"),
@@ -267,26 +299,16 @@ BAD_INPUTS = [
      "alpha=-1 must be"),
     ("search with a bad range", lambda t, m: ["search", "--space", "alpha=1:x", "--out", str(t / "s")],
      "--space alpha=1:x"),
+    ("search --timeout -5", lambda t, m: ["search", "--timeout", "-5", "--out", str(t / "s")],
+     "--timeout -5 must be a finite number > 0"),
+    ("search --workers 100000",
+     lambda t, m: ["search", "--workers", "100000", "--out", str(t / "s")],
+     "--workers 100000 must be a whole number in 1..256"),
 ]
 
-# argparse's own errors: (id, argv, words in the last line)
+# argparse's own errors, of the command line's shape: (id, argv, words in the last line)
 BAD_FLAGS = [
     ("unknown flag", ["train", "--alpah", "1e-3"], "unrecognized arguments: --alpah"),
-    ("--alpha nan", ["train", "--alpha", "nan"], "nan is not a finite number"),
-    ("--alpha inf", ["train", "--alpha", "inf"], "inf is not a finite number"),
-    ("--alpha not a number", ["train", "--alpha", "fast"], "'fast' is not a number"),
-    ("--epochs nan", ["train", "--epochs", "nan"], "not a finite number"),
-    ("--batch-size 0", ["train", "--batch-size", "0"], "0 must be at least 1"),
-    ("--batch-size -5", ["train", "--batch-size", "-5"], "-5 must be at least 1"),
-    ("--batch-size 2.5", ["train", "--batch-size", "2.5"], "not a whole number"),
-    ("--num-iters 0", ["train", "--num-iters", "0"], "must be at least 1"),
-    ("--hidden-dim 0", ["train", "--hidden-dim", "0"], "at least 1"),
-    ("--hidden-dim -3,2", ["train", "--hidden-dim=-3,2"], "at least 1"),
-    ("--warmup -1", ["train", "--warmup", "-1"], "must be 0 or more"),
-    ("--evals 0", ["train", "--evals", "0"], "must be at least 1"),
-    ("--checkpoint-every -1", ["train", "--checkpoint-every", "-1"], "must be 0 or more"),
-    ("--threads 0", ["train", "--threads", "0"], "must be at least 1"),
-    ("--schedule unknown", ["train", "--schedule", "exp"], "invalid choice: 'exp'"),
     ("--epochs with --num-iters", ["train", "--epochs", "1", "--num-iters", "5"], "not allowed with"),
     ("unknown command", ["fit"], "invalid choice: 'fit'"),
     ("predict without images", ["predict", "--model", "m.npz"], "the following arguments are required"),
@@ -362,13 +384,17 @@ def test_divergence_before_any_evaluation_saves_the_initial_weights(tmp_path, ca
     assert "step 0, the initial weights" in line
     from numpy_mlp import TrainConfig
     from numpy_mlp.saving import load_model
-    model, meta = load_model(tmp_path / "run" / "model.npz")
-    assert meta["config"]["alpha"] == 1e4 and TrainConfig.from_dict(meta["config"]).seed == 0
+    from numpy_mlp.train import initial_params
+    saved = load_model(tmp_path / "run" / "model.npz")
+    assert saved.config["alpha"] == 1e4 and TrainConfig.from_dict(saved.config).seed == 0
+    init = initial_params(TrainConfig.from_dict(saved.config), 3072, 10)
+    for k, v in saved.model.params.items():
+        np.testing.assert_array_equal(v, init[k])
 
 
 def test_table_size():
     """README's reliability table quotes these counts; keep them in step."""
-    assert (len(BAD_INPUTS), len(BAD_FLAGS)) == (56, 19)
+    assert (len(BAD_INPUTS), len(BAD_FLAGS)) == (80, 4)
 
 
 def test_a_run_stopped_by_bad_input_can_be_rerun_into_the_same_folder(tmp_path, capsys):
@@ -387,3 +413,92 @@ def test_a_run_stopped_by_bad_input_can_be_rerun_into_the_same_folder(tmp_path, 
     assert main(["train", "--data-dir", str(data), "--val-size", "20", "--batch-size", "10", "--num-iters", "3",
                  "--hidden-dim", "8", "--threads", "1", "--out", str(out), "-q"]) == 2
     assert "already holds a run" in capsys.readouterr().err
+
+
+# =====================================================================================
+# Loader inputs (issue 14): hostile data files, downloads and folders, through the CLI.
+# A table of its own, so that BAD_INPUTS and its count above stay as they are.
+# =====================================================================================
+
+
+def _no_network(monkeypatch):
+    def urlopen(url, timeout):
+        raise AssertionError("the network was used")
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", urlopen)
+
+
+def _missing_parent(tmp_path, monkeypatch):
+    _no_network(monkeypatch)
+    args = train(tmp_path, tmp_path / "gone" / "deeper" / "cifar")
+    args.remove("--offline")
+    return args
+
+
+def _announces_a_terabyte(tmp_path, monkeypatch):
+    class Response(io.BytesIO):
+        headers = {"Content-Length": str(10**12)}
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda url, timeout: Response(b"x"))
+    args = train(tmp_path, tmp_path / "fresh")
+    args.remove("--offline")
+    return args
+
+
+def _with_meta(tmp_path, names):
+    folder = cifar(tmp_path)
+    (folder / "batches.meta").write_bytes(dumps({b"label_names": names}, "py3"))
+    return train(tmp_path, folder)
+
+
+def _object_array():
+    from numpy._core.multiarray import _reconstruct
+
+    class Array:
+        def __reduce__(self):
+            return _reconstruct, (np.ndarray, (0,), b"b"), (1, (10**6,), np.dtype("O"), False, [1])
+
+    return pickle.dumps({b"data": Array(), b"labels": [0]}, protocol=4)
+
+
+def _labels_bomb():
+    level = [0] * 10
+    for _ in range(9):
+        level = [level] * 10  # 10**10 labels in a few hundred bytes
+    X = np.zeros((20, 3072), np.uint8)
+    return dumps({b"data": X, b"labels": [level] * 20}, "py3")
+
+
+LOADER_INPUTS = [
+    ("data folder whose parent is missing", _missing_parent, "parent folder"),
+    ("download announcing a terabyte", _announces_a_terabyte, "announces 1,000,000,000,000"),
+    ("class names of a megabyte", lambda t, m: _with_meta(t, [b"x" * 10**6] * 10),
+     "batches.meta is larger than"),
+    ("eleven class names", lambda t, m: _with_meta(t, [b"cat"] * 11), "10 'label_names'"),
+    ("a class name with a newline", lambda t, m: _with_meta(t, [b"cat"] * 9 + [b"a\nb"]),
+     "control character"),
+    ("labels: 10**10 in nested lists", lambda t, m: with_batch(t, _labels_bomb()),
+     "'labels' must be 20 integers"),
+    ("an object array (crashed NumPy)", lambda t, m: with_batch(t, _object_array()),
+     "refused to unpickle an array of dtype '|O'"),
+    ("a tuple-keyed dict",
+     lambda t, m: with_batch(t, b"\x80\x04}" + b")" + b"\x85" * 50 + b"K\x01s."), "dict key"),
+]
+
+
+@pytest.mark.parametrize("case", LOADER_INPUTS, ids=[c[0] for c in LOADER_INPUTS])
+def test_loader_input_is_one_line_and_creates_nothing(case, tmp_path, monkeypatch, capsys):
+    name, build, words = case
+    monkeypatch.chdir(tmp_path)
+    argv = build(tmp_path, monkeypatch)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    capsys.readouterr()
+    status = main(argv)
+    err = capsys.readouterr().err
+    assert status == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("numpy-mlp: error: "), err
+    assert words in lines[0]
+    assert not (tmp_path / "gone").exists()  # no folder tree for a download
+    assert not (tmp_path / "fresh").exists() or os.listdir(tmp_path / "fresh") == []
+    assert set(before) <= {p.name for p in tmp_path.iterdir()}

@@ -51,9 +51,9 @@ def crash_after(monkeypatch, step):
     """Make the checkpoint callback raise Crash right after ``step`` (once)."""
     original = ckpt.Checkpointer.__call__
 
-    def call(self, model, optimizer, state):
-        original(self, model, optimizer, state)
-        if state.step == step:
+    def call(self, run):
+        original(self, run)
+        if run.loop.step == step:
             monkeypatch.setattr(ckpt.Checkpointer, "__call__", original)
             raise Crash(step)
 
@@ -110,7 +110,8 @@ def test_another_checkpoint_interval_on_resume_changes_nothing(data, reference, 
 def test_checkpoints_are_written_at_the_interval_and_the_last_step(data, tmp_path, monkeypatch):
     steps = []
     original = ckpt.Checkpointer.save
-    monkeypatch.setattr(ckpt.Checkpointer, "save", lambda self: (steps.append(self.parts[4].step), original(self)))
+    monkeypatch.setattr(ckpt.Checkpointer, "save",
+                        lambda self, run: (steps.append(run.loop.step), original(self, run)))
     train_with_checkpoints(CONFIG, data, tmp_path)
     assert steps == [*range(7, 90, 7), 90]
 
@@ -201,11 +202,11 @@ def signal_at(monkeypatch, step, times):
     """Send this process SIGTERM ``times`` times right after ``step``, before its checkpoint call."""
     original = ckpt.Checkpointer.__call__
 
-    def call(self, model, optimizer, state):
-        if state.step == step:
+    def call(self, run):
+        if run.loop.step == step:
             for _ in range(times):
                 os.kill(os.getpid(), signal.SIGTERM)
-        original(self, model, optimizer, state)
+        original(self, run)
 
     monkeypatch.setattr(ckpt.Checkpointer, "__call__", call)
 

@@ -82,9 +82,12 @@ def test_command_line_flags_override_the_file_and_its_command_table(tmp_path, ca
 
 @pytest.mark.parametrize("text, words", [
     ("hiden-dim = 10\n", ["unknown key 'hiden-dim'", "known keys:", "hidden-dim"]),
-    ("alpha = 'fast'\n", ["alpha = 'fast'", "not a number"]),
-    ("schedule = 'linear'\n", ["choose one of constant, cosine"]),
-    ("flip = 1\n", ["on or off", "true or false"]),
+    ("alpha = 'fast'\n", ["alpha = 'fast' must be a finite number > 0"]),
+    ("schedule = 'linear'\n", ["schedule = 'linear' must be one of constant, cosine, step"]),
+    ("flip = 1\n", ["flip = 1 must be true or false"]),
+    ("alpha = {a = 1}\n", ["alpha = {'a': 1} must be a finite number"]),  # a table for a value
+    ("threads = 5000\n", ["threads = 5000 must be 'auto' or a whole number in 1..1024"]),
+    ("epochs = 1\nnum-iters = 5\n", ["give one of num-iters and epochs, not both"]),
     ("alpha = \n", ["not valid TOML"]),
 ])
 def test_bad_config_files_give_one_line_naming_the_problem(tmp_path, captured, capsys, text, words):

@@ -5,6 +5,8 @@ import os
 import pickle
 import pickletools
 import shutil
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -366,3 +368,258 @@ def test_real_cifar10(cifar_dir):
     assert data.source == str(cifar_dir)
     assert row_set(data.X_val[:500]).isdisjoint(row_set(data.X_train))
     assert data.X_train[:1000].std() > 10  # real images, not zeros
+
+
+# ------------------------------------------------------------------ hostile pickles: bounded builds
+# Each of these is a few bytes to a few MB of pickle that, read by plain pickle + NumPy, crashes
+# the interpreter, exhausts memory or takes unbounded time.
+
+
+class _Reduce:
+    """Unpickles as ``func(*args)`` followed, if ``state`` is given, by a BUILD of ``state``."""
+
+    def __init__(self, func, args, state=None):
+        self.func, self.args, self.state = func, args, state
+
+    def __reduce__(self):
+        return (self.func, self.args) if self.state is None else (self.func, self.args, self.state)
+
+
+def _array_pickle(shape, dtype, raw):
+    """NumPy's own pickle of an array, with the state (shape, dtype, data) chosen freely."""
+    from numpy._core.multiarray import _reconstruct
+    return pickle.dumps(_Reduce(_reconstruct, (np.ndarray, (0,), b"b"),
+                                (1, shape, dtype, False, raw)), protocol=4)
+
+
+def _nested_labels(depth, width=10):
+    """A list of ``width`` references to a list of ... ``width`` zeros: width**depth labels."""
+    level = [0] * width
+    for _ in range(depth - 1):
+        level = [level] * width
+    return level
+
+
+def _deep_tuple_key(depth):
+    """A dict whose one key is a tuple nested ``depth`` deep (hashing it recurses ``depth``)."""
+    return b"\x80\x04}" + b")" + b"\x85" * depth + b"K\x01s."
+
+
+def _hostile_pickles():
+    from numpy._core.multiarray import scalar
+    plain = pickle.dumps(np.zeros(3, np.uint8), protocol=4)
+    return {
+        # (pickle bytes, words in the message)
+        "object array shorter than its shape": (
+            _array_pickle((10**6,), np.dtype("O"), [1]), "dtype '|O'"),
+        "array data shorter than its shape": (
+            _array_pickle((100,), np.dtype("u1"), b"\0" * 10), "data is not 100 bytes"),
+        "array of a structured dtype": (
+            _array_pickle((1,), np.dtype([("a", "u1")]), b"\0"), "only numbers"),
+        "numpy.ndarray called with a huge shape": (
+            pickle.dumps(_Reduce(np.ndarray, ((10**12,), "u1")), protocol=4), "numpy.ndarray"),
+        "object scalar": (
+            pickle.dumps(_Reduce(scalar, (np.dtype("O"), b"\0" * 8)), protocol=4), "dtype '|O'"),
+        "a nested tuple as a dict key": (_deep_tuple_key(1000), "dict key"),
+        "a tuple nested 10**6 deep as a dict key": (_deep_tuple_key(10**6), "250,000 opcodes"),
+        "a set": (pickle.dumps({b"labels": {1, 2}}, protocol=4), "opcode EMPTY_SET"),
+        "an item set on an array": (plain[:-1] + b"K\x00]s.", "something other than a dict"),
+        "an append to a dict": (b"\x80\x04}K\x01a.", "something other than a list"),
+        "a 4 GB string declared in 20 bytes": (b"\x80\x04B\xff\xff\xff\xff" + b"x" * 10,
+                                               "truncated"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_hostile_pickles()))
+def test_hostile_pickle_is_refused_before_it_is_built(case):
+    raw, words = _hostile_pickles()[case]
+    with pytest.raises(DataError, match="x") as err:
+        safe_load(io.BytesIO(raw), name="x")
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_dtype_state_cannot_set_the_object_flag():
+    """A pickled dtype state with NumPy's object flags set would make bytes be read as pointers."""
+    raw = pickle.dumps(np.arange(4, dtype=np.uint8), protocol=4)
+    # the dtype state ends with flags 0 (BININT1 0, TUPLE, MEMOIZE, BUILD): make it 63
+    assert raw.count(b"K\x00t\x94b") == 1
+    tampered = raw.replace(b"K\x00t\x94b", b"K?t\x94b")  # NPY_OBJECT_DTYPE_FLAGS
+    # control: NumPy itself takes the flags and breaks (an internal error), in a child process
+    code = f"import pickle; pickle.loads({tampered!r})"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode != 0
+    out = safe_load(io.BytesIO(tampered), name="x")
+    assert out.dtype == np.uint8 and not out.dtype.hasobject and out.tolist() == [0, 1, 2, 3]
+    assert not np.dtype("u1").hasobject  # NumPy's shared dtype untouched
+
+
+def test_big_endian_arrays_are_read_and_leave_numpy_alone():
+    """The byte order is set on a copy of the dtype, never on NumPy's shared np.dtype('i8')."""
+    out = safe_load(io.BytesIO(pickle.dumps(np.arange(3, dtype=">i8"), protocol=4)), name="x")
+    assert out.tolist() == [0, 1, 2]
+    assert np.dtype("i8").byteorder == "=" and np.arange(2).tobytes()[0] == 0
+
+
+def test_a_file_longer_than_the_bound_is_refused():
+    raw = dumps(batch_dict(np.zeros((3, 3072), np.uint8), [0, 1, 2], "b"), "py2")
+    assert safe_load(io.BytesIO(raw), name="x", max_bytes=len(raw))[b"labels"] == [0, 1, 2]
+    with pytest.raises(DataError, match=f"x is larger than {len(raw) - 1:,} bytes"):
+        safe_load(io.BytesIO(raw), name="x", max_bytes=len(raw) - 1)
+
+
+def _labels_cases():
+    nested = _nested_labels(10)  # 10**10 labels
+    return {
+        "nested lists, 10**10 labels": [nested[0]] * 5,
+        "the nested list itself": nested,
+        "a tuple": (0, 1, 2, 3, 4),
+        "bools": [True, False, True, False, True],
+        "floats": [0.0, 1.0, 2.0, 3.0, 4.0],
+        "strings": [b"0", b"1", b"2", b"3", b"4"],
+        "a 2-D array": np.zeros((5, 1), np.int64),
+        "a float array": np.zeros(5, np.float32),
+        "a huge int": [0, 1, 2, 3, 10**100],
+        "a uint64 array beyond int64": np.array([0, 1, 2, 3, 2**63], np.uint64),
+    }
+
+
+@pytest.mark.parametrize("case", list(_labels_cases()))
+def test_labels_are_checked_before_numpy_converts_them(tmp_path, case):
+    write_cifar_dir(tmp_path, "py3")
+    X = np.zeros((5, 3072), np.uint8)
+    raw = pickle.dumps({b"data": X, b"labels": _labels_cases()[case]}, protocol=4)
+    assert len(raw) < 16000 + X.nbytes  # a small file, whatever it describes
+    (tmp_path / "data_batch_3").write_bytes(raw)
+    start = time.perf_counter()
+    with pytest.raises(DataError, match="data_batch_3 is not a valid CIFAR-10 batch") as err:
+        load(tmp_path)
+    assert time.perf_counter() - start < 10 and "\n" not in str(err.value)
+    assert "labels" in str(err.value)
+
+
+def test_a_labels_bomb_is_a_few_hundred_bytes():
+    """The hostile case above is as small as the issue says: nested lists sharing references."""
+    raw = pickle.dumps({b"labels": _nested_labels(10)}, protocol=4)
+    assert len(raw) < 300
+
+
+def test_labels_as_a_1d_array_or_numpy_ints_are_read(tmp_path):
+    arrays = write_cifar_dir(tmp_path, "py3")
+    X, y = arrays["data_batch_1"]
+    (tmp_path / "data_batch_1").write_bytes(
+        dumps({b"data": X, b"labels": np.asarray(y, dtype=np.uint8)}, "py3"))
+    (tmp_path / "data_batch_2").write_bytes(
+        dumps({b"data": arrays["data_batch_2"][0],
+               b"labels": [np.int64(v) for v in arrays["data_batch_2"][1]]}, "py2"))
+    data = load(tmp_path, val_size=0)
+    np.testing.assert_array_equal(data.y_train[:2 * len(y)],
+                                  np.concatenate([y, arrays["data_batch_2"][1]]))
+
+
+def _bad_meta():
+    names = [n.encode() for n in CLASS_NAMES]
+    return {
+        "eleven names": names + [b"extra"],
+        "a name of 101 characters": names[:9] + [b"x" * 101],
+        "an empty name": names[:9] + [b""],
+        "a name with a newline": names[:9] + ["two\nlines"],
+        "a name with a terminal escape": names[:9] + ["\x1b[2J"],
+        "a name that is a number": names[:9] + [7],
+        "names as a tuple": tuple(names),
+        "names of a megabyte each": [n * 100_000 for n in names],  # refused by size: no build
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_meta()))
+def test_bad_class_names_are_refused(tmp_path, case):
+    write_cifar_dir(tmp_path, "py2")
+    meta = meta_dict()
+    meta[b"label_names"] = _bad_meta()[case]
+    (tmp_path / "batches.meta").write_bytes(dumps(meta, "py3"))
+    with pytest.raises(DataError, match="batches.meta") as err:
+        load(tmp_path)
+    assert "\n" not in str(err.value)
+
+
+def test_class_names_of_the_longest_allowed_length_are_read(tmp_path):
+    from numpy_mlp.cifar_files import MAX_NAME_CHARS
+    write_cifar_dir(tmp_path, "py3")
+    meta = meta_dict()
+    meta[b"label_names"] = [chr(ord("a") + i).encode() * MAX_NAME_CHARS for i in range(10)]
+    (tmp_path / "batches.meta").write_bytes(dumps(meta, "py2"))
+    assert load(tmp_path).class_names[3] == "d" * MAX_NAME_CHARS
+
+
+# ------------------------------------------------------------------ hostile archives: bounded reads
+
+
+def test_an_archive_that_decompresses_beyond_the_bound_is_refused(tmp_path):
+    from numpy_mlp.cifar_files import read_archive
+    src = tmp_path / "src"
+    write_cifar_dir(src, "py3")
+    archive = write_archive(tmp_path / "a.tar.gz", src)
+    read_archive(archive)  # control: fine with the default bound
+    with pytest.raises(DataError, match="decompresses to more than 100,000 bytes"):
+        read_archive(archive, max_bytes=100_000)
+
+
+def test_a_huge_tar_header_is_refused_before_it_is_read(tmp_path):
+    """tarfile reads a GNU long name whole; 33 MB of it (34 kB compressed) must not be read."""
+    import tarfile
+
+    from numpy_mlp.safe_pickle import MAX_BYTES
+    src = tmp_path / "src"
+    write_cifar_dir(src, "py3")
+    info = tarfile.TarInfo("x" * (MAX_BYTES + 1000))
+    (tmp_path / "data").mkdir()
+    archive = write_archive(tmp_path / "data" / "cifar-10-python.tar.gz", src, [info])
+    good = write_archive(tmp_path / "good.tar.gz", src)
+    assert archive.stat().st_size - good.stat().st_size < 100_000
+    with pytest.raises(DataError, match="tar header of more than"):
+        load(tmp_path / "data")
+
+
+@pytest.mark.parametrize("case", ["member too large", "member twice"])
+def test_archive_members_are_bounded_and_unique(tmp_path, case):
+    import tarfile
+    src = tmp_path / "src"
+    write_cifar_dir(src, "py3")
+    if case == "member too large":
+        (src / "batches.meta").write_bytes(dumps({b"label_names": [b"x" * 70_000] * 10}, "py3"))
+        extra, words = [], "batches.meta has 70,0"
+    else:
+        info = tarfile.TarInfo("cifar-10-batches-py/test_batch")
+        info.size = 3
+        extra, words = [info], "holds cifar-10-batches-py/test_batch twice"
+    (tmp_path / "data").mkdir()
+    write_archive(tmp_path / "data" / "cifar-10-python.tar.gz", src, extra)
+    with pytest.raises(DataError, match=words):
+        load(tmp_path / "data")
+
+
+# ------------------------------------------------------------------ folders that are not created
+
+
+def test_a_missing_parent_is_never_created_for_a_download(tmp_path, monkeypatch):
+    """An explicit path whose parent is gone: one line, no folder tree, no network."""
+    from numpy_mlp import download
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the network was used")
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", no_network)
+    folder = tmp_path / "gone" / "deeper" / "cifar"
+    with pytest.raises(DataError, match="does not exist") as err:
+        load_cifar10(folder, download=True, progress=False)
+    assert str(tmp_path / "gone" / "deeper") in str(err.value) and "\n" not in str(err.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_create_false_refuses_a_missing_folder(tmp_path, monkeypatch):
+    from numpy_mlp import download
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda *a, **k: 1 / 0)
+    with pytest.raises(DataError, match="does not exist") as err:
+        load_cifar10(tmp_path / "moved", download=True, create=False, progress=False)
+    assert str(tmp_path / "moved") in str(err.value)
+    assert os.listdir(tmp_path) == []
+    write_cifar_dir(tmp_path / "there", "py3")  # an existing folder is read as always
+    assert load_cifar10(tmp_path / "there", create=False, val_size=0).X_train.shape[0] == N_TRAIN

@@ -6,6 +6,7 @@ import io
 import os
 import tarfile
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -18,7 +19,10 @@ from numpy_mlp.errors import DataError
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    """Serves ``server.routes[path] = (body, content_length)``; a larger length truncates."""
+    """Serves ``server.routes[path] = (body, content_length)``; a larger length truncates.
+
+    ``body`` may instead be a callable ``body(handler)`` that writes the whole response.
+    """
 
     protocol_version = "HTTP/1.0"  # one request per connection, closed after the body
 
@@ -28,6 +32,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_error(404)
             return
         body, length = self.server.routes[self.path]
+        if callable(body):  # a misbehaving server: body(handler) writes the whole response
+            try:
+                body(self)
+            except OSError:  # the client hung up, as it should
+                pass
+            self.close_connection = True
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/gzip")
         self.send_header("Content-Length", str(length))
@@ -50,7 +61,7 @@ def server(monkeypatch):
     thread.start()
 
     def serve(path, body, length=None):
-        httpd.routes[path] = (body, len(body) if length is None else length)
+        httpd.routes[path] = (body, len(body) if length is None and not callable(body) else length)
         return f"http://127.0.0.1:{httpd.server_address[1]}{path}"
 
     serve.hits = httpd.hits
@@ -281,3 +292,111 @@ def test_off_a_terminal_a_download_is_two_plain_lines(tmp_path, server, archive_
     lines.clear()
     load_cifar10(tmp_path / "d", url=url, md5=md5(body), progress=False, val_size=10, log=lines.append)
     assert lines == []  # already there: nothing downloaded, nothing said
+
+
+# ------------------------------------------------------------------ slow, endless and oversized
+
+
+def _drip_body(handler, interval=0.2, seconds=20):
+    """Headers at once, then one byte of a 1000-byte body every ``interval`` seconds."""
+    handler.send_response(200)
+    handler.send_header("Content-Length", "1000")
+    handler.end_headers()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        handler.wfile.write(b"x")
+        time.sleep(interval)
+
+
+def _drip_headers(handler, interval=0.2, seconds=3):
+    """The status line and headers themselves, one byte every ``interval`` seconds."""
+    end = time.monotonic() + seconds
+    for byte in b"HTTP/1.0 200 OK\r\nContent-Length: 10\r\nX-Slow: " + b"y" * 10_000:
+        if time.monotonic() > end:
+            break
+        handler.wfile.write(bytes([byte]))
+        time.sleep(interval)
+
+
+def _endless(handler, seconds=20):
+    """A body without Content-Length that never ends (until the client hangs up)."""
+    handler.send_response(200)
+    handler.end_headers()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        handler.wfile.write(b"z" * 65536)
+
+
+def _helper_threads():
+    return [t for t in threading.enumerate() if t.name == "cifar10-download"]
+
+
+@pytest.mark.parametrize("respond", [_drip_body, _drip_headers], ids=["body", "headers"])
+def test_a_server_dripping_bytes_fails_by_the_deadline(tmp_path, server, respond):
+    """A byte every 0.2 s never trips a 5 s read timeout; the 1 s deadline stops it.
+
+    The helper thread hangs up at its next chunk of body; inside the headers it is held by
+    the HTTP layer until the server stops (3 s here), then it ends too.
+    """
+    url = server("/slow.tar.gz", respond)
+    (tmp_path / "notes.txt").write_text("mine")
+    start = time.monotonic()
+    with pytest.raises(DataError) as err:
+        download_cifar10(tmp_path, url=url, progress=False, timeout=5, deadline=1.0)
+    elapsed = time.monotonic() - start
+    msg = str(err.value)
+    assert 1.0 <= elapsed < 2.5, elapsed
+    assert msg.startswith(f"download of CIFAR-10 from {url} failed (not finished within the "
+                          "deadline of 1 s") and "\n" not in msg and "--data-dir" in msg
+    assert os.listdir(tmp_path) == ["notes.txt"]  # no .part; what was there stays
+    deadline = time.monotonic() + 4
+    while _helper_threads() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _helper_threads()
+
+
+def test_an_endless_body_stops_at_the_size_cap(tmp_path, server):
+    url = server("/endless.tar.gz", _endless)
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(DataError) as err:
+        download_cifar10(tmp_path, url=url, progress=False, max_bytes=300_000)
+    msg = str(err.value)
+    assert "the server sent more than the 300,000 bytes accepted" in msg and "\n" not in msg
+    assert os.listdir(tmp_path) == ["notes.txt"]
+
+
+def test_an_announced_size_above_the_cap_is_refused_before_the_body(tmp_path, server):
+    url = server("/huge.tar.gz", b"", length=10**12)
+    with pytest.raises(DataError, match="announces 1,000,000,000,000 bytes, more than the "
+                                        f"{download.MAX_BYTES:,} accepted"):
+        download_cifar10(tmp_path, url=url, progress=False)
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_bounds_fit_the_official_archive():
+    """The cap is a little above the official archive; the deadline allows a slow line."""
+    assert download.OFFICIAL_BYTES < download.MAX_BYTES <= 1.02 * download.OFFICIAL_BYTES
+    assert download.OFFICIAL_BYTES / download.DEADLINE < 100_000  # bytes per second needed
+    assert download.READ_TIMEOUT < download.DEADLINE
+
+
+def test_a_verified_archive_survives_a_hostile_server(tmp_path, server, archive_bytes):
+    """Nothing already downloaded and checked is touched, whatever the server would send."""
+    body, _ = archive_bytes
+    url = server("/endless.tar.gz", _endless)
+    (tmp_path / ARCHIVE_NAME).write_bytes(body)
+    data = load_cifar10(tmp_path, url=url, md5=md5(body), progress=False, val_size=10)
+    assert len(data.X_test) == 10 and (tmp_path / ARCHIVE_NAME).read_bytes() == body
+    assert server.hits == []
+
+
+def test_a_download_into_a_missing_folder_creates_only_that_folder(tmp_path, server,
+                                                                   archive_bytes):
+    body, _ = archive_bytes
+    url = server("/cifar.tar.gz", body)
+    with pytest.raises(DataError, match="parent folder .* does not exist"):
+        download_cifar10(tmp_path / "a" / "b", url=url, md5=md5(body), progress=False)
+    assert os.listdir(tmp_path) == [] and server.hits == []
+    path = download_cifar10(tmp_path / "a" / "b", url=url, md5=md5(body), progress=False,
+                            parents=True)  # the default cache folder's way
+    assert path.read_bytes() == body

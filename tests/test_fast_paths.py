@@ -119,12 +119,12 @@ def _odd_images(rng, n):
 
 @pytest.mark.parametrize("mode", ["per_image", "per_channel"])
 def test_folded_first_layer_equals_normalising_then_the_product(mode):
-    from numpy_mlp.train import make_preparer
+    from numpy_mlp.data import Preprocessor
 
     rng = np.random.default_rng(11)
     X = _odd_images(rng, 300)
-    stats = channel_stats(rng.integers(0, 256, size=(500, 3072), dtype=np.uint8))
-    prep = make_preparer(mode, stats if mode == "per_channel" else None, np.float32)
+    X_train = rng.integers(0, 256, size=(500, 3072), dtype=np.uint8)
+    prep = Preprocessor.fit(mode, X_train, np.float32)
     W = (rng.standard_normal((3072, 64)) / np.sqrt(1536)).astype(np.float32)
     b = rng.standard_normal(64).astype(np.float32)
     expected = prep(X).astype(np.float64) @ W.astype(np.float64) + b  # (300, 64)
@@ -136,15 +136,14 @@ def test_folded_first_layer_equals_normalising_then_the_product(mode):
 
 
 def test_predictions_with_the_folded_layer_equal_the_plain_forward_pass():
-    from numpy_mlp.metrics import predict_uint8
-    from numpy_mlp.train import make_preparer
+    from numpy_mlp.data import Preprocessor
+    from numpy_mlp.inference import predict
 
     rng = np.random.default_rng(12)
     X = _odd_images(rng, 700)
     model = FullyConnectedNet(3072, [50, 30], 10, seed=3)
-    for mode, stats in (("per_image", None), ("per_channel", channel_stats(X))):
-        prep = make_preparer(mode, stats, np.float32)
-        plain = model.predict(prep(X))
-        np.testing.assert_array_equal(predict_uint8(model, X, prep, batch_size=256), plain)
-        # any callable still works, through the plain path
-        np.testing.assert_array_equal(predict_uint8(model, X, lambda x, out: prep(x, out=out)), plain)
+    for mode in ("per_image", "per_channel"):
+        prep = Preprocessor.fit(mode, X, np.float32)
+        plain = model.predict(prep(X))  # normalise all the images, then the whole network
+        np.testing.assert_array_equal(predict(model, prep, X, batch_size=256), plain)
+        np.testing.assert_array_equal(predict(model, prep, X), plain)

@@ -11,7 +11,7 @@ from numpy_mlp.cli import build_parser, config_from_args, main
 from numpy_mlp.data import Preprocessor, channel_stats
 from numpy_mlp.errors import ConfigError
 from numpy_mlp.losses import softmax
-from numpy_mlp.metrics import predict_uint8
+from numpy_mlp.inference import predict, probabilities
 from numpy_mlp.runs import evaluate_saved
 from fixtures_cifar import write_cifar_dir
 from synthetic_data import synthetic
@@ -125,13 +125,22 @@ def test_tta_predicts_the_class_of_the_mean_probability_over_the_views(mode):
     X = images(300, seed=3)
     prep = Preprocessor(mode, channel_stats(X) if mode == "per_channel" else None)
     model = FullyConnectedNet(hidden_dim=[64, 32], seed=1)
-    mean_probs = sum(softmax(model.forward(prep(v), train=False)[0]) for v in tta_views(X, 3)) / 10
-    pred = predict_uint8(model, X, prep, batch_size=128, tta_shift=3)  # folded first layer, 3 batches
+    # by hand: normalise each view, the whole network, softmax, the mean over the ten views
+    views = [shift(X, dy, dx) for dy, dx in ((0, 0), (3, 3), (3, -3), (-3, 3), (-3, -3))]
+    views += [mirror(v) for v in views]
+    mean_probs = sum(softmax(model.forward(prep(v), train=False)[0].astype(np.float64))
+                     for v in views) / 10
+    probs = probabilities(model, prep, X, batch_size=128, tta_shift=3)  # folded, 3 batches
+    assert probs.shape == (300, 10) and probs.dtype == np.float64
+    np.testing.assert_allclose(probs, mean_probs, rtol=1e-4, atol=1e-7)
+    pred = predict(model, prep, X, batch_size=128, tta_shift=3)
     np.testing.assert_array_equal(pred, mean_probs.argmax(axis=1))
-    plain = predict_uint8(model, X, lambda x, out: prep(x, out=out), batch_size=128, tta_shift=3)
-    np.testing.assert_array_equal(plain, pred)
+    # one view: the softmax of the scores, and the class of the highest score
+    one = softmax(model.forward(prep(X), train=False)[0].astype(np.float64))
+    np.testing.assert_allclose(probabilities(model, prep, X), one, rtol=1e-4, atol=1e-7)
+    np.testing.assert_array_equal(predict(model, prep, X), one.argmax(axis=1))
     # and it is not one view: on random images the votes change some answers
-    assert np.any(pred != predict_uint8(model, X, prep))
+    assert np.any(pred != predict(model, prep, X))
 
 
 @pytest.mark.parametrize("bad", [-1, 17, True, 1.5])
@@ -181,14 +190,14 @@ def test_predict_averages_the_ten_views_and_a_bad_saved_shift_is_refused(tmp_pat
     for i in range(3):
         paths.append(tmp_path / f"img{i}.png")
         Image.fromarray(images(1, seed=i).reshape(3, 32, 32).transpose(1, 2, 0)).save(paths[-1])
-    model, meta = load_model(model_path)
-    prep = Preprocessor(meta["preprocessing"]["mode"], meta["preprocessing"]["stats"])
+    saved = load_model(model_path)
+    model, prep = saved.model, saved.preprocessor
     rows = np.stack([image_to_row(p) for p in paths])
 
     def probs(views):
         return sum(softmax(model.forward(prep(v), train=False)[0].astype(np.float64)) for v in views) / len(views)
 
-    names = meta["class_names"]
+    names = saved.class_names
     for shift_arg, expected in ((None, probs(list(tta_views(rows, 3)))), (0, probs([rows])), (1, probs(list(tta_views(rows, 1))))):
         got = predict_files(model_path, paths, top=10, tta_shift=shift_arg)  # default: the run's own shift, 3
         for (path, top), p in zip(got, expected):
@@ -201,8 +210,8 @@ def test_predict_averages_the_ten_views_and_a_bad_saved_shift_is_refused(tmp_pat
     assert "\n" not in err and "--tta-shift 40" in err and "0..16" in err
 
     # a hand-edited model file whose saved shift is not one: refused by name, unless a shift is given
-    cfg = dict(meta["config"], tta_shift=99)
-    save_model(model_path, model, preprocessing=meta["preprocessing"], class_names=names, config=cfg)
+    cfg = dict(saved.config, tta_shift=99)
+    save_model(model_path, model, prep, class_names=names, config=cfg)
     for cmd in (["evaluate", "--model", str(model_path), *data, "--no-pictures"],
                 ["predict", "--model", str(model_path), str(paths[0])]):
         assert main(cmd) == 2

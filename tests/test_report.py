@@ -134,16 +134,21 @@ def test_evaluate_writes_its_pictures_into_out(run_dir, tmp_path, capsys):
     # the weights picture shows what training changed: the init is rebuilt from the saved seed
     from numpy_mlp.config import TrainConfig
     from numpy_mlp.data import load_cifar10
-    from numpy_mlp.runs import _initial_W1
+    from numpy_mlp.runs import initial_W1
     from numpy_mlp.saving import load_model
+    from numpy_mlp.train import build
 
-    model, meta = load_model(run_dir / "model.npz")
-    d = load_cifar10(data, val_size=20, download=False, progress=False)
-    W1_init = _initial_W1(meta["config"], d, model)
+    saved = load_model(run_dir)  # the run folder names its model.npz
+    model = saved.model
+    W1_init = initial_W1(saved.config, model)
     assert W1_init is not None and not np.array_equal(W1_init, model.params["W1"])
     assert np.abs(model.params["W1"] - W1_init).max() < 0.5 * np.abs(W1_init).max()  # 6 small steps
-    assert TrainConfig.from_dict(meta["config"]).seed == 0
-    assert _initial_W1({}, d, model) is None  # no config: no guess
+    config = TrainConfig.from_dict(saved.config)
+    assert config.seed == 0
+    # the same weights as the whole run's start, rebuilt without the data
+    d = load_cifar10(data, val_size=config.val_size, download=False, progress=False)
+    np.testing.assert_array_equal(W1_init, build(config, d).model.params["W1"])
+    assert initial_W1({}, model) is None  # no config: no guess
 
 
 def test_write_report_refuses_a_missing_folder(tmp_path):

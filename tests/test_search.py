@@ -1,5 +1,6 @@
 """The hyperparameter search: space handling, pruning, several workers on one study
-(journal file and a real PostgreSQL server), and a worker killed mid-trial."""
+(journal file, a real PostgreSQL server and a real Redis server), a worker killed
+mid-trial, damaged journals, two studies in one folder and the search's pictures."""
 
 import csv
 import glob
@@ -16,14 +17,36 @@ from pathlib import Path
 
 import optuna
 import pytest
-from optuna.trial import TrialState
-
 from fixtures_cifar import write_cifar_dir
-from numpy_mlp import cli
-from numpy_mlp.errors import ConfigError, UserError
-from numpy_mlp.search import (SearchSettings, check_settings, grid_of, load_search_file, merge_space,
-                              objective, open_study, run_search, shares, suggest_config)
+from optuna.distributions import FloatDistribution
+from optuna.storages import RDBStorage, fail_stale_trials
+from optuna.storages._heartbeat import is_heartbeat_enabled
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import TrialState
 from synthetic_data import synthetic
+
+from numpy_mlp import cli, plots
+from numpy_mlp.config import TrainConfig
+from numpy_mlp.errors import ConfigError, UserError
+from numpy_mlp.saving import load_model
+from numpy_mlp.search import (
+    HEARTBEAT,
+    STALE_AFTER,
+    SearchSettings,
+    check_settings,
+    fail_dead_trials,
+    grid_of,
+    load_search_file,
+    merge_space,
+    objective,
+    open_storage,
+    open_study,
+    run_search,
+    shares,
+    study_folder,
+    suggest_config,
+)
+from numpy_mlp.search.study import HeartbeatJournalStorage, worker_identity
 
 # tiny trials: 200 training images of fixture data, a few SGD steps
 TINY = {"val_size": 50, "num_iters": 30, "evals": 3, "eval_train_size": 50}
@@ -120,6 +143,29 @@ def test_bad_space_or_fixed_values_are_refused_up_front(tmp_path, fixed, space, 
         check_settings(s)
 
 
+def test_space_values_are_checked_in_trainconfig_s_own_words(tmp_path):
+    with pytest.raises(ConfigError) as own:
+        TrainConfig(beta=1.0)
+    space = merge_space([{"beta": {"low": 0.5, "high": 1.0}}])[1]
+    s = SearchSettings(out=str(tmp_path), space=space)
+    with pytest.raises(ConfigError) as searched:
+        check_settings(s)
+    assert str(searched.value) == f"--space beta: {own.value}"
+
+
+@pytest.mark.parametrize("text, match", [
+    ("fixed = 3\n", "fixed must be a table"),
+    ("[space]\nalpha = 0.01\n", "give a range"),
+    ("[other]\n", "unknown table"),
+])
+def test_a_search_file_of_the_wrong_shape_is_one_line_error(tmp_path, capsys, text, match):
+    f = tmp_path / "s.toml"
+    f.write_text(text)
+    rc = cli.main(["search", "--out", str(tmp_path / "out"), "--config", str(f)])
+    err = capsys.readouterr().err
+    assert rc == 2 and match in err and str(f) in err and len(err.splitlines()) == 1
+
+
 def test_sqlite_with_several_workers_is_refused(tmp_path):
     s = SearchSettings(out=str(tmp_path), storage=f"sqlite:///{tmp_path}/s.db", workers=2)
     with pytest.raises(UserError, match="SQLite"):
@@ -159,7 +205,7 @@ def test_poor_trials_are_pruned_and_divergence_counts_as_pruned(tmp_path):
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1))
     for alpha in [1e-2] * 4 + [1e-7] * 2 + [1e4]:
         study.enqueue_trial({"alpha": alpha})
-    study.optimize(lambda t: objective(t, data, s, journal=False), n_trials=7)
+    study.optimize(lambda t: objective(t, data, s), n_trials=7)
     states = [t.state for t in study.trials]
     assert states[:4] == [TrialState.COMPLETE] * 4 and min(t.value for t in study.trials[:4]) > 0.5
     assert states[4:] == [TrialState.PRUNED] * 3
@@ -202,18 +248,23 @@ def test_bad_flag_is_one_line_error(tmp_path, capsys):
     assert rc == 2 and err.startswith("numpy-mlp: error:") and "beta" in err and len(err.splitlines()) == 1
 
 
-# --------------------------------------------------------------------------- a killed worker
+# --------------------------------------------------------------------------- killed workers
 
-def test_a_worker_killed_mid_trial_fails_its_trial_and_the_study_carries_on(tmp_path, tiny_dir):
+@pytest.mark.parametrize("storage", ["journal", "redis"])
+def test_a_worker_killed_mid_trial_fails_its_trial_and_the_study_carries_on(tmp_path, tiny_dir,
+                                                                           storage, request):
+    url = request.getfixturevalue("redis_url") if storage == "redis" else None
     out = tmp_path / "kill"
-    args = [sys.executable, "-m", "numpy_mlp", "search", "--data-dir", str(tiny_dir), "--offline", "--out", str(out),
-            "--n-trials", "4", "--workers", "2", "--pruner", "none", "--set", "val_size=50", "--set", "evals=5",
-            "--set", "eval_train_size=50", "--set", "num_iters=3000", "--space", "hidden_dim=8:16",
-            "--space", "batch_size=8,16"]
+    args = [sys.executable, "-m", "numpy_mlp", "search", "--data-dir", str(tiny_dir), "--offline",
+            "--out", str(out), "--n-trials", "4", "--workers", "2", "--pruner", "none",
+            "--set", "val_size=50", "--set", "evals=5", "--set", "eval_train_size=50",
+            "--set", "num_iters=3000", "--space", "hidden_dim=8:16", "--space", "batch_size=8,16",
+            *(["--storage", url] if url else [])]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    s = settings(out, tiny_dir)
+    s = settings(out, tiny_dir, storage=url)
     victim = _wait_for_running_trial(s, proc)
     os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
+    killed_at = time.time()
     text, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, text
     assert "killed by signal 9" in text
@@ -221,29 +272,33 @@ def test_a_worker_killed_mid_trial_fails_its_trial_and_the_study_carries_on(tmp_
     study = load(s)  # still readable
     killed = study.trials[victim.number]
     assert killed.state == TrialState.FAIL
+    # marked FAIL as soon as a worker looked, not after Optuna's grace period
+    assert killed.datetime_complete.timestamp() - killed_at < STALE_AFTER / 2
+    again = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim.number]
+    assert len(again) == 1 and again[0].params == killed.params  # its config runs once more
     others = [t for t in study.trials if t.number != victim.number]
-    assert others and all(t.state == TrialState.COMPLETE for t in others)  # the other worker carried on
-    n_before = len(study.trials)
+    assert all(t.state in (TrialState.COMPLETE, TrialState.WAITING) for t in others)
+    assert any(t.state == TrialState.COMPLETE for t in others)  # the other worker carried on
 
-    # resuming reaches the target; new trials get new numbers
-    done_before = sum(t.state == TrialState.COMPLETE for t in others)
-    space = merge_space([{"hidden_dim": {"low": 8, "high": 16, "log": False}, "batch_size": {"choices": [8, 16]}}])[1]
-    run_search(settings(out, tiny_dir, n_trials=4, pruner="none", fixed={**TINY, "num_iters": 30}, space=space),
-               log=None)
+    # resuming reaches the target: the queued config runs, new trials get new numbers
+    space = merge_space([{"hidden_dim": {"low": 8, "high": 16, "log": False},
+                          "batch_size": {"choices": [8, 16]}}])[1]
+    run_search(settings(out, tiny_dir, n_trials=4, pruner="none", fixed={**TINY, "num_iters": 30},
+                        space=space, storage=url), log=None)
     trials, _ = check_result(out, load(s), 4)
-    assert len(trials) == n_before + 4 - done_before and trials[victim.number].state == TrialState.FAIL
-    assert all(t.state == TrialState.COMPLETE for t in trials[n_before:])
+    assert trials[victim.number].state == TrialState.FAIL
+    assert all(t.state == TrialState.COMPLETE for t in trials if t.number != victim.number)
 
     # a resumed study refuses a space of another kind (here: hidden_dim on a log scale)
     with pytest.raises(ConfigError, match="hidden_dim.*--study-name"):
-        run_search(settings(out, tiny_dir, n_trials=5, fixed=TINY), log=None)
+        run_search(settings(out, tiny_dir, n_trials=5, fixed=TINY, storage=url), log=None)
 
 
 def _wait_for_running_trial(s, proc, timeout=60):
     deadline = time.time() + timeout
     while time.time() < deadline:
         assert proc.poll() is None, proc.stdout.read()
-        if (Path(s.out) / "study.journal").exists():
+        if s.storage or (Path(s.out) / "study.journal").exists():
             running = [t for t in load(s).get_trials(states=(TrialState.RUNNING,))
                        if "worker" in t.user_attrs and t.intermediate_values]
             if running:
@@ -253,7 +308,147 @@ def _wait_for_running_trial(s, proc, timeout=60):
     pytest.fail("no trial started running within a minute")
 
 
+def test_optuna_journal_storages_have_no_heartbeat(tmp_path):
+    """Why study.HeartbeatJournalStorage exists: should this fail, Optuna's journal has a
+    heartbeat of its own and ours can go."""
+    plain = JournalStorage(JournalFileBackend(str(tmp_path / "plain.journal")))
+    assert not is_heartbeat_enabled(plain)
+    assert is_heartbeat_enabled(open_storage(SearchSettings(out=str(tmp_path))))
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning",
+                            "ignore:Heartbeat of storage is supposed to be used")  # study.ask
+@pytest.mark.parametrize("kind", ["journal", "rdb"])
+def test_a_trial_whose_process_is_gone_fails_at_once(tmp_path, kind):
+    """Optuna's heartbeat alone leaves the trial of a killed worker RUNNING for its grace
+    period; a process known to be gone on this host fails its trial at once."""
+    url = None if kind == "journal" else f"sqlite:///{tmp_path}/study.db"
+    s = SearchSettings(out=str(tmp_path), storage=url)
+    study = open_study(s)
+    alpha = {"alpha": FloatDistribution(1e-3, 1e-1, log=True)}
+    trial = study.ask(alpha)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    trial.set_user_attr("worker", {**worker_identity(trial.number), "pid": int(gone.stdout)})
+
+    plain = (JournalStorage(JournalFileBackend(str(tmp_path / "study.journal"))) if not url else
+             RDBStorage(url, heartbeat_interval=HEARTBEAT, grace_period=STALE_AFTER))
+    fail_stale_trials(optuna.load_study(study_name=s.study_name, storage=plain))
+    assert study.trials[0].state == TrialState.RUNNING  # Optuna's own rule: not stale yet
+
+    assert fail_dead_trials(study) == [0]
+    first, again = study.trials
+    assert first.state == TrialState.FAIL and again.state == TrialState.WAITING
+    assert again.params == first.params and again.system_attrs["failed_trial"] == 0
+
+    # the queued copy carries the dead worker's tag until its own worker tags it: not dead
+    assert study.ask().number == again.number
+    assert fail_dead_trials(study) == []
+    assert study.trials[1].state == TrialState.RUNNING
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")  # study.ask
+def test_a_silent_trial_of_another_machine_fails_after_the_grace_period(tmp_path):
+    storage = HeartbeatJournalStorage(JournalFileBackend(str(tmp_path / "j")), "j",
+                                      grace_period=1)
+    study = optuna.create_study(storage=storage)
+    beating, silent = study.ask(), study.ask()
+    for t in (beating, silent):
+        t.set_user_attr("worker", {"host": "another-machine", "pid": 1, "start": 1,
+                                   "trial": t.number})
+    time.sleep(1.3)
+    storage.record_heartbeat(beating._trial_id)
+    assert fail_dead_trials(study) == [silent.number]
+    assert study.trials[beating.number].state == TrialState.RUNNING
+
+
+# --------------------------------------------------------------------------- damaged journals
+
+def test_a_torn_journal_line_is_cut_off_and_the_search_goes_on(tmp_path, tiny_dir):
+    out = tmp_path / "torn"
+    run_search(settings(out, tiny_dir, n_trials=2, workers=2, pruner="none"), log=None)
+    journal = out / "study.journal"
+    whole = journal.read_bytes()
+    last = whole[:-1].rfind(b"\n") + 1  # where the last line starts
+    torn = whole[:last + (len(whole) - last) // 2]  # a power cut halfway through that append
+    journal.write_bytes(torn)
+
+    lines = []
+    run_search(settings(out, tiny_dir, n_trials=3, pruner="none"), log=lines.append)
+    notes = [line for line in lines if "cut short" in line]
+    backups = list(out.glob("study.journal.torn-*"))
+    assert len(notes) == 1 and str(journal) in notes[0]
+    assert len(backups) == 1 and backups[0].name in notes[0] and backups[0].read_bytes() == torn
+    repaired = journal.read_bytes()
+    assert repaired.startswith(whole[:last]) and repaired.endswith(b"\n")
+
+    # Optuna itself reads the study, which reached its new target; a later search goes on
+    def optuna_finished():
+        plain = JournalStorage(JournalFileBackend(str(journal)))
+        trials = optuna.load_study(study_name="numpy-mlp", storage=plain).trials
+        return sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+
+    assert optuna_finished() == 3
+    run_search(settings(out, tiny_dir, n_trials=4, pruner="none"), log=None)
+    assert optuna_finished() == 4 and len(list(out.glob("study.journal.torn-*"))) == 1
+
+
+@pytest.mark.parametrize("bad, what", [
+    (b"garbage \xff\n", "line 3: is not JSON"),
+    (b"[1, 2]\n", "line 3: is not an entry of an Optuna journal"),
+    (b'{"op_code": 99, "worker_id": "w"}\n', "line 3: is not an entry"),
+    (b'{"op_code": 4, "worker_id": "w"}\n', "line 3: Optuna cannot replay it"),
+    (b"{" * 100_000 + b"\n", "line 3: is not JSON"),
+    (b"last\n", "line {last}: is not JSON"),  # Optuna would skip it until the next append
+])
+def test_a_damaged_journal_line_is_one_line_error(tmp_path, tiny_dir, capsys, bad, what):
+    out = tmp_path / "bad"
+    out.mkdir()
+    journal = out / "study.journal"
+    study = optuna.create_study(study_name="numpy-mlp", direction="maximize",
+                                storage=JournalStorage(JournalFileBackend(str(journal))))
+    study.optimize(lambda t: t.suggest_float("alpha", 1e-3, 1e-1, log=True), n_trials=1)
+    lines = journal.read_bytes().splitlines(keepends=True)
+    damaged = b"".join(lines + [bad] if bad == b"last\n" else lines[:2] + [bad] + lines[2:])
+    journal.write_bytes(damaged)
+
+    rc = cli.main(["search", "--data-dir", str(tiny_dir), "--offline", "--out", str(out),
+                   "--n-trials", "2", *[a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert f"{journal}, {what.format(last=len(lines) + 1)}" in err
+    assert journal.read_bytes() == damaged  # nothing appended to it
+
+
+# --------------------------------------------------------------------------- two studies
+
+def test_two_studies_in_one_folder_keep_their_own_models(tmp_path, tiny_dir):
+    out = tmp_path / "two"
+    wide = settings(out, tiny_dir, n_trials=1, study_name="wide", fixed={**TINY, "hidden_dim": 32})
+    narrow = settings(out, tiny_dir, n_trials=1, study_name="narrow",
+                      fixed={**TINY, "hidden_dim": 8})
+    run_search(wide, log=None)
+    run_search(narrow, log=None)  # its trial 0 is another model than wide's trial 0
+    best = run_search(wide, log=None)  # nothing left to run: picks wide's best again
+    (trial,) = load(wide).trials
+    assert best["model"] == "reused the checkpoint of the trial"
+    assert best["val_accuracy"] == pytest.approx(trial.value)
+    assert best["config"]["hidden_dim"] == [32]
+    saved = load_model(out / "best_model.npz")
+    assert saved.model.hidden_dims == (32,) and saved.config["hidden_dim"] == [32]
+    for name in ("wide", "narrow"):
+        assert (out / "checkpoints" / name / "trial-0.npz").is_file()
+    # names that are not plain file names still get folders of their own
+    assert len({study_folder(n) for n in ("a/b", "a_b", "a b", "..")}) == 4
+
+
 # --------------------------------------------------------------------------- PostgreSQL
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
 
 @pytest.fixture
 def postgres_url():
@@ -268,9 +463,7 @@ def postgres_url():
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root
         shutil.chown(root, "postgres", "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = _free_port()
     run = lambda *a: subprocess.run([*as_user, *a], check=True, capture_output=True, text=True)  # noqa: E731
     try:
         run(str(bindir / "initdb"), "-D", str(root / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8")
@@ -300,3 +493,86 @@ def test_two_workers_and_a_second_machine_share_a_postgresql_study(tmp_path, tin
     assert len(trials) == 8 and best["trials"]["total"] == 8
     # the best trial may have run in machine a's folder: then b trains it again from its config
     assert best["model"] in ("reused the checkpoint of the trial", "trained again from its config")
+
+
+# --------------------------------------------------------------------------- Redis
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A throw-away Redis server on 127.0.0.1 and a free port; stopped at the end."""
+    exe = shutil.which("redis-server")
+    if not exe:
+        pytest.fail("redis-server not found; install Debian's 'redis-server' package "
+                    "(scripts/test.sh does so where missing)")
+    import redis  # the client, in the test extra
+
+    port, log = _free_port(), tmp_path / "redis.log"
+    proc = subprocess.Popen([exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                             "--appendonly", "no", "--dir", str(tmp_path), "--logfile", str(log)])
+    client, deadline = redis.Redis(host="127.0.0.1", port=port), time.time() + 30
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.exceptions.ConnectionError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                text = log.read_text() if log.exists() else ""
+                pytest.fail(f"could not start redis-server: {text}")
+            time.sleep(0.1)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_an_unreachable_redis_is_one_line_error(tmp_path, capsys):
+    url = f"redis://127.0.0.1:{_free_port()}/0"  # nothing listens there
+    rc = cli.main(["search", "--out", str(tmp_path / "r"), "--storage", url])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.splitlines()) == 1 and url in err and "Redis" in err
+
+
+# --------------------------------------------------------------------------- pictures
+
+def test_log_ticks_are_powers_of_ten_or_plain_numbers():
+    def labels(low, high):
+        ticks, text = plots.log_ticks(low, high)
+        assert all(low <= t * (1 + 1e-9) and t <= high * (1 + 1e-9) for t in ticks)
+        return text
+
+    assert labels(1e-3, 1e-1) == ["1e-3", "1e-2", "1e-1"]
+    assert labels(1e-6, 1e-2) == ["1e-6", "1e-5", "1e-4", "1e-3", "1e-2"]
+    assert labels(5e-3, 2e-2) == ["5e-3", "1e-2", "2e-2"]
+    assert labels(2e-3, 8e-3) == ["2e-3", "5e-3"]
+    assert labels(32, 512) == ["50", "100", "200", "500"]
+    assert labels(1536, 3072) == ["2000", "3000"]
+    assert len(labels(1e-9, 1e9)) <= 7
+
+
+def test_search_pictures_have_readable_ticks(tmp_path, monkeypatch):
+    drawn = []
+
+    def keep(fig, path):
+        fig.canvas.draw()
+        drawn.append(fig)
+        return path
+
+    monkeypatch.setattr(plots, "save_figure", keep)
+    plots.plot_search_history([0, 1, 2, 4], [0.3, 0.5, 0.4, 0.45], [3], [0.1], tmp_path / "h.png")
+    params = {"alpha": ([1e-3, 3e-2], [5e-2], True), "epochs": ([5, 9], [7], False)}
+    plots.plot_search_params(params, [0.3, 0.4], [0.2], tmp_path / "p.png")
+    history, params = drawn
+    ax = history.axes[0]
+    lo, hi = ax.get_xlim()
+    assert all(float(x).is_integer() for x in ax.get_xticks() if lo <= x <= hi)  # trial numbers
+    alpha, epochs = params.axes[:2]
+    shown = [t.get_text() for t in alpha.get_xticklabels() if t.get_text()]
+    assert shown == plots.log_ticks(1e-3, 5e-2)[1]
+    assert shown == ["1e-3", "1e-2"]
+    assert not any(t.get_text() for t in alpha.get_xticklabels(minor=True))
+    lo, hi = epochs.get_xlim()
+    assert all(float(x).is_integer() for x in epochs.get_xticks() if lo <= x <= hi)
+    for fig in drawn:
+        plots.plt.close(fig)

@@ -1,12 +1,13 @@
-"""The BLAS thread choice: fixed or timed, restored afterwards, and never changing the numbers."""
+"""The BLAS thread choice: fixed or from the load, restored afterwards, changing numbers only
+in their last bits."""
 
 import numpy as np
 import pytest
 
+import numpy_mlp.threads as threads_module
 from numpy_mlp import TrainConfig, train
 from numpy_mlp.errors import ConfigError
-import numpy_mlp.threads as threads_module
-from numpy_mlp.threads import ThreadChooser, blas_threads, set_blas_threads
+from numpy_mlp.threads import ThreadChooser, blas_threads, load_rule, set_blas_threads
 
 
 class FakeClock:
@@ -87,8 +88,8 @@ def test_auto_rechecks_and_follows_a_change_of_load(two_threads):
 def test_a_busy_machine_keeps_one_thread_without_probing(two_threads):
     clock = FakeClock({1: 1.0, 2: 10.0})
     busy = iter([1.0, 1.0, 0.2])  # another job holds a core for two checks, then ends
-    chooser = ThreadChooser("auto", probes=3, recheck=10.0, clock=clock, other_load=lambda: next(busy),
-                             load_average=unknown)
+    chooser = ThreadChooser("auto", probes=3, recheck=10.0, clock=clock,
+                            other_load=lambda: next(busy), load_average=unknown)
     counts = clock.run(chooser, 22)
     assert counts[:21] == [1] * 21  # no probe with two threads while the other core is taken
     assert chooser.chosen == [(2, 1), (12, 1)]
@@ -99,7 +100,8 @@ def test_the_first_steps_follow_the_load_average(two_threads):
     import os
 
     clock = FakeClock({1: 1.0, 2: 1.0})
-    quiet = ThreadChooser("auto", warmup=5.0, clock=clock, other_load=idle, load_average=lambda: 0.2)
+    quiet = ThreadChooser("auto", warmup=5.0, clock=clock, other_load=idle,
+                          load_average=lambda: 0.2)
     assert clock.run(quiet, 3) == [2, 2, 2]  # an idle machine: both threads from the first step
     busy = ThreadChooser("auto", warmup=5.0, clock=clock, other_load=idle,
                          load_average=lambda: (os.cpu_count() or 1) - 1.0)
@@ -166,8 +168,8 @@ def test_thread_count_changes_training_only_by_rounding(two_threads):
     data = synthetic()
     histories, params = [], []
     for threads in (1, 2, "auto"):
-        cfg = TrainConfig(hidden_dim=(1000,), alpha=1e-2, batch_size=128, num_iters=12, evals=3, val_size=100,
-                          eval_train_size=100, threads=threads)
+        cfg = TrainConfig(hidden_dim=(1000,), alpha=1e-2, batch_size=128, num_iters=12, evals=3,
+                          val_size=100, eval_train_size=100, threads=threads)
         result = train(cfg, data)
         histories.append(result.history["loss"])
         params.append(result.model.params)
@@ -182,8 +184,8 @@ def test_a_fixed_thread_count_repeats_bit_for_bit():
     from synthetic_data import synthetic
 
     data = synthetic()
-    cfg = TrainConfig(hidden_dim=(1000,), alpha=1e-2, batch_size=128, num_iters=12, evals=3, val_size=100,
-                      eval_train_size=100, threads=1)
+    cfg = TrainConfig(hidden_dim=(1000,), alpha=1e-2, batch_size=128, num_iters=12, evals=3,
+                      val_size=100, eval_train_size=100, threads=1)
     a, b = train(cfg, data), train(cfg, data)
     assert a.history["loss"] == b.history["loss"]
     for k in a.model.params:
@@ -192,12 +194,44 @@ def test_a_fixed_thread_count_repeats_bit_for_bit():
 
 def test_evaluation_gives_back_the_thread_count_it_found(two_threads):
     from numpy_mlp import FullyConnectedNet
-    from numpy_mlp.metrics import predict_uint8
-    from numpy_mlp.train import make_preparer
+    from numpy_mlp.data import Preprocessor
+    from numpy_mlp.inference import predict
 
     model = FullyConnectedNet(3072, 16, 10, seed=0)
     X = np.random.default_rng(0).integers(0, 256, size=(50, 3072), dtype=np.uint8)
-    prepare = make_preparer("per_image", None, np.float32)
-    pred = predict_uint8(model, X, prepare, batch_size=7)
+    prepare = Preprocessor("per_image")
+    pred = predict(model, prepare, X, batch_size=7)
     assert blas_threads() == 2
     np.testing.assert_array_equal(pred, model.predict(prepare(X)))
+
+
+def test_the_simple_rule_leaves_one_thread_unless_one_and_a_half_cores_are_free():
+    assert load_rule(2, 0.0, cores=2) == 2
+    assert load_rule(2, 0.5, cores=2) == 2  # exactly FREE = 1.5 cores left
+    assert load_rule(2, 0.6, cores=2) == 1
+    assert load_rule(4, 2.4, cores=4) == 4 and load_rule(4, 2.6, cores=4) == 1
+    assert load_rule(2, None, cores=2) == 1  # unknown load: never two threads on busy cores
+
+
+def test_the_load_rule_never_probes_and_follows_the_load(two_threads):
+    clock = FakeClock({1: 1.0, 2: 3.0})  # the load rule never looks at step times
+    busy = iter([0.2, 1.0, 1.0, 0.1])  # idle, then another job holds a core, then ends
+    chooser = ThreadChooser("auto", rule="load", recheck=10.0, clock=clock,
+                            other_load=lambda: next(busy), load_average=unknown)
+    counts = clock.run(chooser, 13)
+    # step 1 (t = 0): the guess (no load average: 1); step 2 (t = 1): the first check, idle,
+    # gives 2 threads, 3 s a step, until the next check at t >= 11: step 6, busy: 1 thread
+    assert counts == [1] + [2] * 4 + [1] * 8
+    assert chooser.chosen == [(2, 2), (6, 1)]
+    counts = clock.run(chooser, 13)  # checks at step 16 (t = 23, busy) and 26 (t = 33, idle)
+    assert counts == [1] * 12 + [2]
+    assert chooser.chosen == [(2, 2), (6, 1), (16, 1), (26, 2)]
+
+
+def test_the_rule_auto_follows_is_one_switch(two_threads, monkeypatch):
+    assert ThreadChooser("auto").rule == threads_module.RULE in threads_module.RULES
+    for rule in threads_module.RULES:
+        monkeypatch.setattr(threads_module, "RULE", rule)
+        assert ThreadChooser("auto").rule == rule
+    with pytest.raises(ValueError, match="rule"):
+        ThreadChooser("auto", rule="fastest")

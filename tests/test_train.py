@@ -38,10 +38,11 @@ def test_trainer_learns_and_keeps_the_best_params():
     i = int(np.argmax(h["val_acc"]))
     assert result.best_step == h["eval_step"][i] and result.best_val_acc == h["val_acc"][i]
     # the model holds the best parameters: its val accuracy is the best one recorded
-    from numpy_mlp.metrics import accuracy, predict_uint8
-    from numpy_mlp.train import make_preparer
-    prep = make_preparer("per_image", None, np.float32)
-    assert accuracy(data.y_val, predict_uint8(result.model, data.X_val, prep)) == pytest.approx(result.best_val_acc)
+    from numpy_mlp.inference import predict
+    from numpy_mlp.metrics import accuracy
+    assert result.preprocessor.mode == "per_image"
+    pred = predict(result.model, result.preprocessor, data.X_val)
+    assert accuracy(data.y_val, pred) == pytest.approx(result.best_val_acc)
 
 
 def test_same_seed_same_history_other_seed_other_history():
@@ -62,10 +63,15 @@ def test_epochs_run_without_replacement():
 
 
 def test_log_gets_one_line_per_evaluation():
-    lines = []
+    from numpy_mlp.runs import TrainingDisplay
+
+    lines, steps = [], []
     cfg = TrainConfig(hidden_dim=(8,), batch_size=16, num_iters=40, evals=20)
-    train(cfg, synthetic(), log=lines.append)
+    display = TrainingDisplay(40, say=lines.append)
+    train(cfg, synthetic(), on_eval=display.on_eval,
+          on_step=lambda run: steps.append(run.loop.step))
     assert len(lines) == 20 and lines[0].startswith("step  2/40") and "val_acc" in lines[0]
+    assert steps == list(range(1, 41))
 
 
 def test_divergence_stops_with_the_step_named():

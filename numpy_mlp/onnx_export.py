@@ -1,0 +1,184 @@
+"""Export a saved model as ONNX, its input normalisation included (``numpy-mlp export``).
+
+The exported graph takes the images as they are stored and gives class probabilities:
+
+    images         (N, D) uint8, one image per row, channel-first as in CIFAR-10's batch files
+    -> Cast        (N, D) float of the model's dtype
+    -> per_image:  minus the row's mean, times 1 / max(row std, eps)       (preprocess's formula)
+       per_channel: minus the training mean m, times r = 1 / max(std, eps)  (constants (D,))
+    -> Gemm W1 b1 -> Relu -> ... -> Gemm WL bL      (N, H1) ... (N, C); dropout is identity here
+    -> Softmax     probabilities (N, C)
+
+N is dynamic. The class names are in the model's ``metadata_props`` (key ``class_names``, a
+JSON list in label order). The probabilities are those of a single view: a run's test-time
+shift (``--tta-shift``) averages several views outside the network and is not exported.
+
+The per_channel statistics are kept as a Sub and a Mul rather than folded into W1 (as
+``Preprocessor.folded`` does for evaluation): they cost 2 operations per input value against
+the Gemm's 2H, and they make the exported normalisation the plain path's exactly.
+
+The ``onnx`` package is imported only here, when exporting (the extra ``numpy-mlp[onnx]``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .data import EPS
+from .errors import ModelFileError, UserError
+from .saving import MODEL_NAME, atomic_write, load_model
+
+INPUT_NAME = "images"  # (N, D) uint8
+OUTPUT_NAME = "probabilities"  # (N, C) float
+BATCH = "N"  # the name of the dynamic batch dimension
+CLASS_NAMES_KEY = "class_names"  # metadata_props key: a JSON list of the C names
+OPSET = 17  # ReduceMean still takes its axes as an attribute; onnxruntime >= 1.13 runs it
+IR_VERSION = 8  # the IR version of opset 17, so that older runtimes read the file too
+
+MAX_BYTES = 2**31 - 2**20  # protobuf refuses messages of 2 GiB; leave room for the graph
+
+
+def load_for_export(path):
+    """The model file's network, its input preparation and its class names.
+
+    The one place that reads a saved model for export, through :func:`saving.load_model`
+    and the Preprocessor's public attributes (``mode``, ``stats``, ``dtype``).
+
+    Returns:
+        ``(model, preprocessor, class_names)``: a FullyConnectedNet, a Preprocessor
+        (uint8 (N, D) -> float (N, D)) and a tuple of C names.
+    """
+    saved = load_model(path)
+    return saved.model, saved.preprocessor, saved.class_names
+
+
+def model_path_of(run):
+    """``run`` itself if it is a file, else the model file in the run folder ``run``."""
+    run = Path(run)
+    if run.is_dir():
+        if not (run / MODEL_NAME).is_file():
+            raise ModelFileError(f"{run} has no {MODEL_NAME}: give a run folder written by "
+                                 f"'numpy-mlp train' (a finished run), or a model .npz file")
+        return run / MODEL_NAME
+    if not run.exists():
+        raise ModelFileError(f"{run} does not exist: give a run folder written by "
+                             f"'numpy-mlp train' or its {MODEL_NAME}")
+    return run
+
+
+def build_onnx(model, preprocessor, class_names):
+    """The ONNX model: uint8 images (N, D) in, probabilities (N, C) out (see the module doc).
+
+    Args:
+        model: a FullyConnectedNet (its ``params``, ``num_layers``, ``input_dim``, ``dtype``).
+        preprocessor: a Preprocessor (its ``mode``, ``stats``, ``dtype``).
+        class_names: the C class names, in label order.
+    Returns:
+        an ``onnx.ModelProto`` (the graph is checked with ``onnx.checker`` by the tests).
+    Raises:
+        UserError: the onnx package is not installed, or the model is too large for one file.
+    """
+    try:
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError as e:
+        raise UserError(f"ONNX export needs the onnx package ({e}): "
+                        f"pip install 'numpy-mlp[onnx]'") from None
+
+    dtype = np.dtype(model.dtype)
+    size = sum(v.nbytes for v in model.params.values())
+    if size > MAX_BYTES:
+        raise UserError(f"the model's parameters take {size / 2**30:.1f} GiB; one ONNX file "
+                        f"holds less than 2 GiB: export a smaller model")
+    float_type = helper.np_dtype_to_tensor_dtype(dtype)
+    nodes, constants = [], []
+
+    def const(name, value):
+        constants.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    def node(op, inputs, output, **attrs):
+        nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
+        return output
+
+    h = node("Cast", [INPUT_NAME], "pixels", to=float_type)  # (N, D), exact for 0..255
+    h = _normalisation(node, const, h, preprocessor, model.input_dim)  # (N, D)
+    last = model.num_layers
+    for i in range(1, last + 1):
+        W, b = (const(k, model.params[k]) for k in (f"W{i}", f"b{i}"))
+        h = node("Gemm", [h, W, b], "scores" if i == last else f"affine{i}")  # (N, H_i); (N, C)
+        if i < last:
+            h = node("Relu", [h], f"hidden{i}")
+    node("Softmax", [h], OUTPUT_NAME, axis=1)  # (N, C)
+
+    graph = helper.make_graph(
+        nodes, "numpy_mlp",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, [BATCH, model.input_dim])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, float_type, [BATCH, len(class_names)])],
+        initializer=constants,
+        doc_string=f"{INPUT_NAME}: ({BATCH}, {model.input_dim}) uint8 images, channel-first rows; "
+                   f"{OUTPUT_NAME}: ({BATCH}, {len(class_names)}) class probabilities")
+    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                                   producer_name="numpy-mlp", producer_version=__version__,
+                                   doc_string=repr(model))
+    onnx_model.ir_version = IR_VERSION
+    helper.set_model_props(onnx_model, {CLASS_NAMES_KEY: json.dumps(list(class_names)),
+                                        "preprocessing": preprocessor.mode})
+    return onnx_model
+
+
+def _normalisation(node, const, x, preprocessor, D):
+    """The nodes of ``preprocessor`` on the float pixels ``x`` (N, D); returns their output.
+
+    The same operations as :func:`data.preprocess`, in its order, so that the exported
+    network sees what ours does (up to the rounding of the sums).
+    """
+    if preprocessor.mode == "per_image":
+        mean = node("ReduceMean", [x], "row_mean", axes=[1], keepdims=1)  # (N, 1)
+        centred = node("Sub", [x, mean], "centred")  # (N, D)
+        squares = node("Mul", [centred, centred], "squares")
+        var = node("ReduceMean", [squares], "row_var", axes=[1], keepdims=1)  # (N, 1)
+        std = node("Max", [node("Sqrt", [var], "row_std"), const("eps", EPS)], "row_std_eps")
+        inv_std = node("Reciprocal", [std], "row_inv_std")
+        return node("Mul", [centred, inv_std], "normalised")  # (N, D)
+    if preprocessor.mode == "per_channel":
+        stats = preprocessor.stats
+        plane = D // len(stats["mean"])  # values per channel: the rows are channel-first
+        mean = np.asarray(stats["mean"], np.float64)  # (channels,)
+        inv_std = 1.0 / np.maximum(np.asarray(stats["std"], np.float64), EPS)
+        centred = node("Sub", [x, const("channel_mean", np.repeat(mean, plane))], "centred")
+        return node("Mul", [centred, const("channel_inv_std", np.repeat(inv_std, plane))],
+                    "normalised")  # (N, D)
+    raise UserError(f"preprocessing {preprocessor.mode!r} has no ONNX export; use a per_image or "
+                    f"per_channel model")
+
+
+def export_onnx(run, path):
+    """Write the model of ``run`` (a run folder or a model .npz) to ``path`` as ONNX, atomically.
+
+    Returns:
+        the Path written.
+    Raises:
+        ModelFileError: ``run`` is missing or holds no readable model.
+        UserError: onnx is not installed, or ``path`` cannot be written (or is a file
+        other than an .onnx, which is never written over).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"--onnx {path} is a folder; give a file name, e.g. {path / 'model.onnx'}")
+    if path.is_file() and path.suffix != ".onnx":  # e.g. the model.npz itself, by a slip
+        raise UserError(f"--onnx {path} exists and is not an .onnx file; choose another name "
+                        f"(an existing .onnx file is replaced)")
+    model, preprocessor, class_names = load_for_export(model_path_of(run))
+    onnx_model = build_onnx(model, preprocessor, class_names)
+    data = onnx_model.SerializeToString()
+    try:
+        atomic_write(path, lambda f: f.write(data))
+    except OSError as e:
+        reason = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else str(e)
+        raise UserError(f"cannot write --onnx {path} ({reason}); choose a file in a writable "
+                        f"folder") from None
+    return path

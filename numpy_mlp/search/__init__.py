@@ -1,0 +1,89 @@
+"""Hyperparameter search with Optuna: a loop over :func:`numpy_mlp.train.train`.
+
+What ``numpy-mlp search`` does, in order, and the module that does it:
+
+1. **Settings** (settings.py): :class:`SearchSettings`, checked by :func:`check_settings`.
+2. **Space** (space.py): :data:`DEFAULT_SPACE` (hidden width H, learning rate, momentum,
+   batch size, epochs, L2), updated by a TOML file and ``--space``; ``--set`` fixes any
+   ``TrainConfig`` field. A range is ``{"low", "high", "log"}``, a list of values is
+   ``{"choices": [...]}``; TrainConfig checks every value.
+3. **Study** (study.py, journal.py): one Optuna study in a shared storage coordinates every
+   worker: a journal file ``DIR/study.journal`` by default, or any URL Optuna takes
+   (``postgresql://...``, ``redis://...``) for many machines. Optuna's heartbeat finds
+   the trials of dead workers, marks them FAIL and runs each once more.
+4. **Workers** (workers.py): ``workers`` processes (spawned; one BLAS thread each) load
+   the data once and run trials; the pruner stops poor ones early.
+5. **Outputs** (outputs.py; pictures in numpy_mlp/plots.py): the trial with the best
+   *validation* accuracy wins, its model is evaluated once on the test set, and DIR gets
+   ``search.json``, ``trials.csv``, ``best.json``, ``best_model.npz`` and three pictures.
+
+``n_trials`` is the study's target of finished (complete or pruned) trials: running the
+same command again, or on another machine, continues until the study holds that many.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .outputs import finish, study_folder, write_settings, write_trials_csv
+from .settings import PRUNERS, SAMPLERS, SearchSettings, check_settings
+from .space import (
+    DEFAULT_SPACE,
+    SPLIT_FIELDS,
+    WHOLE_NUMBERS,
+    check_compatible,
+    distributions,
+    effective_space,
+    grid_of,
+    load_search_file,
+    merge_space,
+    suggest_config,
+)
+from .study import (
+    HEARTBEAT,
+    JOURNAL,
+    STALE_AFTER,
+    counts,
+    fail_dead_trials,
+    finished,
+    open_storage,
+    open_study,
+    quiet_optuna,
+    redact,
+)
+from .workers import load_data, objective, run_worker, run_workers, shares
+
+__all__ = [
+    "DEFAULT_SPACE", "HEARTBEAT", "JOURNAL", "PRUNERS", "SAMPLERS", "SPLIT_FIELDS",
+    "STALE_AFTER", "WHOLE_NUMBERS", "SearchSettings", "check_compatible", "check_settings",
+    "counts", "distributions", "effective_space", "fail_dead_trials", "finish", "finished",
+    "grid_of", "load_data", "load_search_file", "merge_space", "objective", "open_storage",
+    "open_study", "run_search", "run_worker", "shares", "study_folder", "suggest_config",
+    "write_trials_csv",
+]
+
+
+def run_search(settings, *, log=print):
+    """Run (or resume, or join) the search and write its result folder.
+
+    Returns:
+        the dict written to ``best.json``.
+    """
+    base = check_settings(settings)
+    write_settings(settings)
+    quiet_optuna()
+    study = open_study(settings, log=log)  # fails early on a bad storage, before reading data
+    check_compatible(study, settings)
+    data = load_data(settings, base)  # fails early, before any worker starts, without data
+    dead = fail_dead_trials(study)
+    c = counts(study)
+    todo = max(0, settings.n_trials - finished(c) - c.get("RUNNING", 0))
+    if log:
+        where = redact(settings.storage) if settings.storage else f"{settings.out}/{JOURNAL}"
+        log(f"study {settings.study_name!r} in {where}: {finished(c)} finished, "
+            f"{c.get('RUNNING', 0)} running, {c.get('FAIL', 0)} failed"
+            + (f" (marked FAIL now, workers gone: {dead})" if dead else "")
+            + f"; running {todo} more trial(s) with {settings.workers} worker(s)")
+    t0 = time.perf_counter()
+    run_workers(settings, todo, data, log)
+    return finish(settings, study, data, search_seconds=time.perf_counter() - t0, log=log)

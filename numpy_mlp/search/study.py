@@ -1,0 +1,299 @@
+"""The study, its storage, and which of its RUNNING trials are dead.
+
+Storages (Optuna's own classes), chosen by ``--storage``:
+
+- none: a journal file ``DIR/study.journal`` (``JournalFileBackend``; no server, safe for
+  several processes); a path: a journal file there;
+- ``redis://...``: the journal on a Redis server (``JournalRedisBackend``; the
+  ``numpy-mlp[redis]`` extra installs the client);
+- any other URL: ``RDBStorage`` (``postgresql://...`` with ``numpy-mlp[postgres]``,
+  ``mysql://...``; ``sqlite://`` only with one worker).
+
+Dead workers. Optuna's heartbeat (``heartbeat_interval``, ``grace_period``) marks FAIL a
+RUNNING trial whose worker has not beaten for ``grace_period`` seconds; it runs
+``fail_stale_trials`` before every trial, and ``RetryHeartbeatStaleTrialCallback`` (called
+``RetryFailedTrialCallback`` before Optuna 4.9) queues the parameters of such a trial
+again. Our code covers only what Optuna does not, each shown by a test in
+tests/test_search.py:
+
+1. Optuna's journal storages have no heartbeat
+   (``test_optuna_journal_storages_have_no_heartbeat``): :class:`HeartbeatJournalStorage`
+   gives them one through Optuna's ``BaseHeartbeat`` interface, so that Optuna's own
+   heartbeat thread and ``fail_stale_trials`` run it as they do for ``RDBStorage``.
+2. The heartbeat judges by time alone, so a worker killed on this machine leaves its
+   trial RUNNING for ``grace_period`` seconds
+   (``test_a_trial_whose_process_is_gone_fails_at_once``): on every storage, a RUNNING
+   trial whose process on this host is gone is stale as well (:func:`process_gone`).
+
+A FAIL trial does not count towards ``n_trials``, so the study still reaches its target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._heartbeat import BaseHeartbeat  # the interface RDBStorage implements
+from optuna.storages.journal import JournalFileBackend, JournalRedisBackend, JournalStorage
+from optuna.trial import TrialState
+
+from ..errors import UserError
+from .journal import bad_entry, check_journal_file
+from .space import grid_of
+
+JOURNAL = "study.journal"  # the default storage, in the search's folder
+HEARTBEAT = 20  # seconds between heartbeats of a running trial
+STALE_AFTER = 120  # a RUNNING trial silent this long is dead (Optuna's grace_period)
+RETRIES = 1  # a dead worker's trial runs once more; a config that kills twice is dropped
+BEAT = "numpy_mlp:heartbeat"  # system attr of a journal trial: unix time of its last beat
+HOST = socket.gethostname()
+_REPLAY_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, AssertionError)
+
+
+def open_storage(settings, log=None):
+    """The Optuna storage of ``settings``; ``log`` gets the line of a repaired journal."""
+    url = settings.storage
+    retry = _quiet(RetryHeartbeatStaleTrialCallback, max_retry=RETRIES)
+    if url is None or "://" not in url:
+        path = Path(url) if url else Path(settings.out) / JOURNAL
+        note = check_journal_file(path)
+        if note and log:
+            log(note)
+        try:
+            backend = JournalFileBackend(str(path))
+        except OSError as e:
+            raise UserError(f"search journal {path} cannot be created ({e.strerror}); "
+                            f"check the path (--out or --storage)") from None
+        return HeartbeatJournalStorage(backend, str(path), retry)
+    if url.startswith(("redis://", "rediss://")):
+        return _redis_storage(url, retry)
+    return _rdb_storage(url, retry)
+
+
+def _redis_storage(url, retry):
+    try:
+        import redis
+    except ImportError:
+        raise UserError(f"--storage {redact(url)}: the redis client is missing; "
+                        f"pip install 'numpy-mlp[redis]'") from None
+    try:
+        backend = _quiet(JournalRedisBackend, url)
+        return HeartbeatJournalStorage(backend, redact(url), retry, unit="entry")
+    except (redis.exceptions.RedisError, ValueError) as e:
+        raise UserError(f"--storage {redact(url)}: cannot use the Redis server "
+                        f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
+
+
+def _rdb_storage(url, retry):
+    shown = redact(url)
+    if url.startswith(("postgresql://", "postgres://")) and not _has_module("psycopg"):
+        # SQLAlchemy 2.1 reads postgresql:// as psycopg 3; our [postgres] extra installs psycopg2
+        url = "postgresql+psycopg2://" + url.split("://", 1)[1]
+    try:
+        return _quiet(DeadWorkerRDBStorage, url, heartbeat_interval=HEARTBEAT,
+                      grace_period=STALE_AFTER, heartbeat_stale_trial_callback=retry)
+    except ImportError as e:
+        raise UserError(f"--storage {shown}: a database driver is missing ({e}); "
+                        f"install it, e.g. pip install 'numpy-mlp[postgres]'") from None
+    except Exception as e:  # sqlalchemy's errors: bad URL, server down, wrong password
+        raise UserError(f"--storage {shown}: cannot open the study storage ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0]})") from None
+
+
+def check_storage(settings):
+    """Refuse a storage that cannot serve ``settings.workers`` writers."""
+    url = settings.storage or ""
+    if url.startswith("sqlite") and settings.workers > 1:
+        raise UserError("SQLite is not safe for several writers (Optuna's advice); "
+                        "leave out --storage to use a journal file")
+
+
+def redact(url):
+    """The URL without its password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':')[0]}:***@{host}"
+    return url
+
+
+def _quiet(make, *args, **kwargs):
+    """``make(*args, **kwargs)`` without Optuna's experimental-feature warnings."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return make(*args, **kwargs)
+
+
+def _has_module(name):
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+# --------------------------------------------------------------------------- storages
+
+class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
+    """Optuna's JournalStorage with a heartbeat, and its entries named when damaged.
+
+    ``record_heartbeat`` writes the time as the trial's system attr :data:`BEAT`; a
+    RUNNING trial is stale when it has been silent (since its start or its last beat) for
+    :data:`STALE_AFTER` seconds, or when :func:`process_gone`.
+    """
+
+    def __init__(self, backend, where, retry=None, *, unit="line",
+                 heartbeat_interval=HEARTBEAT, grace_period=STALE_AFTER):
+        self.heartbeat_interval, self.grace_period, self._retry = (
+            heartbeat_interval, grace_period, retry)
+        try:
+            super().__init__(backend)
+        except json.JSONDecodeError:  # a backend that yields entries as it reads them (Redis)
+            raise bad_entry(where, self._replay_result.log_number_read + 1, "is not JSON",
+                            unit) from None
+        except _REPLAY_ERRORS as e:  # an entry of a known kind whose fields are wrong
+            raise bad_entry(where, self._replay_result.log_number_read,
+                            f"Optuna cannot replay it ({type(e).__name__}: {e})", unit) from None
+
+    def record_heartbeat(self, trial_id):
+        try:
+            self.set_trial_system_attr(trial_id, BEAT, time.time())
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # marked FAIL elsewhere; the worker finds out at its next report
+
+    def _get_stale_trial_ids(self, study_id):
+        now = time.time()
+        return [t._trial_id for t in self.get_all_trials(study_id, deepcopy=False,
+                                                         states=(TrialState.RUNNING,))
+                if now - _last_sign_of_life(t) > self.grace_period or process_gone(t)]
+
+    def get_heartbeat_interval(self):
+        return self.heartbeat_interval
+
+    def get_heartbeat_stale_trial_callback(self):
+        return self._retry
+
+
+class DeadWorkerRDBStorage(RDBStorage):
+    """Optuna's RDBStorage, whose stale trials include those of :func:`process_gone`."""
+
+    def _get_stale_trial_ids(self, study_id):
+        gone = {t._trial_id for t in self.get_all_trials(study_id, deepcopy=False,
+                                                          states=(TrialState.RUNNING,))
+                if process_gone(t)}
+        return sorted(set(super()._get_stale_trial_ids(study_id)) | gone)
+
+
+def _last_sign_of_life(trial):
+    """Unix time of the trial's start or its last beat (a beat copied from the trial it
+    retries is older than its start)."""
+    beat = trial.system_attrs.get(BEAT)
+    start = trial.datetime_start.timestamp()
+    return max(start, beat) if isinstance(beat, (int, float)) else start
+
+
+# --------------------------------------------------------------------------- dead workers
+
+def worker_identity(trial_number):
+    """Who runs trial ``trial_number``; recorded on it so that its death can be seen."""
+    return {"host": HOST, "pid": os.getpid(), "start": _process_start(os.getpid()),
+            "trial": trial_number}
+
+
+def process_gone(trial):
+    """Whether the process on this host that runs the RUNNING ``trial`` is gone."""
+    w = trial.user_attrs.get("worker")
+    if not (isinstance(w, dict) and w.get("trial") == trial.number and w.get("host") == HOST
+            and isinstance(w.get("pid"), int) and w["pid"] > 0):
+        return False  # not tagged yet, tagged for the trial it retries, or another host's
+    start = _process_start(w["pid"])
+    return start is None or bool(start and w.get("start") and start != w["start"])
+
+
+def _process_start(pid):
+    """Start time of process ``pid`` in clock ticks (Linux), 0 elsewhere; None if gone.
+
+    A pid reused by a later process has another start time, so it is not taken for the
+    worker that had it.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except FileNotFoundError:
+        return None
+    except OSError:
+        try:
+            os.kill(pid, 0)
+            return 0
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return 0
+
+
+def fail_dead_trials(study):
+    """Mark FAIL (and queue again, once) each RUNNING trial that is stale; returns their
+    numbers."""
+    def failed():
+        return {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+
+    before = failed()
+    _quiet(optuna.storages.fail_stale_trials, study)
+    return sorted(failed() - before)
+
+
+# --------------------------------------------------------------------------- the study
+
+def open_study(settings, storage=None, sampler=None, pruner=None, *, log=None):
+    """Create the study, or load it if it exists (resuming, or another machine joining)."""
+    return optuna.create_study(storage=storage or open_storage(settings, log),
+                               study_name=settings.study_name, direction="maximize",
+                               load_if_exists=True, sampler=sampler, pruner=pruner)
+
+
+def quiet_optuna():
+    """Optuna's own lines (a trial's start, its failure on Ctrl-C with a traceback) and
+    experimental-feature warnings would drown ours; errors still propagate as exceptions."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def make_sampler(settings, worker, n_existing):
+    """A sampler with its own seed for this worker, host and point of the study."""
+    seed = int(np.random.SeedSequence([settings.seed, worker, n_existing,
+                                       zlib.crc32(HOST.encode())]).generate_state(1)[0])
+    if settings.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if settings.sampler == "grid":
+        return optuna.samplers.GridSampler(grid_of(settings), seed=seed)
+    # constant_liar: a running trial counts as a poor result, so parallel workers spread out
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+
+
+def make_pruner(settings, base):
+    if settings.pruner == "median":
+        # compare at the same evaluation (fraction of the run); skip the first quarter
+        return optuna.pruners.MedianPruner(n_startup_trials=4,
+                                           n_warmup_steps=max(1, base.evals // 4))
+    if settings.pruner == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    return optuna.pruners.NopPruner()
+
+
+def counts(study):
+    """Trials by state name: {"COMPLETE": n, "PRUNED": n, "FAIL": n, "RUNNING": n, ...}."""
+    out = {}
+    for t in study.get_trials(deepcopy=False):
+        out[t.state.name] = out.get(t.state.name, 0) + 1
+    return out
+
+
+def finished(c):
+    """Complete and pruned trials in the counts ``c``: what ``n_trials`` counts."""
+    return c.get("COMPLETE", 0) + c.get("PRUNED", 0)
