@@ -31,7 +31,7 @@ from .npzfile import NpzArchive
 from .train import HISTORY_KEYS
 
 CHECKPOINT_FORMAT = "numpy-mlp-checkpoint"
-CHECKPOINT_FORMAT_VERSION = 1
+CHECKPOINT_FORMAT_VERSION = 2  # 2: the preprocessor in the state; 1 (still read): stats/ arrays
 CHECKPOINT_FIX = "delete it to start the run again from step 0"
 MAX_STATE_CHARS = 64 << 20       # the history holds two numbers per step
 MAX_TRAIN = 10_000_000           # training images a checkpoint may index

@@ -26,7 +26,7 @@ MAX_BYTES = 1 << 20  # config.json, metrics.json and run.json are a few KB
 MAX_DEPTH = 16       # none of them nests more than three levels
 SHOWN_CHARS = 60     # how much of a wrong value a message repeats
 
-CONFIG_FIX = "fix that field or start a new run"
+CONFIG_FIX = "the file is damaged: fix it, or start a new run"
 METRICS_FIX = "train the run again, or delete metrics.json to leave it out of the report"
 # metrics.json's numbers, as runs.py writes them; anything else there is only shown as text
 METRIC_NUMBERS = ("train_accuracy", "val_accuracy", "test_accuracy", "val_accuracy_tta",

@@ -156,8 +156,10 @@ class NpzArchive:
         except (ValueError, TypeError, SyntaxError, tokenize.TokenError, OSError, EOFError,
                 zipfile.BadZipFile, zlib.error) as e:
             self.fail(f"member {name!r} has no valid .npy header ({type(e).__name__})")
-        if (dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None
-                or dtype.kind not in KINDS):
+        if dtype.hasobject:
+            self.fail(f"member {name!r} holds pickled Python objects, which numpy-mlp never loads "
+                      f"(they could run code)")
+        if dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in KINDS:
             self.fail(f"member {name!r} holds {dtype} values, not plain numbers or text")
         if any(n < 0 for n in shape):
             self.fail(f"member {name!r} declares the impossible shape {shape}")

@@ -97,7 +97,7 @@ DAMAGES = {
     "config not a table": (set_field("config", "fast"), "state.config is 'fast', not a table"),
     "config bad value": (set_field("config.alpha", -1), "state.config: alpha=-1"),
     "config unknown key": (set_field("config.speed", 1), "unknown config key(s) speed"),
-    "mode changed": (set_field("preprocessing_mode", "per_image"),
+    "mode changed": (set_field("preprocessor.mode", "per_image"),
                      "not the config's 'per_channel'"),
     "data fingerprint text": (set_field("data.n_train", "80"), "state.data.n_train is '80'"),
     "data dir a number": (set_field("data_dir", 5), "state.data_dir is 5"),
@@ -114,8 +114,9 @@ DAMAGES = {
     "perm out of range": (set_array("perm", lambda a: a + 1000), "perm holds positions outside"),
     "perm of floats": (set_array("perm", lambda a: a.astype(np.float64)), "perm holds float64"),
     "eval_idx 2-D": (set_array("eval_idx", lambda a: a.reshape(-1, 1)), "eval_idx has shape"),
-    "negative std": (set_array("stats/std", lambda a: -a - 1), "stats/std is [-"),
-    "no stats": (set_array("stats/mean", DELETE), "missing ['stats/mean']"),
+    "negative std": (set_field("preprocessor.stats.std", [1.0, -1.0, 1.0]),
+                     "state.preprocessor.stats.std[1] is -1.0"),
+    "no stats": (set_field("preprocessor.stats", None), "state.preprocessor.stats is missing"),
     "pos past perm": (set_field("loop.pos", 10_000), "state.loop.pos is 10000, outside the 80"),
     "fingerprint of other data": (set_field("data.n_train", 50), "not the 80 images perm orders"),
 }
@@ -160,7 +161,7 @@ def test_a_checkpoint_truncated_or_of_another_program_is_one_line(tmp_path, chec
 
 @pytest.mark.parametrize("content, expected", [
     ("[]", "config.json is [], not a table"),
-    ('{"alpha": "fast"}', "alpha='fast' must be a finite learning rate"),
+    ('{"alpha": "fast"}', "alpha='fast' must be a finite number > 0"),
     ('{"hidden_dim": {"a": 1}}', "hidden_dim"),
     ('{"schedule": [1]}', "schedule"),
     ('{"speed": 3}', "unknown config key(s) speed"),
@@ -216,20 +217,23 @@ def test_a_symlinked_metrics_json_is_refused_when_links_are_not_followed(tmp_pat
     assert read_metrics(tmp_path / "metrics.json") == {}
 
 
-def test_a_checkpoint_keeping_its_preprocessor_in_the_state_is_read_and_checked(tmp_path,
-                                                                               checkpoint):
-    # the layout where the state holds Preprocessor.to_dict() and no stats/* arrays
-    def to_preprocessor(state, arrays):
-        stats = {k: arrays.pop(f"stats/{k}").tolist() for k in ("mean", "std")}
-        state["preprocessor"] = {"mode": state.pop("preprocessing_mode"), "stats": stats}
+def test_a_checkpoint_of_the_first_layout_is_read_and_checked(tmp_path, checkpoint):
+    # format 1: the mode in the state, the statistics as stats/* arrays
+    def to_first_layout(state, arrays):
+        preprocessor = state.pop("preprocessor")
+        state["format_version"], state["preprocessing_mode"] = 1, preprocessor["mode"]
+        arrays.update({f"stats/{k}": np.array(v) for k, v in preprocessor["stats"].items()})
 
-    path = written(tmp_path, checkpoint, to_preprocessor)
-    state, arrays = read_checkpoint(path)
-    assert state["preprocessor"]["mode"] == "per_channel" and "stats/mean" not in arrays
+    state, arrays = read_checkpoint(written(tmp_path, checkpoint, to_first_layout))
+    assert state["preprocessing_mode"] == "per_channel" and arrays["stats/std"].shape == (3,)
+    for damage, expected in (
+            (lambda s, a: a.pop("stats/mean"), "missing ['stats/mean']"),
+            (lambda s, a: a.update({"stats/std": -a["stats/std"]}), "stats/std is [-"),
+            (lambda s, a: s.pop("preprocessing_mode"), "preprocessing_mode is missing")):
+        def change(state, arrays, damage=damage):
+            to_first_layout(state, arrays)
+            damage(state, arrays)
 
-    def and_break_it(state, arrays):
-        to_preprocessor(state, arrays)
-        state["preprocessor"]["stats"]["std"] = [1.0, 2.0]
-
-    with pytest.raises(CheckpointError, match="state.preprocessor.stats.std is"):
-        read_checkpoint(written(tmp_path, checkpoint, and_break_it))
+        with pytest.raises(CheckpointError) as e:
+            read_checkpoint(written(tmp_path, checkpoint, change))
+        assert expected in str(e.value)

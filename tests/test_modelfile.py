@@ -15,6 +15,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from numpy_mlp.data import Preprocessor
 from numpy_mlp.errors import ModelFileError
 from numpy_mlp.model import FullyConnectedNet
 from numpy_mlp.modelfile import MAX_MODEL_BYTES, read_model_file
@@ -27,9 +28,8 @@ CLASSES = [f"class{i}" for i in range(10)]
 def good_model(path, hidden=(8,), mode="per_channel"):
     model = FullyConnectedNet(3072, hidden, 10, seed=0)
     stats = {"mean": np.array([120.0, 121.0, 122.0]), "std": np.array([60.0, 61.0, 62.0])}
-    preprocessing = {"mode": mode, "stats": stats if mode == "per_channel" else None}
-    save_model(path, model, preprocessing=preprocessing, class_names=CLASSES,
-               config={"reg": 0.01, "dropout": 0.0})
+    preprocessor = Preprocessor(mode, stats if mode == "per_channel" else None)
+    save_model(path, model, preprocessor, class_names=CLASSES, config={"reg": 0.01, "dropout": 0.0})
     return model
 
 
@@ -174,7 +174,7 @@ def npy_bytes(array):
     ("text", "not an .npz archive"),
     ("truncated", "truncated"),
     ("no .npy", "does not end in .npy"),
-    ("pickled", "holds object values"),
+    ("pickled", "pickled Python objects, which numpy-mlp never loads"),
     ("meta a list", "meta is [1, 2], not a table"),
     ("meta not JSON", "is not valid JSON"),
     ("meta nested deep", "nests deeper than"),
