@@ -24,7 +24,8 @@ from .metrics import accuracy, confusion_matrix, per_class_accuracy
 from .report import write_report
 from .saving import MODEL_NAME, atomic_write, save_model
 
-HISTORY_COLUMNS = ["step", "loss", "epoch", "train_loss", "train_acc", "val_acc", "alpha", "seconds"]
+HISTORY_COLUMNS = ["step", "loss", "epoch", "train_loss", "train_acc", "val_acc", "alpha",
+                   "seconds"]
 
 
 def write_json(path, obj):
