@@ -140,7 +140,8 @@ def read_checkpoint(path, *, arrays=True):
         CheckpointError: naming the file and the field.
     """
     fields = Fields(path, CheckpointError, CHECKPOINT_FIX)
-    with NpzArchive(path, error=CheckpointError, fix=CHECKPOINT_FIX) as archive:
+    with NpzArchive(path, error=CheckpointError, fix=CHECKPOINT_FIX,
+                    what="numpy-mlp checkpoint") as archive:
         if "state" not in archive.members:
             archive.fail("it has no 'state' entry, so it is not a numpy-mlp checkpoint")
         text = archive.text("state", max_chars=MAX_STATE_CHARS)

@@ -131,7 +131,8 @@ def read_model_file(path):
         or this module refuses.
     """
     fields = Fields(path, ModelFileError, MODEL_FIX)
-    with NpzArchive(path, error=ModelFileError, fix=MODEL_FIX) as archive:
+    with NpzArchive(path, error=ModelFileError, fix=MODEL_FIX,
+                    what="numpy-mlp model file") as archive:
         if "meta" not in archive.members:
             archive.fail("it has no 'meta' entry, so it is not a numpy-mlp model")
         meta = parse_json(archive.text("meta", max_chars=MAX_META_CHARS), where=f"{fields.where}: "

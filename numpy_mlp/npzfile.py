@@ -62,13 +62,14 @@ class NpzArchive:
         error: the exception class of this kind of file (ModelFileError, CheckpointError).
         fix: what the user can do, the end of every message ("retrain or use another
             model.npz").
+        what: the kind of file, for a file that is no archive ("numpy-mlp model file").
 
     ``members`` maps each name to its :class:`Member`; :meth:`read` reads one array,
     :meth:`text` one JSON string saved as a 0-d text array.
     """
 
-    def __init__(self, path, *, error=ModelFileError, fix):
-        self.path, self.error, self.fix = path, error, fix
+    def __init__(self, path, *, error=ModelFileError, fix, what="numpy-mlp file"):
+        self.path, self.error, self.fix, self.what = path, error, fix, what
         self._file = self._zip = None
         self.members = {}
 
@@ -114,8 +115,8 @@ class NpzArchive:
             self._zip = zipfile.ZipFile(self._file)
             infos = self._zip.infolist()
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-            self.fail("it is not an .npz archive, or it is damaged or truncated "
-                      f"({type(e).__name__})")
+            self.fail(f"it is not a {self.what} (not an .npz archive, or damaged or truncated: "
+                      f"{type(e).__name__})")
         if len(infos) > MAX_MEMBERS:
             self.fail(f"it holds {len(infos)} members, more than a numpy-mlp file ({MAX_MEMBERS})")
         for info in infos:
