@@ -83,7 +83,8 @@ from numpy_mlp import TrainConfig, UserError, load_cifar10, train
 from numpy_mlp.augment import augment
 from numpy_mlp.data import Preprocessor, channel_stats
 from numpy_mlp.losses import cross_entropy_loss
-from numpy_mlp.metrics import accuracy, predict_uint8
+from numpy_mlp.inference import predict
+from numpy_mlp.metrics import accuracy
 from numpy_mlp.model import FullyConnectedNet
 from numpy_mlp.optim import SGD
 from numpy_mlp.schedules import lr_at
@@ -230,7 +231,7 @@ def run_torch(config, data):
         lr=config.alpha, momentum=config.beta, dampening=0, nesterov=config.nesterov)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
-    def accuracy_t(Xs, ys):  # fraction right, in batches of 2000 as predict_uint8
+    def accuracy_t(Xs, ys):  # fraction right, in batches of 2000 as inference.predict
         if len(ys) == 0:
             return float("nan")
         model.eval()
@@ -315,8 +316,8 @@ def run_phases(config, data):
                 for phase, start, end in zip(times, t, t[1:]):
                     times[phase].append(end - start)
         start = time.perf_counter()
-        accuracy(y_eval, predict_uint8(model, X_eval, prepare))
-        accuracy(data.y_val, predict_uint8(model, data.X_val, prepare))
+        accuracy(y_eval, predict(model, prepare, X_eval))
+        accuracy(data.y_val, predict(model, prepare, data.X_val))
         model.copy_params()
         evaluation = time.perf_counter() - start
     ms = {phase: 1e3 * statistics.median(v) for phase, v in times.items()}

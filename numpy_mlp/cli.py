@@ -34,7 +34,6 @@ from .config import (
     TrainConfig,
     choice,
     layered,
-    real,
     whole,
 )
 from .errors import UserError
@@ -128,26 +127,26 @@ COMMANDS = {
 def search_settings():
     """The options of search; the choices are numpy_mlp.search's own, imported only when
     search is the command (it imports Optuna, which takes seconds)."""
-    from .search import PRUNERS, SAMPLERS
+    from .search.settings import RULES
 
     return (*DATA,
-            Setting("n_trials", whole(1, 10**6), "finished trials the study should hold; a "
+            Setting("n_trials", RULES["n_trials"], "finished trials the study should hold; a "
                     "resumed or joined study continues to it", default=20),
-            Setting("workers", whole(1, 256), "worker processes on this machine, one BLAS "
+            Setting("workers", RULES["workers"], "worker processes on this machine, one BLAS "
                     "thread each", default=1),
             Setting("storage", TEXT, "Optuna storage shared by all workers: postgresql://..., "
                     "redis://... or a journal file path", metavar="URL",
                     none="DIR/study.journal"),
             Setting("study_name", TEXT, "name of the study in the storage", default="numpy-mlp",
                     metavar="S"),
-            Setting("timeout", real(0, open_low=True), "a worker starts no new trial after this "
+            Setting("timeout", RULES["timeout"], "a worker starts no new trial after this "
                     "many seconds (running trials finish)", metavar="SECONDS", none="no limit"),
             Setting("out", TEXT, "folder of the search: trials.csv, best.json, best_model.npz, "
                     "plots, the journal", metavar="DIR", none="runs/search/<timestamp>"),
-            Setting("sampler", choice(*SAMPLERS), "how trials are sampled", default="tpe"),
-            Setting("pruner", choice(*PRUNERS), "stop poor trials from their validation "
+            Setting("sampler", RULES["sampler"], "how trials are sampled", default="tpe"),
+            Setting("pruner", RULES["pruner"], "stop poor trials from their validation "
                     "accuracy (halving: successive halving)", default="median"),
-            Setting("grid_points", whole(2, 100), "grid sampler: values per range", default=3),
+            Setting("grid_points", RULES["grid_points"], "grid sampler: values per range", default=3),
             Setting("seed", SETTINGS["seed"].rule, "seed of the samplers; fix the split with "
                     "--set seed=N", default=0),
             Setting("config", TEXT, "a TOML file with [fixed] and [space] tables",

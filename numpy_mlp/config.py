@@ -28,7 +28,7 @@ from .errors import ConfigError
 from .schedules import SCHEDULES
 
 MAX_SHIFT = 16  # pixels: the largest crop_pad and tta_shift (half an image)
-PREPROCESSING = ("per_image", "per_channel")
+PREPROCESSING = ("per_image", "per_channel", "per_feature")
 DTYPES = ("float32", "float64")
 MAX_SEED = 2**32 - 1  # the seeds every NumPy and Optuna generator takes
 
@@ -229,7 +229,8 @@ class TrainConfig:
     val_size: int = knob(5000, whole(0, 10**6), "validation images carved from the training set")
     preprocessing: str = knob("per_image", choice(*PREPROCESSING), "per_image: each image minus "
                               "its mean, over its std (the notebook's); per_channel: training-set "
-                              "channel statistics")
+                              "channel statistics; per_feature: training-set statistics of each "
+                              "input value (any numeric features, as the scikit-learn estimator)")
     flip: bool = knob(True, BOOL, "augmentation: mirror a random half of each minibatch "
                       "left-right")
     crop_pad: int = knob(0, whole(0, MAX_SHIFT), "augmentation: random 32x32 crops of the images "

@@ -17,7 +17,7 @@ d. otherwise the official archive is downloaded there (:mod:`numpy_mlp.download`
 Every file is validated, and every read bounded, by :mod:`numpy_mlp.cifar_files`.
 
 Images stay ``uint8`` (N, D) everywhere; :func:`preprocess` makes the float copy that the
-network sees, batch by batch, into a reused buffer.
+network sees, batch by batch, into a reused buffer (``per_feature``: any numeric (N, D)).
 """
 
 from __future__ import annotations
@@ -28,12 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import PREPROCESSING as PREPROCESSING_MODES
 from .download import OFFICIAL_MD5, OFFICIAL_URL
 from .errors import DataError
 
 __all__ = [
     "CLASS_NAMES", "OFFICIAL_URL", "OFFICIAL_MD5", "CIFAR10", "default_data_dir",
-    "load_cifar10", "split_validation", "preprocess", "Preprocessor", "channel_stats", "to_images",
+    "load_cifar10", "split_validation", "preprocess", "Preprocessor", "channel_stats",
+    "feature_stats", "to_images",
 ]
 
 CLASS_NAMES: tuple[str, ...] = (
@@ -181,6 +183,18 @@ def channel_stats(X_train: np.ndarray, chunk: int = 1024) -> dict[str, np.ndarra
     return {"mean": mean, "std": std}
 
 
+def feature_stats(X_train: np.ndarray) -> dict[str, np.ndarray]:
+    """Mean and std (float64, shape (D,)) of each column of numeric features X_train (N, D)."""
+    return {"mean": np.mean(X_train, axis=0, dtype=np.float64),
+            "std": np.std(X_train, axis=0, dtype=np.float64)}
+
+
+def _feature_scale(stats):
+    """per_feature's ``(mean, 1 / std)`` (D,) float64: 1 for a column constant in training."""
+    mean, std = (np.asarray(stats[k], dtype=np.float64) for k in ("mean", "std"))
+    return mean, 1.0 / np.where(std > EPS, std, 1.0)
+
+
 def preprocess(
     X: np.ndarray,
     mode: str = "per_image",
@@ -197,13 +211,21 @@ def preprocess(
     ``"per_channel"``: each channel minus ``stats["mean"][c]``, divided by
     ``stats["std"][c]``, where ``stats = channel_stats(X_train)`` comes from the
     *training* set, also when normalising validation or test images.
+    ``"per_feature"``: X any numeric (N, D), each column d minus ``stats["mean"][d]``, over
+    ``stats["std"][d]`` (:func:`feature_stats`); a column constant in training is only
+    centred, so that another value later stays finite (StandardScaler's rule).
 
     ``out``, if given, is a C-contiguous (N, D) array of ``dtype`` that is overwritten and
     returned (the training loop reuses one buffer per batch size). X is never modified.
     """
     dtype = np.dtype(dtype)
-    if X.ndim != 2 or X.shape[1] != D:
-        raise ValueError(f"X must have shape (N, {D}), got {X.shape}")
+    if mode == "per_feature":
+        if stats is None:
+            raise ValueError("mode='per_feature' needs stats=feature_stats(X_train)")
+        mean, inv_std = (v.astype(dtype) for v in _feature_scale(stats))  # (D,), (D,)
+    width = len(mean) if mode == "per_feature" else D
+    if X.ndim != 2 or X.shape[1] != width:
+        raise ValueError(f"X must have shape (N, {width}), got {X.shape}")
     if out is None:
         out = np.empty(X.shape, dtype=dtype)
     elif out.shape != X.shape or out.dtype != dtype or not out.flags.c_contiguous:
@@ -217,17 +239,20 @@ def preprocess(
         mean = np.asarray(stats["mean"], dtype=np.float64).reshape(3, 1)
         inv_std = (1.0 / np.maximum(np.asarray(stats["std"], dtype=np.float64), EPS)).reshape(3, 1)
         mean, inv_std = mean.astype(dtype), inv_std.astype(dtype)
-    elif mode != "per_image":
-        raise ValueError(f"unknown preprocess mode {mode!r}; use 'per_image' or 'per_channel'")
+    elif mode not in PREPROCESSING_MODES:
+        raise ValueError(f"unknown preprocess mode {mode!r}; use one of {PREPROCESSING_MODES}")
     # Row block by row block, so that the passes below find their block in the cache: the
     # uint8 rows are read and the float rows written once (2-3x faster than whole-batch
     # passes for a batch of 2000); each row gets the same operations either way.
-    rows = max(1, _BLOCK // D)
+    rows = max(1, _BLOCK // width)
     ones = np.ones(D, dtype=dtype)  # (D,)
     for start in range(0, len(X), rows):
         x, o = X[start:start + rows], out[start:start + rows]  # (n, D) views
         np.copyto(o, x, casting="unsafe")  # exact uint8 -> float
-        if mode == "per_image":
+        if mode == "per_feature":
+            o -= mean
+            o *= inv_std
+        elif mode == "per_image":
             # Row sums and sums of squares as BLAS products (3-4x faster than o.sum and
             # einsum). The row sums are exact in any order: integers below 255*3072 < 2**24.
             mean = (o @ ones)[:, None]  # (n, 1)
@@ -242,30 +267,31 @@ def preprocess(
     return out
 
 
-PREPROCESSING_MODES = ("per_image", "per_channel")
-
-
 class Preprocessor:
     """:func:`preprocess` with its mode and training statistics bound, for a model's inputs.
 
-    ``prep(X, out=None)`` is ``preprocess(X, mode, stats, out, dtype)``: uint8 (N, D) ->
-    float (N, D). :meth:`folded` gives the same first layer for evaluation without
-    normalising the images at all. :meth:`fit` makes one from the training images;
+    ``prep(X, out=None)`` is ``preprocess(X, mode, stats, out, dtype)``: uint8 (per_feature:
+    numeric) (N, D) -> float (N, D). :meth:`folded` gives the same first layer for evaluation
+    without normalising the images at all. :meth:`fit` makes one from the training images;
     :meth:`to_dict` and :meth:`from_dict` are how model files and checkpoints store it.
     """
 
     def __init__(self, mode="per_image", stats=None, dtype=np.float32):
         self.mode, self.stats, self.dtype = mode, stats, np.dtype(dtype)
-        preprocess(np.zeros((1, D), np.uint8), mode, stats, dtype=self.dtype)  # check mode and stats now
+        width = len(stats["mean"]) if mode == "per_feature" and stats is not None else D
+        preprocess(np.zeros((1, width), np.uint8), mode, stats, dtype=self.dtype)  # check them now
 
     @classmethod
     def fit(cls, mode, X_train, dtype=np.float32):
         """The preprocessor of ``mode`` for a model trained on uint8 ``X_train`` (N, D):
-        per_channel takes its statistics from these images (:func:`channel_stats`)."""
-        return cls(mode, channel_stats(X_train) if mode == "per_channel" else None, dtype)
+        per_channel takes its statistics from these images (:func:`channel_stats`),
+        per_feature from these features (:func:`feature_stats`)."""
+        stats = {"per_channel": channel_stats, "per_feature": feature_stats}.get(mode)
+        return cls(mode, stats(X_train) if stats else None, dtype)
 
     def to_dict(self):
-        """``{"mode": str, "stats": {"mean": [3 floats], "std": [3 floats]} or None}``, for JSON.
+        """``{"mode": str, "stats": {"mean": [floats], "std": [floats]} or None}``, for JSON:
+        3 floats each for per_channel, D for per_feature.
 
         The floats are the float64 statistics themselves: JSON writes them exactly, so
         :meth:`from_dict` gives back the same preprocessing bit for bit.
@@ -280,7 +306,7 @@ class Preprocessor:
 
         Raises:
             ValueError: ``d`` does not describe one (unknown mode, statistics missing,
-            not three finite numbers each, or a std below 0); the caller names the file.
+            not 3 (per_feature: D) finite numbers each, or a std < 0); the caller names the file.
         """
         if not isinstance(d, dict) or d.get("mode") not in PREPROCESSING_MODES:
             modes = ", ".join(PREPROCESSING_MODES)
@@ -292,10 +318,11 @@ class Preprocessor:
             except (KeyError, TypeError, ValueError):
                 raise ValueError("preprocessing stats: expected 'mean' and 'std', three numbers "
                                  "each") from None
-            if any(v.shape != (3,) or not np.isfinite(v).all() for v in stats.values()) \
-                    or (stats["std"] < 0).any():
-                raise ValueError("preprocessing stats: 'mean' and 'std' must be three finite "
-                                 "numbers, std >= 0")
+            shape = stats["mean"].shape if d["mode"] == "per_feature" else (3,)
+            if any(v.shape != shape or v.ndim != 1 or not np.isfinite(v).all()
+                   for v in stats.values()) or (stats["std"] < 0).any():
+                raise ValueError("preprocessing stats: 'mean' and 'std' must be three (per_feature:"
+                                 " D) finite numbers, std >= 0")
         return cls(d["mode"], stats, dtype)
 
     def __repr__(self):
@@ -311,8 +338,8 @@ class Preprocessor:
         per image; folding it into the first layer leaves one uint8 -> float copy into
         ``buf`` (a C-contiguous (N, D) array of the dtype, overwritten):
 
-        - per_channel, ``x' = (x - m) * r`` with fixed per-channel m, r: ``x' @ W + b =
-          x @ (r * W) + (b - (m * r) @ W)``, weights computed once here;
+        - per_channel and per_feature, ``x' = (x - m) * r`` with fixed m, r (D,):
+          ``x' @ W + b = x @ (r * W) + (b - (m * r) @ W)``, weights computed once here;
         - per_image, ``x' = (x - mu_n) * r_n`` for each row n: ``x' @ W + b =
           r_n * (x @ W - mu_n * colsum(W)) + b``. The row sums are exact; rows whose std is
           below a tenth of their mean (where the subtraction would lose digits) and constant
@@ -321,9 +348,12 @@ class Preprocessor:
         Results equal the plain path's up to float rounding (~1e-6 relative; tested).
         """
         W, b = np.asarray(W), np.asarray(b)
-        if self.mode == "per_channel":
+        if self.mode == "per_feature":
+            m, r = _feature_scale(self.stats)  # (D,), (D,)
+        elif self.mode == "per_channel":
             m = np.repeat(np.asarray(self.stats["mean"], np.float64), D // 3)  # (D,)
             r = np.repeat(1.0 / np.maximum(np.asarray(self.stats["std"], np.float64), EPS), D // 3)  # (D,)
+        if self.mode != "per_image":
             # in the model's dtype: a float64 copy of W would be 100 MB at H = 4096
             W_fold = W * r.astype(self.dtype)[:, None]  # (D, H)
             b_fold = b - (m * r).astype(self.dtype) @ W  # (H,)

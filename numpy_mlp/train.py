@@ -118,7 +118,9 @@ def train(config, data, *, state=None, on_step=None, on_eval=None):
 
     Args:
         config: a ``TrainConfig``.
-        data: a ``CIFAR10`` (uint8 images, int labels, with a validation split).
+        data: a ``CIFAR10`` (uint8 images, int labels, with a validation split), or any
+            numeric features (N, D) alike with ``preprocessing="per_feature"`` and no
+            augmentation (``numpy_mlp.sklearn.FeatureData``).
         state: a :class:`RunState` to continue (restored from a checkpoint); default: a new
             run, :func:`build`. It is updated in place, step by step.
         on_step: callable ``(state)`` after every step (checkpoints, a progress bar).

@@ -1,6 +1,7 @@
 """Tests for numpy_mlp.data and numpy_mlp.safe_pickle on tiny fixtures and the real data."""
 
 import io
+import json
 import os
 import pickle
 import pickletools
@@ -295,6 +296,34 @@ def test_per_image(dtype):
     ref /= X[:-1].std(axis=1, keepdims=True)
     np.testing.assert_allclose(Z[:-1], ref, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(X, X_copy)
+
+
+def test_per_feature_standardises_any_features_with_training_statistics():
+    from numpy_mlp.data import Preprocessor, feature_stats
+
+    rng = np.random.default_rng(0)
+    X_train = rng.normal(50, [1, 10, 1000, 0.1, 3], size=(200, 5))  # float64, D = 5
+    X_train[:, 3] = 7.0  # constant in training
+    stats = feature_stats(X_train)
+    Z = preprocess(X_train, "per_feature", stats, dtype=np.float64)
+    np.testing.assert_allclose(Z[:, [0, 1, 2, 4]].mean(axis=0), 0, atol=1e-9)
+    np.testing.assert_allclose(Z[:, [0, 1, 2, 4]].std(axis=0), 1, rtol=1e-9)
+    X_new = rng.normal(50, 5, size=(4, 5))
+    Z_new = preprocess(X_new, "per_feature", stats, dtype=np.float32)
+    ref = (X_new - stats["mean"]) / np.where(stats["std"] > 0, stats["std"], 1)
+    np.testing.assert_allclose(Z_new, ref, rtol=1e-5)  # the constant column: only centred
+    prep = Preprocessor.fit("per_feature", X_train, np.float32)
+    again = Preprocessor.from_dict(json.loads(json.dumps(prep.to_dict())), np.float32)
+    assert again(X_new).tobytes() == prep(X_new).tobytes()
+    W, b = rng.normal(size=(5, 3)).astype(np.float32), np.ones(3, np.float32)
+    folded = prep.folded(W, b)(X_new, np.empty((4, 5), np.float32))
+    np.testing.assert_allclose(folded, prep(X_new) @ W + b, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match=r"shape \(N, 5\)"):
+        prep(X_new[:, :4])
+    with pytest.raises(ValueError, match="needs stats"):
+        preprocess(X_new, "per_feature")
+    with pytest.raises(ValueError):  # mean and std of different lengths
+        Preprocessor.from_dict({"mode": "per_feature", "stats": {"mean": [0, 1], "std": [1]}})
 
 
 def test_channel_stats_and_per_channel_use_training_statistics():

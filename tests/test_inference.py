@@ -25,7 +25,7 @@ class Stop(Exception):
     pass
 
 
-@pytest.mark.parametrize("mode", ["per_image", "per_channel"])
+@pytest.mark.parametrize("mode", ["per_image", "per_channel", "per_feature"])
 def test_preprocessor_round_trips_through_json_bit_for_bit(mode):
     X = np.random.default_rng(0).integers(0, 256, size=(40, 3072), dtype=np.uint8)
     prep = Preprocessor.fit(mode, X, np.float32)

@@ -5,12 +5,24 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
+from ..config import choice, real, whole
 from ..errors import ConfigError
 from .space import DEFAULT_SPACE, check_space
 from .study import check_storage, redact
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "halving", "none")
+
+# The rule of each bounded setting, for the Python API (check_settings) and the flags
+# (cli.search_settings) alike.
+RULES = {
+    "n_trials": whole(1, 10**6),
+    "workers": whole(1, 256),
+    "grid_points": whole(2, 100),
+    "timeout": real(0, open_low=True),
+    "sampler": choice(*SAMPLERS),
+    "pruner": choice(*PRUNERS),
+}
 
 
 @dataclass(frozen=True)
@@ -34,15 +46,10 @@ class SearchSettings:
 def check_settings(settings):
     """Raise a UserError naming the first problem with ``settings``; returns the base
     TrainConfig (the fixed fields) when all is well."""
-    for flag, value, least in (("--n-trials", settings.n_trials, 1),
-                               ("--workers", settings.workers, 1),
-                               ("--grid-points", settings.grid_points, 2)):
-        if not (isinstance(value, int) and value >= least):
-            raise ConfigError(f"{flag} {value}: must be a whole number, at least {least}")
-    for flag, value, choices in (("--sampler", settings.sampler, SAMPLERS),
-                                 ("--pruner", settings.pruner, PRUNERS)):
-        if value not in choices:
-            raise ConfigError(f"{flag} {value!r}: choose one of {', '.join(choices)}")
+    for name, rule in RULES.items():
+        value = getattr(settings, name)
+        if value is not None or name != "timeout":  # no timeout is the default
+            rule.check(value, f"--{name.replace('_', '-')} {value}")
     if not (isinstance(settings.study_name, str) and settings.study_name.strip()):
         raise ConfigError(f"--study-name {settings.study_name!r}: give a name")
     check_storage(settings)

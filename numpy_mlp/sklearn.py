@@ -1,0 +1,221 @@
+"""A scikit-learn classifier on numpy-mlp: ``FullyConnectedClassifier``.
+
+Needs the optional extra ``pip install numpy-mlp[sklearn]``; the rest of the package never
+imports this module. The estimator trains through the package's own ``train(config, data)``:
+its parameters are TrainConfig's fields (:data:`PARAMS`, from :data:`config.SETTINGS`), and
+``fit(X, y)`` builds a TrainConfig and a :class:`FeatureData` from them::
+
+    from numpy_mlp.sklearn import FullyConnectedClassifier
+
+    clf = FullyConnectedClassifier(hidden_dim=(256,), epochs=30).fit(X_train, y_train)
+    clf.predict(X_test), clf.predict_proba(X_test), clf.score(X_test, y_test)
+
+    N  samples      D  features      H  hidden width      C  classes
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import inference
+from .config import BOOL, SETTINGS, Setting, TrainConfig, real, shown
+from .data import D as IMAGE_D
+from .data import split_validation
+from .errors import ConfigError
+from .train import build, train
+
+IMAGE_ONLY = ("flip", "crop_pad", "tta_shift")  # need rows that are 3 x 32 x 32 images
+IMAGE_MODES = ("per_image", "per_channel")      # preprocessing modes that need such rows
+# Where the estimator's default differs from TrainConfig's, and why (docstring, below).
+OWN_DEFAULTS = {
+    "flip": (False, "an image augmentation; features are not images"),
+    "preprocessing": ("per_feature", "each feature standardised with training statistics"),
+}
+# The estimator's parameters besides TrainConfig's. validation_fraction replaces val_size,
+# a count of CIFAR-10 images, by a share of whatever X is given.
+OWN_SETTINGS = {s.name: s for s in (
+    Setting("validation_fraction", real(0, 1, open_high=True), "share of the rows held out for "
+            "validation (0 = none): the fitted model holds the parameters of the best "
+            "validation accuracy, and patience > 0 stops early", default=0.0),
+    Setting("warm_start", BOOL, "fit continues from the fitted parameters and the optimizer's "
+            "momentum instead of starting anew", default=False),
+)}
+REPLACED = ("val_size",)
+SETTINGS_HERE = {**{k: s for k, s in SETTINGS.items() if k not in REPLACED}, **OWN_SETTINGS}
+PARAMS = {k: OWN_DEFAULTS[k][0] if k in OWN_DEFAULTS else s.default
+          for k, s in SETTINGS_HERE.items()}  # name -> default, in TrainConfig's order
+
+
+class ParameterError(ConfigError, ValueError):
+    """A parameter out of range: numpy-mlp's one-line ConfigError, and the ValueError that
+    scikit-learn's conventions expect from ``fit``."""
+
+
+@dataclass(frozen=True)
+class FeatureData:
+    """What ``train`` reads, as ``data.CIFAR10`` has it, built from the X, y given to fit."""
+
+    X_train: np.ndarray  # (N_train, D) numeric
+    y_train: np.ndarray  # (N_train,) int64 in 0..C-1, the index into classes_
+    X_val: np.ndarray    # (N_val, D)
+    y_val: np.ndarray    # (N_val,)
+    X_test: np.ndarray   # (0, D): the test set is the caller's, through predict and score
+    y_test: np.ndarray   # (0,)
+    class_names: tuple   # str of each of classes_
+
+    @classmethod
+    def split(cls, X, y, class_names, val_size, seed):
+        """``X`` (N, D), encoded ``y`` (N,), with ``val_size`` random rows held out."""
+        parts = split_validation(X, y, val_size, np.random.default_rng(seed))
+        return cls(*parts, X[:0], y[:0], tuple(class_names))
+
+
+def _parameter_docs():
+    lines = []
+    for name, s in SETTINGS_HERE.items():
+        own = (f" (TrainConfig: {s.default!r}; {OWN_DEFAULTS[name][1]})"
+               if name in OWN_DEFAULTS else "")
+        lines += [f"{name} : default {PARAMS[name]!r}{own}", f"    {s.help}."]
+    return "\n    ".join(lines)
+
+
+class FullyConnectedClassifier(ClassifierMixin, BaseEstimator):
+    """A fully-connected ReLU network trained with SGD with momentum, as a scikit-learn
+    classifier: ``fit(X, y)`` on numeric features X (N, D) of any D and labels y (N,) of any
+    type, then ``predict`` (N,), ``predict_proba`` (N, C) and ``score``.
+
+    Each fit is one ``numpy_mlp.train(config, data)`` run. How TrainConfig's fields apply
+    to tabular features:
+
+    - ``preprocessing`` defaults to ``per_feature``: each feature minus its training mean,
+      over its training std. ``per_image`` and ``per_channel``, like the image-only options
+      ``flip`` (off here by default), ``crop_pad`` and ``tta_shift``, need rows that are
+      3 x 32 x 32 images (D = 3072, CIFAR-10's layout); on other features fit refuses them
+      with a ParameterError naming the option.
+    - ``val_size`` is replaced by ``validation_fraction``; ``patience`` counts evaluations
+      (``evals`` per fit) without a better validation accuracy.
+    - ``batch_size`` is capped at the training rows (as MLPClassifier does).
+    - ``checkpoint_every`` has no effect: the estimator writes no files.
+    - With ``warm_start``, each fit runs the configured length again with the learning-rate
+      schedule from its start, but from the fitted parameters and momentum, on the first
+      fit's input statistics; its classes must be among ``classes_``.
+
+    Parameters
+    ----------
+    {params}
+
+    Attributes
+    ----------
+    classes_ : (C,) the labels, sorted (``np.unique(y)``).
+    n_features_in_ : D.
+    history_ : dict of lists, the last fit's ``TrainResult.history`` (see ``train``).
+    best_val_acc_ : validation accuracy of the parameters kept (NaN without validation).
+    stopped_early_ : whether patience ended the last fit early.
+    n_steps_ : SGD steps of the last fit.
+    model_ : the ``FullyConnectedNet``, (N, D) -> (N, C) scores.
+    config_ : the TrainConfig of the last fit.
+    run_ : the ``RunState`` the last fit ended in (its optimizer holds the momentum).
+    """
+
+    def __init__(self, **params):
+        unknown = sorted(set(params) - set(PARAMS))
+        if unknown:
+            raise TypeError(f"unknown parameter(s) {', '.join(unknown)}; "
+                            f"known: {', '.join(PARAMS)}")
+        for name, default in PARAMS.items():  # stored as given: fit checks them
+            setattr(self, name, params.get(name, default))
+
+    # scikit-learn reads the parameters from the signature of __init__
+    __init__.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v)
+           for k, v in PARAMS.items()])
+
+    def _config(self, n, d):
+        """The TrainConfig of a fit on n rows of d features, and the validation rows."""
+        try:
+            own = {k: s.check(getattr(self, k)) for k, s in OWN_SETTINGS.items()}
+            fields = {k: getattr(self, k) for k in PARAMS if k in SETTINGS}
+            val_size = int(round(own["validation_fraction"] * n))
+            if val_size >= n:
+                raise ConfigError(f"{shown('validation_fraction', self.validation_fraction)} "
+                                  f"leaves no training rows of {n}; use a smaller fraction")
+            fields["batch_size"] = min(SETTINGS["batch_size"].check(self.batch_size), n - val_size)
+            config = TrainConfig(**fields, val_size=val_size)
+        except ConfigError as e:
+            raise ParameterError(str(e)) from None
+        if d != IMAGE_D:
+            on = [shown(k, getattr(config, k)) for k in IMAGE_ONLY if getattr(config, k)]
+            if config.preprocessing in IMAGE_MODES:
+                on.append(shown("preprocessing", config.preprocessing))
+            if on:
+                raise ParameterError(f"{', '.join(on)}: only for rows of 3 x 32 x 32 images "
+                                     f"(D = {IMAGE_D}); these have D = {d}: turn it off "
+                                     f"(flip=False, crop_pad=0, tta_shift=0, "
+                                     f"preprocessing='per_feature')")
+        return config
+
+    def fit(self, X, y):
+        """Train on X (N, D) numeric and y (N,) labels; with ``warm_start`` and a fitted
+        model, continue from its parameters and momentum. Returns self."""
+        warm = bool(self.warm_start) and hasattr(self, "run_")
+        X, y = validate_data(self, X, y, reset=not warm, dtype="numeric")
+        check_classification_targets(y)
+        if warm:
+            codes = np.searchsorted(self.classes_, y).clip(0, len(self.classes_) - 1)
+            if not np.array_equal(self.classes_[codes], y):
+                new = sorted(set(np.unique(y)) - set(self.classes_), key=str)
+                raise ParameterError(f"warm_start: labels {new} are not among the fitted "
+                                     f"classes_ {list(self.classes_)}; fit with "
+                                     f"warm_start=False to learn new classes")
+            classes = self.classes_
+        else:
+            classes, codes = np.unique(y, return_inverse=True)
+        config = self._config(*X.shape)
+        data = FeatureData.split(X, codes.astype(np.int64), map(str, classes), config.val_size,
+                                 config.seed)
+        run = build(config, data)
+        if warm:
+            previous = self.run_
+            if run.model.dtype != previous.model.dtype:
+                raise ParameterError("warm_start: dtype differs from the fitted model's; fit "
+                                     "with warm_start=False to change it")
+            try:
+                run.model.load_params(previous.model.params)
+            except ValueError:
+                raise ParameterError("warm_start: hidden_dim differs from the fitted model's; "
+                                     "fit with warm_start=False to change it") from None
+            run.optimizer.load_state_dict(previous.optimizer.state_dict())
+            run.preprocessor = previous.preprocessor
+        result = train(config, data, state=run)
+        self.classes_, self.config_, self.run_, self.model_ = classes, config, run, result.model
+        self.history_, self.n_steps_ = result.history, result.steps
+        self.best_val_acc_, self.stopped_early_ = result.best_val_acc, result.stopped_early
+        return self
+
+    def _inputs(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False, dtype="numeric")
+
+    def predict_proba(self, X):
+        """Class probabilities (N, C) float64 of X (N, D), columns in the order of classes_."""
+        X = self._inputs(X)
+        return inference.probabilities(self.model_, self.run_.preprocessor, X,
+                                       tta_shift=self.config_.tta_shift)
+
+    def predict(self, X):
+        """Predicted labels (N,) of X (N, D), taken from classes_."""
+        X = self._inputs(X)
+        codes = inference.predict(self.model_, self.run_.preprocessor, X,
+                                  tta_shift=self.config_.tta_shift)
+        return self.classes_[codes]
+
+
+FullyConnectedClassifier.__doc__ = FullyConnectedClassifier.__doc__.replace(
+    "{params}", _parameter_docs())
