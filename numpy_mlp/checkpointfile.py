@@ -26,7 +26,13 @@ import numpy as np
 from .data import D
 from .errors import CheckpointError
 from .jsonfile import Fields, parse_json, train_config
-from .modelfile import PREPROCESSING_MODES, check_preprocessing, check_size, layer_shapes
+from .modelfile import (
+    IMAGE_MODES,
+    PREPROCESSING_MODES,
+    check_preprocessing,
+    check_size,
+    layer_shapes,
+)
 from .npzfile import NpzArchive
 from .train import HISTORY_KEYS
 
@@ -117,7 +123,16 @@ def expected_members(archive, state, config, has_best, fields):
     if member is None or len(member.shape) != 2 or member.shape[1] < 1:
         archive.fail(f"it has no {last!r} array of (H, C >= 1) for "
                      f"hidden_dim={list(config.hidden_dim)}")
-    shapes = layer_shapes((D, *config.hidden_dim, member.shape[1]))
+    first = archive.members.get("param/W1")
+    if first is None or len(first.shape) != 2:
+        archive.fail("it has no 2-D 'param/W1' array")
+    input_dim = D if config.preprocessing in IMAGE_MODES else first.shape[0]
+    if config.preprocessing == "per_feature":  # one mean and one std per input feature
+        width = len(state["preprocessor"]["stats"]["mean"]) if "preprocessor" in state else None
+        if width != input_dim:
+            fields.fail("state.preprocessor.stats.mean", f"<{width} numbers>",
+                        f"not one per input feature of param/W1 ({input_dim})")
+    shapes = layer_shapes((input_dim, *config.hidden_dim, member.shape[1]))
     check_size(fields, shapes, archive.require(last).dtype.itemsize, what="the model")
     out = {}
     for prefix in ("param", "m") + (("best",) if has_best else ()):

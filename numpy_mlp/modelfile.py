@@ -5,8 +5,9 @@ A model file holds ``W1, b1, ..., WL, bL`` and one JSON string ``meta`` (see sav
 bounded before anything is allocated) and checks, in order:
 
 1. ``meta``: a JSON table of at most ``MAX_META_CHARS`` with the format and its version,
-   ``input_dim`` = D, ``hidden_dim`` [H1, ...], ``num_classes`` C >= 1, ``dtype``,
-   ``preprocessing`` (mode, and per-channel statistics of three finite numbers each),
+   ``input_dim`` D (3072 for the image modes), ``hidden_dim`` [H1, ...], ``num_classes``
+   C >= 1, ``dtype``, ``preprocessing`` (the mode, and its statistics: three finite
+   numbers each per channel, or one per feature),
    ``class_names`` (C texts), ``config`` (a table or null) and ``data_dir`` (a text or null);
 2. the arrays: exactly the ``W``/``b`` pairs that architecture has, each of the shape it
    implies, of floats, the whole model at most ``MAX_MODEL_BYTES``, and only then read,
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import math
 
+from .config import PREPROCESSING as PREPROCESSING_MODES
 from .config import parse_hidden_dims
 from .data import D
 from .errors import ConfigError, ModelFileError
@@ -34,7 +36,8 @@ MAX_MODEL_BYTES = 4 << 30       # all W and b together; 1000x the notebook's 12 
 MAX_LAYERS = 64
 MAX_CLASS_NAME = 100            # characters; CIFAR-10's longest is 10
 DTYPES = ("float32", "float64")
-PREPROCESSING_MODES = ("per_image", "per_channel")
+IMAGE_MODES = tuple(m for m in PREPROCESSING_MODES if m != "per_feature")  # D = 3072 inputs
+STATS_MODES = ("per_channel", "per_feature")  # the modes that keep training-set statistics
 
 
 def layer_shapes(dims):
@@ -68,8 +71,15 @@ def check_meta(meta, fields):
         raise fields.error(f"{fields.where} has model format version {version}, newer than "
                            f"this numpy-mlp reads ({MODEL_FORMAT_VERSION}); upgrade numpy-mlp to "
                            f"load it")
-    if meta["input_dim"] != D:
-        fields.fail("meta.input_dim", meta["input_dim"], f"not {D} (32 x 32 colour images)")
+    mode = check_preprocessing(meta["preprocessing"], fields)["mode"]
+    input_dim = fields.integer(meta["input_dim"], "meta.input_dim", low=1)
+    if mode in IMAGE_MODES and input_dim != D:
+        fields.fail("meta.input_dim", input_dim, f"not {D}: {mode} prepares 32 x 32 colour images")
+    if mode == "per_feature":
+        width = len(meta["preprocessing"]["stats"]["mean"])
+        if width != input_dim:
+            fields.fail("meta.preprocessing.stats.mean", f"<{width} numbers>",
+                        f"not one per input feature ({input_dim})")
     hidden = fields.list_of(meta["hidden_dim"], "meta.hidden_dim",
                             lambda v, f: fields.integer(v, f, low=1), max_length=MAX_LAYERS)
     try:
@@ -78,7 +88,6 @@ def check_meta(meta, fields):
         raise fields.error(f"{fields.where}: meta.{e}; {fields.fix}") from None
     num_classes = fields.integer(meta["num_classes"], "meta.num_classes", low=1)
     fields.choice(meta["dtype"], "meta.dtype", DTYPES)
-    check_preprocessing(meta["preprocessing"], fields)
     fields.list_of(meta["class_names"], "meta.class_names",
                    lambda v, f: fields.text(v, f, max_chars=MAX_CLASS_NAME), length=num_classes)
     if meta.get("data_dir") is not None:
@@ -92,24 +101,29 @@ def check_meta(meta, fields):
             dropout = fields.number(config["dropout"], "meta.config.dropout", low=0)
             if dropout >= 1:
                 fields.fail("meta.config.dropout", dropout, "not a probability below 1")
-    return (D, *hidden, num_classes), meta
+    return (input_dim, *hidden, num_classes), meta
 
 
 def check_preprocessing(prep, fields, field="meta.preprocessing"):
-    """A preprocessing table: mode, and for per_channel three finite means and stds >= 0."""
+    """A preprocessing table (``Preprocessor.to_dict()``): its mode, and the statistics the
+    mode needs: per_channel three finite means and stds >= 0, per_feature one of each per
+    input feature (as many means as stds; the caller checks their number against D)."""
     fields.mapping(prep, field, keys=("mode",))
     mode = fields.choice(prep["mode"], f"{field}.mode", PREPROCESSING_MODES)
     stats = prep.get("stats")
     if stats is None:
-        if mode == "per_channel":
+        if mode in STATS_MODES:
             fields.missing(f"{field}.stats")
         return prep
     fields.mapping(stats, f"{field}.stats", keys=("mean", "std"))
     if set(stats) != {"mean", "std"}:
         fields.fail(f"{field}.stats", sorted(stats), "not exactly mean and std")
-    fields.list_of(stats["mean"], f"{field}.stats.mean", fields.number, length=3)
+    width = 3
+    if mode == "per_feature":
+        width = len(stats["mean"]) if isinstance(stats["mean"], list) else None
+    fields.list_of(stats["mean"], f"{field}.stats.mean", fields.number, length=width)
     fields.list_of(stats["std"], f"{field}.stats.std", lambda v, f: _std(fields, v, f),
-                   length=3)
+                   length=width)
     return prep
 
 

@@ -320,3 +320,27 @@ def test_a_symlinked_model_is_read_like_its_target(tmp_path):
     good_model(tmp_path / "model.npz")
     os.symlink(tmp_path / "model.npz", tmp_path / "link.npz")  # models may be shared by links
     assert sorted(read_model_file(tmp_path / "link.npz")[0]) == ["W1", "W2", "b1", "b2"]
+
+
+def test_a_model_of_float_features_reads_and_its_statistics_must_fit_its_width(tmp_path):
+    # per_feature: any D, one mean and one std per feature
+    model = FullyConnectedNet(7, (4,), 3, seed=0)
+    stats = {"mean": np.arange(7.0), "std": np.ones(7)}
+    path = tmp_path / "features.npz"
+    save_model(path, model, Preprocessor("per_feature", stats), class_names=["a", "b", "c"])
+    params, meta = read_model_file(path)
+    assert params["W1"].shape == (7, 4) and meta["input_dim"] == 7
+    arrays, meta = members(path)
+    for change, expected in (
+            (lambda m: m["preprocessing"]["stats"].update(mean=[0.0] * 6, std=[1.0] * 6),
+             "not one per input feature (7)"),
+            (lambda m: m["preprocessing"]["stats"].update(std=[1.0] * 6),
+             "meta.preprocessing.stats.std is"),
+            (lambda m: m.update(preprocessing={"mode": "per_image", "stats": None}),
+             "meta.input_dim is 7, not 3072")):
+        broken = json.loads(json.dumps(meta))
+        change(broken)
+        rewrite(path, arrays, broken)
+        with pytest.raises(ModelFileError) as e:
+            read_model_file(path)
+        assert expected in str(e.value)
