@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpointfile import CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION, LOOP_FIELDS, read_checkpoint
+from .checkpointfile import CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION, LOOP_FIELDS
+from .checkpointfile import read_checkpoint
 from .config import RESUMABLE_FIELDS
 from .data import Preprocessor
 from .errors import CheckpointError, Interrupted
@@ -145,7 +146,8 @@ def restore(path, config, data):
             raise ValueError("preprocessing mode")
     except (KeyError, ValueError, TypeError) as e:
         raise CheckpointError(f"{path} does not fit the run's model or data ({type(e).__name__}: "
-                             f"{e}); it is damaged: delete it to start the run again from step 0") from None
+                              f"{e}); it is damaged: delete it to start the run again from step "
+                              f"0") from None
     n_train = len(data.y_train)
     if len(s.perm) != n_train or not 0 <= s.pos <= n_train or (eval_idx.size and eval_idx.max() >= n_train):
         raise CheckpointError(f"{path} does not fit the training set of {n_train} images; resume "
@@ -218,7 +220,8 @@ class Checkpointer:
     def __call__(self, run):
         step, patience = run.loop.step, self.config.patience
         stops = patience and run.loop.evals_since_best >= patience  # early stopping ends the run
-        if (self.every and step % self.every == 0) or step == self.total or self.interrupted or stops:
+        periodic = self.every and step % self.every == 0
+        if periodic or step == self.total or self.interrupted or stops:
             self.save(run)
         if self.interrupted:
             raise Interrupted(f"stopped at step {step} of {self.total}; checkpoint saved to {self.path}; "
