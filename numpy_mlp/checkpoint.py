@@ -32,8 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpointfile import CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION, LOOP_FIELDS
-from .checkpointfile import read_checkpoint
+from .checkpointfile import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_FORMAT_VERSION,
+    LOOP_FIELDS,
+    read_checkpoint,
+)
 from .config import RESUMABLE_FIELDS
 from .data import Preprocessor
 from .errors import CheckpointError, Interrupted
