@@ -27,23 +27,27 @@ import json
 import math
 import signal
 import threading
-import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from .checkpointfile import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_FORMAT_VERSION,
+    LOOP_FIELDS,
+    read_checkpoint,
+)
 from .config import RESUMABLE_FIELDS
 from .data import Preprocessor
-from .errors import Interrupted, ModelFileError
+from .errors import CheckpointError, Interrupted
 from .saving import atomic_write
 from .train import LoopState, RunState, build, total_steps
 
 CHECKPOINT_NAME = "checkpoint.npz"
-FORMAT = "numpy-mlp-checkpoint"
-FORMAT_VERSION = 2  # 2: the preprocessor in the JSON part; 1 (still read): mode and stats/ arrays
+FORMAT, FORMAT_VERSION = CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION
 # LoopState fields kept in the JSON part (numbers); arrays and generators are stored apart
-_SCALARS = ("step", "pos", "loss_sum", "loss_count", "best_val", "best_step", "evals_since_best", "seconds")
+_SCALARS = tuple(LOOP_FIELDS)
 # signals that stop a run at the end of its step, with a checkpoint (SIGTERM: POSIX only)
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
 # config fields that do not change what a run computes, so they may differ on resume
@@ -58,7 +62,8 @@ def data_fingerprint(data):
 
 
 def save_checkpoint(path, config, run, *, fingerprint=None, data_dir=None):
-    """Write the :class:`~numpy_mlp.train.RunState` ``run`` to ``path``, atomically.
+    """Write the :class:`~numpy_mlp.train.RunState` ``run`` to ``path``, atomically, or into
+    ``path`` if it is a binary file object.
 
     Args:
         config: the run's ``TrainConfig``.
@@ -85,39 +90,22 @@ def save_checkpoint(path, config, run, *, fingerprint=None, data_dir=None):
         "data_dir": None if data_dir is None else str(data_dir),
     }
     arrays["state"] = np.array(json.dumps(meta, default=_plain))
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    if hasattr(path, "write"):  # a binary file object: a RunFolder's write
+        np.savez(path, **arrays)
+    else:
+        atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
-def load_checkpoint(path):
-    """Read a checkpoint file: ``(meta dict, arrays dict)``.
+def load_checkpoint(path, *, arrays=True):
+    """Read a checkpoint file: ``(meta dict, arrays dict)``, checked field by field
+    (:func:`numpy_mlp.checkpointfile.read_checkpoint`); ``arrays=False`` reads the meta
+    alone (arrays None).
 
     Raises:
-        ModelFileError: missing, truncated or damaged, not a checkpoint, or written by a
-        newer numpy-mlp.
+        CheckpointError: one line naming the file and the field: missing, truncated or
+        damaged, not a checkpoint, or written by a newer numpy-mlp.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"checkpoint {path} does not exist")
-    damaged = (f"{path} is not a readable checkpoint; it may be damaged: delete it to start the run "
-               f"again from step 0")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise ModelFileError(f"{damaged} ({type(e).__name__})") from None
-    if "state" not in arrays:
-        raise ModelFileError(f"{path} is an .npz file but not a numpy-mlp checkpoint (no 'state' entry)")
-    try:
-        meta = json.loads(str(arrays.pop("state")))
-        version = int(meta["format_version"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise ModelFileError(f"{damaged} ({type(e).__name__})") from None
-    if meta.get("format") != FORMAT:
-        raise ModelFileError(f"{path} is an .npz file but not a numpy-mlp checkpoint")
-    if version > FORMAT_VERSION:
-        raise ModelFileError(f"{path} has checkpoint format version {version}, newer than this numpy-mlp "
-                             f"reads ({FORMAT_VERSION}); upgrade numpy-mlp to resume it")
-    return meta, arrays
+    return read_checkpoint(path, arrays=arrays)
 
 
 def restore(path, config, data):
@@ -133,11 +121,12 @@ def restore(path, config, data):
         now.pop(k, None)
     if saved != now:
         diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
-        raise ModelFileError(f"{path} was written by a run with other settings ({', '.join(diff)}) than "
-                             f"its config.json; resume with the run folder it came from")
+        raise CheckpointError(f"{path} was written by a run with other settings "
+                             f"({', '.join(diff)}) than its config.json; resume with the run "
+                             "folder it came from")
     if meta.get("data") is not None and meta["data"] != data_fingerprint(data):
-        raise ModelFileError(f"{path} was written on other data (another data folder, --val-size or split) "
-                             f"than this one; resume with the same --data-dir")
+        raise CheckpointError(f"{path} was written on other data (another data folder, --val-size "
+                             "or split) than this one; resume with the same --data-dir")
 
     run = build(config, data)
     model, optimizer = run.model, run.optimizer
@@ -160,12 +149,13 @@ def restore(path, config, data):
         if preprocessor.mode != run.preprocessor.mode:
             raise ValueError("preprocessing mode")
     except (KeyError, ValueError, TypeError) as e:
-        raise ModelFileError(f"{path} does not fit the run's model or data ({type(e).__name__}: {e}); "
-                             f"it is damaged: delete it to start the run again from step 0") from None
+        raise CheckpointError(f"{path} does not fit the run's model or data ({type(e).__name__}: "
+                              f"{e}); it is damaged: delete it to start the run again from step "
+                              f"0") from None
     n_train = len(data.y_train)
     if len(s.perm) != n_train or not 0 <= s.pos <= n_train or (eval_idx.size and eval_idx.max() >= n_train):
-        raise ModelFileError(f"{path} does not fit the training set of {n_train} images; resume with the "
-                             f"same --data-dir")
+        raise CheckpointError(f"{path} does not fit the training set of {n_train} images; resume "
+                             "with the same --data-dir")
     return RunState(model, optimizer, preprocessor, eval_idx, s)
 
 
@@ -187,8 +177,8 @@ def checkpoint_interval(config, n_train):
 
 
 class Checkpointer:
-    """``on_step`` callback for ``train``: a checkpoint every ``every`` steps, at the last step,
-    and when Ctrl-C was pressed or SIGTERM came.
+    """``on_step`` callback for ``train``: a checkpoint every ``every`` steps, at the last step
+    (the early stop's included), and when Ctrl-C was pressed or SIGTERM came.
 
     Used as a context manager (in the main thread), the first Ctrl-C (SIGINT) or SIGTERM
     (``kill``, ``timeout``, a job scheduler's notice before it kills) only sets a flag: the
@@ -202,10 +192,13 @@ class Checkpointer:
         total: the run's number of steps.
         resume_hint: the command line that continues the run, for the message.
         fingerprint, data_dir: stored in every checkpoint (see :func:`save_checkpoint`).
+        folder: the :class:`~numpy_mlp.runfolder.RunFolder` that writes ``path`` (its
+            file name), so that a failed write is one line; None: written directly.
     """
 
-    def __init__(self, path, config, *, every, total, resume_hint, fingerprint=None, data_dir=None):
-        self.path = Path(path)
+    def __init__(self, path, config, *, every, total, resume_hint, fingerprint=None, data_dir=None,
+                 folder=None):
+        self.path, self.folder = Path(path), folder
         self.config = config
         self.every, self.total = every, total
         self.resume_hint = resume_hint
@@ -218,13 +211,21 @@ class Checkpointer:
         return f"Checkpointer({str(self.path)!r}, every={self.every}, saved_step={self.saved_step})"
 
     def save(self, run):
-        save_checkpoint(self.path, self.config, run, fingerprint=self.fingerprint,
-                        data_dir=self.data_dir)
+        def write(target):
+            save_checkpoint(target, self.config, run, fingerprint=self.fingerprint,
+                            data_dir=self.data_dir)
+
+        if self.folder is None:
+            write(self.path)
+        else:
+            self.folder.write(self.path.name, write)
         self.saved_step = run.loop.step
 
     def __call__(self, run):
-        step = run.loop.step
-        if (self.every and step % self.every == 0) or step == self.total or self.interrupted:
+        step, patience = run.loop.step, self.config.patience
+        stops = patience and run.loop.evals_since_best >= patience  # early stopping ends the run
+        periodic = self.every and step % self.every == 0
+        if periodic or step == self.total or self.interrupted or stops:
             self.save(run)
         if self.interrupted:
             raise Interrupted(f"stopped at step {step} of {self.total}; checkpoint saved to {self.path}; "

@@ -363,6 +363,12 @@ def cmd_predict(args):
     for path, top in predict_files(args.model, args.images, top=1 if args.quiet else args.top, tta_shift=args.tta_shift):
         print(f"{path}: " + (top[0][0] if args.quiet else ", ".join(f"{name} {p:.1%}" for name, p in top)))
     return 0
+# what to do when a command runs out of memory: the flags that size the work, where it has them
+MEMORY_HINTS = {"train": "use a smaller --hidden-dim or --batch-size",
+                "search": "search smaller widths (--space hidden_dim=...) or fewer --workers"}
+MEMORY_HINT = "the model or the images are larger than this machine's memory"
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else "")
@@ -383,8 +389,8 @@ def main(argv=None):
     except MemoryError as e:
         if args.debug:
             raise
-        print(f"numpy-mlp: error: not enough memory ({e}); use a smaller --hidden-dim or --batch-size",
-              file=sys.stderr)
+        hint = MEMORY_HINTS.get(args.command, MEMORY_HINT)
+        print(f"numpy-mlp: error: not enough memory ({e}); {hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:  # Interrupted says what was saved and how to go on
         print("numpy-mlp: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)

@@ -39,3 +39,26 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, message="", signum=2):
         super().__init__(message)
         self.signum = signum
+
+
+class CheckpointError(ModelFileError):
+    """A checkpoint is damaged, hand-edited, or does not fit the run it should continue."""
+
+
+class RunFileError(UserError):
+    """A JSON file of a run folder (config.json, metrics.json, run.json) is damaged or holds
+    something of the wrong shape."""
+
+
+class RunFolderError(UserError):
+    """A run folder cannot be written (missing, a file, read-only, full, a name that is not
+    UTF-8), is in use by another run, or holds a link where a run file goes."""
+
+
+def shown(path):
+    """``path`` as text for a message: bytes that are not UTF-8 appear as ``\\xNN`` escapes.
+
+    A name read from the command line keeps such bytes as lone surrogates, which no
+    UTF-8 stream (the terminal, the log, a JSON file) can write.
+    """
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -21,9 +21,10 @@ MAX_COUNTED_CLASSES = 20  # above this many classes the confusion matrix shows n
 
 
 def save_figure(fig, path):
-    """Lay out, write at 110 dpi and close ``fig``; returns ``path``."""
+    """Lay out, write as PNG at 110 dpi and close ``fig``; returns ``path`` (a file name or a
+    binary file object, as a RunFolder's write gives)."""
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
     return path
 

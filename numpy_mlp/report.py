@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import base64
 import html
-import json
+import os
 from pathlib import Path
 
-from .errors import UserError
-from .saving import atomic_write
+from .errors import RunFileError, RunFolderError, UserError
+from .jsonfile import Fields, read_json, read_metrics, read_regular_bytes
+from .runfolder import RunFolder
 
 # The pictures a run writes, in the order the page shows them, with a caption each.
 PICTURES = (
@@ -49,18 +50,28 @@ pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.85em; 
 """
 
 
-def _read_json(path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+MAX_PICTURE_BYTES = 64 << 20  # a run's PNGs are 20-200 KB
+MAX_LOG_BYTES = 16 << 20      # a log line per evaluation: a few KB
+FIX = "the run folder is damaged: remove that file, or write the report of another run"
+
+
+def _read_config(path):
+    """config.json as a table to show (any values), or None if there is none."""
+    if not os.path.lexists(path):
         return None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path} is not valid JSON ({e}); the run folder is damaged") from None
+    fields = Fields(path, RunFileError, FIX)
+    return fields.mapping(read_json(path, fix=FIX, follow_links=False), "config.json")
+
+
+def _read_run_file(path, limit):
+    """The bytes of a file of the run folder; a link is refused, never followed (RunFolderError)."""
+    return read_regular_bytes(path, limit=limit, error=RunFolderError, fix=FIX, follow_links=False)
 
 
 def data_uri(png_path):
-    """``data:image/png;base64,...`` of a PNG file."""
-    return "data:image/png;base64," + base64.b64encode(Path(png_path).read_bytes()).decode("ascii")
+    """``data:image/png;base64,...`` of a PNG file of the run folder (not a link)."""
+    data = _read_run_file(png_path, MAX_PICTURE_BYTES)
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
 def _fmt(v):
@@ -75,8 +86,10 @@ def render_report(run_dir):
     """The HTML text of the report of ``run_dir`` (config.json, metrics.json, PNGs, train.log)."""
     run_dir = Path(run_dir)
     e = html.escape
-    config = _read_json(run_dir / "config.json")
-    metrics = _read_json(run_dir / "metrics.json")
+    config = _read_config(run_dir / "config.json")
+    metrics = None
+    if os.path.lexists(run_dir / "metrics.json"):
+        metrics = read_metrics(run_dir / "metrics.json", follow_links=False)
     if config is None and metrics is None:
         raise UserError(f"{run_dir} holds no config.json or metrics.json; pass a folder written by "
                         f"'numpy-mlp train'")
@@ -118,25 +131,32 @@ def render_report(run_dir):
                        for k, v in metrics.items() if not isinstance(v, dict))
         parts.append(f"<h2>Metrics</h2><table>{rows}</table>")
     log = run_dir / "train.log"
-    if log.is_file():
-        parts.append(f"<h2>Training log</h2><pre>{e(log.read_text(encoding='utf-8', errors='replace'))}</pre>")
+    if os.path.lexists(log):
+        text = _read_run_file(log, MAX_LOG_BYTES).decode("utf-8", errors="replace")
+        parts.append(f"<h2>Training log</h2><pre>{e(text)}</pre>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
 
 def _figure(png, caption):
-    if not png.is_file():
+    if not os.path.lexists(png):
         return ""
     return (f"<figure><img src=\"{data_uri(png)}\" alt=\"{html.escape(png.name)}\">"
             f"<figcaption>{html.escape(png.name)}: {html.escape(caption)}</figcaption></figure>")
 
 
-def write_report(run_dir):
-    """Write ``run_dir/report.html`` (atomically) and return its path."""
+def write_report(run_dir, folder=None):
+    """Write ``run_dir/report.html`` (atomically) and return its path.
+
+    ``folder`` is the :class:`~numpy_mlp.runfolder.RunFolder` of a run that owns
+    ``run_dir`` (train's write-up); without it the folder is taken for the write, so the
+    report of a run that is still going is refused with one line.
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir} is not a folder; pass a run folder written by 'numpy-mlp train'")
-    text = render_report(run_dir)
-    path = run_dir / "report.html"
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-    return path
+    text = render_report(run_dir)  # first, so that a folder without a run gets no lock file
+    if folder is not None:
+        return folder.write_text("report.html", text)
+    with RunFolder(run_dir, flag="report").open(create=False) as folder:
+        return folder.write_text("report.html", text)

@@ -2,21 +2,25 @@
 
 ``run_training`` is what ``numpy-mlp train`` does; ``evaluate_saved`` is ``numpy-mlp
 evaluate``. :class:`TrainingDisplay` is what a person sees of ``train``: the progress bar
-and the log lines. The folder of a run holds::
+and the log lines. The folder of a run is written only through its
+:class:`~numpy_mlp.runfolder.RunFolder`, locked for the run's whole life, and holds::
 
     config.json     the TrainConfig, as given
+    run.json        how the run was started (data folder, downloads) and its phase
     train.log       the log lines printed during training
+    checkpoint.npz  while the run is unfinished: everything to continue it (checkpoint.py)
     history.csv     one row per step: step, loss, and the evaluation columns where measured
     metrics.json    train/val/test accuracy, per-class test accuracy, times
     model.npz       the parameters with the best validation accuracy and the data folder
                     they were trained on (see saving.py)
     loss.png, accuracy.png, confusion.png, predictions.png, weights.png   (see plots.py)
     report.html     all of the above on one self-contained page (see report.py)
+
+The write-up (everything from model.npz on) is writeup.py.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from datetime import datetime
@@ -24,21 +28,27 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import plots
 from .checkpoint import CHECKPOINT_NAME, Checkpointer, checkpoint_interval, data_fingerprint, load_checkpoint, restore
 from .config import TrainConfig
-from .data import to_images
 from .datasets import DEFAULT_DATASET, data_config, default_folder, geometry_of_data, load_dataset
-from .errors import ConfigError, DivergenceError, Interrupted, UserError
-from .inference import predict
-from .metrics import accuracy, confusion_matrix, per_class_accuracy
-from .report import write_report
-from .saving import MODEL_NAME, atomic_write, load_model, save_model, tta_shift_for
-from .train import build, initial_params, total_steps, train
+from .errors import DivergenceError, Interrupted, UserError
+from .jsonfile import read_config
+from .metrics import per_class_accuracy
+from .report import PICTURES
+from .runfolder import STATE_NAME, RunFolder, read_run_state, resume_data_dir
+from .saving import MODEL_NAME, load_model, save_model, tta_shift_for
+from .train import build, initial_params, result_of, total_steps, train
+from .writeup import evaluate_splits, history_csv, write_json, write_pictures, write_up
+
+__all__ = ["evaluate_splits", "write_json"]  # kept here for search and older callers
 
 # what makes a folder hold a run: a config.json alone is left by a run that stopped at
 # bad input before training, and may be written over
-RUN_FILES = ("model.npz", "metrics.json", "history.csv")
+RUN_FILES = (MODEL_NAME, "metrics.json", "history.csv")
+# every file a run writes, each refused before the run starts if a link or a folder is there
+RUN_WRITES = ("config.json", STATE_NAME, "train.log", CHECKPOINT_NAME, "history.csv",
+              "metrics.json", MODEL_NAME, *(name for name, _ in PICTURES), "report.html")
+EVALUATE_PICTURES = ("predictions.png", "confusion.png", "weights.png")
 
 
 def default_run_dir(root="runs"):
@@ -50,144 +60,72 @@ def default_run_dir(root="runs"):
     return path
 
 
-def prepare_out_dir(out):
-    """Create ``out``; refuse a folder that already holds a run, so nothing saved is lost."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file, not a folder; choose a folder name")
-    if (out / CHECKPOINT_NAME).exists():
-        raise UserError(f"--out {out} holds an unfinished run ({CHECKPOINT_NAME}); continue it with "
-                        f"'numpy-mlp train --resume {out}', or choose another folder")
+def check_free(folder):
+    """Refuse a folder (already locked by this run) that holds a run, so nothing saved is lost."""
+    out, state = folder.path, folder.state()
+    if (out / CHECKPOINT_NAME).exists() or (state is not None and state["phase"] == "writeup"):
+        raise UserError(f"--out {out} holds an unfinished run; continue it with 'numpy-mlp train "
+                        f"--resume {out}', or choose another folder")
     taken = [f for f in RUN_FILES if (out / f).exists()]
     if taken:
         raise UserError(f"--out {out} already holds a run ({', '.join(taken)}); choose another folder "
                         f"or delete that one first")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
-def write_json(path, obj):
-    atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
-
-
-def write_history_csv(path, history):
-    """One row per step; evaluation columns filled on the steps where they were measured."""
-    cols = ["step", "loss", "epoch", "train_loss", "train_acc", "val_acc", "alpha", "seconds"]
-    evals = {s: i for i, s in enumerate(history["eval_step"])}
-
-    def write(f):
-        import io
-        text = io.StringIO()
-        w = csv.writer(text)
-        w.writerow(cols)
-        for step, loss in zip(history["step"], history["loss"]):
-            row = [step, f"{loss:.6g}"]
-            i = evals.get(step)
-            row += ["" if i is None else f"{history[c][i]:.6g}" for c in cols[2:]]
-            w.writerow(row)
-        f.write(text.getvalue().encode())
-
-    atomic_write(path, write)
-
-
-def evaluate_splits(model, preprocessor, data, tta_shift=0):
-    """Accuracy on train, val and test, and the test confusion matrix, one view per image.
-
-    With ``tta_shift`` > 0, also ``"val_tta"`` and ``"test_tta"``: the accuracy of
-    predictions averaged over ten views (``inference.predict(..., tta_shift=...)``).
-    """
-    out = {}
-    for name, X, y in (("train", data.X_train, data.y_train), ("val", data.X_val, data.y_val),
-                       ("test", data.X_test, data.y_test)):
-        pred = predict(model, preprocessor, X)
-        out[name] = accuracy(y, pred)
-        if name == "test":
-            cm = confusion_matrix(y, pred, len(data.class_names))
-        if tta_shift and name != "train":
-            out[name + "_tta"] = accuracy(y, predict(model, preprocessor, X, tta_shift=tta_shift,
-                                                     geometry=geometry_of_data(data)))
-    return out, cm
-
-
-def write_pictures(out, model, preprocessor, data, cm, *, history=None, W1_init=None, n_images=32):
-    """The PNGs of a run (or of an evaluation, without ``history``) into folder ``out``.
-
-    Writes predictions.png (the first ``n_images`` test images), confusion.png,
-    weights.png (W1 minus ``W1_init`` where given), and, with a history, loss.png and
-    accuracy.png. Returns the paths written.
-    """
-    out = Path(out)
-    X, y = data.X_test[:n_images], data.y_test[:n_images]
-    pred = predict(model, preprocessor, X)
-    geometry = geometry_of_data(data)
-    paths = [plots.plot_predictions(to_images(X, geometry), y, pred, data.class_names,
-                                    out / "predictions.png"),
-             plots.plot_confusion(cm, data.class_names, out / "confusion.png"),
-             plots.plot_first_layer_weights(model.params["W1"], out / "weights.png",
-                                            W1_init=W1_init, geometry=geometry)]
-    if history is not None:
-        paths += [plots.plot_loss(history, out / "loss.png"), plots.plot_accuracy(history, out / "accuracy.png")]
-    return paths
-
-
-def run_training(config, *, data_dir=None, download=True, out=None, log=print, progress=False, resume=False):
+def run_training(config, *, data_dir=None, download=True, out=None, log=print, progress=False,
+                 resume=False, folder=None):
     """Train as ``config`` says and write a complete run folder.
 
-    A checkpoint is kept in the folder while training (see :func:`train_with_checkpoints`);
-    ``resume=True`` continues the run already in ``out`` (use :func:`resume_training`).
+    The folder is locked for the whole run (``folder``, a RunFolder already open, is used
+    as it is: :func:`resume_training` passes its own). A checkpoint is kept in the folder
+    while training (see :func:`train_with_checkpoints`); ``resume=True`` continues the run
+    already in ``out`` (use :func:`resume_training`), ``resume="writeup"`` only writes up
+    a run whose training had ended.
 
     Returns:
         (out_dir, metrics dict).
     """
-    if resume:
-        out = Path(out)
-    else:
-        out = prepare_out_dir(out or default_run_dir())
-        write_json(out / "config.json", config.to_dict())
-    log_file = open(out / "train.log", "a", encoding="utf-8")
+    owned = folder is None
+    if owned:
+        folder = RunFolder(out or default_run_dir()).open(check=RUN_WRITES)
+    out = folder.path
+    try:
+        if not resume:
+            check_free(folder)
+            folder.write_json("config.json", config.to_dict())
+        if not resume or folder.state() is None:  # a folder of an older numpy-mlp: from now on
+            folder.record_start(data_dir=data_dir, download=download)
+        log_file = folder.open_log()
+        try:
+            return out, _train_and_write_up(config, folder, log_file, data_dir=data_dir,
+                                            download=download, log=log, progress=progress,
+                                            resume=resume)
+        finally:
+            log_file.close()
+    finally:
+        if owned:
+            folder.close()
 
+
+def _train_and_write_up(config, folder, log_file, *, data_dir, download, log, progress, resume):
     def say(line):
-        log_file.write(line + "\n")
-        log_file.flush()
+        log_file.write(line)
         if log:
             with tqdm.external_write_mode():  # above the progress bar, if one is shown
                 log(line)
 
-    try:
-        t0 = time.perf_counter()
-        data = load_dataset(config, data_dir, download=download, progress=progress, log=say)
-        say(f"data: {len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test images from {data.source}")
-        say(f"config: {json.dumps(config.to_dict())}")
-        result = train_with_checkpoints(config, data, out, say=say, progress=progress, resume=resume,
-                                        data_dir=data_dir)
-        model, preprocessor = result.model, result.preprocessor
-        acc, cm = evaluate_splits(model, preprocessor, data, config.tta_shift)
-        metrics = {
-            "train_accuracy": acc["train"], "val_accuracy": acc["val"], "test_accuracy": acc["test"],
-            **({"val_accuracy_tta": acc["val_tta"], "test_accuracy_tta": acc["test_tta"],
-                "tta_shift": config.tta_shift} if config.tta_shift else {}),
-            "per_class_test_accuracy": dict(zip(data.class_names, per_class_accuracy(cm).round(4).tolist())),
-            "best_step": result.best_step, "steps": result.steps,
-            "train_seconds": round(result.seconds, 2), "total_seconds": round(time.perf_counter() - t0, 2),
-            "model": repr(model),
-        }
-        save_model(out / MODEL_NAME, model, preprocessor, class_names=data.class_names,
-                   config=config.to_dict(), data_dir=data_folder(data_dir, config.dataset),
-                   geometry=geometry_of_data(data))
-        write_history_csv(out / "history.csv", result.history)
-        write_json(out / "metrics.json", metrics)
-        W1_init = initial_params(config, model.input_dim, model.num_classes)["W1"]
-        write_pictures(out, model, preprocessor, data, cm, history=result.history, W1_init=W1_init)
-        say(f"done in {metrics['total_seconds']:.0f}s: train {acc['train']:.4f}  val {acc['val']:.4f}  "
-            f"test {acc['test']:.4f}  (best val at step {result.best_step})")
-        if config.tta_shift:
-            say(f"ten views (shift {config.tta_shift}): val {acc['val_tta']:.4f}  test {acc['test_tta']:.4f}")
-        say(f"saved to {out}/ (open {out / 'report.html'} in a browser)")
-        write_report(out)
-        (out / CHECKPOINT_NAME).unlink(missing_ok=True)  # the run is complete: nothing left to resume
-    finally:
-        log_file.close()
-    return out, metrics
+    t0 = time.perf_counter()
+    data = load_dataset(config, data_dir, download=download, progress=progress, log=say)
+    say(f"data: {len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test images "
+        f"from {data.source}")
+    say(f"config: {json.dumps(config.to_dict())}")
+    result = train_with_checkpoints(config, data, folder.path, say=say, progress=progress,
+                                    resume=bool(resume), data_dir=data_dir, folder=folder,
+                                    finished=resume == "writeup")
+    model = result.model
+    W1_init = initial_params(config, model.input_dim, model.num_classes)["W1"]
+    return write_up(folder, config, data, result, data_dir=data_folder(data_dir, config.dataset),
+                    W1_init=W1_init, say=say, t0=t0)
 
 
 def data_folder(data_dir, dataset=DEFAULT_DATASET):
@@ -224,14 +162,11 @@ def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, 
     acc, cm = evaluate_splits(model, preprocessor, data, tta_shift)
     written = []
     if pictures:
-        folder = Path(out) if out is not None else saved.path.parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
+        where = Path(out) if out is not None else saved.path.parent
+        with RunFolder(where, flag="--out", then="choose another folder with --out").open(
+                check=EVALUATE_PICTURES) as folder:
             written = write_pictures(folder, model, preprocessor, data, cm,
                                      W1_init=initial_W1(cfg, model))
-        except OSError as e:
-            raise UserError(f"cannot write the pictures into {folder} ({e.strerror}); choose a folder "
-                            f"with --out") from None
     per_class = dict(zip(data.class_names, per_class_accuracy(cm).tolist()))
     return {"model": model, "saved": saved, "accuracy": acc, "confusion": cm, "pictures": written,
             "tta_shift": tta_shift, "per_class": per_class}
@@ -285,16 +220,20 @@ class TrainingDisplay:
         self.bar.close()
 
 
-def train_with_checkpoints(config, data, out, *, say=None, progress=False, resume=False, data_dir=None):
+def train_with_checkpoints(config, data, out, *, say=None, progress=False, resume=False,
+                           data_dir=None, folder=None, finished=False):
     """``train`` with a checkpoint in ``out``, continued after a crash, saved on Ctrl-C and divergence.
 
     A checkpoint (``out/checkpoint.npz``, see checkpoint.py) is written every
-    ``config.checkpoint_every`` steps and at the last step. With ``resume`` the run goes
+    ``config.checkpoint_every`` steps and at the last step (an early stop included, so
+    that the write-up can be finished from it). With ``resume`` the run goes
     on from it (or from step 0 if there is none yet) and ends bit for bit where the
-    uninterrupted run would. Ctrl-C finishes the step, writes a checkpoint and raises
+    uninterrupted run would; with ``finished`` its training had ended, and the result is
+    the checkpoint's, without a step. Ctrl-C finishes the step, writes a checkpoint and raises
     :class:`Interrupted`. If the loss diverges, the best parameters so far are saved as
     ``out/model.npz`` (with ``history.csv``) before the :class:`DivergenceError` goes on.
-    ``say`` gets the log lines; ``progress`` shows a progress bar.
+    ``say`` gets the log lines; ``progress`` shows a progress bar; ``folder`` is the
+    RunFolder that writes ``out`` (None: the files are written directly).
 
     Returns:
         the ``TrainResult`` of ``train``.
@@ -306,15 +245,21 @@ def train_with_checkpoints(config, data, out, *, say=None, progress=False, resum
         if say:
             say(f"resuming from step {run.loop.step} ({path})")
     else:
+        if finished:
+            raise UserError(f"--resume {out}: the run's write-up cannot be finished: its "
+                            f"checkpoint is gone; train it again")
         if resume and say:
             say("no checkpoint yet: starting the run from step 0")
         run = build(config, data)
     n_train = len(data.y_train)
     total = total_steps(config, n_train)[0]
+    if finished:
+        return result_of(run, data, seconds=run.loop.seconds, stopped_early=run.loop.step < total)
     hint = f"numpy-mlp train --resume {out}"
     saver = Checkpointer(path, config, every=checkpoint_interval(config, n_train), total=total,
                          resume_hint=hint, fingerprint=data_fingerprint(data),
-                         data_dir=None if data_dir is None else data_folder(data_dir))
+                         data_dir=None if data_dir is None else data_folder(data_dir),
+                         folder=folder)
     display = TrainingDisplay(total, say=say, bar=progress, initial=run.loop.step)
 
     def on_step(run):
@@ -325,7 +270,7 @@ def train_with_checkpoints(config, data, out, *, say=None, progress=False, resum
         with saver:
             result = train(config, data, state=run, on_step=on_step, on_eval=display.on_eval)
     except DivergenceError as e:
-        message = f"{e}; {save_best_so_far(out, config, data, run, data_dir)}"
+        message = f"{e}; {save_best_so_far(out, config, data, run, data_dir, folder=folder)}"
         if say:
             say(message)
         raise DivergenceError(message) from None
@@ -345,11 +290,12 @@ def train_with_checkpoints(config, data, out, *, say=None, progress=False, resum
     return result
 
 
-def save_best_so_far(out, config, data, run, data_dir=None):
+def save_best_so_far(out, config, data, run, data_dir=None, folder=None):
     """After a divergence: ``out/model.npz`` from the best parameters so far, and ``history.csv``.
 
     Before the first evaluation the best known parameters are the initial ones (step 0),
-    rebuilt from the seed. Returns a sentence saying what was saved, for the message.
+    rebuilt from the seed. The run is then finished (run.json says ``done``). Returns a
+    sentence saying what was saved, for the message.
     """
     model, s = run.model, run.loop
     if s.best_params is not None:
@@ -358,36 +304,59 @@ def save_best_so_far(out, config, data, run, data_dir=None):
     else:
         model.load_params(initial_params(config, model.input_dim, model.num_classes))
         what = "step 0, the initial weights: no evaluation came before the divergence"
-    save_model(out / MODEL_NAME, model, run.preprocessor, class_names=data.class_names,
-               config=config.to_dict(), data_dir=data_folder(data_dir, config.dataset),
-               geometry=geometry_of_data(data))
-    write_history_csv(out / "history.csv", s.history)
-    (out / CHECKPOINT_NAME).unlink(missing_ok=True)  # resuming would diverge again
+    out = Path(out)
+
+    def write_model(f):
+        save_model(f, model, run.preprocessor, class_names=data.class_names,
+                   config=config.to_dict(), data_dir=data_folder(data_dir, config.dataset),
+                   geometry=geometry_of_data(data))
+
+    if folder is None:
+        write_model(out / MODEL_NAME)
+        (out / "history.csv").write_text(history_csv(s.history), encoding="utf-8")
+        (out / CHECKPOINT_NAME).unlink(missing_ok=True)
+    else:
+        folder.write(MODEL_NAME, write_model)
+        folder.write_text("history.csv", history_csv(s.history))
+        if folder.state() is not None:
+            folder.set_phase("done")
+        folder.remove(CHECKPOINT_NAME)  # resuming would diverge again
     return f"the best parameters so far ({what}) are saved in {out / MODEL_NAME}"
 
 
-def resume_training(out, *, data_dir=None, overrides=None, **kw):
+def resume_training(out, *, data_dir=None, overrides=None, download=True, **kw):
     """Continue the run in folder ``out`` (``numpy-mlp train --resume``) and complete its folder.
 
-    Reads ``out/config.json``; ``overrides`` may change its fields that do not change the
-    results (checkpoint.RESUMABLE_CHANGES). The data folder defaults to the one the
-    checkpoint records. Other keyword arguments go to :func:`run_training`.
+    The folder is locked first. Reads ``out/config.json`` (checked field by field);
+    ``overrides`` may change its fields that do not change the results
+    (``config.RESUMABLE_FIELDS``). The data folder and whether the run may download
+    default to what run.json recorded at its start (else to the checkpoint's folder); a
+    recorded folder that is gone is refused before anything could create it. A run
+    stopped in its write-up has its write-up finished. Other keyword arguments go to
+    :func:`run_training`.
     """
     out = Path(out)
-    if not (out / "config.json").is_file():
-        raise UserError(f"--resume {out}: no run there (no config.json); give a folder written by "
+    if not out.is_dir():
+        raise UserError(f"--resume {out}: no run there (no such folder); give a folder written by "
                         f"'numpy-mlp train --out DIR'")
-    if (out / "model.npz").exists():
-        raise UserError(f"--resume {out}: that run has finished (model.npz exists); nothing to resume")
-    for tmp in out.glob(f".{CHECKPOINT_NAME}.*.tmp"):  # left by a crash in the middle of a write
-        tmp.unlink()
-    try:
-        saved = json.loads((out / "config.json").read_text(encoding="utf-8"))
-        config = TrainConfig.from_dict(saved)
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"{out / 'config.json'} is damaged ({e}); start a new run instead") from None
-    if overrides:
-        config = config.replace(**overrides)
-    if data_dir is None and (out / CHECKPOINT_NAME).exists():  # a damaged checkpoint stops here, before the data
-        data_dir = load_checkpoint(out / CHECKPOINT_NAME)[0].get("data_dir")
-    return run_training(config, data_dir=data_dir, out=out, resume=True, **kw)
+    with RunFolder(out, flag="--resume").open(create=False, check=RUN_WRITES) as folder:
+        if not (out / "config.json").is_file():
+            raise UserError(f"--resume {out}: no run there (no config.json); give a folder "
+                            f"written by 'numpy-mlp train --out DIR'")
+        state = read_run_state(out)
+        phase = state["phase"] if state is not None else None
+        if phase == "done" or (state is None and (out / MODEL_NAME).exists()):
+            raise UserError(f"--resume {out}: that run has finished ({MODEL_NAME} exists); "
+                            f"nothing to resume")
+        for tmp in out.glob(".*.tmp"):  # left by a crash in the middle of a write
+            tmp.unlink()
+        config = read_config(out / "config.json")
+        if overrides:
+            config = config.replace(**overrides)
+        recorded = state["data_dir"] if state is not None else None
+        if state is None and (out / CHECKPOINT_NAME).exists():  # a damaged checkpoint stops here
+            recorded = load_checkpoint(out / CHECKPOINT_NAME, arrays=False)[0].get("data_dir")
+        data_dir = resume_data_dir(out, recorded, data_dir)
+        download = download and (state is None or state["download"])
+        return run_training(config, data_dir=data_dir, download=download, out=out,
+                            resume="writeup" if phase == "writeup" else True, folder=folder, **kw)

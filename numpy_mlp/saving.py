@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +22,9 @@ from .data import Preprocessor
 from .datasets import CIFAR10_GEOMETRY, Geometry
 from .errors import ConfigError, ModelFileError, UserError
 from .model import FullyConnectedNet
+from .modelfile import MODEL_FIX, MODEL_FORMAT, MODEL_FORMAT_VERSION, read_model_file
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = MODEL_FORMAT_VERSION
 MODEL_NAME = "model.npz"  # the model file in a run folder
 
 
@@ -96,7 +96,8 @@ def model_file(path):
 
 def save_model(path, model, preprocessor, *, class_names, config=None, data_dir=None,
                geometry=CIFAR10_GEOMETRY):
-    """Write ``model`` to ``path`` (.npz), atomically.
+    """Write ``model`` to ``path`` (.npz), atomically, or into ``path`` if it is a binary
+    file object (a RunFolder's write).
 
     Args:
         preprocessor: the :class:`~numpy_mlp.data.Preprocessor` its inputs need.
@@ -107,7 +108,7 @@ def save_model(path, model, preprocessor, *, class_names, config=None, data_dir=
         geometry: the shape of its input images (a Geometry; CIFAR-10's by default).
     """
     meta = {
-        "format": "numpy-mlp",
+        "format": MODEL_FORMAT,
         "format_version": FORMAT_VERSION,
         "input_dim": model.input_dim,
         "hidden_dim": list(model.hidden_dims),
@@ -121,87 +122,50 @@ def save_model(path, model, preprocessor, *, class_names, config=None, data_dir=
     }
     arrays = dict(model.params)
     arrays["meta"] = np.array(json.dumps(meta))
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    if hasattr(path, "write"):
+        np.savez(path, **arrays)
+    else:
+        atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def load_model(path):
     """Read a model file written by :func:`save_model`, or ``path/model.npz`` of a run folder.
 
+    Every field is checked before anything is built, every size before anything is
+    allocated (:func:`numpy_mlp.modelfile.read_model_file`).
+
     Returns:
         a :class:`SavedModel`.
     Raises:
-        ModelFileError: the file is missing, not a model file, damaged, from a newer
-        format version, or its arrays do not fit its architecture.
+        ModelFileError: one line naming the file and the field: missing, not a model
+        file, damaged, hostile (sizes it does not hold), from a newer format version.
     """
     given, path = Path(path), model_file(path)
     if given.is_dir() and not path.is_file():
         raise ModelFileError(f"{given} holds no {MODEL_NAME}; pass a run folder written by "
                              f"'numpy-mlp train' (an unfinished run goes on with 'numpy-mlp train "
                              f"--resume {given}')")
-    if not path.is_file():
-        raise ModelFileError(f"model file {path} does not exist; pass the model.npz written by 'numpy-mlp train'")
-    if not zipfile.is_zipfile(path):
-        raise ModelFileError(f"{path} is not a numpy-mlp model file (not an .npz archive; it may be truncated): "
-                             f"train again or use another copy")
+    params, meta = read_model_file(path)
+    dims = (meta["input_dim"], *meta["hidden_dim"], meta["num_classes"])
+    trained = meta.get("config") or {}  # reg and dropout only matter for training, but keep them
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except ValueError as e:
-        if "allow_pickle" not in str(e):
-            raise ModelFileError(f"{path} is not a readable numpy-mlp model file ({e}); train again or use "
-                                 f"another copy") from None
-        raise ModelFileError(f"{path} holds pickled Python objects, which numpy-mlp never loads (they could run "
-                             f"code); use a model.npz written by 'numpy-mlp train'") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as e:
-        raise ModelFileError(f"{path} is not a readable numpy-mlp model file ({type(e).__name__}: {e}); "
-                             f"it may be truncated: train again or use another copy") from None
-    try:
-        meta = json.loads(str(arrays.pop("meta")))
-        version = int(meta["format_version"])
-    except (KeyError, ValueError, TypeError):
-        raise ModelFileError(f"{path} is an .npz file but not a numpy-mlp model (no valid 'meta' entry)") from None
-    if meta.get("format") != "numpy-mlp":
-        raise ModelFileError(f"{path} is an .npz file but not a numpy-mlp model")
-    if version > FORMAT_VERSION:
-        raise ModelFileError(f"{path} has model format version {version}, newer than this numpy-mlp reads "
-                             f"({FORMAT_VERSION}); upgrade numpy-mlp to load it")
-    try:  # the shapes the meta entry declares, checked against the arrays before building anything
-        dims = (int(meta["input_dim"]), *(int(h) for h in meta["hidden_dim"]), int(meta["num_classes"]))
-        expected = {}
-        for l in range(1, len(dims)):
-            expected[f"W{l}"], expected[f"b{l}"] = (dims[l - 1], dims[l]), (dims[l],)
-        if len(meta["class_names"]) != dims[-1]:
-            raise ValueError(f"{len(meta['class_names'])} class names for {dims[-1]} classes")
-    except (KeyError, ValueError, TypeError, AttributeError) as e:
-        raise ModelFileError(f"{path}: its 'meta' entry does not describe a model ({type(e).__name__}: {e}); "
-                             f"the file is damaged") from None
-    if set(arrays) != set(expected):
-        raise ModelFileError(f"{path}: its arrays {sorted(arrays)} do not match the architecture it declares "
-                             f"({sorted(expected)}); the file is damaged")
-    for k, shape in expected.items():
-        if arrays[k].shape != shape:
-            raise ModelFileError(f"{path}: {k} has shape {arrays[k].shape}, expected {shape} for "
-                                 f"hidden_dim={meta['hidden_dim']}; the file is damaged")
-    try:
-        trained = meta.get("config") or {}  # reg and dropout only matter for training, but keep them
         model = FullyConnectedNet(dims[0], dims[1:-1], dims[-1], dtype=meta["dtype"], seed=0,
                                   reg=trained.get("reg", 0.0), dropout=trained.get("dropout", 0.0))
         preprocessor = Preprocessor.from_dict(meta["preprocessing"], model.dtype)
         data_dir = meta.get("data_dir")
-        if data_dir is not None and not isinstance(data_dir, str):
-            raise ValueError(f"data_dir={data_dir!r} is not a folder name")
         # files written before geometries were recorded all hold CIFAR-10 models
         recorded = meta.get("geometry")
         geometry = CIFAR10_GEOMETRY if recorded is None else Geometry.from_dict(recorded)
         if recorded is not None and (geometry.D != dims[0] or (
-                preprocessor.stats is not None
+                preprocessor.mode == "per_channel"
                 and len(preprocessor.stats["mean"]) != geometry.channels)):
             raise ValueError(f"its images are {geometry} but its input has {dims[0]} values "
                              "or its statistics another channel count")
     except (KeyError, ValueError, TypeError, ConfigError) as e:
-        raise ModelFileError(f"{path}: its 'meta' entry does not describe a model ({e}); the file is damaged") from None
+        raise ModelFileError(f"{path}: its 'meta' entry does not describe a model ({e}); "
+                             f"{MODEL_FIX}") from None
     for k, v in model.params.items():
-        v[...] = arrays[k]
+        v[...] = params[k]
     return SavedModel(path=path, model=model, preprocessor=preprocessor,
                       class_names=tuple(meta["class_names"]), config=meta.get("config"),
                       data_dir=data_dir, geometry=geometry)

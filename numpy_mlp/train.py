@@ -188,23 +188,30 @@ def train(config, data, *, state=None, on_step=None, on_eval=None):
                          seconds=time.perf_counter() - start)
                 if on_eval is not None:
                     on_eval(step, s.history)
-                if config.patience and s.evals_since_best >= config.patience:
-                    stopped_early = True
-                    break
+                stopped_early = bool(config.patience) and s.evals_since_best >= config.patience
             s.seconds = time.perf_counter() - start
             if on_step is not None:
                 on_step(run)
+            if stopped_early:  # after on_step, so that the early stop's step is checkpointed
+                break
     finally:
         threads.close()
         np.seterr(**old_errors)
 
+    return result_of(run, data, seconds=time.perf_counter() - start, stopped_early=stopped_early)
+
+
+def result_of(run, data, *, seconds, stopped_early):
+    """The :class:`TrainResult` of the :class:`RunState` ``run`` as it stands (the end of
+    ``train``, or a finished run restored from its last checkpoint): its model is given
+    the best parameters so far."""
+    s = run.loop
     if s.best_params is not None:
-        model.load_params(s.best_params)
+        run.model.load_params(s.best_params)
     has_val = len(data.y_val) > 0
-    return TrainResult(model=model, history=s.history, best_step=s.best_step,
+    return TrainResult(model=run.model, history=s.history, best_step=s.best_step,
                        best_val_acc=s.best_val if has_val else float("nan"), steps=s.step,
-                       seconds=time.perf_counter() - start, preprocessor=run.preprocessor,
-                       stopped_early=stopped_early)
+                       seconds=seconds, preprocessor=run.preprocessor, stopped_early=stopped_early)
 
 
 def evaluate(run, data, *, epoch, alpha, seconds):

@@ -284,7 +284,7 @@ BAD_INPUTS = [
     *[(f"model file {kind}", lambda t, m, k=kind: evaluate(t, k), words) for kind, words in [
         ("missing", "does not exist"), ("truncated", "truncated"), ("text", "not an .npz archive"),
         ("architecture", "W1 has shape (3072, 16), expected (3072, 8)"), ("foreign", "not a numpy-mlp model"),
-        ("newer", "newer than this numpy-mlp"), ("meta nonsense", "does not describe a model"), ("pickled", "never loads (they could run code)")]],
+        ("newer", "newer than this numpy-mlp"), ("meta nonsense", "meta.hidden_dim[0] is 'wide'"), ("pickled", "never loads (they could run code)")]],
     # --- images
     ("image that is not an image", lambda t, m: predict_image(t, b"GIF89a but not really"), "not an image"),
     ("image that is empty", lambda t, m: predict_image(t, b""), "not an image"),
