@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import D
+from .datasets import DATASETS
 from .errors import CheckpointError
 from .jsonfile import Fields, parse_json, train_config
 from .modelfile import (
@@ -126,7 +126,8 @@ def expected_members(archive, state, config, has_best, fields):
     first = archive.members.get("param/W1")
     if first is None or len(first.shape) != 2:
         archive.fail("it has no 2-D 'param/W1' array")
-    input_dim = D if config.preprocessing in IMAGE_MODES else first.shape[0]
+    geometry = DATASETS[config.dataset].geometry_for(config.image_size)
+    input_dim = geometry.D if config.preprocessing in IMAGE_MODES else first.shape[0]
     if config.preprocessing == "per_feature":  # one mean and one std per input feature
         width = len(state["preprocessor"]["stats"]["mean"]) if "preprocessor" in state else None
         if width != input_dim:

@@ -23,7 +23,7 @@ import math
 
 from .config import PREPROCESSING as PREPROCESSING_MODES
 from .config import parse_hidden_dims
-from .data import D
+from .datasets import CIFAR10_GEOMETRY, Geometry
 from .errors import ConfigError, ModelFileError
 from .jsonfile import Fields, parse_json
 from .npzfile import NpzArchive
@@ -36,7 +36,7 @@ MAX_MODEL_BYTES = 4 << 30       # all W and b together; 1000x the notebook's 12 
 MAX_LAYERS = 64
 MAX_CLASS_NAME = 100            # characters; CIFAR-10's longest is 10
 DTYPES = ("float32", "float64")
-IMAGE_MODES = tuple(m for m in PREPROCESSING_MODES if m != "per_feature")  # D = 3072 inputs
+IMAGE_MODES = tuple(m for m in PREPROCESSING_MODES if m != "per_feature")  # inputs are images (of the geometry)
 STATS_MODES = ("per_channel", "per_feature")  # the modes that keep training-set statistics
 
 
@@ -73,8 +73,18 @@ def check_meta(meta, fields):
                            f"load it")
     mode = check_preprocessing(meta["preprocessing"], fields)["mode"]
     input_dim = fields.integer(meta["input_dim"], "meta.input_dim", low=1)
-    if mode in IMAGE_MODES and input_dim != D:
-        fields.fail("meta.input_dim", input_dim, f"not {D}: {mode} prepares 32 x 32 colour images")
+    geometry = CIFAR10_GEOMETRY  # files written before geometries were recorded
+    if meta.get("geometry") is not None:
+        try:
+            geometry = Geometry.from_dict(meta["geometry"])
+        except ValueError as e:
+            raise fields.error(f"{fields.where}: meta.{e}; {fields.fix}") from None
+    if mode in IMAGE_MODES and input_dim != geometry.D:
+        fields.fail("meta.input_dim", input_dim, f"not {geometry.D}: {mode} prepares "
+                                                 f"{geometry} images")
+    if mode == "per_channel" and len(meta["preprocessing"]["stats"]["mean"]) != geometry.channels:
+        fields.fail("meta.preprocessing.stats.mean", meta["preprocessing"]["stats"]["mean"],
+                    f"not one number per channel of its {geometry} images")
     if mode == "per_feature":
         width = len(meta["preprocessing"]["stats"]["mean"])
         if width != input_dim:
@@ -106,7 +116,7 @@ def check_meta(meta, fields):
 
 def check_preprocessing(prep, fields, field="meta.preprocessing"):
     """A preprocessing table (``Preprocessor.to_dict()``): its mode, and the statistics the
-    mode needs: per_channel three finite means and stds >= 0, per_feature one of each per
+    mode needs: per_channel one or three finite means and stds >= 0, per_feature one of each per
     input feature (as many means as stds; the caller checks their number against D)."""
     fields.mapping(prep, field, keys=("mode",))
     mode = fields.choice(prep["mode"], f"{field}.mode", PREPROCESSING_MODES)
@@ -118,7 +128,9 @@ def check_preprocessing(prep, fields, field="meta.preprocessing"):
     fields.mapping(stats, f"{field}.stats", keys=("mean", "std"))
     if set(stats) != {"mean", "std"}:
         fields.fail(f"{field}.stats", sorted(stats), "not exactly mean and std")
-    width = 3
+    width = len(stats["mean"]) if isinstance(stats["mean"], list) else None
+    if mode == "per_channel" and width not in (1, 3):  # grey or colour images
+        fields.fail(f"{field}.stats.mean", f"<{width} numbers>", "not 1 or 3 (one per channel)")
     if mode == "per_feature":
         width = len(stats["mean"]) if isinstance(stats["mean"], list) else None
     fields.list_of(stats["mean"], f"{field}.stats.mean", fields.number, length=width)

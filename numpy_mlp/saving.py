@@ -153,14 +153,10 @@ def load_model(path):
                                   reg=trained.get("reg", 0.0), dropout=trained.get("dropout", 0.0))
         preprocessor = Preprocessor.from_dict(meta["preprocessing"], model.dtype)
         data_dir = meta.get("data_dir")
-        # files written before geometries were recorded all hold CIFAR-10 models
+        # checked against the weights and statistics by read_model_file; files written
+        # before geometries were recorded all hold CIFAR-10 models
         recorded = meta.get("geometry")
         geometry = CIFAR10_GEOMETRY if recorded is None else Geometry.from_dict(recorded)
-        if recorded is not None and (geometry.D != dims[0] or (
-                preprocessor.mode == "per_channel"
-                and len(preprocessor.stats["mean"]) != geometry.channels)):
-            raise ValueError(f"its images are {geometry} but its input has {dims[0]} values "
-                             "or its statistics another channel count")
     except (KeyError, ValueError, TypeError, ConfigError) as e:
         raise ModelFileError(f"{path}: its 'meta' entry does not describe a model ({e}); "
                              f"{MODEL_FIX}") from None
