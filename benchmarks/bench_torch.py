@@ -61,7 +61,8 @@ def ours(data, N, H, threads, steps):
     # the same work as the torch loop: no L2 term and no augmentation (the trainer's defaults
     # have both; they are not part of the model or the optimizer being compared)
     cfg = TrainConfig(hidden_dim=(H,), batch_size=N, num_iters=steps, evals=1, eval_train_size=1,
-                      schedule="constant", alpha=1e-3, beta=0.9, reg=0.0, flip=False, threads=threads)
+                      schedule="constant", alpha=1e-3, beta=0.9, reg=0.0, flip=False,
+                      threads=threads)
     result = train(cfg, data)
     return result.history["seconds"][-1]
 
@@ -99,7 +100,8 @@ def torch_run(data, N, H, threads, steps):
 def matmul_gflops(threads, n=2048, reps=3):
     """GFLOP/s of a large float32 product (n x n) @ (n x n) with numpy's BLAS."""
     rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
     out = np.empty((n, n), dtype=np.float32)
     with threadpool_limits(threads, user_api="blas"):
         np.matmul(a, b, out=out)  # warm-up
@@ -120,8 +122,10 @@ def step_products_gflops(N, H, threads, seconds=0.3):
     """
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, D), dtype=np.float32)
-    W1, W2 = rng.standard_normal((D, H), dtype=np.float32), rng.standard_normal((H, C), dtype=np.float32)
-    h, s, dh = np.empty((N, H), np.float32), np.empty((N, C), np.float32), np.empty((N, H), np.float32)
+    W1 = rng.standard_normal((D, H), dtype=np.float32)
+    W2 = rng.standard_normal((H, C), dtype=np.float32)
+    h, s, dh = (np.empty((N, H), np.float32), np.empty((N, C), np.float32),
+                np.empty((N, H), np.float32))
     dW1, dW2 = np.empty_like(W1), np.empty_like(W2)
 
     def products():
@@ -188,10 +192,12 @@ def machine():
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data-dir", default=str(SHARED_CIFAR) if SHARED_CIFAR.is_dir() else None,
-                   help="CIFAR-10 folder (default ../shared/data/cifar-10-batches-py, else ~/.cache/numpy-mlp)")
+                   help="CIFAR-10 folder (default ../shared/data/cifar-10-batches-py, "
+                        "else ~/.cache/numpy-mlp)")
     p.add_argument("--reps", type=int, default=3, help="repetitions per case; medians are reported")
     p.add_argument("--seconds", type=float, default=3.0,
-                   help="rough length of one timed run at 60 GFLOP/s (auto needs runs of a second or more: "
+                   help="rough length of one timed run at 60 GFLOP/s "
+                        "(auto needs runs of a second or more: "
                         "its first measured check comes after 0.25 s)")
     p.add_argument("--batches", default="40,256,1024")
     p.add_argument("--hidden", default="200,1000")
@@ -201,14 +207,16 @@ def main(argv=None):
     import torch
 
     data = load_cifar10(args.data_dir, download=False, progress=False)
-    data = dataclasses.replace(data, X_val=data.X_val[:0], y_val=data.y_val[:0])  # no val evaluation
+    # no val evaluation
+    data = dataclasses.replace(data, X_val=data.X_val[:0], y_val=data.y_val[:0])
     batches = [int(b) for b in args.batches.split(",")]
     hidden = [int(h) for h in args.hidden.split(",")]
     print(f"# numpy-mlp vs PyTorch {torch.__version__}, numpy {np.__version__}, {date.today()}")
     print(f"# {machine()}")
-    print(f"# {len(data.y_train)} training images, medians of {args.reps} interleaved repetitions\n")
-    print("|   N |    H | threads | numpy-mlp samples/s | torch samples/s | ratio | our GFLOP/s | matmul GFLOP/s "
-          "| % of matmul | step's products alone: % of matmul |")
+    print(f"# {len(data.y_train)} training images, "
+          f"medians of {args.reps} interleaved repetitions\n")
+    print("|   N |    H | threads | numpy-mlp samples/s | torch samples/s | ratio | our GFLOP/s "
+          "| matmul GFLOP/s | % of matmul | step's products alone: % of matmul |")
     print("|----:|-----:|--------:|--------------------:|----------------:|------:|------------:|---------------:"
           "|------------:|------------:|")
     auto_rows = []
@@ -220,19 +228,25 @@ def main(argv=None):
             for _ in range(args.reps):
                 for threads in (1, 2):
                     times.setdefault(("ours", threads), []).append(ours(data, N, H, threads, steps))
-                    times.setdefault(("torch", threads), []).append(torch_run(data, N, H, threads, steps))
+                    times.setdefault(("torch", threads), []).append(
+                        torch_run(data, N, H, threads, steps))
                     times.setdefault(("mm", threads), []).append(matmul_gflops(threads))
-                    times.setdefault(("products", threads), []).append(step_products_gflops(N, H, threads))
+                    times.setdefault(("products", threads), []).append(
+                        step_products_gflops(N, H, threads))
                 times.setdefault(("ours", "auto"), []).append(ours(data, N, H, "auto", steps))
             med = {k: statistics.median(v) for k, v in times.items()}
             for threads in (1, 2):
-                t_ours, t_torch, peak = med[("ours", threads)], med[("torch", threads)], med[("mm", threads)]
+                t_ours, t_torch = med[("ours", threads)], med[("torch", threads)]
+                peak = med[("mm", threads)]
                 gf = train_flops(N, H) * steps / t_ours / 1e9
-                print(f"| {N:>4} | {H:>4} | {threads:>7} | {N * steps / t_ours:>19,.0f} | {N * steps / t_torch:>15,.0f} "
-                      f"| {t_torch / t_ours:>5.2f} | {gf:>11.1f} | {peak:>14.1f} | {100 * gf / peak:>10.0f}% "
+                print(f"| {N:>4} | {H:>4} | {threads:>7} | {N * steps / t_ours:>19,.0f} "
+                      f"| {N * steps / t_torch:>15,.0f} "
+                      f"| {t_torch / t_ours:>5.2f} | {gf:>11.1f} | {peak:>14.1f} "
+                      f"| {100 * gf / peak:>10.0f}% "
                       f"| {100 * med[('products', threads)] / peak:>10.0f}% |")
             best = min(med[("ours", 1)], med[("ours", 2)])
-            auto_rows.append((N, H, N * steps / med[("ours", "auto")], N * steps / best, med[("ours", "auto")] / best))
+            t_auto = med[("ours", "auto")]
+            auto_rows.append((N, H, N * steps / t_auto, N * steps / best, t_auto / best))
             sys.stdout.flush()
 
     print("\n| N | H | auto samples/s | best of 1 and 2 threads | auto time / best time |")
@@ -241,7 +255,8 @@ def main(argv=None):
         print(f"| {N} | {H} | {auto:,.0f} | {best:,.0f} | {ratio:.2f} |")
 
     if not args.no_eval:
-        print("\n| H | threads | full-set evaluation (50,000 images) s | its matrix products alone s | ratio |")
+        print("\n| H | threads | full-set evaluation (50,000 images) s "
+              "| its matrix products alone s | ratio |")
         print("|--:|--------:|--------------------------------------:|----------------------------:|------:|")
         for H in hidden:
             for threads, label in ((1, "1"), (2, "auto (1-2)")):

@@ -55,8 +55,10 @@ def products_seconds(N, H, threads, reps=5):
     Forward X @ W1 and h @ W2; backward X.T @ dh, h.T @ ds and ds @ W2.T (as the trainer).
     """
     rng = np.random.default_rng(0)
-    X, W1 = rng.standard_normal((N, 3072), dtype=np.float32), rng.standard_normal((3072, H), dtype=np.float32)
-    W2, ds = rng.standard_normal((H, 10), dtype=np.float32), rng.standard_normal((N, 10), dtype=np.float32)
+    X = rng.standard_normal((N, 3072), dtype=np.float32)
+    W1 = rng.standard_normal((3072, H), dtype=np.float32)
+    W2 = rng.standard_normal((H, 10), dtype=np.float32)
+    ds = rng.standard_normal((N, 10), dtype=np.float32)
     h, dW1 = np.empty((N, H), np.float32), np.empty((3072, H), np.float32)
     times = []
     with threadpool_limits(threads, user_api="blas"):
@@ -77,7 +79,8 @@ def main(argv=None):
     p.add_argument("--data-dir", default=str(SHARED_CIFAR) if SHARED_CIFAR.is_dir() else None)
     p.add_argument("--hidden", default="100,200,500,1000,2000,4096")
     p.add_argument("--batches", default="40,256,1024")
-    p.add_argument("--threads", type=int, default=1, help="BLAS threads (fixed, for a clean comparison)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="BLAS threads (fixed, for a clean comparison)")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--seconds", type=float, default=0.6, help="rough length of one timed run")
     args = p.parse_args(argv)
@@ -86,7 +89,8 @@ def main(argv=None):
     data = dataclasses.replace(data, X_val=data.X_val[:0], y_val=data.y_val[:0])
     hidden = [int(h) for h in args.hidden.split(",")]
     batches = [int(b) for b in args.batches.split(",")]
-    cases = [(H, N, max(10, int(args.seconds * 60e9 / train_flops(N, H)))) for H in hidden for N in batches]
+    cases = [(H, N, max(10, int(args.seconds * 60e9 / train_flops(N, H))))
+             for H in hidden for N in batches]
     times = {}
     for _ in range(args.reps):
         for H, N, steps in cases:
@@ -101,15 +105,16 @@ def main(argv=None):
     ref_cost = per_epoch[ref] / flops_epoch[ref]
     print(f"# time per epoch ({n} images), {args.threads} BLAS thread(s), medians of {args.reps}")
     print(f"# {machine()}\n")
-    print("|    H |    N | s / epoch | GFLOP / epoch | GFLOP/s | s per FLOP vs H=%d,N=%d | products alone GFLOP/s "
-          "| products share | SGD update share |" % ref)
+    print("|    H |    N | s / epoch | GFLOP / epoch | GFLOP/s | s per FLOP vs H=%d,N=%d "
+          "| products alone GFLOP/s | products share | SGD update share |" % ref)
     print("|-----:|-----:|----------:|--------------:|--------:|------------------------:|-----------------------:"
           "|---------------:|-----------------:|")
     for H, N, _ in cases:
         t, f = per_epoch[(H, N)], flops_epoch[(H, N)]
         t_products = products[(H, N)] * (n // N)
         print(f"| {H:>4} | {N:>4} | {t:>9.2f} | {f / 1e9:>13.0f} | {f / t / 1e9:>7.1f} | "
-              f"{t / f / ref_cost:>23.2f} | {f / t_products / 1e9:>22.1f} | {100 * t_products / t:>13.0f}% "
+              f"{t / f / ref_cost:>23.2f} | {f / t_products / 1e9:>22.1f} "
+              f"| {100 * t_products / t:>13.0f}% "
               f"| {100 * update[H] * (n // N) / t:>15.0f}% |")
 
 

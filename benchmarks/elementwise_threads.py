@@ -1,4 +1,5 @@
-"""What a second core buys each part of a training step: BLAS products against NumPy's element-wise work.
+"""What a second core buys each part of a training step: BLAS products against NumPy's
+element-wise work.
 
     .venv/bin/python benchmarks/elementwise_threads.py     # about 40 s on 2 idle cores
 
@@ -97,7 +98,7 @@ def timed(f):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=1024, help="N for the product and preprocessing")
     p.add_argument("--hidden", default="200,1000")
     p.add_argument("--reps", type=int, default=50, help="rounds; medians are reported")

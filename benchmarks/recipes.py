@@ -82,8 +82,8 @@ from numpy_mlp import TrainConfig, UserError, load_cifar10, train
 # for PyTorch's schedule and statistics. Adapt these lines if a name moves.
 from numpy_mlp.augment import augment
 from numpy_mlp.data import Preprocessor, channel_stats
-from numpy_mlp.losses import cross_entropy_loss
 from numpy_mlp.inference import predict
+from numpy_mlp.losses import cross_entropy_loss
 from numpy_mlp.metrics import accuracy
 from numpy_mlp.model import FullyConnectedNet
 from numpy_mlp.optim import SGD

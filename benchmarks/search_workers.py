@@ -26,10 +26,12 @@ DEFAULT_DATA = HERE.parent.parent / "shared/data/cifar-10-batches-py"
 
 
 def run(workers, trials, data_dir, out):
-    cmd = [sys.executable, "-m", "numpy_mlp", "search", "--data-dir", str(data_dir), "--offline", "--out", str(out),
-           "--n-trials", str(trials), "--workers", str(workers), "--pruner", "none", "--quiet",
-           "--set", "hidden_dim=1024", "--set", "batch_size=128", "--set", "epochs=1", "--set", "evals=2",
-           "--set", "eval_train_size=1000", "--space", "alpha=1e-3:3e-2:log", "--space", "beta=0.5:0.95",
+    cmd = [sys.executable, "-m", "numpy_mlp", "search", "--data-dir", str(data_dir), "--offline",
+           "--out", str(out), "--n-trials", str(trials), "--workers", str(workers),
+           "--pruner", "none", "--quiet",
+           "--set", "hidden_dim=1024", "--set", "batch_size=128", "--set", "epochs=1",
+           "--set", "evals=2", "--set", "eval_train_size=1000",
+           "--space", "alpha=1e-3:3e-2:log", "--space", "beta=0.5:0.95",
            "--space", "reg=1e-5:1e-2:log"]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -40,7 +42,8 @@ def run(workers, trials, data_dir, out):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default=str(DEFAULT_DATA))
     p.add_argument("--trials", type=int, default=8)
     p.add_argument("--repeats", type=int, default=3)
@@ -52,11 +55,12 @@ def main():
             for k in (1, 2):
                 total, phase = run(k, args.trials, args.data_dir, Path(tmp) / f"{k}-{r}")
                 times[k].append((total, phase))
-                print(f"repeat {r}: {k} worker(s): {args.trials} trials in {total:.1f}s (workers' phase {phase:.1f}s); "
-                      f"load {os.getloadavg()[0]:.2f}", flush=True)
-    med = {k: (statistics.median(t for t, _ in v), statistics.median(p for _, p in v)) for k, v in times.items()}
-    print(f"median, 1 worker: {med[1][0]:.1f}s (phase {med[1][1]:.1f}s); 2 workers: {med[2][0]:.1f}s "
-          f"(phase {med[2][1]:.1f}s)")
+                print(f"repeat {r}: {k} worker(s): {args.trials} trials in {total:.1f}s "
+                      f"(workers' phase {phase:.1f}s); load {os.getloadavg()[0]:.2f}", flush=True)
+    med = {k: (statistics.median(t for t, _ in v), statistics.median(p for _, p in v))
+           for k, v in times.items()}
+    print(f"median, 1 worker: {med[1][0]:.1f}s (phase {med[1][1]:.1f}s); "
+          f"2 workers: {med[2][0]:.1f}s (phase {med[2][1]:.1f}s)")
     print(f"speed-up of 2 workers: {med[1][0] / med[2][0]:.2f}x for the whole command, "
           f"{med[1][1] / med[2][1]:.2f}x for the workers' phase")
 

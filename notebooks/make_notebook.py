@@ -45,7 +45,8 @@ import numpy as np
 from IPython.display import Image, display
 from threadpoolctl import threadpool_limits
 
-from numpy_mlp import SGD, FullyConnectedNet, TrainConfig, cross_entropy_loss, load_cifar10, preprocess, train
+from numpy_mlp import (SGD, FullyConnectedNet, TrainConfig, cross_entropy_loss, load_cifar10,
+                       preprocess, train)
 from numpy_mlp import plots
 from numpy_mlp.data import to_images
 from numpy_mlp.gradient_check import numerical_gradient, rel_error
@@ -55,7 +56,8 @@ from numpy_mlp.runs import TrainingDisplay
 plt.rcParams["figure.figsize"] = (8, 4)
 
 FAST = os.environ.get("NUMPY_MLP_NOTEBOOK_FAST") == "1"  # shorter runs, for the test suite
-PICTURES = Path(tempfile.mkdtemp(prefix="numpy-mlp-notebook-"))  # where the package's plots are written
+# where the package's plots are written
+PICTURES = Path(tempfile.mkdtemp(prefix="numpy-mlp-notebook-"))
 rng = np.random.default_rng(0)  # every random choice below comes from an explicit generator
 print("fast mode" if FAST else "full runs", "| pictures in", PICTURES)"""),
 
@@ -65,7 +67,8 @@ print("fast mode" if FAST else "full runs", "| pictures in", PICTURES)"""),
 file), and holds out a random validation split of 5,000 training images. The images stay
 `uint8` with shape (N, D), channel-first as in the batch files: 1024 red values, then
 1024 green, then 1024 blue."""),
-    ("code", """data = load_cifar10(val_size=5000, seed=0)  # from $NUMPY_MLP_DATA, else ~/.cache/numpy-mlp
+    ("code", """# from $NUMPY_MLP_DATA, else ~/.cache/numpy-mlp
+data = load_cifar10(val_size=5000, seed=0)
 print(data)
 print("X_train", data.X_train.shape, data.X_train.dtype, "| y_train", data.y_train.shape)
 print("classes:", ", ".join(data.class_names))
@@ -77,8 +80,8 @@ for c, name in enumerate(data.class_names):  # two training images of each class
         axes[row, c].axis("off")
     axes[0, c].set_title(name, fontsize=9)
 plt.show()"""),
-    ("md", """The notebook's preprocessing is **per image**: each image minus its own mean, divided by
-its own standard deviation, so every input row has mean 0 and standard deviation 1.
+    ("md", """The notebook's preprocessing is **per image**: each image minus its own mean,
+divided by its own standard deviation, so every input row has mean 0 and standard deviation 1.
 (`preprocess(X, mode="per_channel", stats=channel_stats(X_train))` is the other choice:
 statistics of the *training* set, applied to every split.)"""),
     ("code", """X_train, y_train = preprocess(data.X_train), data.y_train  # (45000, 3072) float32
@@ -107,7 +110,8 @@ print("scores of 5 images:", scores.shape)"""),
 its gradient with respect to the scores:
 
 $$L = -\\frac{1}{N}\\sum_i \\log \\frac{e^{s_{i,y_i}}}{\\sum_j e^{s_{ij}}}, \\qquad
-\\frac{\\partial L}{\\partial s_{ij}} = \\frac{1}{N}\\left(\\mathrm{softmax}(s_i)_j - [j = y_i]\\right).$$
+\\frac{\\partial L}{\\partial s_{ij}} =
+\\frac{1}{N}\\left(\\mathrm{softmax}(s_i)_j - [j = y_i]\\right).$$
 
 Before training the network guesses, so the loss should be close to $\\ln 10 \\approx 2.30$."""),
     ("code", """scores, cache = model.forward(X_train[:500])
@@ -119,7 +123,8 @@ print(f"initial loss {loss:.3f} (ln 10 = {np.log(10):.3f}); dscores {dscores.sha
 `model.backward(dscores, cache)` fills `model.grads`, a dict with the same keys and shapes
 as `model.params`. A centred finite difference on a tiny float64 network must agree with
 it to about 1e-7 or better, for every parameter."""),
-    ("code", """tiny = FullyConnectedNet(input_dim=12, hidden_dim=6, num_classes=4, reg=0.1, dtype=np.float64, seed=1)
+    ("code", """tiny = FullyConnectedNet(input_dim=12, hidden_dim=6, num_classes=4, reg=0.1,
+                        dtype=np.float64, seed=1)
 Xs, ys = rng.standard_normal((5, 12)), rng.integers(0, 4, 5)
 
 def tiny_loss():
@@ -181,7 +186,8 @@ with threadpool_limits(1):  # small matrix products: one BLAS thread is fastest 
         train_acc_history.append((scores.argmax(axis=1) == y_batch).mean())
         if it % print_every == 0 or it == num_iters - 1:
             val_acc_history.append((it, (model.predict(X_val) == y_val).mean()))
-            print(f"iteration {it} / {num_iters}: loss {loss:f}, val acc {val_acc_history[-1][1]:.3f}")"""),
+            print(f"iteration {it} / {num_iters}: loss {loss:f}, "
+                  f"val acc {val_acc_history[-1][1]:.3f}")"""),
 
     ("md", """## 7. Loss and accuracy plots, and the final accuracy
 
@@ -195,7 +201,8 @@ ax1.plot(loss_history, alpha=0.3, label="minibatch")
 ax1.plot(running_mean(loss_history), lw=2, label="running mean")
 ax1.set(xlabel="iteration", ylabel="loss", title="Loss history")
 ax1.legend()
-ax2.plot(running_mean(train_acc_history), color="tab:orange", label="train (minibatch, running mean)")
+ax2.plot(running_mean(train_acc_history), color="tab:orange",
+         label="train (minibatch, running mean)")
 its, accs = zip(*val_acc_history)
 ax2.plot(its, accs, "o-", color="tab:green", lw=2, label="validation")
 ax2.set(xlabel="iteration", ylabel="accuracy", title="Classification accuracy")
@@ -212,7 +219,8 @@ shown as a 32×32 colour image (rescaled to 0..1). With He initialisation the ra
 starting weights are larger than what a short run changes, so we show `W1` minus its
 initial value: blobs of colour and rough shapes — templates of horses, cars and skies.
 (Training the same `seed` again rebuilds the initial weights exactly.)"""),
-    ("code", """W1_init = FullyConnectedNet(hidden_dim=200, seed=0).params["W1"]  # the same seed: the same start
+    ("code", """# the same seed: the same start
+W1_init = FullyConnectedNet(hidden_dim=200, seed=0).params["W1"]
 display(Image(filename=plots.plot_first_layer_weights(model.params["W1"], PICTURES / "weights.png",
                                                       W1_init=W1_init, count=50)))
 
@@ -237,7 +245,8 @@ result = train(config, data, on_eval=lines.on_eval)
 
 display(Image(filename=plots.plot_accuracy(result.history, PICTURES / "accuracy.png")))
 test_acc = (result.model.predict(X_test) == y_test).mean()  # X_test: per_image, as in the config
-print(f"best validation {result.best_val_acc:.4f} at step {result.best_step}; test {test_acc:.4f}")"""),
+print(f"best validation {result.best_val_acc:.4f} at step {result.best_step}; "
+      f"test {test_acc:.4f}")"""),
 
     ("md", """## 9. Hyperparameter search
 
@@ -246,7 +255,8 @@ scored on the **validation** split; the best one is then evaluated on the test s
 once."""),
     ("code", """steps = 150 if FAST else 1500
 candidates = [dict(alpha=a, hidden_dim=(h,), reg=r)
-              for a, h, r in [(1e-3, 200, 0.0), (5e-3, 200, 0.0), (5e-3, 400, 1e-3), (2e-2, 200, 0.0)]]
+              for a, h, r in [(1e-3, 200, 0.0), (5e-3, 200, 0.0), (5e-3, 400, 1e-3),
+                              (2e-2, 200, 0.0)]]
 results = []
 for c in candidates:
     r = train(TrainConfig(num_iters=steps, batch_size=128, evals=5, **c), data)
@@ -257,21 +267,24 @@ best_val, best_c, best = max(results, key=lambda t: t[0])
 test_acc = (best.model.predict(X_test) == y_test).mean()  # the test set, touched once
 print(f"best: {best_c} with validation {best_val:.4f}; its test accuracy {test_acc:.4f}")"""),
 
-    ("md", """The same idea at scale is `numpy_mlp.search` (the `numpy-mlp search` command), built on
-Optuna: it samples settings from ranges (TPE by default), stops poor trials early from
+    ("md", """The same idea at scale is `numpy_mlp.search` (the `numpy-mlp search` command),
+built on Optuna: it samples settings from ranges (TPE by default), stops poor trials early from
 their validation accuracy, can run several worker processes or machines on one study, and
 tests the winner once. Here three short trials over the learning rate and the L2
 strength:"""),
     ("code", """import warnings
-warnings.filterwarnings("ignore", message="IProgress not found")  # Optuna imports tqdm's notebook bar; unused here
+# Optuna imports tqdm's notebook bar; unused here
+warnings.filterwarnings("ignore", message="IProgress not found")
 from numpy_mlp.search import SearchSettings, run_search
 
 settings = SearchSettings(
     out=str(PICTURES / "search"), n_trials=3 if FAST else 20,
     fixed={"hidden_dim": [200], "num_iters": 150 if FAST else 1500, "batch_size": 128, "evals": 5},
-    space={"alpha": {"low": 1e-3, "high": 3e-2, "log": True}, "reg": {"low": 1e-5, "high": 1e-2, "log": True}})
+    space={"alpha": {"low": 1e-3, "high": 3e-2, "log": True},
+           "reg": {"low": 1e-5, "high": 1e-2, "log": True}})
 found = run_search(settings)
-print(f"search: validation {found['val_accuracy']:.4f}, test {found['test_accuracy']:.4f} with {found['params']}")"""),
+print(f"search: validation {found['val_accuracy']:.4f}, "
+      f"test {found['test_accuracy']:.4f} with {found['params']}")"""),
 
     ("md", """## From the command line
 
@@ -288,9 +301,11 @@ numpy-mlp predict --model runs/first/model.npz my_cat.jpg
 
 def build():
     nb = new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
-    nb.cells = [new_markdown_cell(src) if kind == "md" else new_code_cell(src) for kind, src in CELLS]
+    nb.cells = [new_markdown_cell(src) if kind == "md" else new_code_cell(src)
+                for kind, src in CELLS]
     for i, cell in enumerate(nb.cells):  # stable ids: regenerating gives the same file
         cell["id"] = f"cell-{i:02d}"
     return nb

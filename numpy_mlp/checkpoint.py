@@ -39,8 +39,8 @@ from .checkpointfile import (
     read_checkpoint,
 )
 from .config import RESUMABLE_FIELDS
-from .data import Preprocessor
 from .errors import CheckpointError, Interrupted
+from .preprocessing import Preprocessor
 from .saving import atomic_write
 from .train import LoopState, RunState, build, total_steps
 
@@ -49,7 +49,8 @@ FORMAT, FORMAT_VERSION = CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION
 # LoopState fields kept in the JSON part (numbers); arrays and generators are stored apart
 _SCALARS = tuple(LOOP_FIELDS)
 # signals that stop a run at the end of its step, with a checkpoint (SIGTERM: POSIX only)
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM")
+                     if hasattr(signal, name))
 # config fields that do not change what a run computes, so they may differ on resume
 RESUMABLE_CHANGES = RESUMABLE_FIELDS
 
@@ -57,8 +58,11 @@ RESUMABLE_CHANGES = RESUMABLE_FIELDS
 def data_fingerprint(data):
     """A small summary of a ``CIFAR10`` split that a resumed run must find again."""
     return {"n_train": int(len(data.y_train)), "n_val": int(len(data.y_val)),
-            "train_labels_crc32": zlib.crc32(np.ascontiguousarray(data.y_train, dtype=np.int64).tobytes()),
-            "val_labels_crc32": zlib.crc32(np.ascontiguousarray(data.y_val, dtype=np.int64).tobytes())}
+            "train_labels_crc32": _crc32(data.y_train), "val_labels_crc32": _crc32(data.y_val)}
+
+
+def _crc32(labels):
+    return zlib.crc32(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
 
 
 def save_checkpoint(path, config, run, *, fingerprint=None, data_dir=None):
@@ -132,10 +136,12 @@ def restore(path, config, data):
     model, optimizer = run.model, run.optimizer
     try:
         model.load_params({k: arrays[f"param/{k}"] for k in model.params})
-        optimizer.load_state_dict({k: _same_shape(arrays[f"m/{k}"], v) for k, v in optimizer.m.items()})
+        optimizer.load_state_dict({k: _same_shape(arrays[f"m/{k}"], v)
+                                   for k, v in optimizer.m.items()})
         best = None
         if f"best/{next(iter(model.params))}" in arrays:
-            best = {k: _same_shape(arrays[f"best/{k}"], v).astype(v.dtype) for k, v in model.params.items()}
+            best = {k: _same_shape(arrays[f"best/{k}"], v).astype(v.dtype)
+                    for k, v in model.params.items()}
         loop = meta["loop"]
         model.rng.bit_generator.state = meta["rng"]["model"]
         s = LoopState(order_rng=np.random.default_rng(), aug_rng=np.random.default_rng(),
@@ -153,7 +159,8 @@ def restore(path, config, data):
                               f"{e}); it is damaged: delete it to start the run again from step "
                               f"0") from None
     n_train = len(data.y_train)
-    if len(s.perm) != n_train or not 0 <= s.pos <= n_train or (eval_idx.size and eval_idx.max() >= n_train):
+    if (len(s.perm) != n_train or not 0 <= s.pos <= n_train
+            or (eval_idx.size and eval_idx.max() >= n_train)):
         raise CheckpointError(f"{path} does not fit the training set of {n_train} images; resume "
                              "with the same --data-dir")
     return RunState(model, optimizer, preprocessor, eval_idx, s)
@@ -228,8 +235,9 @@ class Checkpointer:
         if periodic or step == self.total or self.interrupted or stops:
             self.save(run)
         if self.interrupted:
-            raise Interrupted(f"stopped at step {step} of {self.total}; checkpoint saved to {self.path}; "
-                              f"continue with: {self.resume_hint}", signum=self.interrupted)
+            raise Interrupted(f"stopped at step {step} of {self.total}; checkpoint saved to "
+                              f"{self.path}; continue with: {self.resume_hint}",
+                              signum=self.interrupted)
 
     def _on_signal(self, signum, frame):
         if self.interrupted:  # the second signal: stop now

@@ -53,14 +53,8 @@ def check_state(state, fields):
     """The checked state table of a checkpoint; returns ``(state, config)``."""
     fields.mapping(state, "state", keys=("format", "format_version", "config", "loop", "history",
                                          "rng"))
-    if state["format"] != CHECKPOINT_FORMAT:
-        fields.fail("state.format", state["format"], f"not {CHECKPOINT_FORMAT!r}: this is not a "
-                                                     "checkpoint")
-    version = fields.integer(state["format_version"], "state.format_version", low=1)
-    if version > CHECKPOINT_FORMAT_VERSION:
-        raise fields.error(f"{fields.where} has checkpoint format version {version}, newer than "
-                           f"this numpy-mlp reads ({CHECKPOINT_FORMAT_VERSION}); upgrade numpy-mlp "
-                           "to resume it")
+    fields.format_of(state, "state", expected=CHECKPOINT_FORMAT,
+                     newest=CHECKPOINT_FORMAT_VERSION, kind="checkpoint", then="resume it")
     config = train_config(state["config"], fields, field="state.config")
     if "preprocessor" in state:  # the mode and statistics as Preprocessor.to_dict() saves them
         field = "state.preprocessor.mode"

@@ -21,6 +21,7 @@ import argparse
 import sys
 import textwrap
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 
 from .config import (
     BOOL,
@@ -40,20 +41,20 @@ from .errors import UserError
 from .flags import add_flags, as_flags, field_value, fill, read_flag_file, space_entry
 
 EXAMPLES = """examples:
-  numpy-mlp train                                   # defaults: 2-layer net, ~0.58 test in ~1.5 min on 2 cores
+  numpy-mlp train                                   # defaults: 2-layer net, ~0.58 test, ~1.5 min
   numpy-mlp train --data-dir ~/data/cifar-10-batches-py --out runs/first
   numpy-mlp train --hidden-dim 200 --alpha 1e-2 --beta 0.9 --batch-size 40 --num-iters 2000
   numpy-mlp train --preset deep --seed 1                # a recipe (see the presets below)
-  numpy-mlp train --config first.toml --seed 1          # flags from a TOML file; flags given here win
+  numpy-mlp train --config first.toml --seed 1          # flags from a TOML file (these win)
   numpy-mlp evaluate --model runs/first/model.npz       # also writes its pictures beside the model
   numpy-mlp predict --model runs/first/model.npz cat.jpg truck.png
-  numpy-mlp report runs/first                           # runs/first/report.html, one self-contained page
+  numpy-mlp report runs/first                           # runs/first/report.html, one page
   python -m numpy_mlp --help                            # the same tool without the console script
 """
 
-CONFIG_FILE_HELP = """FILE.toml holds any flag of this command, named with - or _ (hidden-dim = [512, 256],
-alpha = 1e-2, quiet = true), at the top level or in a [COMMAND] table; flags given on the
-command line override it."""
+CONFIG_FILE_HELP = """FILE.toml holds any flag of this command, named with - or _
+(hidden-dim = [512, 256], alpha = 1e-2, quiet = true), at the top level or in a [COMMAND]
+table; flags given on the command line override it."""
 
 # ------------------------------------------------------------------ the options, declared once
 
@@ -127,33 +128,11 @@ COMMANDS = {
 
 
 def search_settings():
-    """The options of search; the choices are numpy_mlp.search's own, imported only when
-    search is the command (it imports Optuna, which takes seconds)."""
-    from .search.settings import RULES
+    """The options of search, declared beside SearchSettings; imported only when search is
+    the command (it imports Optuna, which takes seconds)."""
+    from .search.settings import flag_settings
 
-    return (*DATA,
-            Setting("n_trials", RULES["n_trials"], "finished trials the study should hold; a "
-                    "resumed or joined study continues to it", default=20),
-            Setting("workers", RULES["workers"], "worker processes on this machine, one BLAS "
-                    "thread each", default=1),
-            Setting("storage", TEXT, "Optuna storage shared by all workers: postgresql://..., "
-                    "redis://... or a journal file path", metavar="URL",
-                    none="DIR/study.journal"),
-            Setting("study_name", TEXT, "name of the study in the storage", default="numpy-mlp",
-                    metavar="S"),
-            Setting("timeout", RULES["timeout"], "a worker starts no new trial after this "
-                    "many seconds (running trials finish)", metavar="SECONDS", none="no limit"),
-            Setting("out", TEXT, "folder of the search: trials.csv, best.json, best_model.npz, "
-                    "plots, the journal", metavar="DIR", none="runs/search/<timestamp>"),
-            Setting("sampler", RULES["sampler"], "how trials are sampled", default="tpe"),
-            Setting("pruner", RULES["pruner"], "stop poor trials from their validation "
-                    "accuracy (halving: successive halving)", default="median"),
-            Setting("grid_points", RULES["grid_points"], "grid sampler: values per range", default=3),
-            Setting("seed", SETTINGS["seed"].rule, "seed of the samplers; fix the split with "
-                    "--set seed=N", default=0),
-            Setting("config", TEXT, "a TOML file with [fixed] and [space] tables",
-                    metavar="FILE.toml"),
-            Setting("quiet", BOOL, "print only the final summary", short="-q"), DEBUG)
+    return (*DATA, *flag_settings(), DEBUG)
 
 
 def settings_of(command):
@@ -207,10 +186,11 @@ def build_parser(command=None):
 
 
 SEARCH_EXAMPLES = """examples:
-  numpy-mlp search --n-trials 30 --workers 2 --out runs/search1       # resume: the same command again
+  numpy-mlp search --n-trials 30 --workers 2 --out runs/search1   # resume: the same again
   numpy-mlp search --set epochs=10 --space alpha=1e-3:3e-2:log --space batch_size=64,128,256
   numpy-mlp search --config search.toml --sampler random --pruner halving
-  numpy-mlp search --storage postgresql://user:pw@db-host/optuna --study-name cifar   # on every machine
+  numpy-mlp search --storage postgresql://user:pw@db-host/optuna --study-name cifar
+                                                         # the same on every machine
 """
 
 
@@ -242,14 +222,14 @@ def cmd_train(args):
     if args.verbose:
         print_blas_threads()
     # a progress bar on a terminal; plain log lines when the output goes to a file or a pipe
+    how = dict(data_dir=args.data_dir, download=not args.offline, log=log,
+               progress=not args.quiet and sys.stderr.isatty())
     if args.resume:
         from .runs import resume_training
 
-        out, m = resume_training(args.resume, data_dir=args.data_dir, overrides=resume_overrides,
-                                 download=not args.offline, log=log, progress=not args.quiet and sys.stderr.isatty())
+        out, m = resume_training(args.resume, overrides=resume_overrides, **how)
     else:
-        out, m = run_training(config, data_dir=args.data_dir, download=not args.offline, out=args.out,
-                              log=log, progress=not args.quiet and sys.stderr.isatty())
+        out, m = run_training(config, out=args.out, **how)
     if args.quiet:
         print(f"test accuracy {m['test_accuracy']:.4f} (val {m['val_accuracy']:.4f}) in "
               f"{m['total_seconds']:.0f}s; run saved to {out}/")
@@ -281,7 +261,8 @@ def print_blas_threads():
     from threadpoolctl import threadpool_info
 
     for pool in threadpool_info():
-        print(f"BLAS: {pool.get('internal_api')} {pool.get('version')} with {pool.get('num_threads')} threads")
+        print(f"BLAS: {pool.get('internal_api')} {pool.get('version')} "
+              f"with {pool.get('num_threads')} threads")
 
 
 def print_files(paths):
@@ -295,10 +276,12 @@ def cmd_evaluate(args):
 
     r = evaluate_saved(args.model, data_dir=args.data_dir, download=not args.offline,
                        progress=not args.quiet and sys.stderr.isatty(), out=args.out,
-                       pictures=not args.no_pictures, log=None if args.quiet else print, tta_shift=args.tta_shift)
+                       pictures=not args.no_pictures, log=None if args.quiet else print,
+                       tta_shift=args.tta_shift)
     acc, views = r["accuracy"], f"ten views, shift {r['tta_shift']}"
     if args.quiet:
-        print(f"test accuracy {acc['test']:.4f}" + (f" ({views}: {acc['test_tta']:.4f})" if r["tta_shift"] else ""))
+        tta = f" ({views}: {acc['test_tta']:.4f})" if r["tta_shift"] else ""
+        print(f"test accuracy {acc['test']:.4f}{tta}")
         return 0
     print(f"model: {r['model']!r}")
     for split in ("train", "val", "test"):
@@ -337,15 +320,16 @@ def cmd_search(args):
     file_fixed, file_space = load_search_file(args.config) if args.config else ({}, {})
     fixed, space = merge_space([file_space, *args.space], [file_fixed, *args.set])
     out = args.out or str(default_run_dir("runs/search"))
-    settings = SearchSettings(out=out, n_trials=args.n_trials, workers=args.workers, storage=args.storage,
-                              study_name=args.study_name, timeout=args.timeout, sampler=args.sampler,
-                              pruner=args.pruner, grid_points=args.grid_points, seed=args.seed, fixed=fixed,
-                              space=space, data_dir=args.data_dir, download=not args.offline)
+    given = {f.name: getattr(args, f.name) for f in dataclass_fields(SearchSettings)
+             if f.name not in ("out", "fixed", "space", "download")}  # the flags, by name
+    settings = SearchSettings(out=out, fixed=fixed, space=space, download=not args.offline,
+                              **given)
     best = run_search(settings, log=None if args.quiet else print)
     if args.quiet:
         t = best["trials"]
-        print(f"best trial {best['best_trial']}: val {best['val_accuracy']:.4f}  test {best['test_accuracy']:.4f}; "
-              f"{t['complete']} complete, {t['pruned']} pruned, {t['failed']} failed; saved to {out}/")
+        print(f"best trial {best['best_trial']}: val {best['val_accuracy']:.4f}  "
+              f"test {best['test_accuracy']:.4f}; {t['complete']} complete, {t['pruned']} "
+              f"pruned, {t['failed']} failed; saved to {out}/")
     return 0
 
 
@@ -360,9 +344,13 @@ def cmd_export(args):
 def cmd_predict(args):
     from .predict import predict_files
 
-    for path, top in predict_files(args.model, args.images, top=1 if args.quiet else args.top, tta_shift=args.tta_shift):
-        print(f"{path}: " + (top[0][0] if args.quiet else ", ".join(f"{name} {p:.1%}" for name, p in top)))
+    for path, top in predict_files(args.model, args.images, top=1 if args.quiet else args.top,
+                                   tta_shift=args.tta_shift):
+        shown = top[0][0] if args.quiet else ", ".join(f"{name} {p:.1%}" for name, p in top)
+        print(f"{path}: {shown}")
     return 0
+
+
 # what to do when a command runs out of memory: the flags that size the work, where it has them
 MEMORY_HINTS = {"train": "use a smaller --hidden-dim or --batch-size",
                 "search": "search smaller widths (--space hidden_dim=...) or fewer --workers"}

@@ -190,6 +190,20 @@ class Fields:
         return [check(v, f"{field}[{i}]") for i, v in enumerate(value)]
 
 
+    def format_of(self, table, field, *, expected, newest, kind, then):
+        """The format version of ``table`` (a saved file's header): its ``format`` must be
+        ``expected``, its ``format_version`` at most ``newest``; ``kind`` names the file kind
+        ("numpy-mlp model"), ``then`` what upgrading numpy-mlp lets the user do."""
+        if table["format"] != expected:
+            self.fail(f"{field}.format", table["format"], f"not {expected!r}: this is not a "
+                                                         f"{kind}")
+        version = self.integer(table["format_version"], f"{field}.format_version", low=1)
+        if version > newest:
+            raise self.error(f"{self.where} has {kind.split()[-1]} format version {version}, "
+                             f"newer than this numpy-mlp reads ({newest}); upgrade numpy-mlp to "
+                             f"{then}")
+        return version
+
 def train_config(value, fields, field="config"):
     """A TrainConfig from the saved dict ``value``; a wrong field is one ``fields.error`` line."""
     fields.mapping(value, field)

@@ -67,11 +67,11 @@ class FullyConnectedNet:
         dims = (self.input_dim, *self.hidden_dims, self.num_classes)
         self.num_layers = len(dims) - 1
         self.params = {}
-        for l in range(1, self.num_layers + 1):
-            fan_in, fan_out = dims[l - 1], dims[l]
+        for i in range(1, self.num_layers + 1):
+            fan_in, fan_out = dims[i - 1], dims[i]
             W = self.rng.standard_normal((fan_in, fan_out)) / np.sqrt(fan_in / 2.0)
-            self.params[f"W{l}"] = W.astype(self.dtype)
-            self.params[f"b{l}"] = np.zeros(fan_out, dtype=self.dtype)
+            self.params[f"W{i}"] = W.astype(self.dtype)
+            self.params[f"b{i}"] = np.zeros(fan_out, dtype=self.dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
 
     def __repr__(self):
@@ -96,9 +96,9 @@ class FullyConnectedNet:
         h = np.asarray(X, dtype=self.dtype)  # (N, D)
         cache = []
         L = self.num_layers
-        for l in range(1, L + 1):
-            h, affine_cache = affine_forward(h, self.params[f"W{l}"], self.params[f"b{l}"])
-            if l == L:  # the last layer gives the scores, (N, C)
+        for i in range(1, L + 1):
+            h, affine_cache = affine_forward(h, self.params[f"W{i}"], self.params[f"b{i}"])
+            if i == L:  # the last layer gives the scores, (N, C)
                 cache.append((affine_cache, None, None))
                 break
             h, relu_cache = relu_forward(h)  # (N, H_l)
@@ -116,9 +116,9 @@ class FullyConnectedNet:
         ``a1`` is overwritten.
         """
         h = a1
-        for l in range(2, self.num_layers + 1):
+        for i in range(2, self.num_layers + 1):
             h, _ = relu_forward(h)  # (N, H_{l-1})
-            h, _ = affine_forward(h, self.params[f"W{l}"], self.params[f"b{l}"])
+            h, _ = affine_forward(h, self.params[f"W{i}"], self.params[f"b{i}"])
         return h
 
     def backward(self, dscores, cache):
@@ -127,15 +127,15 @@ class FullyConnectedNet:
         The L2 term ``lambda * W`` is added to every ``dW``. ``dscores`` is not modified.
         """
         dh = dscores
-        for l in range(self.num_layers, 0, -1):
-            affine_cache, relu_cache, drop_cache = cache[l - 1]
-            dW, db = self.grads[f"W{l}"], self.grads[f"b{l}"]
+        for i in range(self.num_layers, 0, -1):
+            affine_cache, relu_cache, drop_cache = cache[i - 1]
+            dW, db = self.grads[f"W{i}"], self.grads[f"b{i}"]
             # the first layer's input is the data: no gradient w.r.t. it is needed
-            dh, _, _ = affine_backward(dh, affine_cache, dW=dW, db=db, need_dx=l > 1)
+            dh, _, _ = affine_backward(dh, affine_cache, dW=dW, db=db, need_dx=i > 1)
             if self.reg:
-                l2_backward(dW, self.params[f"W{l}"], self.reg)  # dW += reg * W
-            if l > 1:  # dh is (N, H_{l-1}), a fresh array we may overwrite
-                prev_affine, prev_relu, prev_drop = cache[l - 2]
+                l2_backward(dW, self.params[f"W{i}"], self.reg)  # dW += reg * W
+            if i > 1:  # dh is (N, H_{l-1}), a fresh array we may overwrite
+                prev_affine, prev_relu, prev_drop = cache[i - 2]
                 if prev_drop is not None:
                     dh = dropout_backward(dh, prev_drop)
                 dh = relu_backward(dh, prev_relu)
@@ -145,8 +145,8 @@ class FullyConnectedNet:
         """The L2 part of the loss, ``0.5 * reg * sum ||W_l||^2``."""
         if not self.reg:
             return 0.0
-        return 0.5 * self.reg * sum(float(np.vdot(self.params[f"W{l}"], self.params[f"W{l}"]))
-                                    for l in range(1, self.num_layers + 1))
+        return 0.5 * self.reg * sum(float(np.vdot(self.params[f"W{i}"], self.params[f"W{i}"]))
+                                    for i in range(1, self.num_layers + 1))
 
     def loss(self, X, y, label_smoothing=0.0, train=True):
         """Total loss (data + L2) and gradients for one batch.

@@ -36,7 +36,8 @@ MAX_MODEL_BYTES = 4 << 30       # all W and b together; 1000x the notebook's 12 
 MAX_LAYERS = 64
 MAX_CLASS_NAME = 100            # characters; CIFAR-10's longest is 10
 DTYPES = ("float32", "float64")
-IMAGE_MODES = tuple(m for m in PREPROCESSING_MODES if m != "per_feature")  # inputs are images (of the geometry)
+# the modes whose inputs are images (of the model's geometry)
+IMAGE_MODES = tuple(m for m in PREPROCESSING_MODES if m != "per_feature")
 STATS_MODES = ("per_channel", "per_feature")  # the modes that keep training-set statistics
 
 
@@ -63,14 +64,8 @@ def check_meta(meta, fields):
     """The checked meta table of a model file: returns ``(dims, meta)``, dims = (D, H1, ..., C)."""
     fields.mapping(meta, "meta", keys=("format", "format_version", "input_dim", "hidden_dim",
                                        "num_classes", "dtype", "preprocessing", "class_names"))
-    if meta["format"] != MODEL_FORMAT:
-        fields.fail("meta.format", meta["format"], f"not {MODEL_FORMAT!r}: this is not a numpy-mlp "
-                                                   "model")
-    version = fields.integer(meta["format_version"], "meta.format_version", low=1)
-    if version > MODEL_FORMAT_VERSION:
-        raise fields.error(f"{fields.where} has model format version {version}, newer than "
-                           f"this numpy-mlp reads ({MODEL_FORMAT_VERSION}); upgrade numpy-mlp to "
-                           f"load it")
+    fields.format_of(meta, "meta", expected=MODEL_FORMAT, newest=MODEL_FORMAT_VERSION,
+                     kind="numpy-mlp model", then="load it")
     mode = check_preprocessing(meta["preprocessing"], fields)["mode"]
     input_dim = fields.integer(meta["input_dim"], "meta.input_dim", low=1)
     geometry = CIFAR10_GEOMETRY  # files written before geometries were recorded

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .data import EPS
 from .errors import ModelFileError, UserError
+from .preprocessing import EPS
 from .saving import MODEL_NAME, atomic_write, load_model
 
 INPUT_NAME = "images"  # (N, D) uint8

@@ -90,7 +90,8 @@ class SGD:
         for k, theta in self.params.items():
             if k not in grads:
                 raise KeyError(f"no gradient for parameter {k!r}; grads has {sorted(grads)}")
-            decay = 1.0 - lr * self.weight_decay if self.weight_decay and k.startswith("W") else None
+            decay = (1.0 - lr * self.weight_decay
+                     if self.weight_decay and k.startswith("W") else None)
             # Block by block, so that each block's theta, m, g and scratch stay in the cache
             # while the four passes below run over them (3x faster than whole-array passes
             # for a 3072 x 1000 matrix), and in place: no temporary of the parameter's size.

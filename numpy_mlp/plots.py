@@ -45,7 +45,8 @@ def plot_loss(history, path):
     fig, ax = plt.subplots(figsize=(7, 4))
     steps, loss = history["step"], history["loss"]
     ax.plot(steps, loss, color="tab:blue", alpha=0.25, lw=0.8, label="loss of each minibatch")
-    ax.plot(steps, smooth(loss, max(1, len(loss) // 50)), color="tab:blue", lw=2, label="running mean")
+    ax.plot(steps, smooth(loss, max(1, len(loss) // 50)), color="tab:blue", lw=2,
+            label="running mean")
     ax.set_xlabel("iteration")
     ax.set_ylabel("cross-entropy loss (without L2)")
     ax.set_title("Training loss")
@@ -61,8 +62,10 @@ def plot_accuracy(history, path):
     parameters the run keeps) is marked.
     """
     fig, ax = plt.subplots(figsize=(7, 4))
-    epoch, train_acc, val_acc = (np.asarray(history[k], dtype=np.float64) for k in ("epoch", "train_acc", "val_acc"))
-    ax.plot(epoch, train_acc, "o-", ms=3, color="tab:orange", lw=1.5, zorder=2, label="train (fixed subset)")
+    epoch, train_acc, val_acc = (np.asarray(history[k], dtype=np.float64)
+                                 for k in ("epoch", "train_acc", "val_acc"))
+    ax.plot(epoch, train_acc, "o-", ms=3, color="tab:orange", lw=1.5, zorder=2,
+            label="train (fixed subset)")
     if len(val_acc) and np.isfinite(val_acc).any():
         ax.plot(epoch, val_acc, "o-", ms=4, color="tab:green", lw=2.5, zorder=3, label="validation")
         best = int(np.nanargmax(val_acc))
@@ -96,14 +99,16 @@ def plot_predictions(images, y_true, y_pred, class_names, path, cols=8,
             continue
         ok = y_true[k] == y_pred[k]
         ax.imshow(images[k], interpolation="nearest")
-        label = class_names[y_pred[k]] if ok else f"{class_names[y_pred[k]]}\n({class_names[y_true[k]]})"
+        guess = class_names[y_pred[k]]
+        label = guess if ok else f"{guess}\n({class_names[y_true[k]]})"
         ax.set_title(label, fontsize=8.5, color="darkgreen" if ok else "red",
                      fontweight="normal" if ok else "bold", pad=2)
         if not ok:  # a red frame around each mistake
             height, width = images[k].shape[:2]
             ax.add_patch(plt.Rectangle((-0.5, -0.5), width, height, fill=False, ec="red", lw=3))
     wrong = int((y_true != y_pred).sum())
-    fig.suptitle(f"{title}: {n - wrong} of {n} right; mistakes in red, (true label) below", fontsize=11)
+    fig.suptitle(f"{title}: {n - wrong} of {n} right; mistakes in red, (true label) below",
+                 fontsize=11)
     return save_figure(fig, path)
 
 
@@ -156,7 +161,8 @@ def plot_first_layer_weights(W1, path, W1_init=None, count=100, cols=10,
         ax.axis("off")
         if k < count:
             ax.imshow(t[k], interpolation="nearest")
-    what = "First-layer weights" if W1_init is None else "What the first layer learned (W1 less its initial weights)"
+    what = ("First-layer weights" if W1_init is None
+            else "What the first layer learned (W1 less its initial weights)")
     kind = "colour" if geometry.channels == 3 else "grey"
     fig.suptitle(f"{what}:\n{count} of {H} hidden units as {geometry.height}x{geometry.width} "
                  f"{kind} templates", fontsize=10)

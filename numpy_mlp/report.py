@@ -23,8 +23,8 @@ PICTURES = (
     ("accuracy.png", "Accuracy on a fixed training subset and on the validation split at each "
                      "evaluation; the star marks the parameters the run keeps."),
     ("loss.png", "Cross-entropy loss of every minibatch (faint) and its running mean."),
-    ("predictions.png", "The first test images with the predicted label; mistakes are framed in red "
-                        "with the true label in brackets."),
+    ("predictions.png", "The first test images with the predicted label; mistakes are framed "
+                        "in red with the true label in brackets."),
     ("confusion.png", "Test-set confusion matrix: row = true class, column = predicted class, "
                       "shaded by the fraction of the row."),
     ("weights.png", "First-layer weights W1[:, j] of the first hidden units (what training changed "
@@ -35,13 +35,15 @@ PICTURES = (
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 980px;
        margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
-h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }
+h1 { margin-bottom: 0.2em; }
+h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }
 .sub { color: #666; margin-top: 0; }
 .cards { display: flex; flex-wrap: wrap; gap: 0.8em; }
 .card { border: 1px solid #ddd; border-radius: 8px; padding: 0.5em 0.9em; min-width: 6em; }
 .pair { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1em; }
 .card b { display: block; font-size: 1.6em; }
-table { border-collapse: collapse; } td, th { padding: 0.2em 0.8em; border-bottom: 1px solid #eee; text-align: left; }
+table { border-collapse: collapse; }
+td, th { padding: 0.2em 0.8em; border-bottom: 1px solid #eee; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .bar { background: #4c8bd6; height: 0.8em; display: inline-block; border-radius: 2px; }
 figure { margin: 1.2em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
@@ -95,27 +97,31 @@ def render_report(run_dir):
                         f"'numpy-mlp train'")
     parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
              f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-             f"<title>numpy-mlp run {e(run_dir.resolve().name)}</title><style>{STYLE}</style></head><body>",
+             f"<title>numpy-mlp run {e(run_dir.resolve().name)}</title>"
+             f"<style>{STYLE}</style></head><body>",
              f"<h1>numpy-mlp run <code>{e(run_dir.resolve().name)}</code></h1>"]
     if metrics:
         parts.append(f"<p class=\"sub\">{e(str(metrics.get('model', '')))}</p>")
-        cards = [("test accuracy", metrics.get("test_accuracy")), ("validation", metrics.get("val_accuracy")),
-                 ("train", metrics.get("train_accuracy")),
-                 ("test, ten views", metrics.get("test_accuracy_tta")), ("val, ten views", metrics.get("val_accuracy_tta"))]
+        cards = [("test accuracy", "test_accuracy"), ("validation", "val_accuracy"),
+                 ("train", "train_accuracy"), ("test, ten views", "test_accuracy_tta"),
+                 ("val, ten views", "val_accuracy_tta")]
+        counts = (("steps", "steps"), ("best step", "best_step"),
+                  ("seconds in all", "total_seconds"))
         parts.append("<div class=\"cards\">" + "".join(
-            f"<div class=\"card\">{e(name)}<b>{v:.2%}</b></div>" for name, v in cards if isinstance(v, (int, float)))
+            f"<div class=\"card\">{e(name)}<b>{metrics[k]:.2%}</b></div>" for name, k in cards
+            if isinstance(metrics.get(k), (int, float)))
             + "".join(f"<div class=\"card\">{e(name)}<b>{e(_fmt(metrics[k]))}</b></div>"
-                      for name, k in (("steps", "steps"), ("best step", "best_step"), ("seconds in all", "total_seconds"))
-                      if k in metrics) + "</div>")
-    parts.append("<div class=\"pair\">" + "".join(_figure(run_dir / name, caption) for name, caption in PICTURES[:2])
-                 + "</div>")
+                      for name, k in counts if k in metrics) + "</div>")
+    parts.append("<div class=\"pair\">" + "".join(_figure(run_dir / name, caption)
+                                                 for name, caption in PICTURES[:2]) + "</div>")
     per_class = (metrics or {}).get("per_class_test_accuracy")
     if per_class:
         rows = "".join(f"<tr><td>{e(str(c))}</td><td class=\"num\">{a:.1%}</td><td>"
-                       f"<span class=\"bar\" style=\"width:{max(0.0, min(1.0, a)) * 200:.0f}px\"></span></td></tr>"
+                       f"<span class=\"bar\" style=\"width:{max(0.0, min(1.0, a)) * 200:.0f}px\">"
+                       "</span></td></tr>"
                        for c, a in per_class.items() if isinstance(a, (int, float)))
-        parts.append(f"<h2>Per-class test accuracy</h2><table><tr><th>class</th><th>accuracy</th><th></th></tr>"
-                     f"{rows}</table>")
+        parts.append("<h2>Per-class test accuracy</h2><table><tr><th>class</th><th>accuracy</th>"
+                     f"<th></th></tr>{rows}</table>")
     parts.append("<h2>Pictures</h2>")
     known = {name for name, _ in PICTURES}
     for name, caption in PICTURES[2:]:
@@ -124,7 +130,8 @@ def render_report(run_dir):
         if png.name not in known:
             parts.append(_figure(png, png.stem.replace("_", " ")))
     if config:
-        rows = "".join(f"<tr><td><code>{e(k)}</code></td><td>{e(_fmt(v))}</td></tr>" for k, v in config.items())
+        rows = "".join(f"<tr><td><code>{e(k)}</code></td><td>{e(_fmt(v))}</td></tr>"
+                       for k, v in config.items())
         parts.append(f"<h2>Config</h2><table>{rows}</table>")
     if metrics:
         rows = "".join(f"<tr><td><code>{e(k)}</code></td><td>{e(_fmt(v))}</td></tr>"
@@ -154,7 +161,8 @@ def write_report(run_dir, folder=None):
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise UserError(f"{run_dir} is not a folder; pass a run folder written by 'numpy-mlp train'")
+        raise UserError(f"{run_dir} is not a folder; pass a run folder written by "
+                        "'numpy-mlp train'")
     text = render_report(run_dir)  # first, so that a folder without a run gets no lock file
     if folder is not None:
         return folder.write_text("report.html", text)

@@ -28,7 +28,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .checkpoint import CHECKPOINT_NAME, Checkpointer, checkpoint_interval, data_fingerprint, load_checkpoint, restore
+from .checkpoint import (
+    CHECKPOINT_NAME,
+    Checkpointer,
+    checkpoint_interval,
+    data_fingerprint,
+    load_checkpoint,
+    restore,
+)
 from .config import TrainConfig
 from .datasets import DEFAULT_DATASET, data_config, default_folder, geometry_of_data, load_dataset
 from .errors import DivergenceError, Interrupted, UserError
@@ -68,8 +75,8 @@ def check_free(folder):
                         f"--resume {out}', or choose another folder")
     taken = [f for f in RUN_FILES if (out / f).exists()]
     if taken:
-        raise UserError(f"--out {out} already holds a run ({', '.join(taken)}); choose another folder "
-                        f"or delete that one first")
+        raise UserError(f"--out {out} already holds a run ({', '.join(taken)}); choose another "
+                        f"folder or delete that one first")
 
 
 def run_training(config, *, data_dir=None, download=True, out=None, log=print, progress=False,
@@ -134,8 +141,8 @@ def data_folder(data_dir, dataset=DEFAULT_DATASET):
     return Path(default_folder(dataset) if data_dir is None else data_dir).expanduser().resolve()
 
 
-def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, out=None, pictures=True,
-                   log=None, tta_shift=None):
+def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, out=None,
+                   pictures=True, log=None, tta_shift=None):
     """Accuracies of a saved model on train/val/test and per class (test), and its pictures.
 
     ``model_path`` is a model file or a run folder. The data is read from ``data_dir``,
@@ -222,7 +229,8 @@ class TrainingDisplay:
 
 def train_with_checkpoints(config, data, out, *, say=None, progress=False, resume=False,
                            data_dir=None, folder=None, finished=False):
-    """``train`` with a checkpoint in ``out``, continued after a crash, saved on Ctrl-C and divergence.
+    """``train`` with a checkpoint in ``out``: continued after a crash, saved on Ctrl-C and
+    divergence.
 
     A checkpoint (``out/checkpoint.npz``, see checkpoint.py) is written every
     ``config.checkpoint_every`` steps and at the last step (an early stop included, so
@@ -279,7 +287,8 @@ def train_with_checkpoints(config, data, out, *, say=None, progress=False, resum
             say(str(e))
         raise
     except KeyboardInterrupt as e:  # a second signal: the last checkpoint, if any, stays
-        last = f"the last checkpoint ({path}) stays" if path.exists() else "no checkpoint was written yet"
+        last = (f"the last checkpoint ({path}) stays" if path.exists()
+                else "no checkpoint was written yet")
         raise Interrupted(f"stopped at once; {last}; continue with: {hint}",
                           signum=getattr(e, "signum", 2)) from None
     finally:

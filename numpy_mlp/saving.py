@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from .config import MAX_SHIFT, is_tta_shift
-from .data import Preprocessor
 from .datasets import CIFAR10_GEOMETRY, Geometry
 from .errors import ConfigError, ModelFileError, UserError
 from .model import FullyConnectedNet
 from .modelfile import MODEL_FIX, MODEL_FORMAT, MODEL_FORMAT_VERSION, read_model_file
+from .preprocessing import Preprocessor
 
 FORMAT_VERSION = MODEL_FORMAT_VERSION
 MODEL_NAME = "model.npz"  # the model file in a run folder
@@ -177,7 +177,8 @@ def tta_shift_for(saved, tta_shift=None):
     """
     if tta_shift is not None:
         if not is_tta_shift(tta_shift):
-            raise UserError(f"--tta-shift {tta_shift}: give a shift of 0..{MAX_SHIFT} pixels (about half the "
+            raise UserError(f"--tta-shift {tta_shift}: give a shift of 0..{MAX_SHIFT} pixels "
+                            "(about half the "
                             f"training crops' padding; 0 = off)")
         return tta_shift
     shift = (saved.config or {}).get("tta_shift", 0)

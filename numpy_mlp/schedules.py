@@ -16,7 +16,8 @@ import math
 SCHEDULES = ("constant", "cosine", "step")
 
 
-def lr_at(step, *, alpha, total, schedule="constant", warmup=0, step_every=None, gamma=0.1, min_alpha=0.0):
+def lr_at(step, *, alpha, total, schedule="constant", warmup=0, step_every=None, gamma=0.1,
+          min_alpha=0.0):
     """Learning rate for ``step`` (1-based) of a ``total``-step run.
 
     Args:

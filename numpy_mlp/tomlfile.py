@@ -26,13 +26,16 @@ def read_toml(path, flag="--config"):
         with open(path, "rb") as f:
             raw = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
-        raise UserError(f"config file {path} does not exist; check the path given to {flag}") from None
+        raise UserError(f"config file {path} does not exist; check the path given to "
+                        f"{flag}") from None
     except IsADirectoryError:
         raise UserError(f"config file {path} is a folder; give a .toml file to {flag}") from None
     except OSError as e:
-        raise UserError(f"config file {path} cannot be read ({e.strerror}); check the path given to {flag}") from None
+        raise UserError(f"config file {path} cannot be read ({e.strerror}); check the path "
+                        f"given to {flag}") from None
     if len(raw) > MAX_BYTES:
-        raise UserError(f"config file {path} is larger than {MAX_BYTES >> 20} MB; give a TOML file of settings to {flag}")
+        raise UserError(f"config file {path} is larger than {MAX_BYTES >> 20} MB; give a TOML "
+                        f"file of settings to {flag}")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -40,4 +43,5 @@ def read_toml(path, flag="--config"):
     try:
         return tomllib.loads(text)
     except (tomllib.TOMLDecodeError, RecursionError) as e:
-        raise UserError(f"config file {path} is not valid TOML ({e}); fix it or leave out {flag}") from None
+        raise UserError(f"config file {path} is not valid TOML ({e}); fix it or leave out "
+                        f"{flag}") from None

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .augment import augment
-from .data import Preprocessor
 from .datasets import geometry_of_data
 from .errors import ConfigError, DivergenceError
 from .inference import predict
@@ -30,6 +29,7 @@ from .losses import cross_entropy_loss
 from .metrics import accuracy
 from .model import FullyConnectedNet
 from .optim import SGD
+from .preprocessing import Preprocessor
 from .schedules import lr_at
 from .threads import ThreadChooser
 

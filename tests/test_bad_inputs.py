@@ -19,15 +19,15 @@ import tarfile
 
 import numpy as np
 import pytest
-
 from fixtures_cifar import batch_dict, dumps, write_archive, write_cifar_dir
+
 from numpy_mlp import download
 from numpy_mlp.checkpoint import CHECKPOINT_NAME
 from numpy_mlp.cli import main
 from numpy_mlp.download import ARCHIVE_NAME
 
-TINY = ["--hidden-dim", "8", "--batch-size", "10", "--num-iters", "3", "--val-size", "10", "--threads", "1",
-        "--quiet", "--offline"]
+TINY = ["--hidden-dim", "8", "--batch-size", "10", "--num-iters", "3", "--val-size", "10",
+        "--threads", "1", "--quiet", "--offline"]
 
 
 class Marker:
@@ -119,7 +119,8 @@ def model_file(tmp_path, kind):
             arrays = {k: f[k] for k in f.files}
         meta = json.loads(str(arrays["meta"]))
         if kind == "architecture":  # says hidden_dim [8], holds the weights of a [16] net
-            arrays["W1"], arrays["b1"], arrays["W2"] = (np.zeros((3072, 16), np.float32), np.zeros(16, np.float32),
+            arrays["W1"], arrays["b1"], arrays["W2"] = (np.zeros((3072, 16), np.float32),
+                                                         np.zeros(16, np.float32),
                                                          np.zeros((16, 10), np.float32))
         elif kind == "newer":
             meta["format_version"] = 99
@@ -152,8 +153,8 @@ def trained_model(tmp_path):
 
 
 def evaluate(tmp_path, kind):
-    return ["evaluate", "--model", str(model_file(tmp_path, kind)), "--data-dir", str(cifar(tmp_path)), "--offline",
-            "--quiet"]
+    return ["evaluate", "--model", str(model_file(tmp_path, kind)),
+            "--data-dir", str(cifar(tmp_path)), "--offline", "--quiet"]
 
 
 def predict_image(tmp_path, content):
@@ -188,7 +189,10 @@ def resume(tmp_path, case):
 
 
 def killed_run(run, folder):
-    """A run folder as a run killed after its last checkpoint leaves it: config.json, checkpoint.npz."""
+    """A run folder as a run killed after its last checkpoint leaves it.
+
+    That is: config.json, checkpoint.npz.
+    """
     from numpy_mlp import TrainConfig
     from numpy_mlp.data import load_cifar10
     from numpy_mlp.runs import train_with_checkpoints, write_json
@@ -205,21 +209,29 @@ def killed_run(run, folder):
 BAD_INPUTS = [
     # --- the data folder
     ("data folder missing", lambda t, m: train(t, t / "nowhere"), "not found in"),
-    ("data folder empty", lambda t, m: train(t, (t / "empty").mkdir() or t / "empty"), "not found in"),
-    ("one batch missing", lambda t, m: ((cifar(t) / "data_batch_3").unlink(), train(t, t / "data"))[1],
+    ("data folder empty", lambda t, m: train(t, (t / "empty").mkdir() or t / "empty"),
+     "not found in"),
+    ("one batch missing",
+     lambda t, m: ((cifar(t) / "data_batch_3").unlink(), train(t, t / "data"))[1],
      "data_batch_3 is missing"),
     ("batch truncated", lambda t, m: with_batch(t, dumps(batch(), "py3")[:5000]), "truncated"),
-    ("batch corrupted", lambda t, m: with_batch(t, np.random.default_rng(1).bytes(40000)), "corrupt"),
+    ("batch corrupted", lambda t, m: with_batch(t, np.random.default_rng(1).bytes(40000)),
+     "corrupt"),
     ("batch of zero bytes", lambda t, m: with_batch(t, b""), "corrupt or truncated"),
-    ("batch with wrong shape", lambda t, m: with_batch(t, batch(X=np.zeros((20, 3000), np.uint8))), "shape"),
-    ("batch with wrong dtype", lambda t, m: with_batch(t, batch(X=np.zeros((20, 3072), np.float32))),
+    ("batch with wrong shape",
+     lambda t, m: with_batch(t, batch(X=np.zeros((20, 3000), np.uint8))), "shape"),
+    ("batch with wrong dtype",
+     lambda t, m: with_batch(t, batch(X=np.zeros((20, 3072), np.float32))),
      "integers 0..255"),
-    ("pixel values above 255", lambda t, m: with_batch(t, batch(X=np.full((20, 3072), 300, np.int16))),
+    ("pixel values above 255",
+     lambda t, m: with_batch(t, batch(X=np.full((20, 3072), 300, np.int16))),
      "integers 0..255"),
     ("label 10", lambda t, m: with_batch(t, batch(y=[10] * 20)), "labels must be in 0..9"),
     ("label -1", lambda t, m: with_batch(t, batch(y=[-1] * 20)), "labels must be in 0..9"),
-    ("labels missing", lambda t, m: with_batch(t, {b"data": np.zeros((20, 3072), np.uint8)}), "'labels'"),
-    ("hostile pickle (os.system)", lambda t, m: with_batch(t, pickle.dumps({b"data": Marker(t / "pwned")})),
+    ("labels missing", lambda t, m: with_batch(t, {b"data": np.zeros((20, 3072), np.uint8)}),
+     "'labels'"),
+    ("hostile pickle (os.system)",
+     lambda t, m: with_batch(t, pickle.dumps({b"data": Marker(t / "pwned")})),
      "refused to unpickle posix.system"),
     ("hostile pickle (builtins.eval)", lambda t, m: with_batch(t, b"cbuiltins\neval\n(S'1'\ntR."),
      "refused to unpickle builtins.eval"),
@@ -228,17 +240,22 @@ BAD_INPUTS = [
     ("archive member outside the expected names",
      lambda t, m: archive(t, member("cifar-10-batches-py/run_me.sh", size=3)), "unexpected member"),
     ("archive member ../", lambda t, m: archive(t, member("../escape", size=3)), "unsafe member"),
-    ("archive member with an absolute path", lambda t, m: archive(t, member("/tmp/numpy_mlp_abs", size=3)),
+    ("archive member with an absolute path",
+     lambda t, m: archive(t, member("/tmp/numpy_mlp_abs", size=3)),
      "unsafe member"),
     ("archive member a symlink",
-     lambda t, m: archive(t, member("cifar-10-batches-py/test_batch", tarfile.SYMTYPE, linkname="/etc/passwd")),
+     lambda t, m: archive(t, member("cifar-10-batches-py/test_batch", tarfile.SYMTYPE,
+                                    linkname="/etc/passwd")),
      "not a regular file"),
     ("archive member a hard link",
      lambda t, m: archive(t, member("cifar-10-batches-py/data_batch_1", tarfile.LNKTYPE,
-                                    linkname="cifar-10-batches-py/test_batch")), "not a regular file"),
+                                    linkname="cifar-10-batches-py/test_batch")),
+     "not a regular file"),
     ("archive missing a batch", lambda t, m: archive(t, drop="data_batch_5"), "data_batch_5"),
-    ("archive not gzip", lambda t, m: ((t / "data").mkdir(), (t / "data" / ARCHIVE_NAME).write_bytes(b"x" * 999),
-                                       train(t, t / "data"))[2], "could not read"),
+    ("archive not gzip",
+     lambda t, m: ((t / "data").mkdir(), (t / "data" / ARCHIVE_NAME).write_bytes(b"x" * 999),
+                   train(t, t / "data"))[2],
+     "could not read"),
     # --- flag values: each refused by its rule's one message (config.Rule), naming the flag
     *[(f"--{flag} {value}", lambda t, m, f=flag, v=value: hyper(t, f, v), words)
       for flag, value, words in [
@@ -283,21 +300,27 @@ BAD_INPUTS = [
     # --- model files (evaluate; predict reads them the same way)
     *[(f"model file {kind}", lambda t, m, k=kind: evaluate(t, k), words) for kind, words in [
         ("missing", "does not exist"), ("truncated", "truncated"), ("text", "not an .npz archive"),
-        ("architecture", "W1 has shape (3072, 16), expected (3072, 8)"), ("foreign", "not a numpy-mlp model"),
-        ("newer", "newer than this numpy-mlp"), ("meta nonsense", "meta.hidden_dim[0] is 'wide'"), ("pickled", "never loads (they could run code)")]],
+        ("architecture", "W1 has shape (3072, 16), expected (3072, 8)"),
+        ("foreign", "not a numpy-mlp model"),
+        ("newer", "newer than this numpy-mlp"), ("meta nonsense", "meta.hidden_dim[0] is 'wide'"),
+        ("pickled", "never loads (they could run code)")]],
     # --- images
-    ("image that is not an image", lambda t, m: predict_image(t, b"GIF89a but not really"), "not an image"),
+    ("image that is not an image", lambda t, m: predict_image(t, b"GIF89a but not really"),
+     "not an image"),
     ("image that is empty", lambda t, m: predict_image(t, b""), "not an image"),
     ("image that does not exist", lambda t, m: predict_image(t, None), "does not exist"),
     # --- resuming
     *[(f"--resume: {case}", lambda t, m, c=case: resume(t, c), words) for case, words in [
-        ("no folder", "no run there"), ("finished", "has finished"), ("with a flag", "leave out --alpha"),
-        ("with --out", "leave out --out"), ("damaged checkpoint", "damaged"), ("damaged config", "damaged"),
+        ("no folder", "no run there"), ("finished", "has finished"),
+        ("with a flag", "leave out --alpha"), ("with --out", "leave out --out"),
+        ("damaged checkpoint", "damaged"), ("damaged config", "damaged"),
         ("other data", "other data")]],
     # --- the search
-    ("search with a bad fixed value", lambda t, m: ["search", "--set", "alpha=-1", "--out", str(t / "s")],
+    ("search with a bad fixed value",
+     lambda t, m: ["search", "--set", "alpha=-1", "--out", str(t / "s")],
      "alpha=-1 must be"),
-    ("search with a bad range", lambda t, m: ["search", "--space", "alpha=1:x", "--out", str(t / "s")],
+    ("search with a bad range",
+     lambda t, m: ["search", "--space", "alpha=1:x", "--out", str(t / "s")],
      "--space alpha=1:x"),
     ("search --timeout -5", lambda t, m: ["search", "--timeout", "-5", "--out", str(t / "s")],
      "--timeout -5 must be a finite number > 0"),
@@ -309,9 +332,11 @@ BAD_INPUTS = [
 # argparse's own errors, of the command line's shape: (id, argv, words in the last line)
 BAD_FLAGS = [
     ("unknown flag", ["train", "--alpah", "1e-3"], "unrecognized arguments: --alpah"),
-    ("--epochs with --num-iters", ["train", "--epochs", "1", "--num-iters", "5"], "not allowed with"),
+    ("--epochs with --num-iters", ["train", "--epochs", "1", "--num-iters", "5"],
+     "not allowed with"),
     ("unknown command", ["fit"], "invalid choice: 'fit'"),
-    ("predict without images", ["predict", "--model", "m.npz"], "the following arguments are required"),
+    ("predict without images", ["predict", "--model", "m.npz"],
+     "the following arguments are required"),
 ]
 
 
@@ -348,11 +373,11 @@ def test_bad_download_leaves_nothing_behind(tmp_path, monkeypatch, capsys):
 
 
 def test_debug_shows_the_traceback_and_without_it_there_is_none(tmp_path):
-    argv = [sys.executable, "-m", "numpy_mlp", "train", "--data-dir", str(tmp_path / "nowhere"), "--offline",
-            "--out", str(tmp_path / "run")]
+    argv = [sys.executable, "-m", "numpy_mlp", "train", "--data-dir", str(tmp_path / "nowhere"),
+            "--offline", "--out", str(tmp_path / "run")]
     plain = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    debug = subprocess.run(argv + ["--out", str(tmp_path / "run2"), "--debug"], capture_output=True, text=True,
-                           timeout=120)
+    debug = subprocess.run(argv + ["--out", str(tmp_path / "run2"), "--debug"], capture_output=True,
+                           text=True, timeout=120)
     assert plain.returncode == 2 and "Traceback" not in plain.stderr
     assert plain.stderr.strip().splitlines() == [plain.stderr.strip()]
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "DataError" in debug.stderr
@@ -361,20 +386,24 @@ def test_debug_shows_the_traceback_and_without_it_there_is_none(tmp_path):
 def test_divergence_saves_the_best_parameters_so_far_and_names_the_step(tmp_path, capsys):
     folder = cifar(tmp_path)
     run = tmp_path / "run"
-    argv = train(tmp_path, folder, "--alpha", "10", "--num-iters", "300", "--evals", "300", "--schedule", "constant")
+    argv = train(tmp_path, folder, "--alpha", "10", "--num-iters", "300", "--evals", "300",
+                 "--schedule", "constant")
     assert main(argv) == 2
     line = capsys.readouterr().err.strip()
     assert "\n" not in line
-    assert "training diverged at step" in line and "smaller learning rate" in line and "--alpha 1" in line
+    assert ("training diverged at step" in line and "smaller learning rate" in line
+            and "--alpha 1" in line)
     step = int(line.split("diverged at step ")[1].split(":")[0])
     best = int(line.split("(step ")[1].split(",")[0])
     assert 1 <= best < step < 300
-    # the best parameters so far are a working model file, and the history up to the divergence is kept
+    # the best parameters so far are a working model file,
+    # and the history up to the divergence is kept
     with np.load(run / "model.npz") as f:
         assert all(np.isfinite(f[k]).all() for k in f.files if k != "meta")
     assert len((run / "history.csv").read_text().splitlines()) == step  # header + steps 1..step-1
     assert not (run / CHECKPOINT_NAME).exists()
-    assert main(["evaluate", "--model", str(run / "model.npz"), "--data-dir", str(folder), "--offline", "-q"]) == 0
+    assert main(["evaluate", "--model", str(run / "model.npz"), "--data-dir", str(folder),
+                 "--offline", "-q"]) == 0
 
 
 def test_divergence_before_any_evaluation_saves_the_initial_weights(tmp_path, capsys):
@@ -398,20 +427,27 @@ def test_table_size():
 
 
 def test_a_run_stopped_by_bad_input_can_be_rerun_into_the_same_folder(tmp_path, capsys):
-    """A missing data folder leaves only config.json/train.log; the corrected command may reuse --out."""
-    from numpy_mlp.cli import main
+    """A missing data folder leaves only config.json/train.log.
+
+    The corrected command may reuse --out.
+    """
     from fixtures_cifar import write_cifar_dir
 
+    from numpy_mlp.cli import main
+
     out = tmp_path / "run"
-    assert main(["train", "--data-dir", str(tmp_path / "nowhere"), "--offline", "--out", str(out)]) == 2
+    assert main(["train", "--data-dir", str(tmp_path / "nowhere"), "--offline",
+                 "--out", str(out)]) == 2
     data = tmp_path / "data"
     write_cifar_dir(data)
-    assert main(["train", "--data-dir", str(data), "--val-size", "20", "--batch-size", "10", "--num-iters", "3",
-                 "--hidden-dim", "8", "--threads", "1", "--out", str(out), "-q"]) == 0
+    assert main(["train", "--data-dir", str(data), "--val-size", "20", "--batch-size", "10",
+                 "--num-iters", "3", "--hidden-dim", "8", "--threads", "1", "--out", str(out),
+                 "-q"]) == 0
     assert (out / "model.npz").is_file()
     # ...but a finished run is never written over
-    assert main(["train", "--data-dir", str(data), "--val-size", "20", "--batch-size", "10", "--num-iters", "3",
-                 "--hidden-dim", "8", "--threads", "1", "--out", str(out), "-q"]) == 2
+    assert main(["train", "--data-dir", str(data), "--val-size", "20", "--batch-size", "10",
+                 "--num-iters", "3", "--hidden-dim", "8", "--threads", "1", "--out", str(out),
+                 "-q"]) == 2
     assert "already holds a run" in capsys.readouterr().err
 
 

@@ -13,21 +13,21 @@ import zipfile
 
 import numpy as np
 import pytest
+from synthetic_data import synthetic
 
 from numpy_mlp import TrainConfig
 from numpy_mlp import checkpoint as ckpt
 from numpy_mlp.checkpoint import CHECKPOINT_NAME, load_checkpoint, restore
 from numpy_mlp.errors import Interrupted, ModelFileError
 from numpy_mlp.runs import train_with_checkpoints
-from synthetic_data import synthetic
 
 # every source of randomness and every piece of loop state is in use: dropout masks
 # (model.rng), flips and crops (aug_rng), reshuffles (order_rng), per-channel statistics,
 # Nesterov momentum, weight decay, a schedule with warm-up, the best-so-far parameters
-CONFIG = TrainConfig(hidden_dim=(24, 16), batch_size=16, num_iters=90, evals=9, dropout=0.2, flip=True,
-                     crop_pad=2, nesterov=True, weight_decay=1e-3, label_smoothing=0.1, warmup=5,
-                     preprocessing="per_channel", alpha=2e-2, eval_train_size=50, checkpoint_every=7,
-                     threads=1)
+CONFIG = TrainConfig(hidden_dim=(24, 16), batch_size=16, num_iters=90, evals=9, dropout=0.2,
+                     flip=True, crop_pad=2, nesterov=True, weight_decay=1e-3, label_smoothing=0.1,
+                     warmup=5, preprocessing="per_channel", alpha=2e-2, eval_train_size=50,
+                     checkpoint_every=7, threads=1)
 
 
 class Crash(Exception):
@@ -78,7 +78,8 @@ def assert_same_run(a, b):
 
 # 12 crash points: the first and last steps, steps on and just after a checkpoint or an
 # evaluation, and random ones (seeded)
-CRASH_STEPS = sorted({1, 7, 8, 10, 11, 89, 90, *np.random.default_rng(6).choice(np.arange(2, 90), 5, replace=False)})
+CRASH_STEPS = sorted({1, 7, 8, 10, 11, 89, 90,
+                      *np.random.default_rng(6).choice(np.arange(2, 90), 5, replace=False)})
 
 
 @pytest.mark.parametrize("step", CRASH_STEPS)
@@ -90,7 +91,8 @@ def test_crash_at_any_step_then_resume_is_bit_for_bit(step, data, reference, tmp
     assert_same_run(reference, (result, load_checkpoint(tmp_path / CHECKPOINT_NAME)))
 
 
-def test_three_crashes_in_one_run_then_resume_is_bit_for_bit(data, reference, tmp_path, monkeypatch):
+def test_three_crashes_in_one_run_then_resume_is_bit_for_bit(data, reference, tmp_path,
+                                                              monkeypatch):
     for step in (5, 33, 61):
         crash_after(monkeypatch, step)
         with pytest.raises(Crash):
@@ -99,7 +101,8 @@ def test_three_crashes_in_one_run_then_resume_is_bit_for_bit(data, reference, tm
     assert_same_run(reference, (result, load_checkpoint(tmp_path / CHECKPOINT_NAME)))
 
 
-def test_another_checkpoint_interval_on_resume_changes_nothing(data, reference, tmp_path, monkeypatch):
+def test_another_checkpoint_interval_on_resume_changes_nothing(data, reference, tmp_path,
+                                                               monkeypatch):
     crash_after(monkeypatch, 40)
     with pytest.raises(Crash):
         train_with_checkpoints(CONFIG, data, tmp_path)
@@ -119,10 +122,12 @@ def test_checkpoints_are_written_at_the_interval_and_the_last_step(data, tmp_pat
 def test_default_interval_is_twenty_per_run():
     assert ckpt.checkpoint_interval(TrainConfig(num_iters=1000), 45000) == 50
     assert ckpt.checkpoint_interval(TrainConfig(num_iters=1000, checkpoint_every=0), 45000) == 0
-    assert ckpt.checkpoint_interval(TrainConfig(epochs=1, batch_size=100), 45000) == 23  # ceil(450 / 20)
+    # ceil(450 / 20)
+    assert ckpt.checkpoint_interval(TrainConfig(epochs=1, batch_size=100), 45000) == 23
 
 
-def test_a_crash_in_the_middle_of_a_write_leaves_the_previous_checkpoint(data, tmp_path, monkeypatch):
+def test_a_crash_in_the_middle_of_a_write_leaves_the_previous_checkpoint(data, tmp_path,
+                                                                         monkeypatch):
     crash_after(monkeypatch, 20)
     with pytest.raises(Crash):
         train_with_checkpoints(CONFIG, data, tmp_path)
@@ -146,7 +151,8 @@ def test_a_crash_in_the_middle_of_a_write_leaves_the_previous_checkpoint(data, t
     assert [p.name for p in tmp_path.iterdir()] == [CHECKPOINT_NAME]  # no half-written file left
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "newer", "foreign npz", "pickle inside"])
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "newer", "foreign npz",
+                                    "pickle inside"])
 def test_damaged_checkpoint_is_refused_with_a_clear_message(damage, data, tmp_path, monkeypatch):
     crash_after(monkeypatch, 14)
     with pytest.raises(Crash):
@@ -173,7 +179,8 @@ def test_damaged_checkpoint_is_refused_with_a_clear_message(damage, data, tmp_pa
         restore(path, CONFIG, data)
     message = str(e.value)
     assert "\n" not in message and str(path) in message
-    expected = {"newer": "newer than this numpy-mlp", "foreign npz": "not a numpy-mlp checkpoint"}.get(damage, "damaged")
+    expected = {"newer": "newer than this numpy-mlp",
+                "foreign npz": "not a numpy-mlp checkpoint"}.get(damage, "damaged")
     assert expected in message
 
 
@@ -199,7 +206,10 @@ def test_checkpoint_of_another_config_or_other_data_is_refused(data, tmp_path, m
 
 
 def signal_at(monkeypatch, step, times):
-    """Send this process SIGTERM ``times`` times right after ``step``, before its checkpoint call."""
+    """Send this process SIGTERM ``times`` times right after ``step``.
+
+    That is before its checkpoint call.
+    """
     original = ckpt.Checkpointer.__call__
 
     def call(self, run):
@@ -211,7 +221,8 @@ def signal_at(monkeypatch, step, times):
     monkeypatch.setattr(ckpt.Checkpointer, "__call__", call)
 
 
-def test_sigterm_finishes_the_step_saves_a_checkpoint_and_resuming_is_bit_for_bit(data, reference, tmp_path,
+def test_sigterm_finishes_the_step_saves_a_checkpoint_and_resuming_is_bit_for_bit(data, reference,
+                                                                                 tmp_path,
                                                                                  monkeypatch):
     signal_at(monkeypatch, 30, times=1)
     with pytest.raises(Interrupted, match="stopped at step 30 of 90; checkpoint saved") as e:

@@ -5,9 +5,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from fixtures_cifar import write_cifar_dir
 
 import numpy_mlp.runs
-from fixtures_cifar import write_cifar_dir
 from numpy_mlp.cli import main
 from numpy_mlp.config import TrainConfig
 
@@ -21,8 +21,8 @@ def captured(monkeypatch):
 
     def fake(config, **kw):
         calls.append((config, kw))
-        return Path(kw.get("out") or "runs/x"), {"test_accuracy": 0.5, "val_accuracy": 0.5, "total_seconds": 1.0,
-                                                  "model": "m"}
+        return Path(kw.get("out") or "runs/x"), {"test_accuracy": 0.5, "val_accuracy": 0.5,
+                                                  "total_seconds": 1.0, "model": "m"}
 
     monkeypatch.setattr(numpy_mlp.runs, "run_training", fake)
     return calls
@@ -44,10 +44,11 @@ def test_help_shows_examples_and_the_config_file(capsys):
 
 
 def test_python_dash_m_runs_the_same_cli():
-    done = subprocess.run([sys.executable, "-m", "numpy_mlp", "--help"], capture_output=True, text=True,
-                          cwd=REPO, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "numpy_mlp", "--help"], capture_output=True,
+                          text=True, cwd=REPO, timeout=60)
     assert done.returncode == 0
-    assert "usage: numpy-mlp" in done.stdout and "report" in done.stdout and "examples:" in done.stdout
+    assert ("usage: numpy-mlp" in done.stdout and "report" in done.stdout
+            and "examples:" in done.stdout)
 
 
 def test_quiet_and_verbose_together_are_refused(capsys):
@@ -68,16 +69,18 @@ def test_config_file_sets_flags_with_dashes_or_underscores(tmp_path, captured):
 
 
 def test_command_line_flags_override_the_file_and_its_command_table(tmp_path, captured):
-    path = toml(tmp_path, 'alpha = 1e-3\nseed = 3\nepochs = 2\n[train]\nalpha = 5e-2\nquiet = true\n'
-                          '[evaluate]\nno-pictures = true\n')
+    path = toml(tmp_path, 'alpha = 1e-3\nseed = 3\nepochs = 2\n[train]\nalpha = 5e-2\n'
+                          'quiet = true\n[evaluate]\nno-pictures = true\n')
     assert main(["train", "--config", path]) == 0
     config, kw = captured[-1]
-    assert config.alpha == 0.05 and config.seed == 3 and config.epochs == 2  # [train] beats the top level
+    # [train] beats the top level
+    assert config.alpha == 0.05 and config.seed == 3 and config.epochs == 2
     assert kw["log"] is None  # quiet from the file
     assert main(["train", "--config", path, "--alpha", "0.01", "--num-iters", "7"]) == 0
     config, _ = captured[-1]
     # the command line wins, also over a file value of the other flag in an either-or pair
-    assert config.alpha == 0.01 and config.num_iters == 7 and config.epochs == TrainConfig().epochs and config.seed == 3
+    assert (config.alpha == 0.01 and config.num_iters == 7
+            and config.epochs == TrainConfig().epochs and config.seed == 3)
 
 
 @pytest.mark.parametrize("text, words", [
@@ -120,8 +123,8 @@ def test_a_required_flag_can_come_from_the_file(tmp_path, monkeypatch, capsys):
 
 def test_off_a_terminal_training_prints_plain_lines_and_quiet_prints_one(tmp_path, capsys):
     write_cifar_dir(tmp_path / "cifar", n_per_batch=20, n_test=20)
-    common = ["train", "--data-dir", str(tmp_path / "cifar"), "--offline", "--hidden-dim", "8", "--num-iters", "4",
-              "--batch-size", "16", "--val-size", "20", "--evals", "2"]
+    common = ["train", "--data-dir", str(tmp_path / "cifar"), "--offline", "--hidden-dim", "8",
+              "--num-iters", "4", "--batch-size", "16", "--val-size", "20", "--evals", "2"]
     assert main(common + ["--out", str(tmp_path / "a")]) == 0
     out, err = capsys.readouterr()
     assert "\r" not in out + err  # no progress bar redraws: pytest's capture is not a terminal

@@ -12,11 +12,18 @@ import time
 
 import numpy as np
 import pytest
-from fixtures_cifar import (all_train, batch_dict, dumps, meta_dict, write_archive,
-                            write_cifar_dir)
+from fixtures_cifar import all_train, batch_dict, dumps, meta_dict, write_archive, write_cifar_dir
 
-from numpy_mlp.data import (CIFAR10, CLASS_NAMES, channel_stats, default_data_dir, load_cifar10,
-                            preprocess, split_validation, to_images)
+from numpy_mlp.data import (
+    CIFAR10,
+    CLASS_NAMES,
+    channel_stats,
+    default_data_dir,
+    load_cifar10,
+    preprocess,
+    split_validation,
+    to_images,
+)
 from numpy_mlp.errors import DataError
 from numpy_mlp.safe_pickle import safe_load
 

@@ -318,7 +318,9 @@ def test_the_geometry_is_recorded_and_a_contradicting_one_refused(folders, tmp_p
     meta["geometry"] = {"channels": 3, "height": 32, "width": 32}  # D would be 3072, not 784
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(tmp_path / "bad.npz", **arrays)
-    with pytest.raises(ModelFileError, match="meta.input_dim is 784, not 3072: per_image prepares 3x32x32 images") as e:
+    with pytest.raises(ModelFileError,
+                       match="meta.input_dim is 784, not 3072: "
+                             "per_image prepares 3x32x32 images") as e:
         load_model(tmp_path / "bad.npz")
     assert "\n" not in str(e.value)
 

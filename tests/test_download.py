@@ -284,13 +284,16 @@ def test_off_a_terminal_a_download_is_two_plain_lines(tmp_path, server, archive_
     body, _ = archive_bytes
     url = server("/cifar.tar.gz", body)
     lines = []
-    load_cifar10(tmp_path / "d", url=url, md5=md5(body), progress=False, val_size=10, log=lines.append)
+    load_cifar10(tmp_path / "d", url=url, md5=md5(body), progress=False, val_size=10,
+                 log=lines.append)
     assert len(lines) == 2
-    assert lines[0].startswith("downloading CIFAR-10") and url in lines[0] and str(tmp_path / "d") in lines[0]
+    assert (lines[0].startswith("downloading CIFAR-10") and url in lines[0]
+            and str(tmp_path / "d") in lines[0])
     assert lines[1] == f"downloaded {tmp_path / 'd' / ARCHIVE_NAME} (md5 checked)"
     assert capsys.readouterr().err == ""  # no progress bar
     lines.clear()
-    load_cifar10(tmp_path / "d", url=url, md5=md5(body), progress=False, val_size=10, log=lines.append)
+    load_cifar10(tmp_path / "d", url=url, md5=md5(body), progress=False, val_size=10,
+                 log=lines.append)
     assert lines == []  # already there: nothing downloaded, nothing said
 
 

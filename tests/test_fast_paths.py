@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from numpy_mlp import SGD, FullyConnectedNet
-from numpy_mlp.data import preprocess
-from numpy_mlp.data import channel_stats
+from numpy_mlp.data import channel_stats, preprocess
 from numpy_mlp.layers import affine_backward, affine_forward, l2_backward, relu_backward
 from numpy_mlp.optim import BLOCK
 
 
-@pytest.mark.parametrize("nesterov,weight_decay", [(False, 0.0), (True, 0.0), (False, 1e-2), (True, 1e-2)])
+@pytest.mark.parametrize("nesterov,weight_decay",
+                         [(False, 0.0), (True, 0.0), (False, 1e-2), (True, 1e-2)])
 def test_blocked_sgd_matches_the_whole_array_formula(nesterov, weight_decay):
     rng = np.random.default_rng(0)
     # several blocks of rows; one row wider than a block; a bias; a 0-d parameter
@@ -87,7 +87,8 @@ def test_blocked_l2_gradient_is_dW_plus_reg_times_W(shape):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_per_channel_preprocessing_matches_a_float64_reference(dtype):
-    X = np.random.default_rng(5).integers(0, 256, size=(47, 3072), dtype=np.uint8)  # 47: not a whole number of blocks
+    # 47: not a whole number of blocks
+    X = np.random.default_rng(5).integers(0, 256, size=(47, 3072), dtype=np.uint8)
     stats = channel_stats(X)
     X64 = X.astype(np.float64).reshape(-1, 3, 1024)
     ref = ((X64 - stats["mean"][:, None]) / stats["std"][:, None]).reshape(len(X), -1)

@@ -1,5 +1,5 @@
-"""Real processes: ``numpy-mlp train`` killed with SIGKILL, or stopped with Ctrl-C (SIGINT) or SIGTERM,
-then ``numpy-mlp train --resume DIR``, ends with the files of the run never interrupted.
+"""Real processes: ``numpy-mlp train`` killed with SIGKILL, or stopped with Ctrl-C (SIGINT) or
+SIGTERM, then ``numpy-mlp train --resume DIR``, ends with the files of the run never interrupted.
 
 The runs train a small net on tiny CIFAR-10 look-alike files for 3000 steps (about 5 s of
 training); kills come at random moments (seeded) after the first checkpoint appears.
@@ -18,13 +18,14 @@ import time
 
 import numpy as np
 import pytest
-
 from fixtures_cifar import write_cifar_dir
+
 from numpy_mlp.checkpoint import CHECKPOINT_NAME, load_checkpoint
 
 STEPS = 3000
-FLAGS = ["--offline", "--hidden-dim", "64", "--batch-size", "10", "--num-iters", str(STEPS), "--val-size", "50",
-         "--evals", "10", "--checkpoint-every", "50", "--dropout", "0.1", "--flip", "--threads", "1", "--quiet"]
+FLAGS = ["--offline", "--hidden-dim", "64", "--batch-size", "10", "--num-iters", str(STEPS),
+         "--val-size", "50", "--evals", "10", "--checkpoint-every", "50", "--dropout", "0.1",
+         "--flip", "--threads", "1", "--quiet"]
 
 
 def cli(*args):
@@ -41,7 +42,8 @@ def data_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "uninterrupted"
-    subprocess.run(cli("train", "--data-dir", data_dir, "--out", out, *FLAGS), check=True, capture_output=True)
+    subprocess.run(cli("train", "--data-dir", data_dir, "--out", out, *FLAGS), check=True,
+                   capture_output=True)
     return out
 
 
@@ -49,7 +51,8 @@ def wait_for_checkpoint(out, proc, newer_than=0.0, timeout=60):
     path = out / CHECKPOINT_NAME
     deadline = time.monotonic() + timeout
     while not (path.exists() and path.stat().st_mtime > newer_than):
-        assert proc.poll() is None, f"the run ended before its first checkpoint: {proc.communicate()}"
+        assert proc.poll() is None, (
+            f"the run ended before its first checkpoint: {proc.communicate()}")
         assert time.monotonic() < deadline, "no checkpoint appeared"
         time.sleep(0.02)
 
@@ -72,7 +75,9 @@ def assert_same_run_folder(a, b):
     assert not (b / CHECKPOINT_NAME).exists()  # a finished run keeps no checkpoint
 
 
-def test_killed_twice_with_sigkill_at_random_moments_then_resumed_is_bit_for_bit(data_dir, reference, tmp_path):
+def test_killed_twice_with_sigkill_at_random_moments_then_resumed_is_bit_for_bit(data_dir,
+                                                                                reference,
+                                                                                tmp_path):
     out = tmp_path / "run"
     rng = np.random.default_rng(6)
     command = cli("train", "--data-dir", data_dir, "--out", out, *FLAGS)
@@ -110,8 +115,9 @@ def test_ctrl_c_or_sigterm_saves_a_checkpoint_says_how_to_resume_and_resuming_is
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err
     step = load_checkpoint(out / CHECKPOINT_NAME)[0]["loop"]["step"]
-    assert lines[0] == (f"numpy-mlp: interrupted: stopped at step {step} of {STEPS}; checkpoint saved to "
-                        f"{out / CHECKPOINT_NAME}; continue with: numpy-mlp train --resume {out}")
+    assert lines[0] == (f"numpy-mlp: interrupted: stopped at step {step} of {STEPS}; "
+                        f"checkpoint saved to {out / CHECKPOINT_NAME}; "
+                        f"continue with: numpy-mlp train --resume {out}")
     assert 0 < step < STEPS
     assert not (out / "model.npz").exists()
     assert [p for p in os.listdir(out) if p.endswith(".tmp")] == []

@@ -4,17 +4,17 @@ import json
 
 import numpy as np
 import pytest
+from fixtures_cifar import write_cifar_dir
+from synthetic_data import synthetic
 
 from numpy_mlp import FullyConnectedNet, TrainConfig, train
 from numpy_mlp.augment import augment, mirror, random_crop, random_flip, shift, tta_views
 from numpy_mlp.cli import build_parser, config_from_args, main
 from numpy_mlp.data import Preprocessor, channel_stats
 from numpy_mlp.errors import ConfigError
-from numpy_mlp.losses import softmax
 from numpy_mlp.inference import predict, probabilities
+from numpy_mlp.losses import softmax
 from numpy_mlp.runs import evaluate_saved
-from fixtures_cifar import write_cifar_dir
-from synthetic_data import synthetic
 
 
 def images(n=8, seed=0):
@@ -72,23 +72,26 @@ def test_early_stopping_stops_and_restores_the_best_parameters():
     assert result.steps < 400
     h = result.history
     best = int(np.argmax(h["val_acc"]))
-    assert len(h["eval_step"]) - 1 - best == 3  # stopped exactly `patience` evaluations after the best
+    # stopped exactly `patience` evaluations after the best
+    assert len(h["eval_step"]) - 1 - best == 3
     assert result.best_step == h["eval_step"][best]
 
 
 def test_every_method_has_a_flag_that_maps_onto_the_config():
     args = build_parser().parse_args(
-        ["train", "--dropout", "0.3", "--nesterov", "--weight-decay", "5e-4", "--flip", "--crop-pad", "4",
-         "--label-smoothing", "0.1", "--patience", "5", "--schedule", "step", "--warmup", "100",
-         "--hidden-dim", "512,256", "--tta-shift", "2"])
+        ["train", "--dropout", "0.3", "--nesterov", "--weight-decay", "5e-4", "--flip",
+         "--crop-pad", "4", "--label-smoothing", "0.1", "--patience", "5", "--schedule", "step",
+         "--warmup", "100", "--hidden-dim", "512,256", "--tta-shift", "2"])
     cfg = config_from_args(args)
-    assert (cfg.dropout, cfg.nesterov, cfg.weight_decay, cfg.flip, cfg.crop_pad, cfg.label_smoothing,
-            cfg.patience, cfg.schedule, cfg.warmup, cfg.hidden_dim, cfg.tta_shift) == \
+    assert (cfg.dropout, cfg.nesterov, cfg.weight_decay, cfg.flip, cfg.crop_pad,
+            cfg.label_smoothing, cfg.patience, cfg.schedule, cfg.warmup, cfg.hidden_dim,
+            cfg.tta_shift) == \
            (0.3, True, 5e-4, True, 4, 0.1, 5, "step", 100, (512, 256), 2)
 
 
-@pytest.mark.parametrize("flag", ["--dropout", "--nesterov", "--weight-decay", "--flip", "--crop-pad",
-                                  "--label-smoothing", "--patience", "--schedule", "--warmup", "--tta-shift"])
+@pytest.mark.parametrize("flag", ["--dropout", "--nesterov", "--weight-decay", "--flip",
+                                  "--crop-pad", "--label-smoothing", "--patience", "--schedule",
+                                  "--warmup", "--tta-shift"])
 def test_each_method_is_described_in_help(flag, capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--help"])
@@ -117,7 +120,8 @@ def test_the_ten_views_are_the_image_and_four_diagonal_shifts_each_also_mirrored
     for got, want in zip(views, expected):
         np.testing.assert_array_equal(got, want)
     assert len({v.tobytes() for v in views}) == 10
-    np.testing.assert_array_equal(mirror(X).reshape(-1, 3, 32, 32), X.reshape(-1, 3, 32, 32)[..., ::-1])
+    np.testing.assert_array_equal(mirror(X).reshape(-1, 3, 32, 32),
+                                  X.reshape(-1, 3, 32, 32)[..., ::-1])
 
 
 @pytest.mark.parametrize("mode", ["per_image", "per_channel"])
@@ -158,7 +162,8 @@ def test_a_run_with_tta_reports_both_accuracies_and_evaluate_repeats_them(tmp_pa
     out = capsys.readouterr().out
     assert "ten views (shift 1): val " in out
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["tta_shift"] == 1 and 0 <= metrics["test_accuracy_tta"] <= 1 and 0 <= metrics["val_accuracy_tta"] <= 1
+    assert (metrics["tta_shift"] == 1 and 0 <= metrics["test_accuracy_tta"] <= 1
+            and 0 <= metrics["val_accuracy_tta"] <= 1)
     assert "test, ten views" in (tmp_path / "run" / "report.html").read_text()
     model = tmp_path / "run" / "model.npz"
     # evaluate uses the run's own shift unless told otherwise, and finds the same figures
@@ -166,11 +171,13 @@ def test_a_run_with_tta_reports_both_accuracies_and_evaluate_repeats_them(tmp_pa
     assert r["tta_shift"] == 1
     assert (r["accuracy"]["test_tta"], r["accuracy"]["val_tta"]) == (metrics["test_accuracy_tta"],
                                                                      metrics["val_accuracy_tta"])
-    assert "test_tta" not in evaluate_saved(model, data_dir=tmp_path / "cifar", download=False, pictures=False,
-                                            tta_shift=0)["accuracy"]
-    assert main(["evaluate", "--model", str(model), *data, "--no-pictures", "--tta-shift", "2"]) == 0
+    assert "test_tta" not in evaluate_saved(model, data_dir=tmp_path / "cifar", download=False,
+                                            pictures=False, tta_shift=0)["accuracy"]
+    assert main(["evaluate", "--model", str(model), *data, "--no-pictures",
+                 "--tta-shift", "2"]) == 0
     assert "ten views, shift 2:" in capsys.readouterr().out
-    assert main(["evaluate", "--model", str(model), *data, "--no-pictures", "--tta-shift", "40"]) == 2
+    assert main(["evaluate", "--model", str(model), *data, "--no-pictures",
+                 "--tta-shift", "40"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--tta-shift 40" in err and "0..16" in err
 
@@ -183,8 +190,9 @@ def test_predict_averages_the_ten_views_and_a_bad_saved_shift_is_refused(tmp_pat
 
     write_cifar_dir(tmp_path / "cifar", n_per_batch=20, n_test=40)
     data = ["--data-dir", str(tmp_path / "cifar"), "--offline"]
-    assert main(["train", *data, "--hidden-dim", "16", "--num-iters", "6", "--batch-size", "16", "--val-size", "20",
-                 "--evals", "1", "--tta-shift", "3", "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    assert main(["train", *data, "--hidden-dim", "16", "--num-iters", "6", "--batch-size", "16",
+                 "--val-size", "20", "--evals", "1", "--tta-shift", "3",
+                 "--out", str(tmp_path / "run"), "--quiet"]) == 0
     model_path = tmp_path / "run" / "model.npz"
     paths = []
     for i in range(3):
@@ -195,26 +203,32 @@ def test_predict_averages_the_ten_views_and_a_bad_saved_shift_is_refused(tmp_pat
     rows = np.stack([image_to_row(p) for p in paths])
 
     def probs(views):
-        return sum(softmax(model.forward(prep(v), train=False)[0].astype(np.float64)) for v in views) / len(views)
+        return sum(softmax(model.forward(prep(v), train=False)[0].astype(np.float64))
+                   for v in views) / len(views)
 
     names = saved.class_names
-    for shift_arg, expected in ((None, probs(list(tta_views(rows, 3)))), (0, probs([rows])), (1, probs(list(tta_views(rows, 1))))):
-        got = predict_files(model_path, paths, top=10, tta_shift=shift_arg)  # default: the run's own shift, 3
+    for shift_arg, expected in ((None, probs(list(tta_views(rows, 3)))), (0, probs([rows])),
+                                (1, probs(list(tta_views(rows, 1))))):
+        # default: the run's own shift, 3
+        got = predict_files(model_path, paths, top=10, tta_shift=shift_arg)
         for (path, top), p in zip(got, expected):
             np.testing.assert_allclose([q for _, q in top], np.sort(p)[::-1], rtol=1e-5)
             assert top[0][0] == names[int(np.argmax(p))]
-    assert not np.allclose(probs(list(tta_views(rows, 3))), probs([rows]))  # the views do change the answer
+    # the views do change the answer
+    assert not np.allclose(probs(list(tta_views(rows, 3))), probs([rows]))
     capsys.readouterr()
     assert main(["predict", "--model", str(model_path), "--tta-shift", "40", str(paths[0])]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--tta-shift 40" in err and "0..16" in err
 
-    # a hand-edited model file whose saved shift is not one: refused by name, unless a shift is given
+    # a hand-edited model file whose saved shift is not one: refused by name,
+    # unless a shift is given
     cfg = dict(saved.config, tta_shift=99)
     save_model(model_path, model, prep, class_names=names, config=cfg)
     for cmd in (["evaluate", "--model", str(model_path), *data, "--no-pictures"],
                 ["predict", "--model", str(model_path), str(paths[0])]):
         assert main(cmd) == 2
         err = capsys.readouterr().err.strip()
-        assert "\n" not in err and str(model_path) in err and "tta_shift=99" in err and "--tta-shift" in err
+        assert ("\n" not in err and str(model_path) in err and "tta_shift=99" in err
+                and "--tta-shift" in err)
         assert main([*cmd, "--tta-shift", "0"]) == 0

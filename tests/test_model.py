@@ -141,8 +141,8 @@ def test_dropout_only_in_training_and_gradient_is_correct():
     assert rel_error(g["W1"], num) < 1e-6
 
 
-@pytest.mark.parametrize("kw", [{"dropout": 1.0}, {"dropout": -0.1}, {"reg": -1.0}, {"hidden_dim": 0},
-                                {"hidden_dim": []}])
+@pytest.mark.parametrize("kw", [{"dropout": 1.0}, {"dropout": -0.1}, {"reg": -1.0},
+                                {"hidden_dim": 0}, {"hidden_dim": []}])
 def test_bad_model_arguments_are_refused(kw):
     with pytest.raises(ConfigError):
         FullyConnectedNet(**kw)

@@ -27,7 +27,8 @@ def test_committed_notebook_is_what_the_generator_writes():
     committed = nbformat.read(NOTEBOOK, as_version=4)
     assert [c.source for c in committed.cells] == [c.source for c in make_notebook.build().cells], \
         "notebooks/two_layer_net.ipynb is stale: run notebooks/make_notebook.py"
-    assert all(not c.get("outputs") for c in committed.cells if c.cell_type == "code")  # committed clean
+    # committed clean
+    assert all(not c.get("outputs") for c in committed.cells if c.cell_type == "code")
 
 
 def test_notebook_runs_top_to_bottom_on_the_real_data(cifar_dir, tmp_path, monkeypatch):
@@ -47,16 +48,17 @@ def test_notebook_runs_top_to_bottom_on_the_real_data(cifar_dir, tmp_path, monke
     # the training cell printed its 20 progress lines plus the last one
     assert everything.count("iteration ") == 21
     # the final accuracy is printed and the network learned something (chance is 0.10)
-    line = next(l for l in everything.splitlines() if l.startswith("final accuracy"))
+    line = next(s for s in everything.splitlines() if s.startswith("final accuracy"))
     assert float(line.rsplit("test ", 1)[1]) > 0.25
-    line = next(l for l in everything.splitlines() if l.startswith("best: "))
+    line = next(s for s in everything.splitlines() if s.startswith("best: "))
     assert float(line.rsplit("test accuracy ", 1)[1]) > 0.25
-    line = next(l for l in everything.splitlines() if l.startswith("search: "))
+    line = next(s for s in everything.splitlines() if s.startswith("search: "))
     assert float(line.split("test ", 1)[1].split()[0]) > 0.25 and "alpha" in line
     # the plots came out as pictures: samples, loss/accuracy, weights, predictions, trainer curve
     pngs = sum("image/png" in o.get("data", {}) for c in code for o in c.outputs)
     assert pngs >= 5, json.dumps([o.output_type for c in code for o in c.outputs])
     assert not [o for c in code for o in c.outputs if o.output_type == "error"]
     # and no warnings for the reader (e.g. tqdm's notebook bar asking for ipywidgets)
-    stderr = "".join(o.get("text", "") for c in code for o in c.outputs if o.get("name") == "stderr")
+    stderr = "".join(o.get("text", "") for c in code for o in c.outputs
+                     if o.get("name") == "stderr")
     assert "Warning" not in stderr, stderr

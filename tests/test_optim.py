@@ -26,7 +26,8 @@ def test_momentum_two_steps_by_hand():
     opt.step({"w": np.array([1.0, -2.0])})
     np.testing.assert_allclose(opt.m["w"], [1.0, -2.0])
     np.testing.assert_allclose(theta, [0.9, 2.2])
-    # step 2: m = 0.9*[1, -2] + [3, 1] = [3.9, -0.8]; theta = [0.9, 2.2] - 0.1*[3.9, -0.8] = [0.51, 2.28]
+    # step 2: m = 0.9*[1, -2] + [3, 1] = [3.9, -0.8];
+    # theta = [0.9, 2.2] - 0.1*[3.9, -0.8] = [0.51, 2.28]
     opt.step({"w": np.array([3.0, 1.0])})
     np.testing.assert_allclose(opt.m["w"], [3.9, -0.8])
     np.testing.assert_allclose(theta, [0.51, 2.28])

@@ -59,10 +59,12 @@ def test_first_layer_picture_of_a_template_shows_the_template(tmp_path):
 def test_prediction_grid_frames_the_mistakes_in_red(tmp_path):
     images = np.full((8, 32, 32, 3), 128, dtype=np.uint8)  # grey images: only frames are red
     y_true = np.arange(8)
-    right = plots.plot_predictions(images, y_true, y_true, CLASS_NAMES, tmp_path / "right.png", cols=4)
+    right = plots.plot_predictions(images, y_true, y_true, CLASS_NAMES, tmp_path / "right.png",
+                                   cols=4)
     y_pred = y_true.copy()
     y_pred[[1, 6]] = 9
-    wrong = plots.plot_predictions(images, y_true, y_pred, CLASS_NAMES, tmp_path / "wrong.png", cols=4)
+    wrong = plots.plot_predictions(images, y_true, y_pred, CLASS_NAMES, tmp_path / "wrong.png",
+                                   cols=4)
 
     def strong_red(path):
         px = read_png(path).astype(int)

@@ -11,9 +11,9 @@ import subprocess
 
 import numpy as np
 import pytest
+from fixtures_cifar import write_cifar_dir
 from PIL import Image
 
-from fixtures_cifar import write_cifar_dir
 from numpy_mlp.cli import main
 from numpy_mlp.report import PICTURES, render_report, write_report
 
@@ -25,8 +25,9 @@ def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     write_cifar_dir(root / "cifar", n_per_batch=20, n_test=40)
     out = root / "run"
-    code = main(["train", "--data-dir", str(root / "cifar"), "--offline", "--out", str(out), "--hidden-dim", "16",
-                 "--num-iters", "6", "--batch-size", "16", "--val-size", "20", "--evals", "3", "--quiet"])
+    code = main(["train", "--data-dir", str(root / "cifar"), "--offline", "--out", str(out),
+                 "--hidden-dim", "16", "--num-iters", "6", "--batch-size", "16", "--val-size", "20",
+                 "--evals", "3", "--quiet"])
     assert code == 0
     return out
 
@@ -72,7 +73,8 @@ def test_report_command_rewrites_it_and_refuses_a_folder_without_a_run(tmp_path,
 CHECK_SCRIPT = """<script>
 window.addEventListener("load", () => {
   const imgs = Array.from(document.images);
-  const sizes = imgs.map(i => (i.complete && i.naturalWidth > 0) ? i.naturalWidth + "x" + i.naturalHeight : "broken");
+  const sizes = imgs.map(i => (i.complete && i.naturalWidth > 0)
+    ? i.naturalWidth + "x" + i.naturalHeight : "broken");
   const out = document.createElement("pre");
   out.id = "image-check";
   out.textContent = "IMAGES " + sizes.join(" ") + " END";
@@ -88,7 +90,8 @@ def chromium_dom(page, tmp_path):
         pytest.fail("headless Chromium is needed to check the report: apt-get install chromium "
                     "(scripts/test.sh installs it)")
     cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+           "--disable-component-update", "--disable-sync", "--no-first-run",
+           "--disable-dev-shm-usage",
            f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=10000",
            "--dump-dom", page.as_uri()]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
@@ -118,14 +121,16 @@ def test_a_broken_image_would_be_caught(run_dir, tmp_path):
     page = page.replace("data:image/png;base64,iVBOR", "data:image/png;base64,AAAAA", 1)
     checked = tmp_path / "broken.html"
     checked.write_text(page.replace("</body>", CHECK_SCRIPT), encoding="utf-8")
-    sizes = re.search(r"<pre id=\"image-check\">IMAGES (.*?) END</pre>", chromium_dom(checked, tmp_path)).group(1).split()
+    sizes = re.search(r"<pre id=\"image-check\">IMAGES (.*?) END</pre>",
+                      chromium_dom(checked, tmp_path)).group(1).split()
     assert sizes[0] == "broken" and "broken" not in sizes[1:]
 
 
 def test_evaluate_writes_its_pictures_into_out(run_dir, tmp_path, capsys):
     data = run_dir.parent / "cifar"
     out = tmp_path / "eval"
-    assert main(["evaluate", "--model", str(run_dir / "model.npz"), "--data-dir", str(data), "--out", str(out)]) == 0
+    assert main(["evaluate", "--model", str(run_dir / "model.npz"), "--data-dir", str(data),
+                 "--out", str(out)]) == 0
     text = capsys.readouterr().out
     for name in ("predictions.png", "confusion.png", "weights.png"):
         assert (out / name).stat().st_size > 1000

@@ -96,8 +96,9 @@ def check_result(out, study, n_finished):
 
 def test_cli_parses_fixed_fields_and_ranges():
     args = cli.build_parser().parse_args(
-        ["search", "--set", "epochs=10", "--set", "schedule=cosine", "--set", "flip=true", "--set", "hidden_dim=512,256",
-         "--space", "alpha=1e-3:1e-1:log", "--space", "beta=0:0.9", "--space", "batch_size=64,128"])
+        ["search", "--set", "epochs=10", "--set", "schedule=cosine", "--set", "flip=true",
+         "--set", "hidden_dim=512,256", "--space", "alpha=1e-3:1e-1:log", "--space", "beta=0:0.9",
+         "--space", "batch_size=64,128"])
     fixed, space = merge_space(args.space, args.set)
     assert fixed == {"epochs": 10, "schedule": "cosine", "flip": True, "hidden_dim": (512, 256)}
     assert space["alpha"] == {"low": 1e-3, "high": 1e-1, "log": True}
@@ -112,13 +113,15 @@ def test_a_fixed_field_is_not_searched(tmp_path):
     config = suggest_config(study.ask(), s)
     assert config.hidden_dim == (64,) and config.num_iters == 5
     t = study.trials[0]
-    assert "hidden_dim" not in t.params and "epochs" not in t.params  # num_iters fixed: epochs unused
+    # num_iters fixed: epochs unused
+    assert "hidden_dim" not in t.params and "epochs" not in t.params
     assert set(t.params) == {"alpha", "beta", "batch_size", "reg"}
 
 
 def test_toml_file_fixes_and_narrows(tmp_path):
     f = tmp_path / "s.toml"
-    f.write_text('[fixed]\nschedule = "constant"\n[space]\nalpha = {low = 0.01, high = 0.05, log = true}\n'
+    f.write_text('[fixed]\nschedule = "constant"\n[space]\n'
+                 'alpha = {low = 0.01, high = 0.05, log = true}\n'
                  'hidden_dim = [[64, 32], 128]\n')
     fixed, space = load_search_file(f)
     assert fixed == {"schedule": "constant"}
@@ -129,7 +132,8 @@ def test_toml_file_fixes_and_narrows(tmp_path):
 
 
 @pytest.mark.parametrize("fixed, space, match", [
-    ({}, {"beta": {"low": 0.5, "high": 1.0}}, "beta"),            # momentum 1 is refused by TrainConfig
+    # momentum 1 is refused by TrainConfig
+    ({}, {"beta": {"low": 0.5, "high": 1.0}}, "beta"),
     ({}, {"dropuot": {"low": 0.1, "high": 0.5}}, "dropuot"),        # a typo names the known fields
     ({}, {"seed": {"choices": [0, 1]}}, "validation split"),
     ({}, {"alpha": {"low": 0.0, "high": 0.1, "log": True}}, "low > 0"),
@@ -176,12 +180,14 @@ def test_grid_spaces_ranges_and_keeps_lists(tmp_path):
     s = SearchSettings(out=str(tmp_path), fixed={"num_iters": 5}, space={
         "hidden_dim": {"low": 100, "high": 400, "log": True}, "alpha": {"low": 0.0, "high": 0.1},
         "batch_size": {"choices": [32, 64]}})
-    assert grid_of(s) == {"hidden_dim": [100, 200, 400], "alpha": [0.0, 0.05, 0.1], "batch_size": [32, 64]}
+    assert grid_of(s) == {"hidden_dim": [100, 200, 400], "alpha": [0.0, 0.05, 0.1],
+                          "batch_size": [32, 64]}
 
 
 def test_grid_search_runs_each_point_once_and_stops(tmp_path, tiny_dir):
     s = settings(tmp_path / "grid", tiny_dir, n_trials=10, sampler="grid", grid_points=2,
-                 space={"hidden_dim": {"choices": [8, 16]}, "alpha": {"low": 1e-3, "high": 1e-2, "log": True}})
+                 space={"hidden_dim": {"choices": [8, 16]},
+                        "alpha": {"low": 1e-3, "high": 1e-2, "log": True}})
     run_search(s, log=None)
     trials = load(s).get_trials()
     assert sorted((t.params["hidden_dim"], t.params["alpha"]) for t in trials) == [
@@ -197,12 +203,14 @@ def test_shares_split_the_trials_exactly():
 def test_poor_trials_are_pruned_and_divergence_counts_as_pruned(tmp_path):
     """Four good runs, then runs that cannot learn (tiny alpha): the median pruner stops those."""
     data = synthetic(n_train=300, n_val=100)
-    s = SearchSettings(out=str(tmp_path), fixed={"hidden_dim": (32,), "batch_size": 32, "num_iters": 60, "evals": 6,
-                                                  "val_size": 100, "eval_train_size": 100, "reg": 0.0, "flip": False,
-                                                  "schedule": "cosine"},
+    s = SearchSettings(out=str(tmp_path),
+                       fixed={"hidden_dim": (32,), "batch_size": 32, "num_iters": 60, "evals": 6,
+                              "val_size": 100, "eval_train_size": 100, "reg": 0.0, "flip": False,
+                              "schedule": "cosine"},
                        space={"alpha": {"low": 1e-7, "high": 1e4, "log": True}})
     study = optuna.create_study(direction="maximize",
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1))
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=4,
+                                                                   n_warmup_steps=1))
     for alpha in [1e-2] * 4 + [1e-7] * 2 + [1e4]:
         study.enqueue_trial({"alpha": alpha})
     study.optimize(lambda t: objective(t, data, s), n_trials=7)
@@ -210,7 +218,8 @@ def test_poor_trials_are_pruned_and_divergence_counts_as_pruned(tmp_path):
     assert states[:4] == [TrialState.COMPLETE] * 4 and min(t.value for t in study.trials[:4]) > 0.5
     assert states[4:] == [TrialState.PRUNED] * 3
     assert max(study.trials[4].intermediate_values) < 6  # stopped before its last evaluation
-    assert study.trials[6].user_attrs.get("diverged") and not study.trials[4].user_attrs.get("diverged")
+    assert (study.trials[6].user_attrs.get("diverged")
+            and not study.trials[4].user_attrs.get("diverged"))
 
 
 # --------------------------------------------------------------------------- several workers
@@ -231,8 +240,8 @@ def test_three_workers_share_one_journal_study_and_resume(tmp_path, tiny_dir):
 
 def test_search_runs_from_the_command_line(tmp_path, tiny_dir, capsys):
     out = tmp_path / "cli"
-    rc = cli.main(["search", "--data-dir", str(tiny_dir), "--offline", "--out", str(out), "--n-trials", "3",
-                   "--sampler", "random", "--pruner", "halving", "--quiet",
+    rc = cli.main(["search", "--data-dir", str(tiny_dir), "--offline", "--out", str(out),
+                   "--n-trials", "3", "--sampler", "random", "--pruner", "halving", "--quiet",
                    *[a for k, v in TINY.items() for a in ("--set", f"{k}={v}")],
                    "--space", "hidden_dim=8:16", "--space", "batch_size=8,16"])
     assert rc == 0
@@ -245,7 +254,8 @@ def test_search_runs_from_the_command_line(tmp_path, tiny_dir, capsys):
 def test_bad_flag_is_one_line_error(tmp_path, capsys):
     rc = cli.main(["search", "--out", str(tmp_path), "--space", "beta=0:1.5"])
     err = capsys.readouterr().err
-    assert rc == 2 and err.startswith("numpy-mlp: error:") and "beta" in err and len(err.splitlines()) == 1
+    assert (rc == 2 and err.startswith("numpy-mlp: error:") and "beta" in err
+            and len(err.splitlines()) == 1)
 
 
 # --------------------------------------------------------------------------- killed workers
@@ -453,7 +463,8 @@ def _free_port():
 @pytest.fixture
 def postgres_url():
     """A throw-away PostgreSQL server on 127.0.0.1 and a free port; stopped at the end."""
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                  key=lambda p: int(Path(p).parts[-3]))
     if not bins and not shutil.which("initdb"):
         pytest.fail("PostgreSQL server binaries not found; install Debian's 'postgresql' package "
                     "(scripts/test.sh does so where missing)")
@@ -464,11 +475,15 @@ def postgres_url():
         shutil.chown(root, "postgres", "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
     port = _free_port()
-    run = lambda *a: subprocess.run([*as_user, *a], check=True, capture_output=True, text=True)  # noqa: E731
+
+    def run(*a):
+        return subprocess.run([*as_user, *a], check=True, capture_output=True, text=True)
+
     try:
-        run(str(bindir / "initdb"), "-D", str(root / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        run(str(bindir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "log"), "-w", "-t", "60",
-            "-o", f"-h 127.0.0.1 -p {port} -k {root}", "start")
+        run(str(bindir / "initdb"), "-D", str(root / "data"), "-U", "postgres", "--auth=trust",
+            "-E", "UTF8")
+        run(str(bindir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "log"), "-w",
+            "-t", "60", "-o", f"-h 127.0.0.1 -p {port} -k {root}", "start")
     except subprocess.CalledProcessError as e:
         log = (root / "log").read_text() if (root / "log").exists() else ""
         shutil.rmtree(root, ignore_errors=True)
@@ -476,12 +491,14 @@ def postgres_url():
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "stop"],
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(root / "data"),
+                        "-m", "immediate", "stop"],
                        capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
 
 
-def test_two_workers_and_a_second_machine_share_a_postgresql_study(tmp_path, tiny_dir, postgres_url):
+def test_two_workers_and_a_second_machine_share_a_postgresql_study(tmp_path, tiny_dir,
+                                                                   postgres_url):
     a, b = tmp_path / "machine-a", tmp_path / "machine-b"
     sa = settings(a, tiny_dir, n_trials=5, workers=2, storage=postgres_url, study_name="shared")
     run_search(sa, log=None)

@@ -4,11 +4,11 @@ import math
 
 import numpy as np
 import pytest
+from synthetic_data import synthetic
 
-from numpy_mlp import FullyConnectedNet, SGD, TrainConfig, cross_entropy_loss, train
+from numpy_mlp import SGD, FullyConnectedNet, TrainConfig, cross_entropy_loss, train
 from numpy_mlp.errors import ConfigError, DivergenceError
 from numpy_mlp.schedules import lr_at
-from synthetic_data import synthetic
 
 
 def test_overfits_a_tiny_set_to_100_percent():
@@ -28,8 +28,8 @@ def test_overfits_a_tiny_set_to_100_percent():
 
 def test_trainer_learns_and_keeps_the_best_params():
     data = synthetic()
-    cfg = TrainConfig(hidden_dim=(50,), alpha=1e-2, batch_size=32, num_iters=60, evals=6, val_size=100,
-                      eval_train_size=300)
+    cfg = TrainConfig(hidden_dim=(50,), alpha=1e-2, batch_size=32, num_iters=60, evals=6,
+                      val_size=100, eval_train_size=300)
     result = train(cfg, data)
     h = result.history
     assert len(h["loss"]) == 60 and len(h["eval_step"]) == 6
@@ -75,7 +75,8 @@ def test_log_gets_one_line_per_evaluation():
 
 
 def test_divergence_stops_with_the_step_named():
-    cfg = TrainConfig(hidden_dim=(50,), alpha=1e4, beta=0.9, batch_size=32, num_iters=50, schedule="constant")
+    cfg = TrainConfig(hidden_dim=(50,), alpha=1e4, beta=0.9, batch_size=32, num_iters=50,
+                      schedule="constant")
     with pytest.raises(DivergenceError, match=r"step \d+.*smaller learning rate"):
         train(cfg, synthetic())
 
@@ -87,7 +88,8 @@ def test_batch_larger_than_training_set_is_refused():
 
 @pytest.mark.parametrize("kw", [{"beta": 1.0}, {"beta": 10}, {"alpha": 0}, {"alpha": float("nan")},
                                 {"batch_size": 0}, {"epochs": -1}, {"num_iters": 0}, {"reg": -1},
-                                {"preprocessing": "zca"}, {"schedule": "exp"}, {"hidden_dim": (0,)}])
+                                {"preprocessing": "zca"}, {"schedule": "exp"},
+                                {"hidden_dim": (0,)}])
 def test_config_refuses_out_of_range_values(kw):
     with pytest.raises(ConfigError):
         TrainConfig(**kw)
@@ -103,7 +105,8 @@ def test_config_round_trips_through_a_dict():
 def test_schedules_are_pure_functions_of_the_step():
     assert lr_at(1, alpha=0.1, total=100) == 0.1
     assert lr_at(100, alpha=0.1, total=100) == 0.1
-    assert lr_at(1, alpha=0.1, total=100, schedule="cosine") == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi / 100)))
+    assert lr_at(1, alpha=0.1, total=100, schedule="cosine") == pytest.approx(
+        0.1 * 0.5 * (1 + math.cos(math.pi / 100)))
     assert lr_at(100, alpha=0.1, total=100, schedule="cosine") == pytest.approx(0.0)
     assert lr_at(50, alpha=0.1, total=100, schedule="cosine") == pytest.approx(0.05)
     assert lr_at(5, alpha=0.1, total=100, warmup=10) == pytest.approx(0.05)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 
-from ..config import choice, real, whole
+from ..config import BOOL, SETTINGS, TEXT, Setting, choice, real, whole
 from ..errors import ConfigError
 from .space import DEFAULT_SPACE, check_space
 from .study import check_storage, redact
@@ -64,3 +64,36 @@ def settings_dict(settings):
     d["fixed"] = {k: list(v) if isinstance(v, tuple) else v for k, v in d["fixed"].items()}
     d["saved"] = datetime.now().isoformat(timespec="seconds")
     return d
+
+
+DEFAULTS = {f.name: f.default for f in fields(SearchSettings)}
+
+
+def flag_settings():
+    """The flags of ``numpy-mlp search`` besides the data and --debug ones, one per setting
+    (cli.py turns them into argparse options and checks their values by these rules)."""
+    return (
+        Setting("n_trials", RULES["n_trials"], "finished trials the study should hold; a "
+                "resumed or joined study continues to it", default=DEFAULTS["n_trials"]),
+        Setting("workers", RULES["workers"], "worker processes on this machine, one BLAS "
+                "thread each", default=DEFAULTS["workers"]),
+        Setting("storage", TEXT, "Optuna storage shared by all workers: postgresql://..., "
+                "redis://... or a journal file path", metavar="URL",
+                none="DIR/study.journal"),
+        Setting("study_name", TEXT, "name of the study in the storage",
+                default=DEFAULTS["study_name"], metavar="S"),
+        Setting("timeout", RULES["timeout"], "a worker starts no new trial after this "
+                "many seconds (running trials finish)", metavar="SECONDS", none="no limit"),
+        Setting("out", TEXT, "folder of the search: trials.csv, best.json, best_model.npz, "
+                "plots, the journal", metavar="DIR", none="runs/search/<timestamp>"),
+        Setting("sampler", RULES["sampler"], "how trials are sampled", default=DEFAULTS["sampler"]),
+        Setting("pruner", RULES["pruner"], "stop poor trials from their validation "
+                "accuracy (halving: successive halving)", default=DEFAULTS["pruner"]),
+        Setting("grid_points", RULES["grid_points"], "grid sampler: values per range",
+                default=DEFAULTS["grid_points"]),
+        Setting("seed", SETTINGS["seed"].rule, "seed of the samplers; fix the split with "
+                "--set seed=N", default=DEFAULTS["seed"]),
+        Setting("config", TEXT, "a TOML file with [fixed] and [space] tables",
+                metavar="FILE.toml"),
+        Setting("quiet", BOOL, "print only the final summary", short="-q"),
+    )
