@@ -20,4 +20,6 @@ python3 -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip
 .venv/bin/pip install --quiet -e '.[test]'
 
+# lint first: pyproject.toml configures it (line length 100)
+.venv/bin/ruff check numpy_mlp tests benchmarks notebooks/make_notebook.py
 .venv/bin/python -m pytest "$@"
