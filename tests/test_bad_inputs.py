@@ -452,7 +452,7 @@ def test_a_run_stopped_by_bad_input_can_be_rerun_into_the_same_folder(tmp_path, 
 
 
 # =====================================================================================
-# Loader inputs (issue 14): hostile data files, downloads and folders, through the CLI.
+# Loader inputs: hostile data files, downloads and folders, through the CLI.
 # A table of its own, so that BAD_INPUTS and its count above stay as they are.
 # =====================================================================================
 
