@@ -340,18 +340,23 @@ BAD_FLAGS = [
 ]
 
 
-@pytest.mark.parametrize("case", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
-def test_bad_input_is_one_line_naming_the_problem(case, tmp_path, monkeypatch, capsys):
-    name, build, words = case
-    monkeypatch.chdir(tmp_path)
-    argv = build(tmp_path, monkeypatch)
+def one_line_error(argv, capsys):
+    """The one line ``numpy-mlp ARGV`` prints on stderr; it must exit with status 2."""
     capsys.readouterr()
     status = main(argv)
     err = capsys.readouterr().err
     assert status == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("numpy-mlp: error: "), err
-    assert words in lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_is_one_line_naming_the_problem(case, tmp_path, monkeypatch, capsys):
+    name, build, words = case
+    monkeypatch.chdir(tmp_path)
+    argv = build(tmp_path, monkeypatch)
+    assert words in one_line_error(argv, capsys)
     assert not (tmp_path / "pwned").exists()  # no hostile code ran
     assert not os.path.exists("/tmp/numpy_mlp_abs")
 
@@ -528,13 +533,7 @@ def test_loader_input_is_one_line_and_creates_nothing(case, tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     argv = build(tmp_path, monkeypatch)
     before = sorted(p.name for p in tmp_path.iterdir())
-    capsys.readouterr()
-    status = main(argv)
-    err = capsys.readouterr().err
-    assert status == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("numpy-mlp: error: "), err
-    assert words in lines[0]
+    assert words in one_line_error(argv, capsys)
     assert not (tmp_path / "gone").exists()  # no folder tree for a download
     assert not (tmp_path / "fresh").exists() or os.listdir(tmp_path / "fresh") == []
     assert set(before) <= {p.name for p in tmp_path.iterdir()}
