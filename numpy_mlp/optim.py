@@ -8,14 +8,22 @@ gradient ``g``::
 
 ``m`` starts at zero. With ``beta = 0`` this is plain SGD.
 
-Two options, both off by default:
+Three options, all off by default:
 
 - Nesterov momentum, in the same form (PyTorch's): ``m <- beta*m + g;
   theta <- theta - alpha*(g + beta*m)``: the step looks one momentum step ahead.
 - Decoupled weight decay ``lambda`` (Loshchilov & Hutter): ``theta <- theta -
   alpha*lambda*theta`` beside the gradient step, applied to weight matrices only
   (names starting with ``W``), never through ``m``. Unlike L2 in the loss it does not
-  grow the momentum. Because the stored ``m`` is a
+  grow the momentum.
+- L2 ``lambda`` added to the gradient of each weight matrix here rather than in the
+  model's backward pass: ``m <- beta*m + (g + lambda*W)``, the very update of a gradient
+  that already holds the L2 term (``FullyConnectedNet.backward(..., add_l2=True)``), in the
+  block loop below while each block of ``W`` is in the cache, instead of in a pass of its
+  own over ``W`` and ``g``; ``grads`` holds the gradient with its L2 term afterwards, as
+  it would have. The trainer uses it (docs/performance-recipes.md measures it).
+
+Because the stored ``m`` is a
 sum of raw gradients (not of gradients already scaled by the learning rate, as in the
 ``v <- mu * v - alpha * g`` form of cs231n, Keras and scikit-learn), changing ``alpha``
 mid-run rescales the whole accumulated velocity at once.
@@ -60,23 +68,30 @@ class SGD:
         beta: momentum in [0, 1); 0 is plain SGD.
         nesterov: use Nesterov momentum (see the module docstring).
         weight_decay: decoupled weight decay ``lambda`` >= 0 on the ``W*`` parameters.
+        l2: L2 strength >= 0 whose gradient ``l2 * W`` is added to each ``W*`` gradient
+            (see the module docstring); pass the model's ``reg`` when its backward pass
+            leaves the L2 term out.
     """
 
-    def __init__(self, params, alpha=1e-2, beta=0.9, *, nesterov=False, weight_decay=0.0):
+    def __init__(self, params, alpha=1e-2, beta=0.9, *, nesterov=False, weight_decay=0.0,
+                 l2=0.0):
         check_alpha(alpha)
         check_beta(beta)
         check("weight_decay", weight_decay)
+        check("reg", l2)
         self.params = params
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.nesterov = bool(nesterov)
         self.weight_decay = float(weight_decay)
+        self.l2 = float(l2)
         self.m = {k: np.zeros_like(v) for k, v in params.items()}
         self._buffers = {}  # dtype -> reused scratch array of at least BLOCK elements, see step()
 
     def __repr__(self):
         extra = (", nesterov=True" if self.nesterov else "") + \
-                (f", weight_decay={self.weight_decay:g}" if self.weight_decay else "")
+                (f", weight_decay={self.weight_decay:g}" if self.weight_decay else "") + \
+                (f", l2={self.l2:g}" if self.l2 else "")
         return f"SGD(alpha={self.alpha:g}, beta={self.beta:g}{extra}, params={len(self.params)})"
 
     def step(self, grads, alpha=None):
@@ -90,13 +105,17 @@ class SGD:
         for k, theta in self.params.items():
             if k not in grads:
                 raise KeyError(f"no gradient for parameter {k!r}; grads has {sorted(grads)}")
-            decay = (1.0 - lr * self.weight_decay
-                     if self.weight_decay and k.startswith("W") else None)
+            weight = k.startswith("W")
+            decay = 1.0 - lr * self.weight_decay if self.weight_decay and weight else None
+            l2 = self.l2 if weight else 0.0
             # Block by block, so that each block's theta, m, g and scratch stay in the cache
             # while the four passes below run over them (3x faster than whole-array passes
             # for a 3072 x 1000 matrix), and in place: no temporary of the parameter's size.
             for theta_b, m_b, g_b in _blocks(theta, self.m[k], grads[k]):
                 tmp = self._scratch(theta_b)
+                if l2:  # g += l2 * theta: afterwards grads holds the gradient with its L2 term
+                    np.multiply(theta_b, l2, out=tmp)
+                    g_b += tmp
                 if decay is not None:
                     theta_b *= decay  # decoupled: never enters m
                 m_b *= self.beta
