@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
+NORMS = ("none", "layer", "batch")  # normalisation before each hidden activation
+ACTIVATIONS = ("relu", "gelu")
+
 
 def affine_forward(x, W, b):
     """Affine map ``x @ W + b``.
@@ -203,6 +206,17 @@ def fold_batchnorm(W, b, gamma, beta, running, eps=1e-5):
     """
     s = gamma / np.sqrt(running["var"] + eps)  # (H,)
     return W * s, (b - running["mean"]) * s + beta
+
+
+def fold_batchnorm_before(W, b, gamma, beta, running, eps=1e-5):
+    """Evaluation-mode batch norm followed by the affine map ``x @ W + b``, as one affine map.
+
+    ``bn(x) @ W + b = x @ (s[:, None] * W) + ((beta - mean * s) @ W + b)`` with ``s`` as in
+    :func:`fold_batchnorm`: exact, for the pre-norm blocks of a residual net. W (D, H),
+    b (H,), gamma, beta and the running statistics (D,); returns new ``(W (D, H), b (H,))``.
+    """
+    s = gamma / np.sqrt(running["var"] + eps)  # (D,)
+    return W * s[:, None], (beta - running["mean"] * s) @ W + b
 
 
 _GELU_C = np.sqrt(2.0 / np.pi)
