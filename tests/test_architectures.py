@@ -74,6 +74,19 @@ def test_whole_model_gradients_match_finite_differences(name):
         assert_gradient(k, grads[k], numerical_gradient(lambda: model.loss(X, y)[0], p))
 
 
+@pytest.mark.parametrize("name", sorted(ARCHS))
+def test_float32_stays_float32_through_every_layer(name):
+    """A float64 scalar constant (NumPy 2 promotes by it) would double the cost silently."""
+    X, y = tiny_batch()
+    model = FullyConnectedNet(7, num_classes=3, dropout=0.2, seed=0, **ARCHS[name])
+    scores, cache = model.forward(X.astype(np.float32))
+    assert scores.dtype == np.float32
+    model.backward(np.ones_like(scores), cache)
+    assert all(g.dtype == np.float32 for g in model.grads.values())
+    assert model.forward_after_first(X.astype(np.float32) @ model.params["W1"]).dtype == np.float32
+    assert all(v.dtype == np.float32 for v in model.buffers.values())
+
+
 def test_residual_gradients_with_dropout_for_a_fixed_mask():
     """Dropout on the blocks' expanded hidden: the same mask each time (the generator reset)."""
     X, y = tiny_batch()
