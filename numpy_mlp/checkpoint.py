@@ -6,7 +6,9 @@ intact) and read with ``allow_pickle=False`` (loading one never runs code). It h
 
     param/W1, param/b1, ...   model.params
     m/W1, m/b1, ...           optimizer.m, the momentum
-    best/W1, ...              the best parameters so far (absent before the first evaluation)
+    buffer/running_mean1, ... model.buffers, batch norm's running statistics (if any)
+    best/W1, ...              the best parameters (and buffers) so far (absent before the
+                              first evaluation)
     perm                      (N_train,) the current epoch's batch order
     eval_idx                  (n_eval,) the training images used for train accuracy
     state                     one JSON string: format version, the config, the
@@ -38,7 +40,7 @@ from .checkpointfile import (
     LOOP_FIELDS,
     read_checkpoint,
 )
-from .config import RESUMABLE_FIELDS
+from .config import RESUMABLE_FIELDS, TrainConfig
 from .errors import CheckpointError, Interrupted
 from .preprocessing import Preprocessor
 from .saving import atomic_write
@@ -78,6 +80,7 @@ def save_checkpoint(path, config, run, *, fingerprint=None, data_dir=None):
     s = run.loop
     arrays = {f"param/{k}": v for k, v in run.model.params.items()}
     arrays.update({f"m/{k}": v for k, v in run.optimizer.m.items()})
+    arrays.update({f"buffer/{k}": v for k, v in run.model.buffers.items()})
     if s.best_params is not None:
         arrays.update({f"best/{k}": v for k, v in s.best_params.items()})
     arrays["perm"] = s.perm
@@ -119,7 +122,8 @@ def restore(path, config, data):
     ``RESUMABLE_CHANGES``); the result goes to ``train(config, data, state=...)``.
     """
     meta, arrays = load_checkpoint(path)
-    saved, now = dict(meta["config"]), config.to_dict()
+    # through TrainConfig, so that fields added since (at their defaults) compare equal
+    saved, now = TrainConfig.from_dict(meta["config"]).to_dict(), config.to_dict()
     for k in RESUMABLE_CHANGES:
         saved.pop(k, None)
         now.pop(k, None)
@@ -135,13 +139,14 @@ def restore(path, config, data):
     run = build(config, data)
     model, optimizer = run.model, run.optimizer
     try:
-        model.load_params({k: arrays[f"param/{k}"] for k in model.params})
+        model.load_params({**{k: arrays[f"param/{k}"] for k in model.params},
+                           **{k: arrays[f"buffer/{k}"] for k in model.buffers}})
         optimizer.load_state_dict({k: _same_shape(arrays[f"m/{k}"], v)
                                    for k, v in optimizer.m.items()})
         best = None
         if f"best/{next(iter(model.params))}" in arrays:
             best = {k: _same_shape(arrays[f"best/{k}"], v).astype(v.dtype)
-                    for k, v in model.params.items()}
+                    for k, v in (*model.params.items(), *model.buffers.items())}
         loop = meta["loop"]
         model.rng.bit_generator.state = meta["rng"]["model"]
         s = LoopState(order_rng=np.random.default_rng(), aug_rng=np.random.default_rng(),

@@ -1,6 +1,6 @@
 """The one validation of ``checkpoint.npz``: its state and arrays checked field by field.
 
-A checkpoint (see checkpoint.py) holds the arrays ``param/*``, ``m/*``, ``best/*``,
+A checkpoint (see checkpoint.py) holds the arrays ``param/*``, ``m/*``, ``buffer/*``, ``best/*``,
 ``perm``, ``eval_idx``, (in the first layout) ``stats/*`` and one JSON string ``state``.
 :func:`read_checkpoint` reads it through :class:`~numpy_mlp.npzfile.NpzArchive` (every
 size bounded before anything is allocated) and checks:
@@ -11,7 +11,7 @@ size bounded before anything is allocated) and checks:
   history (exactly the train loop's lists, the per-step lists one entry per step done,
   the per-evaluation lists all of one length); every generator state (one a PCG64
   accepts); the data fingerprint and the data folder;
-- the arrays: exactly the members that config implies, of the shapes its widths imply,
+- the arrays: exactly the members that config implies, of the shapes its architecture implies,
   finite floats for parameters, momentum and statistics, and ``perm`` and ``eval_idx``
   integer positions inside the training set.
 
@@ -23,15 +23,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from .architecture import Architecture
 from .datasets import DATASETS
 from .errors import CheckpointError
 from .jsonfile import Fields, parse_json, train_config
 from .modelfile import (
     IMAGE_MODES,
     PREPROCESSING_MODES,
+    array_shapes,
     check_preprocessing,
     check_size,
-    layer_shapes,
 )
 from .npzfile import NpzArchive
 from .train import HISTORY_KEYS
@@ -112,7 +113,8 @@ def check_history(history, fields, steps):
 def expected_members(archive, state, config, has_best, fields):
     """{member: shape} of the arrays a checkpoint of ``config`` with ``state`` holds (perm and
     eval_idx: None)."""
-    last = f"param/W{len(config.hidden_dim) + 1}"
+    # the head's width is C; any D and C give the number of affine maps
+    last = f"param/W{Architecture.of(1, config.hidden_dim, 1, config.to_dict()).num_affine}"
     member = archive.members.get(last)
     if member is None or len(member.shape) != 2 or member.shape[1] < 1:
         archive.fail(f"it has no {last!r} array of (H, C >= 1) for "
@@ -127,11 +129,14 @@ def expected_members(archive, state, config, has_best, fields):
         if width != input_dim:
             fields.fail("state.preprocessor.stats.mean", f"<{width} numbers>",
                         f"not one per input feature of param/W1 ({input_dim})")
-    shapes = layer_shapes((input_dim, *config.hidden_dim, member.shape[1]))
-    check_size(fields, shapes, archive.require(last).dtype.itemsize, what="the model")
-    out = {}
+    arch = Architecture.of(input_dim, config.hidden_dim, member.shape[1], config.to_dict())
+    params, buffers = arch.param_shapes(), arch.buffer_shapes()
+    check_size(fields, array_shapes(arch), archive.require(last).dtype.itemsize, what="the model")
+    out = {f"buffer/{k}": s for k, s in buffers.items()}
     for prefix in ("param", "m") + (("best",) if has_best else ()):
-        out.update({f"{prefix}/{k}": s for k, s in shapes.items()})
+        out.update({f"{prefix}/{k}": s for k, s in params.items()})
+    if has_best:  # the best parameters' running statistics
+        out.update({f"best/{k}": s for k, s in buffers.items()})
     out["perm"] = out["eval_idx"] = None
     if config.preprocessing == "per_channel" and "preprocessor" not in state:
         out["stats/mean"] = out["stats/std"] = (3,)

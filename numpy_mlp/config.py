@@ -26,6 +26,7 @@ import numpy as np
 
 from .datasets import DATASETS, DEFAULT_DATASET
 from .errors import ConfigError
+from .layers import ACTIVATIONS, NORMS
 from .schedules import SCHEDULES
 
 MAX_SHIFT = 16  # pixels: the largest crop_pad and tta_shift (half an image)
@@ -194,6 +195,14 @@ def parse_hidden_dims(value, what=None):
     return WIDTHS.check(value, what or shown("hidden_dim", value))
 
 
+def check_blocks(hidden_dim, blocks):
+    """A residual net (``blocks`` >= 1) keeps one width throughout: ConfigError otherwise."""
+    if blocks and len(hidden_dim) != 1:
+        raise ConfigError(f"blocks={blocks} needs one hidden width, not hidden_dim="
+                          f"{','.join(map(str, hidden_dim))}: a residual net keeps one width H; "
+                          f"give one --hidden-dim or --blocks 0")
+
+
 def knob(default, rule, help, *, metavar=None, none="", resumable=False):
     """A TrainConfig field declared once: its default, Rule and help line.
 
@@ -213,6 +222,14 @@ class TrainConfig:
     dropout: float = knob(0.0, real(0, 1, open_high=True), "inverted dropout: drop each hidden "
                           "unit with probability P while training (0 = off)", metavar="P")
     dtype: str = knob("float32", choice(*DTYPES), "float type (float32 is fast)")
+    norm: str = knob("none", choice(*NORMS), "normalisation before each hidden activation (in "
+                     "blocks: before each block and the head): layer or batch (running "
+                     "statistics for evaluation)")
+    activation: str = knob("relu", choice(*ACTIVATIONS), "hidden activation (gelu: tanh form)")
+    blocks: int = knob(0, whole(0, 64), "0 = a plain stack of --hidden-dim layers; B >= 1 = a "
+                       "residual net of one width H: stem D->H, B pre-norm blocks h += "
+                       "W_out act(W_in norm(h)) (H -> E*H -> H), norm, head H->C", metavar="B")
+    expansion: int = knob(4, whole(1, 16), "residual blocks: inner width E*H", metavar="E")
     # --- optimizer: m <- beta*m + g ; theta <- theta - alpha*m ---
     alpha: float = knob(1e-2, real(0, open_low=True, note="try 1e-2"),
                         "learning rate (the peak, before the schedule)")
@@ -271,11 +288,13 @@ class TrainConfig:
     def __post_init__(self):
         for s in SETTINGS.values():  # normalised: widths a tuple, numbers int or float
             object.__setattr__(self, s.name, s.check(getattr(self, s.name)))
+        check_blocks(self.hidden_dim, self.blocks)
 
     def validate(self):
         """Raise ConfigError naming the first field that is out of range."""
         for s in SETTINGS.values():
             s.check(getattr(self, s.name))
+        check_blocks(self.hidden_dim, self.blocks)
 
     def to_dict(self):
         d = dataclasses.asdict(self)

@@ -2,7 +2,9 @@
 evaluations and search all take.
 
 Images go through in batches; the input normalisation is folded into the first layer
-(:meth:`~numpy_mlp.data.Preprocessor.folded`), so that a batch is only copied to floats;
+(:meth:`~numpy_mlp.data.Preprocessor.folded`), so that a batch is only copied to floats, and
+batch norm (a fixed affine map in evaluation) into the affine maps beside it
+(:meth:`~numpy_mlp.model.FullyConnectedNet.eval_params`);
 with a test-time shift s > 0 each image is seen as the ten views of
 :func:`~numpy_mlp.augment.tta_views` (itself and its diagonal shifts by s pixels, each also
 mirrored) and its answer is their mean softmax probability: ten times the work, for a model
@@ -56,10 +58,11 @@ def _batches(model, preprocessor, X, tta_shift, batch_size, geometry, *, probabi
     """Yield ``(start, out)`` for each batch of X: ``out`` (n, C) is the mean softmax over
     the views, or with one view its softmax if ``probabilities`` else its scores."""
     buf = np.empty((min(batch_size, max(len(X), 1)), X.shape[1]), dtype=model.dtype)  # (n, D)
-    first_layer = preprocessor.folded(model.params["W1"], model.params["b1"])
+    folded = model.eval_params()
+    first_layer = preprocessor.folded(folded[0]["W1"], folded[0]["b1"])
 
     def scores(V):  # (n, C) for uint8 views V (n, D)
-        return model.forward_after_first(first_layer(V, buf[:len(V)]))
+        return model.forward_after_first(first_layer(V, buf[:len(V)]), folded)
 
     with ThreadChooser("auto") as threads:
         for start in range(0, len(X), batch_size):

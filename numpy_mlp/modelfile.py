@@ -1,15 +1,18 @@
 """The one validation of ``model.npz``: every field checked before the model is built.
 
-A model file holds ``W1, b1, ..., WL, bL`` and one JSON string ``meta`` (see saving.py).
+A model file holds the parameters ``W1, b1, ..., WL, bL`` (and ``gamma{k}, beta{k}``), batch
+norm's buffers ``running_mean{k}, running_var{k}`` and one JSON string ``meta`` (see saving.py).
 :func:`read_model_file` reads it through :class:`~numpy_mlp.npzfile.NpzArchive` (sizes
 bounded before anything is allocated) and checks, in order:
 
 1. ``meta``: a JSON table of at most ``MAX_META_CHARS`` with the format and its version,
    ``input_dim`` D (3072 for the image modes), ``hidden_dim`` [H1, ...], ``num_classes``
-   C >= 1, ``dtype``, ``preprocessing`` (the mode, and its statistics: three finite
+   C >= 1, the architecture's ``norm``, ``activation``, ``blocks`` and ``expansion`` (absent in
+   files from before them: the plain ReLU stack), ``dtype``, ``preprocessing`` (the mode, and its
+   statistics: three finite
    numbers each per channel, or one per feature),
    ``class_names`` (C texts), ``config`` (a table or null) and ``data_dir`` (a text or null);
-2. the arrays: exactly the ``W``/``b`` pairs that architecture has, each of the shape it
+2. the arrays: exactly those that architecture has (architecture.py), each of the shape it
    implies, of floats, the whole model at most ``MAX_MODEL_BYTES``, and only then read,
    every value finite.
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import math
 
+from .architecture import Architecture
 from .config import PREPROCESSING as PREPROCESSING_MODES
 from .config import parse_hidden_dims
 from .datasets import CIFAR10_GEOMETRY, Geometry
@@ -41,12 +45,10 @@ IMAGE_MODES = tuple(m for m in PREPROCESSING_MODES if m != "per_feature")
 STATS_MODES = ("per_channel", "per_feature")  # the modes that keep training-set statistics
 
 
-def layer_shapes(dims):
-    """``{"W1": (D, H1), "b1": (H1,), ...}`` for the widths ``dims`` = (D, H1, ..., C)."""
-    shapes = {}
-    for i in range(1, len(dims)):
-        shapes[f"W{i}"], shapes[f"b{i}"] = (dims[i - 1], dims[i]), (dims[i],)
-    return shapes
+def array_shapes(arch):
+    """``{"W1": (D, H1), "b1": (H1,), ..., "running_mean1": (H1,), ...}``: the parameters and
+    buffers of the :class:`~numpy_mlp.architecture.Architecture` ``arch``."""
+    return {**arch.param_shapes(), **arch.buffer_shapes()}
 
 
 def check_size(fields, shapes, itemsize, limit=None, what="the model"):
@@ -61,7 +63,7 @@ def check_size(fields, shapes, itemsize, limit=None, what="the model"):
 
 
 def check_meta(meta, fields):
-    """The checked meta table of a model file: returns ``(dims, meta)``, dims = (D, H1, ..., C)."""
+    """The checked meta table of a model file: returns ``(arch, meta)``, an Architecture."""
     fields.mapping(meta, "meta", keys=("format", "format_version", "input_dim", "hidden_dim",
                                        "num_classes", "dtype", "preprocessing", "class_names"))
     fields.format_of(meta, "meta", expected=MODEL_FORMAT, newest=MODEL_FORMAT_VERSION,
@@ -92,6 +94,10 @@ def check_meta(meta, fields):
     except ConfigError as e:
         raise fields.error(f"{fields.where}: meta.{e}; {fields.fix}") from None
     num_classes = fields.integer(meta["num_classes"], "meta.num_classes", low=1)
+    try:
+        arch = Architecture.of(input_dim, hidden, num_classes, meta)
+    except ConfigError as e:
+        raise fields.error(f"{fields.where}: meta.{e}; {fields.fix}") from None
     fields.choice(meta["dtype"], "meta.dtype", DTYPES)
     fields.list_of(meta["class_names"], "meta.class_names",
                    lambda v, f: fields.text(v, f, max_chars=MAX_CLASS_NAME), length=num_classes)
@@ -106,7 +112,7 @@ def check_meta(meta, fields):
             dropout = fields.number(config["dropout"], "meta.config.dropout", low=0)
             if dropout >= 1:
                 fields.fail("meta.config.dropout", dropout, "not a probability below 1")
-    return (input_dim, *hidden, num_classes), meta
+    return arch, meta
 
 
 def check_preprocessing(prep, fields, field="meta.preprocessing"):
@@ -144,7 +150,8 @@ def _std(fields, value, field):
 def read_model_file(path):
     """The checked contents of the model file ``path``: ``(params, meta)``.
 
-    ``params`` maps ``W1, b1, ...`` to float arrays of the shapes ``meta`` declares, every
+    ``params`` maps ``W1, b1, ...`` (and the buffers) to float arrays of the shapes ``meta``
+    declares, every
     value finite; ``meta`` is the checked JSON table (statistics still plain lists).
 
     Raises:
@@ -159,12 +166,13 @@ def read_model_file(path):
         meta = parse_json(archive.text("meta", max_chars=MAX_META_CHARS), where=f"{fields.where}: "
                                                                                 "meta",
                           error=ModelFileError, fix=MODEL_FIX)
-        dims, meta = check_meta(meta, fields)
-        shapes = layer_shapes(dims)
+        arch, meta = check_meta(meta, fields)
+        shapes = array_shapes(arch)
         arrays = sorted(set(archive.members) - {"meta"})
         if arrays != sorted(shapes):
             archive.fail(f"its arrays {arrays} do not match the architecture its meta declares "
-                         f"(hidden_dim={list(dims[1:-1])}: {sorted(shapes)})")
+                         f"(hidden_dim={list(arch.hidden_dims)}, {arch.to_dict()}: "
+                         f"{sorted(shapes)})")
         itemsize = max(archive.require(k).dtype.itemsize for k in shapes)
         check_size(fields, shapes, itemsize)
         params = {k: archive.read(k, kinds="f", shape=shape) for k, shape in shapes.items()}

@@ -6,8 +6,12 @@ The exported graph takes the images as they are stored and gives class probabili
     -> Cast        (N, D) float of the model's dtype
     -> per_image:  minus the row's mean, times 1 / max(row std, eps)       (preprocess's formula)
        per_channel: minus the training mean m, times r = 1 / max(std, eps)  (constants (D,))
-    -> Gemm W1 b1 -> Relu -> ... -> Gemm WL bL      (N, H1) ... (N, C); dropout is identity here
+    -> Gemm W1 b1 -> [LayerNormalization] -> Relu -> ... -> Gemm WL bL      (N, H1) ... (N, C)
     -> Softmax     probabilities (N, C)
+
+Dropout is the identity here; batch norm is folded into the Gemm beside it (exact, as in
+evaluation: ``FullyConnectedNet.eval_params``); GELU is its tanh form in Mul/Add/Tanh nodes
+(opset 17 has no Gelu); a residual net's blocks end in an Add of the stream and the branch.
 
 N is dynamic. The class names are in the model's ``metadata_props`` (key ``class_names``, a
 JSON list in label order). The probabilities are those of a single view: a run's test-time
@@ -106,12 +110,7 @@ def build_onnx(model, preprocessor, class_names):
 
     h = node("Cast", [INPUT_NAME], "pixels", to=float_type)  # (N, D), exact for 0..255
     h = _normalisation(node, const, h, preprocessor, model.input_dim)  # (N, D)
-    last = model.num_layers
-    for i in range(1, last + 1):
-        W, b = (const(k, model.params[k]) for k in (f"W{i}", f"b{i}"))
-        h = node("Gemm", [h, W, b], "scores" if i == last else f"affine{i}")  # (N, H_i); (N, C)
-        if i < last:
-            h = node("Relu", [h], f"hidden{i}")
+    h = _network(node, const, h, model)  # (N, C) scores
     node("Softmax", [h], OUTPUT_NAME, axis=1)  # (N, C)
 
     graph = helper.make_graph(
@@ -128,6 +127,49 @@ def build_onnx(model, preprocessor, class_names):
     helper.set_model_props(onnx_model, {CLASS_NAMES_KEY: json.dumps(list(class_names)),
                                         "preprocessing": preprocessor.mode})
     return onnx_model
+
+
+def _network(node, const, h, model):
+    """The nodes of the network (in evaluation) on the normalised inputs ``h`` (N, D); returns
+    the scores' name (N, C). The same operations as ``FullyConnectedNet.forward_after_first``
+    on ``eval_params()``, in its order."""
+    params, norm = model.eval_params()  # batch norm folded into the Gemms: norm none or layer
+    last = model.num_layers
+
+    def affine(i, x, name):
+        W, b = (const(k, params[k]) for k in (f"W{i}", f"b{i}"))
+        return node("Gemm", [x, W, b], name)
+
+    def normalise(k, x):
+        if norm == "none":
+            return x
+        gamma, beta = (const(f"{p}{k}", params[f"{p}{k}"]) for p in ("gamma", "beta"))
+        return node("LayerNormalization", [x, gamma, beta], f"norm{k}", axis=-1, epsilon=1e-5)
+
+    def act(x, name):
+        if model.activation == "relu":
+            return node("Relu", [x], name)
+        # 0.5 x (1 + tanh(c (x + 0.044715 x^3))), layers.gelu_forward's formula
+        cube = node("Mul", [node("Mul", [x, x], f"{name}_sq"), x], f"{name}_cube")
+        inner = node("Add", [x, node("Mul", [cube, const(f"{name}_k", 0.044715)],
+                                     f"{name}_kcube")], f"{name}_inner")
+        t = node("Tanh", [node("Mul", [inner, const(f"{name}_c", np.sqrt(2.0 / np.pi))],
+                               f"{name}_scaled")], f"{name}_tanh")
+        one_plus = node("Add", [t, const(f"{name}_one", 1.0)], f"{name}_1pt")
+        half_x = node("Mul", [x, const(f"{name}_half", 0.5)], f"{name}_halfx")
+        return node("Mul", [half_x, one_plus], name)
+
+    h = affine(1, h, "affine1" if last > 1 else "scores")  # (N, H1)
+    if model.arch.residual:
+        for k in range(1, model.blocks + 1):
+            a = act(affine(2 * k, normalise(k, h), f"block{k}_in"), f"block{k}_act")  # (N, eH)
+            r = affine(2 * k + 1, a, f"block{k}_out")  # (N, H)
+            h = node("Add", [h, r], f"stream{k}")
+        return affine(last, normalise(model.blocks + 1, h), "scores")
+    for i in range(2, last + 1):
+        h = act(normalise(i - 1, h), f"hidden{i - 1}")
+        h = affine(i, h, "scores" if i == last else f"affine{i}")  # (N, H_i); (N, C)
+    return h
 
 
 def _normalisation(node, const, x, preprocessor, D):

@@ -1,6 +1,7 @@
 """Saving and loading trained models as ``.npz`` files, atomically and without pickle.
 
-A model file holds the parameter arrays (``W1, b1, ...``) and one JSON string ``meta``
+A model file holds the parameter arrays (``W1, b1, ...``), batch norm's running statistics
+(``running_mean1, ...``, the model's buffers) and one JSON string ``meta``
 with the format version, the architecture, the preprocessing (``Preprocessor.to_dict``),
 the class names, the training config and the data folder: everything ``evaluate`` and
 ``predict`` need (:class:`SavedModel`). Files are
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .architecture import Architecture
 from .config import MAX_SHIFT, is_tta_shift
 from .datasets import CIFAR10_GEOMETRY, Geometry
 from .errors import ConfigError, ModelFileError, UserError
@@ -113,6 +115,7 @@ def save_model(path, model, preprocessor, *, class_names, config=None, data_dir=
         "input_dim": model.input_dim,
         "hidden_dim": list(model.hidden_dims),
         "num_classes": model.num_classes,
+        **model.arch.to_dict(),
         "dtype": model.dtype.name,
         "preprocessing": preprocessor.to_dict(),
         "class_names": list(class_names),
@@ -120,7 +123,7 @@ def save_model(path, model, preprocessor, *, class_names, config=None, data_dir=
         "data_dir": None if data_dir is None else str(data_dir),
         "geometry": geometry.to_dict(),
     }
-    arrays = dict(model.params)
+    arrays = {**model.params, **model.buffers}
     arrays["meta"] = np.array(json.dumps(meta))
     if hasattr(path, "write"):
         np.savez(path, **arrays)
@@ -146,10 +149,11 @@ def load_model(path):
                              f"'numpy-mlp train' (an unfinished run goes on with 'numpy-mlp train "
                              f"--resume {given}')")
     params, meta = read_model_file(path)
-    dims = (meta["input_dim"], *meta["hidden_dim"], meta["num_classes"])
     trained = meta.get("config") or {}  # reg and dropout only matter for training, but keep them
     try:
-        model = FullyConnectedNet(dims[0], dims[1:-1], dims[-1], dtype=meta["dtype"], seed=0,
+        arch = Architecture.of(meta["input_dim"], meta["hidden_dim"], meta["num_classes"], meta)
+        model = FullyConnectedNet(arch.input_dim, arch.hidden_dims, arch.num_classes,
+                                  **arch.to_dict(), dtype=meta["dtype"], seed=0,
                                   reg=trained.get("reg", 0.0), dropout=trained.get("dropout", 0.0))
         preprocessor = Preprocessor.from_dict(meta["preprocessing"], model.dtype)
         data_dir = meta.get("data_dir")
@@ -160,8 +164,7 @@ def load_model(path):
     except (KeyError, ValueError, TypeError, ConfigError) as e:
         raise ModelFileError(f"{path}: its 'meta' entry does not describe a model ({e}); "
                              f"{MODEL_FIX}") from None
-    for k, v in model.params.items():
-        v[...] = params[k]
+    model.load_params(params)  # the buffers too
     return SavedModel(path=path, model=model, preprocessor=preprocessor,
                       class_names=tuple(meta["class_names"]), config=meta.get("config"),
                       data_dir=data_dir, geometry=geometry)

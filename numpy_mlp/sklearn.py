@@ -191,10 +191,11 @@ class FullyConnectedClassifier(ClassifierMixin, BaseEstimator):
                 raise ParameterError("warm_start: dtype differs from the fitted model's; fit "
                                      "with warm_start=False to change it")
             try:
-                run.model.load_params(previous.model.params)
-            except ValueError:
-                raise ParameterError("warm_start: hidden_dim differs from the fitted model's; "
-                                     "fit with warm_start=False to change it") from None
+                run.model.load_params(previous.model.copy_params())  # the buffers too
+            except (ValueError, KeyError):
+                raise ParameterError("warm_start: hidden_dim or the architecture (norm, blocks, "
+                                     "expansion) differs from the fitted model's; fit with "
+                                     "warm_start=False to change it") from None
             run.optimizer.load_state_dict(previous.optimizer.state_dict())
             run.preprocessor = previous.preprocessor
         result = train(config, data, state=run)

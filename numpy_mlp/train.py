@@ -92,7 +92,9 @@ def _generators(seed):
 
 def _new_model(config, input_dim, num_classes, rng):
     return FullyConnectedNet(input_dim, config.hidden_dim, num_classes, reg=config.reg,
-                             dropout=config.dropout, dtype=config.dtype, rng=rng)
+                             dropout=config.dropout, norm=config.norm,
+                             activation=config.activation, blocks=config.blocks,
+                             expansion=config.expansion, dtype=config.dtype, rng=rng)
 
 
 def initial_params(config, input_dim, num_classes):

@@ -93,7 +93,7 @@ def test_warm_start_keeps_the_parameters():
     assert np.abs(clf.model_.params["W1"] - W1).max() * 100 < np.abs(W1 - W1_init).max()
     with pytest.raises(ParameterError, match="not among the fitted classes_"):
         clf.fit(X, y + 5)
-    with pytest.raises(ParameterError, match="hidden_dim differs"):
+    with pytest.raises(ParameterError, match="hidden_dim or the architecture"):
         clf.set_params(hidden_dim=(9,)).fit(X, y)
 
 
