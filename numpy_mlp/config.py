@@ -225,6 +225,10 @@ class TrainConfig:
                                "weights: theta <- theta - alpha*WD*theta", metavar="WD")
     schedule: str = knob("cosine", choice(*SCHEDULES), "learning-rate schedule over the run")
     warmup: int = knob(0, whole(0, 10**9), "steps of linear learning-rate warm-up")
+    ema: float = knob(0.0, real(0, 1, open_high=True, note="try 0.999"), "average of the weights "
+                      "(0 = off): avg <- d*avg + (1-d)*theta after each step, d = min(DECAY, "
+                      "(1+t)/(10+t)) at step t; each evaluation rates it on val too and the "
+                      "better of the two is kept", metavar="DECAY")
     # --- data ---
     dataset: str = knob(DEFAULT_DATASET, choice(*DATASETS), "what to train on (its files in "
                         "--data-dir, downloaded there if missing; folder: one subfolder of "
@@ -244,6 +248,15 @@ class TrainConfig:
                       "left-right")
     crop_pad: int = knob(0, whole(0, MAX_SHIFT), "augmentation: random 32x32 crops of the images "
                          "padded by P pixels", metavar="P")
+    mixup: float = knob(0.0, real(0, note="try 0.2"), "MixUp (0 = off): each image of a minibatch "
+                        "blended with another, lam*x + (1-lam)*x', lam ~ Beta(A, A), the targets "
+                        "likewise", metavar="A")
+    cutmix: float = knob(0.0, real(0, note="try 1.0"), "CutMix (0 = off): a box of about 1-lam of "
+                         "each image, lam ~ Beta(A, A), pasted from another, the targets weighted "
+                         "by area; with --mixup too, each mixed batch takes one of the two, "
+                         "at even odds", metavar="A")
+    mix_prob: float = knob(1.0, real(0, 1), "share of the minibatches that --mixup/--cutmix "
+                           "mix (the others train on their own labels)", metavar="P")
     label_smoothing: float = knob(0.0, real(0, 1, open_high=True), "target 1-EPS on the true "
                                   "class plus EPS/C on every class", metavar="EPS")
     tta_shift: int = knob(0, whole(0, MAX_SHIFT), "test-time augmentation (0 = off): the final "

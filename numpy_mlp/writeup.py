@@ -100,6 +100,7 @@ def run_metrics(acc, cm, result, data, config, t0):
         "per_class_test_accuracy": dict(zip(data.class_names,
                                             per_class_accuracy(cm).round(4).tolist())),
         "best_step": result.best_step, "steps": result.steps,
+        **({"best_source": result.best_source} if config.ema else {}),  # "raw" or "ema"
         "train_seconds": round(result.seconds, 2),
         "total_seconds": round(time.perf_counter() - t0, 2),
         "model": repr(result.model),
