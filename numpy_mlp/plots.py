@@ -74,7 +74,9 @@ def plot_accuracy(history, path):
         if has_ema:
             ax.plot(epoch, ema, "s--", ms=3, color="tab:purple", lw=1.5, zorder=3,
                     label="validation, EMA of the weights")
-        from_ema = has_ema & (ema > val_acc)  # (evals,) where the EMA was the better one
+        else:
+            ema = val_acc  # never better: the trained weights' curve alone
+        from_ema = ema > val_acc  # (evals,) where the EMA was the better one
         kept = np.where(from_ema, ema, val_acc)  # what the run compared, as train.evaluate
         best = int(np.nanargmax(kept))
         color, what = ("tab:purple", "EMA ") if from_ema[best] else ("tab:green", "")
