@@ -162,3 +162,62 @@ def test_the_history_readers_show_the_ema_and_work_without_it(data, tmp_path):
     cfg = TrainConfig(ema=0.9)
     assert run_metrics(acc, cm, result, data, cfg, 0.0)["best_source"] == result.best_source
     assert "best_source" not in run_metrics(acc, cm, result, data, TrainConfig(), 0.0)
+
+
+def test_a_warm_start_fit_continues_from_the_fitted_average(monkeypatch):
+    from numpy_mlp import ema as ema_module
+    from numpy_mlp.sklearn import FullyConnectedClassifier
+
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((60, 5)), rng.integers(0, 3, 60)
+    clf = FullyConnectedClassifier(hidden_dim=(8,), num_iters=6, evals=2, ema=0.9,
+                                   warm_start=True, threads=1).fit(X, y)
+    fitted = {k: v.copy() for k, v in clf.run_.ema.averages.items()}
+    starts = []
+    original = ema_module.EMA.update
+
+    def update(self, params, step):
+        if step == 1:
+            starts.append({k: v.copy() for k, v in self.averages.items()})
+        original(self, params, step)
+
+    monkeypatch.setattr(ema_module.EMA, "update", update)
+    clf.fit(X, y)
+    assert len(starts) == 1 and all(np.array_equal(starts[0][k], v) for k, v in fitted.items())
+
+
+def test_checkpoints_of_an_ema_run_are_checked_and_older_ones_still_read(data, tmp_path):
+    import json
+
+    from numpy_mlp.checkpoint import load_checkpoint, restore, save_checkpoint
+    from numpy_mlp.errors import CheckpointError
+
+    config = TrainConfig(hidden_dim=(6,), batch_size=20, num_iters=4, evals=2, ema=0.9, threads=1)
+    run = build(config, data)
+    train(config, data, state=run)
+    save_checkpoint(tmp_path / "c.npz", config, run)
+    meta, arrays = load_checkpoint(tmp_path / "c.npz")
+    assert sorted(k for k in arrays if k.startswith("ema/")) == ["ema/W1", "ema/W2", "ema/b1",
+                                                                 "ema/b2"]
+
+    def rewrite(name, meta, arrays):
+        np.savez(tmp_path / name, **arrays, state=np.array(json.dumps(meta)))
+        return tmp_path / name
+
+    without = {k: v for k, v in arrays.items() if k != "ema/W1"}
+    with pytest.raises(CheckpointError, match=r"missing \['ema/W1'\]") as e:
+        load_checkpoint(rewrite("a.npz", meta, without))
+    assert "\n" not in str(e.value)
+    lost = {**meta, "history": {k: v for k, v in meta["history"].items() if k != "val_acc_ema"}}
+    with pytest.raises(CheckpointError, match="val_acc_ema"):
+        load_checkpoint(rewrite("b.npz", lost, arrays))
+    # written before mixing and the EMA existed: no mix generator, no best_ema; a plain config
+    plain = TrainConfig(hidden_dim=(6,), batch_size=20, num_iters=4, evals=2, threads=1)
+    old = {**lost, "config": plain.to_dict(), "rng": {k: v for k, v in meta["rng"].items()
+                                                       if k != "mix"},
+           "loop": {k: v for k, v in meta["loop"].items() if k != "best_ema"}}
+    old_arrays = {k: v for k, v in arrays.items() if not k.startswith("ema/")}
+    restored = restore(rewrite("old.npz", old, old_arrays), plain, data)
+    assert restored.ema is None and not restored.loop.best_ema
+    assert restored.loop.mix_rng.bit_generator.state == build(plain, data).loop.mix_rng \
+        .bit_generator.state

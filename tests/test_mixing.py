@@ -260,3 +260,14 @@ def test_a_mixed_run_with_an_ema_resumed_is_bit_for_bit(step, mixed_data, mixed_
     result = train_with_checkpoints(MIXED, mixed_data, tmp_path, resume=True)
     assert_same_run(mixed_reference, (result, load_checkpoint(tmp_path / CHECKPOINT_NAME)))
     assert result.best_source == mixed_reference[0].best_source
+
+
+def test_the_estimator_mixes_features_but_refuses_cutmix_on_them():
+    from numpy_mlp.sklearn import FullyConnectedClassifier, ParameterError
+
+    rng = np.random.default_rng(12)
+    X, y = rng.standard_normal((50, 6)), rng.integers(0, 3, 50)
+    clf = FullyConnectedClassifier(hidden_dim=(8,), num_iters=8, evals=2, mixup=0.4, threads=1)
+    assert clf.fit(X, y).predict(X).shape == (50,)
+    with pytest.raises(ParameterError, match=r"cutmix=1\.0.*only for rows of 3 x 32 x 32"):
+        FullyConnectedClassifier(cutmix=1.0, num_iters=2).fit(X, y)
