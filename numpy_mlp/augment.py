@@ -171,7 +171,7 @@ def cutmix(X, y, alpha, rng, num_classes, dtype=np.float32, geometry=CIFAR10_GEO
     out = X.copy()
     images, source = _grid(out, geometry), _grid(X, geometry)
     images[:, :, y0:y1, x0:x1] = source[perm, :, y0:y1, x0:x1]
-    # the share of each image that is its own
-    kept = 1.0 - (y1 - y0) * (x1 - x0) / float(geometry.plane)
+    # the share of each image that is its own; a Python float, so that the targets keep dtype
+    kept = 1.0 - int((y1 - y0) * (x1 - x0)) / geometry.plane
     T = one_hot(y, num_classes, dtype)  # (N, C)
     return out, kept * T + (1 - kept) * T[perm]

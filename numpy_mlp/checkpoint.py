@@ -9,6 +9,7 @@ intact) and read with ``allow_pickle=False`` (loading one never runs code). It h
     buffer/running_mean1, ... model.buffers, batch norm's running statistics (if any)
     best/W1, ...              the best parameters (and buffers) so far (absent before the
                               first evaluation)
+    ema/W1, ...               the EMA's averages (only with config.ema > 0)
     perm                      (N_train,) the current epoch's batch order
     eval_idx                  (n_eval,) the training images used for train accuracy
     state                     one JSON string: format version, the config, the
@@ -83,16 +84,19 @@ def save_checkpoint(path, config, run, *, fingerprint=None, data_dir=None):
     arrays.update({f"buffer/{k}": v for k, v in run.model.buffers.items()})
     if s.best_params is not None:
         arrays.update({f"best/{k}": v for k, v in s.best_params.items()})
+    if run.ema is not None:
+        arrays.update({f"ema/{k}": v for k, v in run.ema.averages.items()})
     arrays["perm"] = s.perm
     arrays["eval_idx"] = np.asarray(run.eval_idx)
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "config": config.to_dict(),
         "preprocessor": run.preprocessor.to_dict(),
-        "loop": {k: getattr(s, k) for k in _SCALARS},
+        "loop": {**{k: getattr(s, k) for k in _SCALARS}, "best_ema": s.best_ema},
         "history": s.history,
         "rng": {"model": run.model.rng.bit_generator.state,
-                "order": s.order_rng.bit_generator.state, "aug": s.aug_rng.bit_generator.state},
+                "order": s.order_rng.bit_generator.state, "aug": s.aug_rng.bit_generator.state,
+                "mix": s.mix_rng.bit_generator.state},
         "data": fingerprint,
         "data_dir": None if data_dir is None else str(data_dir),
     }
@@ -152,9 +156,14 @@ def restore(path, config, data):
         s = LoopState(order_rng=np.random.default_rng(), aug_rng=np.random.default_rng(),
                       perm=arrays["perm"].astype(np.int64), best_params=best,
                       history={k: list(v) for k, v in meta["history"].items()},
+                      mix_rng=run.loop.mix_rng, best_ema=loop.get("best_ema", False),
                       **{k: loop[k] for k in _SCALARS})
         s.order_rng.bit_generator.state = meta["rng"]["order"]
         s.aug_rng.bit_generator.state = meta["rng"]["aug"]
+        if "mix" in meta["rng"]:  # absent before mixing existed: that run never drew from it
+            s.mix_rng.bit_generator.state = meta["rng"]["mix"]
+        if run.ema is not None:
+            run.ema.load_state_dict({k: arrays[f"ema/{k}"] for k in run.ema.averages})
         eval_idx = arrays["eval_idx"].astype(np.int64)
         preprocessor = Preprocessor.from_dict(_preprocessor_dict(meta, arrays), model.dtype)
         if preprocessor.mode != run.preprocessor.mode:
@@ -168,7 +177,7 @@ def restore(path, config, data):
             or (eval_idx.size and eval_idx.max() >= n_train)):
         raise CheckpointError(f"{path} does not fit the training set of {n_train} images; resume "
                              "with the same --data-dir")
-    return RunState(model, optimizer, preprocessor, eval_idx, s)
+    return RunState(model, optimizer, preprocessor, eval_idx, s, run.ema)
 
 
 def _preprocessor_dict(meta, arrays):

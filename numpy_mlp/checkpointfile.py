@@ -1,7 +1,7 @@
 """The one validation of ``checkpoint.npz``: its state and arrays checked field by field.
 
 A checkpoint (see checkpoint.py) holds the arrays ``param/*``, ``m/*``, ``buffer/*``, ``best/*``,
-``perm``, ``eval_idx``, (in the first layout) ``stats/*`` and one JSON string ``state``.
+``ema/*``, ``perm``, ``eval_idx``, (in the first layout) ``stats/*`` and one JSON string ``state``.
 :func:`read_checkpoint` reads it through :class:`~numpy_mlp.npzfile.NpzArchive` (every
 size bounded before anything is allocated) and checks:
 
@@ -35,7 +35,7 @@ from .modelfile import (
     check_size,
 )
 from .npzfile import NpzArchive
-from .train import HISTORY_KEYS
+from .train import EMA_HISTORY_KEYS, HISTORY_KEYS
 
 CHECKPOINT_FORMAT = "numpy-mlp-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 2  # 2: the preprocessor in the state; 1 (still read): stats/ arrays
@@ -48,6 +48,7 @@ LOOP_FIELDS = {"step": True, "pos": True, "loss_sum": False, "loss_count": True,
 STEP_LISTS = ("step", "loss")    # one entry per step; the other history lists one per evaluation
 FINGERPRINT_FIELDS = ("n_train", "n_val", "train_labels_crc32", "val_labels_crc32")
 GENERATORS = ("model", "order", "aug")
+OPTIONAL_GENERATORS = ("mix",)   # absent in checkpoints written before mixing existed
 
 
 def check_state(state, fields):
@@ -72,12 +73,15 @@ def check_state(state, fields):
             fields.integer(loop[k], f"state.loop.{k}")
         else:
             fields.number(loop[k], f"state.loop.{k}", finite=k != "best_val")  # NaN: no val split
+    if not isinstance(loop.get("best_ema", False), bool):
+        fields.fail("state.loop.best_ema", loop["best_ema"], "not true or false")
     if loop["best_step"] > loop["step"]:
         fields.fail("state.loop.best_step", loop["best_step"], "after the step done "
                                                                f"({loop['step']})")
-    check_history(state["history"], fields, loop["step"])
+    check_history(state["history"], fields, loop["step"],
+                  keys=HISTORY_KEYS + (EMA_HISTORY_KEYS if config.ema else ()))
     rng = fields.mapping(state["rng"], "state.rng", keys=GENERATORS)
-    for k in GENERATORS:
+    for k in GENERATORS + tuple(k for k in OPTIONAL_GENERATORS if k in rng):
         try:
             np.random.default_rng().bit_generator.state = rng[k]
         except (TypeError, ValueError, KeyError, OverflowError):
@@ -92,19 +96,21 @@ def check_state(state, fields):
     return state, config
 
 
-def check_history(history, fields, steps):
-    """The loop's history lists: the per-step ones ``steps`` long, the rest of one length."""
-    fields.mapping(history, "state.history", keys=HISTORY_KEYS)
-    extra = sorted(set(history) - set(HISTORY_KEYS))
+def check_history(history, fields, steps, keys=HISTORY_KEYS):
+    """The loop's history lists ``keys``: the per-step ones ``steps`` long, the rest of one
+    length."""
+    fields.mapping(history, "state.history", keys=keys)
+    extra = sorted(set(history) - set(keys))
     if extra:
         fields.fail("state.history", extra, "not lists the training loop keeps")
     evals = len(history["eval_step"]) if isinstance(history["eval_step"], list) else None
-    for k in HISTORY_KEYS:
+    for k in keys:
         length = steps if k in STEP_LISTS else evals
         whole = k in ("step", "eval_step")
+        finite = k not in ("val_acc", "val_acc_ema")  # NaN: no validation split
         fields.list_of(history[k], f"state.history.{k}", length=length,
                        check=(lambda v, f: fields.integer(v, f, low=1)) if whole else
-                       (lambda v, f, k=k: fields.number(v, f, finite=k != "val_acc")))
+                       (lambda v, f, finite=finite: fields.number(v, f, finite=finite)))
     if evals > steps:
         fields.fail("state.history.eval_step", f"<{evals} items>", "more evaluations than steps "
                                                                    f"({steps})")
@@ -133,7 +139,8 @@ def expected_members(archive, state, config, has_best, fields):
     params, buffers = arch.param_shapes(), arch.buffer_shapes()
     check_size(fields, array_shapes(arch), archive.require(last).dtype.itemsize, what="the model")
     out = {f"buffer/{k}": s for k, s in buffers.items()}
-    for prefix in ("param", "m") + (("best",) if has_best else ()):
+    prefixes = ("param", "m") + (("best",) if has_best else ()) + (("ema",) if config.ema else ())
+    for prefix in prefixes:
         out.update({f"{prefix}/{k}": s for k, s in params.items()})
     if has_best:  # the best parameters' running statistics
         out.update({f"best/{k}": s for k, s in buffers.items()})

@@ -26,8 +26,6 @@ from dataclasses import fields as dataclass_fields
 from .config import (
     BOOL,
     EITHER_OR,
-    PRESET_HELP,
-    PRESETS,
     RESUMABLE_FIELDS,
     SETTINGS,
     TEXT,
@@ -39,6 +37,7 @@ from .config import (
 )
 from .errors import UserError
 from .flags import add_flags, as_flags, field_value, fill, read_flag_file, space_entry
+from .presets import PRESET_HELP, PRESETS
 
 EXAMPLES = """examples:
   numpy-mlp train                                   # defaults: 2-layer net, ~0.58 test, ~1.5 min

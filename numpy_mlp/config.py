@@ -10,8 +10,8 @@ may change it. Everything else is derived from that declaration:
   file (flags.py, from :data:`SETTINGS`);
 - :data:`RESUMABLE_FIELDS`, the fields ``train --resume`` may change.
 
-:data:`PRESETS` are named sets of field values (``train --preset NAME``). Every run saves
-its config as ``config.json``; :meth:`TrainConfig.from_dict` reads it back.
+:data:`numpy_mlp.presets.PRESETS` are named sets of field values (``train --preset NAME``).
+Every run saves its config as ``config.json``; :meth:`TrainConfig.from_dict` reads it back.
 """
 
 from __future__ import annotations
@@ -242,6 +242,10 @@ class TrainConfig:
                                "weights: theta <- theta - alpha*WD*theta", metavar="WD")
     schedule: str = knob("cosine", choice(*SCHEDULES), "learning-rate schedule over the run")
     warmup: int = knob(0, whole(0, 10**9), "steps of linear learning-rate warm-up")
+    ema: float = knob(0.0, real(0, 1, open_high=True, note="try 0.999"), "average of the weights "
+                      "(0 = off): avg <- d*avg + (1-d)*theta after each step, d = min(DECAY, "
+                      "(1+t)/(10+t)) at step t; each evaluation rates it on val too and the "
+                      "better of the two is kept", metavar="DECAY")
     # --- data ---
     dataset: str = knob(DEFAULT_DATASET, choice(*DATASETS), "what to train on (its files in "
                         "--data-dir, downloaded there if missing; folder: one subfolder of "
@@ -261,6 +265,15 @@ class TrainConfig:
                       "left-right")
     crop_pad: int = knob(0, whole(0, MAX_SHIFT), "augmentation: random 32x32 crops of the images "
                          "padded by P pixels", metavar="P")
+    mixup: float = knob(0.0, real(0, note="try 0.2"), "MixUp (0 = off): each image of a minibatch "
+                        "blended with another, lam*x + (1-lam)*x', lam ~ Beta(A, A), the targets "
+                        "likewise", metavar="A")
+    cutmix: float = knob(0.0, real(0, note="try 1.0"), "CutMix (0 = off): a box of about 1-lam of "
+                         "each image, lam ~ Beta(A, A), pasted from another, the targets weighted "
+                         "by area; with --mixup too, each mixed batch takes one of the two, "
+                         "at even odds", metavar="A")
+    mix_prob: float = knob(1.0, real(0, 1), "share of the minibatches that --mixup/--cutmix "
+                           "mix (the others train on their own labels)", metavar="P")
     label_smoothing: float = knob(0.0, real(0, 1, open_high=True), "target 1-EPS on the true "
                                   "class plus EPS/C on every class", metavar="EPS")
     tta_shift: int = knob(0, whole(0, MAX_SHIFT), "test-time augmentation (0 = off): the final "
@@ -358,21 +371,6 @@ def check(name, value, what=None):
 def is_tta_shift(value):
     """Whether ``value`` is a test-time shift: an integer (not a bool) in 0..MAX_SHIFT."""
     return SETTINGS["tta_shift"].rule.accepts(value)
-
-
-# Named recipes (``train --preset NAME``): flags and --config override them. Results on
-# the full test set, one view, from the README's results table.
-PRESETS = {
-    "deep": dict(hidden_dim=(2048, 1024, 512), dropout=0.1, crop_pad=4, reg=5e-4,
-                 label_smoothing=0.1, warmup=500, epochs=170.0, preprocessing="per_channel",
-                 evals=34, tta_shift=2),
-    "wide": dict(hidden_dim=(4096,), crop_pad=2, reg=1e-3, label_smoothing=0.1, warmup=200,
-                 epochs=60.0, preprocessing="per_channel", tta_shift=2),
-}
-PRESET_HELP = {
-    "deep": "2048-1024-512 with dropout: 0.639 test, one view, in 45 min on 2 cores",
-    "wide": "the notebook's two-layer net, 4096 wide: 0.612 test, one view, in 23 min",
-}
 
 
 def layered(*layers, pairs=EITHER_OR):

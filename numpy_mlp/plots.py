@@ -58,8 +58,9 @@ def plot_loss(history, path):
 def plot_accuracy(history, path):
     """Train and validation accuracy at each evaluation, against the epoch.
 
-    The validation curve is drawn over the training one, and its best point (the
-    parameters the run keeps) is marked.
+    The validation curve is drawn over the training one, with that of the weights' moving
+    average (``val_acc_ema``) where the history has one, and the best point (the
+    parameters the run keeps, from either) is marked.
     """
     fig, ax = plt.subplots(figsize=(7, 4))
     epoch, train_acc, val_acc = (np.asarray(history[k], dtype=np.float64)
@@ -68,9 +69,19 @@ def plot_accuracy(history, path):
             label="train (fixed subset)")
     if len(val_acc) and np.isfinite(val_acc).any():
         ax.plot(epoch, val_acc, "o-", ms=4, color="tab:green", lw=2.5, zorder=3, label="validation")
-        best = int(np.nanargmax(val_acc))
-        ax.plot(epoch[best], val_acc[best], "*", ms=14, color="tab:green", mec="black", zorder=4,
-                label=f"best validation {val_acc[best]:.3f} (kept)")
+        ema = np.asarray(history.get("val_acc_ema", []), dtype=np.float64)
+        has_ema = len(ema) == len(val_acc) and np.isfinite(ema).any()
+        if has_ema:
+            ax.plot(epoch, ema, "s--", ms=3, color="tab:purple", lw=1.5, zorder=3,
+                    label="validation, EMA of the weights")
+        else:
+            ema = val_acc  # never better: the trained weights' curve alone
+        from_ema = ema > val_acc  # (evals,) where the EMA was the better one
+        kept = np.where(from_ema, ema, val_acc)  # what the run compared, as train.evaluate
+        best = int(np.nanargmax(kept))
+        color, what = ("tab:purple", "EMA ") if from_ema[best] else ("tab:green", "")
+        ax.plot(epoch[best], kept[best], "*", ms=14, color=color, mec="black", zorder=4,
+                label=f"best validation {what}{kept[best]:.3f} (kept)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy")
     ax.set_title("Classification accuracy")

@@ -106,7 +106,7 @@ def render_report(run_dir):
                  ("train", "train_accuracy"), ("test, ten views", "test_accuracy_tta"),
                  ("val, ten views", "val_accuracy_tta")]
         counts = (("steps", "steps"), ("best step", "best_step"),
-                  ("seconds in all", "total_seconds"))
+                  ("best weights", "best_source"), ("seconds in all", "total_seconds"))
         parts.append("<div class=\"cards\">" + "".join(
             f"<div class=\"card\">{e(name)}<b>{metrics[k]:.2%}</b></div>" for name, k in cards
             if isinstance(metrics.get(k), (int, float)))

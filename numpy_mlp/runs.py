@@ -197,8 +197,9 @@ def eval_line(history, total):
     """The log line of the last evaluation in ``history`` of a run of ``total`` steps."""
     step, epoch, loss, train_acc, val_acc, alpha, seconds = (history[k][-1] for k in (
         "eval_step", "epoch", "train_loss", "train_acc", "val_acc", "alpha", "seconds"))
+    ema = f"  val_acc_ema {history['val_acc_ema'][-1]:.3f}" if history.get("val_acc_ema") else ""
     return (f"step {step:>{len(str(total))}}/{total}  epoch {epoch:5.2f}  loss {loss:.4f}  "
-            f"train_acc {train_acc:.3f}  val_acc {val_acc:.3f}  alpha {alpha:.3g}  "
+            f"train_acc {train_acc:.3f}  val_acc {val_acc:.3f}{ema}  alpha {alpha:.3g}  "
             f"({seconds:.1f}s)")
 
 

@@ -32,7 +32,7 @@ from .train import build, train
 
 IMAGE_D = CIFAR10_GEOMETRY.D  # the image layout the image-only options work on
 
-IMAGE_ONLY = ("flip", "crop_pad", "tta_shift")  # need rows that are 3 x 32 x 32 images
+IMAGE_ONLY = ("flip", "crop_pad", "cutmix", "tta_shift")  # need rows of 3 x 32 x 32 images
 IMAGE_MODES = ("per_image", "per_channel")      # preprocessing modes that need such rows
 # Where the estimator's default differs from TrainConfig's, and why (docstring, below).
 OWN_DEFAULTS = {
@@ -98,8 +98,8 @@ class FullyConnectedClassifier(ClassifierMixin, BaseEstimator):
 
     - ``preprocessing`` defaults to ``per_feature``: each feature minus its training mean,
       over its training std. ``per_image`` and ``per_channel``, like the image-only options
-      ``flip`` (off here by default), ``crop_pad`` and ``tta_shift``, need rows that are
-      3 x 32 x 32 images (D = 3072, CIFAR-10's layout); on other features fit refuses them
+      ``flip`` (off here by default), ``crop_pad``, ``cutmix`` and ``tta_shift``, need rows
+      that are 3 x 32 x 32 images (D = 3072, CIFAR-10's layout); on other features fit refuses them
       with a ParameterError naming the option.
     - ``dataset`` and ``image_size`` are not parameters: the data is X.
     - ``val_size`` is replaced by ``validation_fraction``; ``patience`` counts evaluations
@@ -161,7 +161,7 @@ class FullyConnectedClassifier(ClassifierMixin, BaseEstimator):
             if on:
                 raise ParameterError(f"{', '.join(on)}: only for rows of 3 x 32 x 32 images "
                                      f"(D = {IMAGE_D}); these have D = {d}: turn it off "
-                                     f"(flip=False, crop_pad=0, tta_shift=0, "
+                                     f"(flip=False, crop_pad=0, cutmix=0, tta_shift=0, "
                                      f"preprocessing='per_feature')")
         return config
 
@@ -197,6 +197,9 @@ class FullyConnectedClassifier(ClassifierMixin, BaseEstimator):
                                      "expansion) differs from the fitted model's; fit with "
                                      "warm_start=False to change it") from None
             run.optimizer.load_state_dict(previous.optimizer.state_dict())
+            if run.ema is not None:  # the average goes on from the fitted one, or starts here
+                ema = previous.ema
+                run.ema.load_state_dict(run.model.params if ema is None else ema.averages)
             run.preprocessor = previous.preprocessor
         result = train(config, data, state=run)
         self.classes_, self.config_, self.run_, self.model_ = classes, config, run, result.model

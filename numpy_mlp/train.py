@@ -23,10 +23,12 @@ import numpy as np
 
 from .augment import augment
 from .datasets import geometry_of_data
+from .ema import EMA
 from .errors import ConfigError, DivergenceError
 from .inference import predict
 from .losses import cross_entropy_loss
 from .metrics import accuracy
+from .mixing import Mixer
 from .model import FullyConnectedNet
 from .optim import SGD
 from .preprocessing import Preprocessor
@@ -35,6 +37,7 @@ from .threads import ThreadChooser
 
 HISTORY_KEYS = ("step", "loss", "eval_step", "epoch", "train_loss", "train_acc", "val_acc", "alpha",
                 "seconds")
+EMA_HISTORY_KEYS = ("val_acc_ema",)  # only in the history of a run with an EMA (config.ema > 0)
 
 
 @dataclass
@@ -47,6 +50,7 @@ class TrainResult:
     seconds: float             # wall time of the loop
     preprocessor: Preprocessor  # prepares new inputs as the model was trained on them
     stopped_early: bool = False  # early stopping ended the run before its last step
+    best_source: str = "raw"     # the model's parameters: "raw" (trained) or "ema" (averaged)
 
 
 @dataclass
@@ -65,6 +69,8 @@ class LoopState:
     evals_since_best: int = 0
     seconds: float = 0.0             # training time before this process (resumed runs)
     history: dict = field(default_factory=lambda: {k: [] for k in HISTORY_KEYS})
+    mix_rng: np.random.Generator | None = None  # draws MixUp/CutMix (None: a run without)
+    best_ema: bool = False           # best_params are the EMA's averages, not trained weights
 
 
 @dataclass
@@ -76,6 +82,7 @@ class RunState:
     preprocessor: Preprocessor   # the inputs' normalisation (training-set statistics)
     eval_idx: np.ndarray         # (n_eval,) the training images the train accuracy is measured on
     loop: LoopState              # step, batch order, generators, best so far, history
+    ema: EMA | None = None       # the weights' moving average (None: config.ema == 0)
 
 
 def total_steps(config, n_train):
@@ -86,8 +93,10 @@ def total_steps(config, n_train):
 
 def _generators(seed):
     """Independent generators from one seed: the initial weights (then the dropout masks),
-    the batch order, the training subset that train accuracy uses, the augmentations."""
-    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)]
+    the batch order, the training subset that train accuracy uses, the augmentations, the
+    mixing. Children of one SeedSequence: adding a child leaves the others' streams as
+    they were, so runs without mixing are unchanged by its generator."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)]
 
 
 def _new_model(config, input_dim, num_classes, rng):
@@ -105,7 +114,7 @@ def initial_params(config, input_dim, num_classes):
 
 def build(config, data):
     """The :class:`RunState` of a new run of ``config`` on ``data``, at step 0."""
-    init_rng, order_rng, eval_rng, aug_rng = _generators(config.seed)
+    init_rng, order_rng, eval_rng, aug_rng, mix_rng = _generators(config.seed)
     n = len(data.X_train)
     model = _new_model(config, data.X_train.shape[1], len(data.class_names), init_rng)
     optimizer = SGD(model.params, alpha=config.alpha, beta=config.beta, nesterov=config.nesterov,
@@ -113,8 +122,13 @@ def build(config, data):
     preprocessor = Preprocessor.fit(config.preprocessing, data.X_train, model.dtype,
                                     channels=geometry_of_data(data).channels)
     eval_idx = eval_rng.choice(n, size=min(config.eval_train_size, n), replace=False)
-    loop = LoopState(order_rng=order_rng, aug_rng=aug_rng, perm=order_rng.permutation(n))
-    return RunState(model, optimizer, preprocessor, eval_idx, loop)
+    loop = LoopState(order_rng=order_rng, aug_rng=aug_rng, perm=order_rng.permutation(n),
+                     mix_rng=mix_rng)
+    ema = None
+    if config.ema:
+        ema = EMA(model.params, config.ema)
+        loop.history.update({k: [] for k in EMA_HISTORY_KEYS})
+    return RunState(model, optimizer, preprocessor, eval_idx, loop, ema)
 
 
 def train(config, data, *, state=None, on_step=None, on_eval=None):
@@ -135,7 +149,8 @@ def train(config, data, *, state=None, on_step=None, on_eval=None):
         TrainResult. ``history`` has, for every step, ``step`` and ``loss`` (the
         minibatch's cross-entropy, without the L2 term), and, for every evaluation,
         ``eval_step``, ``epoch``, ``train_loss`` (mean loss since the previous evaluation),
-        ``train_acc`` (on a fixed training subset), ``val_acc``, ``alpha`` and ``seconds``.
+        ``train_acc`` (on a fixed training subset), ``val_acc``, ``alpha`` and ``seconds``;
+        with an EMA (``config.ema``) also ``val_acc_ema``, the average's validation accuracy.
     """
     X_train, y_train = data.X_train, data.y_train
     geometry = geometry_of_data(data)
@@ -150,6 +165,7 @@ def train(config, data, *, state=None, on_step=None, on_eval=None):
     start = time.perf_counter() - s.seconds
     stopped_early = False
     threads = ThreadChooser(config.threads)  # BLAS threads per step: fixed, or timed choice
+    mixer = Mixer.of(config, len(data.class_names), geometry)  # None: no MixUp/CutMix
     # overflow warnings would only clutter what the non-finite-loss check below says clearly
     old_errors = np.seterr(over="ignore", invalid="ignore", divide="ignore")
     try:
@@ -164,6 +180,8 @@ def train(config, data, *, state=None, on_step=None, on_eval=None):
             X_uint8 = augment(X_train[idx], s.aug_rng, flip=config.flip, crop_pad=config.crop_pad,
                               geometry=geometry)
             X, y = run.preprocessor(X_uint8, out=batch), y_train[idx]  # (N, D) float, (N,)
+            if mixer is not None:  # MixUp/CutMix: y becomes (N, C) soft targets
+                X, y = mixer(X_uint8, X, y, s.mix_rng, lambda U: run.preprocessor(U, out=batch))
 
             # 2. forward, loss, backward. The loss recorded is the cross-entropy alone: with
             # L2 on, its term (model.reg_loss()) would swamp the curve; its gradient is in backward
@@ -179,6 +197,8 @@ def train(config, data, *, state=None, on_step=None, on_eval=None):
             alpha = lr_at(step, alpha=config.alpha, total=total, schedule=config.schedule,
                           warmup=config.warmup)
             run.optimizer.step(model.grads, alpha=alpha)
+            if run.ema is not None:
+                run.ema.update(model.params, step)
             s.step = step
             s.history["step"].append(step)
             s.history["loss"].append(loss)
@@ -213,13 +233,18 @@ def result_of(run, data, *, seconds, stopped_early):
     has_val = len(data.y_val) > 0
     return TrainResult(model=run.model, history=s.history, best_step=s.best_step,
                        best_val_acc=s.best_val if has_val else float("nan"), steps=s.step,
-                       seconds=seconds, preprocessor=run.preprocessor, stopped_early=stopped_early)
+                       seconds=seconds, preprocessor=run.preprocessor, stopped_early=stopped_early,
+                       best_source="ema" if s.best_ema else "raw")
 
 
 def evaluate(run, data, *, epoch, alpha, seconds):
     """One evaluation of ``run`` at its current step, appended to its history: accuracy on
     its training subset and on the validation split; the parameters are kept as the best
-    so far if their validation accuracy is higher (always, without a validation split)."""
+    so far if their validation accuracy is higher (always, without a validation split).
+
+    With an EMA, its averages are rated on the validation split too (``val_acc_ema``) and
+    kept instead if they beat both the trained weights (a tie goes to the trained ones)
+    and the best so far; the train accuracy stays the trained weights'."""
     model, s = run.model, run.loop
     train_pred = predict(model, run.preprocessor, data.X_train[run.eval_idx])
     train_acc = accuracy(data.y_train[run.eval_idx], train_pred)
@@ -229,8 +254,20 @@ def evaluate(run, data, *, epoch, alpha, seconds):
                  ("val_acc", val_acc), ("alpha", alpha), ("seconds", seconds)):
         s.history[k].append(v)
     s.loss_sum, s.loss_count = 0.0, 0
-    if not len(data.y_val) or val_acc > s.best_val:
-        s.best_val, s.best_step, s.best_params = val_acc, s.step, model.copy_params()
+    candidate, from_ema = val_acc, False
+    if run.ema is not None:
+        with run.ema.swapped_into(model):
+            val_acc_ema = accuracy(data.y_val, predict(model, run.preprocessor, data.X_val))
+        s.history["val_acc_ema"].append(val_acc_ema)
+        from_ema = val_acc_ema > val_acc  # NaN (no split) compares False: the trained weights
+        candidate = val_acc_ema if from_ema else val_acc
+    if not len(data.y_val) or candidate > s.best_val:
+        s.best_val, s.best_step, s.best_ema = candidate, s.step, from_ema
+        if from_ema:  # the averages, with the model's buffers (batch norm's) as they are
+            with run.ema.swapped_into(model):
+                s.best_params = model.copy_params()
+        else:
+            s.best_params = model.copy_params()
         s.evals_since_best = 0
     else:
         s.evals_since_best += 1

@@ -100,6 +100,7 @@ def run_metrics(acc, cm, result, data, config, t0):
         "per_class_test_accuracy": dict(zip(data.class_names,
                                             per_class_accuracy(cm).round(4).tolist())),
         "best_step": result.best_step, "steps": result.steps,
+        **({"best_source": result.best_source} if config.ema else {}),  # "raw" or "ema"
         "train_seconds": round(result.seconds, 2),
         "total_seconds": round(time.perf_counter() - t0, 2),
         "model": repr(result.model),
@@ -127,7 +128,8 @@ def write_up(folder, config, data, result, *, data_dir, W1_init, say, t0):
         write_pictures(folder, model, preprocessor, data, cm, history=result.history,
                        W1_init=W1_init)
         say(f"done in {metrics['total_seconds']:.0f}s: train {acc['train']:.4f}  "
-            f"val {acc['val']:.4f}  test {acc['test']:.4f}  (best val at step {result.best_step})")
+            f"val {acc['val']:.4f}  test {acc['test']:.4f}  (best val at step {result.best_step}"
+            f"{', the EMA weights' if result.best_source == 'ema' else ''})")
         if config.tta_shift:
             say(f"ten views (shift {config.tta_shift}): val {acc['val_tta']:.4f}  "
                 f"test {acc['test_tta']:.4f}")

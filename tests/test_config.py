@@ -14,7 +14,6 @@ import numpy_mlp.runs
 from numpy_mlp import checkpoint
 from numpy_mlp.cli import build_parser, check_resume_flags, main
 from numpy_mlp.config import (
-    PRESETS,
     RESUMABLE_FIELDS,
     SETTINGS,
     TrainConfig,
@@ -24,6 +23,7 @@ from numpy_mlp.config import (
 from numpy_mlp.errors import ConfigError
 from numpy_mlp.model import FullyConnectedNet
 from numpy_mlp.optim import SGD
+from numpy_mlp.presets import PRESETS
 from numpy_mlp.schedules import SCHEDULES
 from numpy_mlp.threads import ThreadChooser, check_threads
 
