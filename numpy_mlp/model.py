@@ -169,10 +169,10 @@ class FullyConnectedNet:
         p = params or self.params
         return affine_forward(h, p[f"W{i}"], p[f"b{i}"])
 
-    def _affine_backward(self, i, dout, cache, need_dx=True):
+    def _affine_backward(self, i, dout, cache, l2, need_dx=True):
         dW = self.grads[f"W{i}"]
         dx, _, _ = affine_backward(dout, cache, dW=dW, db=self.grads[f"b{i}"], need_dx=need_dx)
-        if self.reg:
+        if self.reg and l2:
             l2_backward(dW, self.params[f"W{i}"], self.reg)  # dW += reg * W
         return dx
 
@@ -217,24 +217,26 @@ class FullyConnectedNet:
             cache.append((norm_cache, act_cache, drop_cache, affine_cache))
         return h, cache
 
-    def backward(self, dscores, cache):
+    def backward(self, dscores, cache, add_l2=True):
         """Backpropagate ``dscores`` (N, C); fill and return ``self.grads``.
 
-        The L2 term ``lambda * W`` is added to every ``dW``. ``dscores`` is not modified.
+        The L2 term ``lambda * W`` is added to every ``dW``, unless ``add_l2=False``: then
+        the optimizer adds it (``SGD(..., l2=model.reg)``, as the trainer does, in the pass
+        over the weights it makes anyway). ``dscores`` is not modified.
         """
         dh = dscores
         if self.arch.residual:
             norm_cache, head_cache = cache[-1]
-            dh = self._affine_backward(self.num_layers, dh, head_cache)  # (N, H)
+            dh = self._affine_backward(self.num_layers, dh, head_cache, add_l2)  # (N, H)
             if norm_cache is not None:
                 dh = self._norm_backward(self.blocks + 1, dh, norm_cache)
             for k in range(self.blocks, 0, -1):
                 norm_cache, in_cache, act_cache, drop_cache, out_cache = cache[k]
-                da = self._affine_backward(2 * k + 1, dh, out_cache)  # (N, e*H), fresh
+                da = self._affine_backward(2 * k + 1, dh, out_cache, add_l2)  # (N, e*H), fresh
                 if drop_cache is not None:
                     da = dropout_backward(da, drop_cache)
                 da = self._act_backward(da, act_cache)
-                du = self._affine_backward(2 * k, da, in_cache)  # (N, H), fresh
+                du = self._affine_backward(2 * k, da, in_cache, add_l2)  # (N, H), fresh
                 if norm_cache is not None:
                     du = self._norm_backward(k, du, norm_cache)
                 du += dh  # the stream's gradient passes the block unchanged, plus the branch's
@@ -242,14 +244,14 @@ class FullyConnectedNet:
         else:
             for i in range(self.num_layers, 1, -1):
                 norm_cache, act_cache, drop_cache, affine_cache = cache[i - 1]
-                dh = self._affine_backward(i, dh, affine_cache)  # (N, H_{i-1}), fresh
+                dh = self._affine_backward(i, dh, affine_cache, add_l2)  # (N, H_{i-1}), fresh
                 if drop_cache is not None:
                     dh = dropout_backward(dh, drop_cache)
                 dh = self._act_backward(dh, act_cache)
                 if norm_cache is not None:
                     dh = self._norm_backward(i - 1, dh, norm_cache)
         # the first layer's input is the data: no gradient w.r.t. it is needed
-        self._affine_backward(1, dh, cache[0], need_dx=False)
+        self._affine_backward(1, dh, cache[0], add_l2, need_dx=False)
         return self.grads
 
     # ------------------------------------------------------------------ evaluation

@@ -117,8 +117,9 @@ def build(config, data):
     init_rng, order_rng, eval_rng, aug_rng, mix_rng = _generators(config.seed)
     n = len(data.X_train)
     model = _new_model(config, data.X_train.shape[1], len(data.class_names), init_rng)
+    # the optimizer adds the L2 gradient (backward(..., add_l2=False) below leaves it out)
     optimizer = SGD(model.params, alpha=config.alpha, beta=config.beta, nesterov=config.nesterov,
-                    weight_decay=config.weight_decay)
+                    weight_decay=config.weight_decay, l2=model.reg)
     preprocessor = Preprocessor.fit(config.preprocessing, data.X_train, model.dtype,
                                     channels=geometry_of_data(data).channels)
     eval_idx = eval_rng.choice(n, size=min(config.eval_train_size, n), replace=False)
@@ -184,14 +185,15 @@ def train(config, data, *, state=None, on_step=None, on_eval=None):
                 X, y = mixer(X_uint8, X, y, s.mix_rng, lambda U: run.preprocessor(U, out=batch))
 
             # 2. forward, loss, backward. The loss recorded is the cross-entropy alone: with
-            # L2 on, its term (model.reg_loss()) would swamp the curve; its gradient is in backward
+            # L2 on, its term (model.reg_loss()) would swamp the curve (the optimizer adds its
+            # gradient)
             scores, cache = model.forward(X, train=True)  # (N, C)
             loss, dscores = cross_entropy_loss(scores, y, label_smoothing=config.label_smoothing)
             if not math.isfinite(loss):
                 raise DivergenceError(
                     f"training diverged at step {step}: the loss is {loss}; use a smaller learning "
                     f"rate (e.g. --alpha {config.alpha / 10:g}) or a smaller momentum")
-            model.backward(dscores, cache)
+            model.backward(dscores, cache, add_l2=False)  # the optimizer adds reg * W
 
             # 3. the update: m <- beta*m + g ; theta <- theta - alpha*m, alpha from the schedule
             alpha = lr_at(step, alpha=config.alpha, total=total, schedule=config.schedule,

@@ -110,3 +110,48 @@ def test_decoupled_weight_decay_by_hand_and_only_on_weights():
 def test_negative_weight_decay_is_refused():
     with pytest.raises(ConfigError, match="weight_decay"):
         SGD({"w": np.zeros(1)}, weight_decay=-1)
+
+
+def test_l2_in_the_update_by_hand_and_only_on_weights():
+    # W = 2, g = 1, l2 = 0.5: the gradient with its L2 term is 1 + 0.5*2 = 2;
+    # m = 0.9*0 + 2 = 2; W <- 2 - 0.1*2 = 1.8. The bias has no L2: b <- 2 - 0.1*1 = 1.9
+    params = {"W1": np.array([[2.0]]), "b1": np.array([2.0])}
+    grads = {"W1": np.array([[1.0]]), "b1": np.array([1.0])}
+    SGD(params, alpha=0.1, beta=0.9, l2=0.5).step(grads)
+    assert params["W1"][0, 0] == pytest.approx(1.8) and params["b1"][0] == pytest.approx(1.9)
+    assert grads["W1"][0, 0] == pytest.approx(2.0)  # grads holds the full gradient afterwards
+
+
+@pytest.mark.parametrize("options", [{}, {"nesterov": True}, {"weight_decay": 1e-2}])
+def test_l2_in_the_update_equals_l2_in_backward_bit_for_bit(options):
+    """The trainer's path (backward without L2, SGD adding it in its block loop) against
+    the plain one (backward adds reg*W to dW, SGD without L2), over weights larger than one
+    block, for 5 steps of a real model."""
+    from numpy_mlp import FullyConnectedNet, cross_entropy_loss
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((16, 300)).astype(np.float32), rng.integers(0, 10, 16)
+    nets = [FullyConnectedNet(300, [400, 50], reg=3e-3, seed=1) for _ in range(2)]
+    plain = SGD(nets[0].params, alpha=0.05, beta=0.9, **options)
+    fused = SGD(nets[1].params, alpha=0.05, beta=0.9, l2=3e-3, **options)
+    for _ in range(5):
+        for net, opt, add_l2 in ((nets[0], plain, True), (nets[1], fused, False)):
+            scores, cache = net.forward(X, train=False)
+            _, dscores = cross_entropy_loss(scores, y)
+            opt.step(net.backward(dscores, cache, add_l2=add_l2))
+    for k in nets[0].params:
+        np.testing.assert_array_equal(nets[0].params[k], nets[1].params[k], err_msg=k)
+
+
+def test_backward_without_l2_leaves_it_out():
+    from numpy_mlp import FullyConnectedNet, cross_entropy_loss
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((8, 20)), rng.integers(0, 10, 8)
+    net = FullyConnectedNet(20, 30, reg=0.1, dtype=np.float64, seed=0)
+    scores, cache = net.forward(X, train=False)
+    _, dscores = cross_entropy_loss(scores, y)
+    with_l2 = {k: v.copy() for k, v in net.backward(dscores, cache).items()}
+    without = net.backward(dscores, cache, add_l2=False)
+    np.testing.assert_allclose(with_l2["W1"] - without["W1"], 0.1 * net.params["W1"], atol=1e-12)
+    np.testing.assert_array_equal(with_l2["b1"], without["b1"])
