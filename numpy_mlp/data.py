@@ -111,28 +111,25 @@ def load_cifar10(
 ) -> CIFAR10:
     """Load CIFAR-10 from ``data_dir`` (default :func:`default_data_dir`), downloading if allowed.
 
-    Parameters
-    ----------
-    data_dir : folder to look in (see the module docstring for the accepted layouts).
-    val_size : number of training images held out for validation (0 allowed).
-    seed : seeds ``np.random.default_rng(seed)``, which picks the validation images.
-    download : if False (the CLI's ``--offline``) never touch the network.
-    create : if False, a missing ``data_dir`` is an error instead of a folder to download
-        into (for a folder recorded by an earlier run: gone means moved). Even if True, an
-        explicit ``data_dir`` whose parent is missing is an error, never a new folder tree;
-        only the default folder is created with its parents.
-    progress : show a progress bar while downloading.
-    log : callable taking one line of text: told when a download starts and ends.
-    url, md5 : where to download the archive from and its expected md5.
+    Args:
+        data_dir: folder to look in (see the module docstring for the accepted layouts).
+        val_size: number of training images held out for validation (0 allowed).
+        seed: seeds ``np.random.default_rng(seed)``, which picks the validation images.
+        download: if False (the CLI's ``--offline``) never touch the network.
+        create: if False, a missing ``data_dir`` is an error instead of a folder to download
+            into (for a folder recorded by an earlier run: gone means moved). Even if True, an
+            explicit ``data_dir`` whose parent is missing is an error, never a new folder tree;
+            only the default folder is created with its parents.
+        progress: show a progress bar while downloading.
+        url, md5: where to download the archive from and its expected md5.
+        log: callable taking one line of text: told when a download starts and ends.
 
-    Returns
-    -------
-    CIFAR10 with X_train (50000 - val_size, D), X_val (val_size, D), X_test (10000, D),
-    all uint8, and int64 labels.
+    Returns:
+        CIFAR10 with X_train (50000 - val_size, D), X_val (val_size, D), X_test (10000, D),
+        all uint8, and int64 labels.
 
-    Raises
-    ------
-    DataError : data not found (and not downloadable), or a file is missing or damaged.
+    Raises:
+        DataError: data not found (and not downloadable), or a file is missing or damaged.
     """
     from .cifar_files import read_folder  # here: cifar_files reads this module's constants
 

@@ -107,11 +107,10 @@ def download_file(
     If ``dest_dir/name`` already exists with the expected md5 it is
     returned untouched, without any download.
 
-    Raises
-    ------
-    DataError : the download failed, was truncated, too slow or too large, or has the wrong
-        md5 (nothing is left behind); the parent of ``dest_dir`` is missing (nothing is
-        created); or an archive with a different md5 is already there (it is kept).
+    Raises:
+        DataError: the download failed, was truncated, too slow or too large, or has the wrong
+            md5 (nothing is left behind); the parent of ``dest_dir`` is missing (nothing is
+            created); or an archive with a different md5 is already there (it is kept).
     """
     dest_dir = Path(dest_dir).expanduser()
     final = dest_dir / name

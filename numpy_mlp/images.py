@@ -40,10 +40,9 @@ def image_to_row(path, max_pixels: int = MAX_PIXELS,
     """Read an image file into one uint8 row (D,) of ``geometry``: channel-first, by default
     CIFAR-10's 3 x 32 x 32.
 
-    Raises
-    ------
-    UserError : the file is missing, not one of :data:`FORMATS` (by content), declares
-        more than ``max_pixels`` pixels, or is damaged. The message names the file.
+    Raises:
+        UserError: the file is missing, not one of :data:`FORMATS` (by content), declares
+            more than ``max_pixels`` pixels, or is damaged. The message names the file.
     """
     from PIL import Image, UnidentifiedImageError
 

@@ -67,20 +67,21 @@ def preprocess(
 ) -> np.ndarray:
     """Turn uint8 images X (N, D) into zero-mean, unit-std floats (N, D) of ``dtype``.
 
-    Modes
-    -----
-    ``"per_image"`` (the course notebook's): each row minus its own mean, divided by its
-    own (population) std.
-    ``"per_channel"``: each channel (one per entry of ``stats["mean"]``, the rows
-    channel-first) minus ``stats["mean"][c]``, divided by ``stats["std"][c]``, where
-    ``stats = channel_stats(X_train)`` comes from the *training* set, also when normalising
-    validation or test images.
-    ``"per_feature"``: X any numeric (N, D), each column d minus ``stats["mean"][d]``, over
-    ``stats["std"][d]`` (:func:`feature_stats`); a column constant in training is only
-    centred, so that another value later stays finite (StandardScaler's rule).
-
-    ``out``, if given, is a C-contiguous (N, D) array of ``dtype`` that is overwritten and
-    returned (the training loop reuses one buffer per batch size). X is never modified.
+    Args:
+        mode: one of
+            ``"per_image"`` (the course notebook's): each row minus its own mean, divided by
+            its own (population) std.
+            ``"per_channel"``: each channel (one per entry of ``stats["mean"]``, the rows
+            channel-first) minus ``stats["mean"][c]``, divided by ``stats["std"][c]``, where
+            ``stats = channel_stats(X_train)`` comes from the *training* set, also when
+            normalising validation or test images.
+            ``"per_feature"``: X any numeric (N, D), each column d minus
+            ``stats["mean"][d]``, over ``stats["std"][d]`` (:func:`feature_stats`); a column
+            constant in training is only centred, so that another value later stays finite
+            (StandardScaler's rule).
+        out: if given, a C-contiguous (N, D) array of ``dtype`` that is overwritten and
+            returned (the training loop reuses one buffer per batch size). X is never
+            modified.
     """
     dtype = np.dtype(dtype)
     if X.ndim != 2 or X.shape[1] < 1:

@@ -192,11 +192,9 @@ def _target(stack: list, kind: type) -> None:
 class CifarUnpickler(pickle._Unpickler):
     """A pure-Python :class:`pickle.Unpickler` limited to CIFAR-10's contents (module doc).
 
-    Parameters
-    ----------
-    fileobj : binary file object positioned at the start of a pickle.
-    name : str
-        The file's name, used in error messages.
+    Args:
+        fileobj: binary file object positioned at the start of a pickle.
+        name (str): the file's name, used in error messages.
     """
 
     table = {code: pickle._Unpickler.dispatch[code]
@@ -303,27 +301,21 @@ class _BoundedReader:
 def safe_load(fileobj: IO[bytes], name: str | None = None, max_bytes: int = MAX_BYTES) -> Any:
     """Unpickle one CIFAR-10 batch (or ``batches.meta``) without running foreign code.
 
-    Parameters
-    ----------
-    fileobj : binary file object
-        An open file, a ``tarfile`` member or a ``BytesIO``.
-    name : str, optional
-        What to call the file in error messages; defaults to ``fileobj.name``.
-    max_bytes : int
-        The most bytes read from ``fileobj``; a longer file is refused.
+    Args:
+        fileobj (binary file object): an open file, a ``tarfile`` member or a ``BytesIO``.
+        name (str, optional): what to call the file in error messages; defaults to
+            ``fileobj.name``.
+        max_bytes (int): the most bytes read from ``fileobj``; a longer file is refused.
 
-    Returns
-    -------
-    The unpickled object, normally a dict with ``bytes`` keys such as ``b'data'``
-    (ndarray, (N, 3072) uint8) and ``b'labels'`` (list of N ints). Arrays directly in
-    that dict (or the object itself, if an array) are plain ``np.ndarray``.
+    Returns:
+        The unpickled object, normally a dict with ``bytes`` keys such as ``b'data'``
+        (ndarray, (N, 3072) uint8) and ``b'labels'`` (list of N ints). Arrays directly in
+        that dict (or the object itself, if an array) are plain ``np.ndarray``.
 
-    Raises
-    ------
-    DataError
-        If the pickle references anything outside ``ALLOWED_GLOBALS``, uses anything a
-        CIFAR-10 file does not (see the module docstring), is longer than ``max_bytes``, or
-        is truncated or corrupt. The message names the file.
+    Raises:
+        DataError: if the pickle references anything outside ``ALLOWED_GLOBALS``, uses
+            anything a CIFAR-10 file does not (see the module docstring), is longer than
+            ``max_bytes``, or is truncated or corrupt. The message names the file.
     """
     if name is None:
         name = str(getattr(fileobj, "name", "<stream>"))
