@@ -29,6 +29,17 @@ def save_figure(fig, path):
     return path
 
 
+def _finish_curves(fig, ax, path, *, xlabel, ylabel, title):
+    """Label the axes and title of a curves plot, add the faint grid and the legend, and save
+    ``fig`` with :func:`save_figure`; returns ``path``."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    return save_figure(fig, path)
+
+
 def smooth(values, window):
     """Running mean over ``window`` points (shorter at the start), same length as ``values``."""
     v = np.asarray(values, dtype=np.float64)
@@ -47,12 +58,8 @@ def plot_loss(history, path):
     ax.plot(steps, loss, color="tab:blue", alpha=0.25, lw=0.8, label="loss of each minibatch")
     ax.plot(steps, smooth(loss, max(1, len(loss) // 50)), color="tab:blue", lw=2,
             label="running mean")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("cross-entropy loss (without L2)")
-    ax.set_title("Training loss")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return save_figure(fig, path)
+    return _finish_curves(fig, ax, path, xlabel="iteration",
+                          ylabel="cross-entropy loss (without L2)", title="Training loss")
 
 
 def plot_accuracy(history, path):
@@ -82,12 +89,8 @@ def plot_accuracy(history, path):
         color, what = ("tab:purple", "EMA ") if from_ema[best] else ("tab:green", "")
         ax.plot(epoch[best], kept[best], "*", ms=14, color=color, mec="black", zorder=4,
                 label=f"best validation {what}{kept[best]:.3f} (kept)")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("accuracy")
-    ax.set_title("Classification accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best")
-    return save_figure(fig, path)
+    return _finish_curves(fig, ax, path, xlabel="epoch", ylabel="accuracy",
+                          title="Classification accuracy")
 
 
 def plot_predictions(images, y_true, y_pred, class_names, path, cols=8,
@@ -274,12 +277,8 @@ def plot_search_history(numbers, values, pruned_numbers, pruned_values, path):
     ax.step(np.asarray(numbers)[order], best, where="post", color="tab:red", lw=2,
             label="best so far")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # trial numbers
-    ax.set_xlabel("trial")
-    ax.set_ylabel("validation accuracy")
-    ax.set_title("Optimisation history")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return save_figure(fig, path)
+    return _finish_curves(fig, ax, path, xlabel="trial", ylabel="validation accuracy",
+                          title="Optimisation history")
 
 
 def plot_search_params(params, values, pruned_values, path):
