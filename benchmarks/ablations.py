@@ -42,6 +42,8 @@ ROWS = {  # name -> (what changes, TrainConfig fields beside BASE)
     "residual": ("residual: stem 512, one pre-norm block x4 (3.7M weights, base 3.2M), "
                  "layer norm", {"hidden_dim": (512,), "blocks": 1, "norm": "layer"}),
     "alpha-2x": ("learning rate 0.02 (base 0.01)", {"alpha": 0.02}),
+    "gelu+batchnorm": ("GELU and batch norm", {"activation": "gelu", "norm": "batch"}),
+    "gelu+alpha-2x": ("GELU and learning rate 0.02", {"activation": "gelu", "alpha": 0.02}),
 }
 
 

@@ -81,13 +81,13 @@ from numpy_mlp import TrainConfig, UserError, load_cifar10, train
 # --- numpy-mlp's internals: the pieces of a training step, for the breakdown by phase and
 # for PyTorch's schedule and statistics. Adapt these lines if a name moves.
 from numpy_mlp.augment import augment
-from numpy_mlp.data import Preprocessor, channel_stats
+from numpy_mlp.data import channel_stats
 from numpy_mlp.inference import predict
 from numpy_mlp.losses import cross_entropy_loss
 from numpy_mlp.metrics import accuracy
-from numpy_mlp.model import FullyConnectedNet
-from numpy_mlp.optim import SGD
+from numpy_mlp.presets import PRESETS
 from numpy_mlp.schedules import lr_at
+from numpy_mlp.train import build
 
 D, C = 3072, 10
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,15 +96,12 @@ SHARED_CIFAR = ROOT.parent / "shared/data/cifar-10-batches-py"
 RECIPES = {  # name -> (description, the full run's config)
     "default": ("default `numpy-mlp train`: H=1000, per-image, flips, L2 4e-3, 15 epochs",
                 TrainConfig()),
-    "deep": ("hour-long deep: 2048-1024-512, dropout 0.1, flips, crops pad 4, L2 5e-4, "
-             "label smoothing 0.1, warm-up 500, per-channel, 170 epochs",
-             TrainConfig(hidden_dim=(2048, 1024, 512), dropout=0.1, flip=True, crop_pad=4,
-                         reg=5e-4, label_smoothing=0.1, warmup=500,
-                         preprocessing="per_channel", batch_size=128, epochs=170, evals=34)),
-    "two-layer": ("best two-layer: H=4096, flips, crops pad 2, L2 1e-3, label smoothing 0.1, "
-                  "warm-up 200, per-channel, 60 epochs",
-                  TrainConfig(hidden_dim=(4096,), crop_pad=2, reg=1e-3, label_smoothing=0.1,
-                              warmup=200, preprocessing="per_channel", epochs=60)),
+    "deep": ("hour-long deep (`--preset deep`): 2048-1024-512, dropout 0.1, flips, crops pad 4, "
+             "L2 5e-4, label smoothing 0.1, warm-up 500, per-channel, 170 epochs",
+             TrainConfig(**PRESETS["deep"])),
+    "two-layer": ("best two-layer (`--preset wide`): H=4096, flips, crops pad 2, L2 1e-3, "
+                  "label smoothing 0.1, warm-up 200, per-channel, 60 epochs",
+                  TrainConfig(**PRESETS["wide"])),
 }
 PHASES = ("batch + augmentation", "normalisation", "forward", "loss", "backward", "update",
           "evaluation per step")
@@ -277,12 +274,8 @@ def run_torch(config, data):
 def run_phases(config, data):
     """Our step replayed phase by phase: median ms of each phase, evaluation spread per step."""
     N, rng = config.batch_size, np.random.default_rng(config.seed)
-    stats = channel_stats(data.X_train) if config.preprocessing == "per_channel" else None
-    prepare = Preprocessor(config.preprocessing, stats, config.dtype)
-    model = FullyConnectedNet(D, config.hidden_dim, C, reg=config.reg, dropout=config.dropout,
-                              dtype=config.dtype, rng=rng)
-    optimizer = SGD(model.params, alpha=config.alpha, beta=config.beta,
-                    nesterov=config.nesterov, weight_decay=config.weight_decay)
+    run = build(config, data)  # the trainer's own model, optimizer and normalisation
+    model, optimizer, prepare = run.model, run.optimizer, run.preprocessor
     X_train, y_train, n = data.X_train, data.y_train, len(data.y_train)
     eval_idx = rng.choice(n, size=min(config.eval_train_size, n), replace=False)
     X_eval, y_eval = X_train[eval_idx], y_train[eval_idx]
@@ -306,7 +299,7 @@ def run_phases(config, data):
             _, dscores = cross_entropy_loss(scores, y_train[idx],
                                             label_smoothing=config.label_smoothing)
             t.append(time.perf_counter())
-            model.backward(dscores, cache)
+            model.backward(dscores, cache, add_l2=False)  # as the trainer: SGD adds reg * W
             t.append(time.perf_counter())
             alpha = lr_at(step, alpha=config.alpha, total=config.num_iters,
                           schedule=config.schedule, warmup=config.warmup)
