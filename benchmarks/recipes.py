@@ -90,6 +90,7 @@ from numpy_mlp.schedules import lr_at
 from numpy_mlp.train import build
 
 D, C = 3072, 10
+IDLE_CORES = 0.1  # other processes' average use of the cores below which a run counts as idle
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_CIFAR = ROOT.parent / "shared/data/cifar-10-batches-py"
 
@@ -378,6 +379,22 @@ def machine():
     return f"{cpu}, {os.cpu_count()} cores{mem}", f"numpy {np.__version__} with {blas}"
 
 
+def cpu_seconds():
+    """(busy core-seconds of the whole machine since boot, CPU seconds of this process and its
+    finished children): two readings give what other processes took in between. The load
+    average cannot: at the end of a run it counts the run's own threads."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:9]]  # user .. steal, all cores
+    t = os.times()
+    busy = (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # not idle, iowait
+    return busy, t.user + t.system + t.children_user + t.children_system
+
+
+def other_cores(start, end, seconds):
+    """Cores kept busy by other processes on average between two :func:`cpu_seconds`."""
+    return max(0.0, (end[0] - start[0]) - (end[1] - start[1])) / seconds
+
+
 def blas_default_threads():
     """The count BLAS is allowed now: what ``threads="auto"`` picks on an idle machine."""
     return max((lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"),
@@ -391,7 +408,7 @@ def spread(values, fmt, unit=""):
         f"{med} ({min(values):{fmt}}{unit}–{max(values):{fmt}}{unit})"
 
 
-def report(args, plans, results, started, load_start, load_end, versions):
+def report(args, plans, results, started, load_start, others, versions):
     """The markdown ready for docs/performance-recipes.md."""
     cpu, blas = machine()
     torch_version = versions or "PyTorch not run (--no-torch)"
@@ -402,10 +419,10 @@ def report(args, plans, results, started, load_start, load_end, versions):
              f"- threads: {args.threads} for both sides (numpy-mlp's default `auto` picks all "
              f"{blas_default_threads()} on an idle machine; here passed as `threads="
              f"{args.threads}`)",
-             "- load average (1, 5, 15 min): at the start "
+             "- load average (1, 5, 15 min) at the start "
              + " ".join(f"{x:.2f}" for x in load_start)
-             + ", at the end " + " ".join(f"{x:.2f}" for x in load_end)
-             + ("" if load_start[0] < 0.5 and load_end[0] < 0.5 else
+             + f"; other processes kept {others:.2f} cores busy on average during the run"
+             + ("" if load_start[0] < 0.5 and others < IDLE_CORES else
                 " — **not idle: these figures mean little**"),
              f"- medians of {args.repeats} interleaved repeat{'s' * (args.repeats > 1)} "
              "(ours, PyTorch, ours, ...), "
@@ -509,6 +526,7 @@ def main(argv=None):
         plans[name] = (steps, max(1, round(steps / interval)), interval)
 
     started, load_start = datetime.datetime.now(datetime.timezone.utc), os.getloadavg()
+    cpu_start, wall_start = cpu_seconds(), time.perf_counter()
     results = {name: {"ours": [], "torch": [], "phases": [], "matmul": []} for name in plans}
     versions = None
     for rep in range(args.repeats):
@@ -526,7 +544,8 @@ def main(argv=None):
             r["matmul"].append(matmul_gflops(args.threads))
             r["phases"].append(child("phases", name, steps, evals, args.threads, args.data_dir))
             print(msg + f", matmul {r['matmul'][-1]:.0f} GFLOP/s", file=sys.stderr, flush=True)
-    print(report(args, plans, results, started, load_start, os.getloadavg(), versions))
+    others = other_cores(cpu_start, cpu_seconds(), time.perf_counter() - wall_start)
+    print(report(args, plans, results, started, load_start, others, versions))
 
 
 if __name__ == "__main__":
