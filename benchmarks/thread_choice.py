@@ -1,14 +1,12 @@
-"""Which BLAS thread choice pays: the timed chooser, the simple load rule, or a fixed count.
+"""Does the automatic BLAS thread choice pay: ``threads="auto"`` against fixed counts.
 
-    .venv/bin/python benchmarks/thread_choice.py     # about 36 min; run it on an idle machine
+    .venv/bin/python benchmarks/thread_choice.py     # about 24 min; run it on an idle machine
 
-``--threads auto`` follows ``numpy_mlp.threads.RULE``: ``"timed"`` (look at the load, then
-time probe steps on 1 and 2 threads) or ``"load"`` (all threads if other processes leave
-1.5 cores free, else one; no probes). This script runs the real training loop
+``--threads auto`` follows ``numpy_mlp.threads.load_rule``: all threads if other processes
+leave 1.5 cores free, else one, checked every 30 s. This script runs the real training loop
 (``numpy_mlp.train``, on random uint8 images, so no data set is needed) with each of
 
-- ``timed``: ``threads="auto"`` with ``RULE = "timed"``;
-- ``load``: ``threads="auto"`` with ``RULE = "load"``;
+- ``auto``: ``threads="auto"``;
 - ``1`` and ``2``: ``threads=1`` and ``threads=2``;
 
 for two steps, the default recipe's (``TrainConfig()``: H = 1000, batch 128, float32, its L2
@@ -18,11 +16,11 @@ script starts and stops itself. Each run lasts ``--seconds`` of wall time and st
 fresh process would (no count remembered from an earlier chooser); the runs are interleaved
 (every repeat runs every policy, in an order rotated from repeat to repeat) and the table
 gives the median milliseconds per step over ``--repeats`` repeats, each policy's time
-against the best fixed count, and the share of steps each automatic rule ran on more than
-one thread. ``--seconds`` should exceed the chooser's 30 s recheck, so that the cost of
-re-checking is in the figures. The markdown table it prints goes into docs/threads.md.
+against the best fixed count, and the share of steps ``auto`` ran on more than one thread.
+``--seconds`` should exceed the chooser's 30 s recheck, so that the cost of re-checking is
+in the figures. The markdown table it prints goes into docs/threads.md.
 
-    .venv/bin/python benchmarks/thread_choice.py --seconds 1 --repeats 1   # a smoke test, ~20 s
+    .venv/bin/python benchmarks/thread_choice.py --seconds 1 --repeats 1   # a smoke test, ~15 s
 """
 
 from __future__ import annotations
@@ -43,14 +41,13 @@ from numpy_mlp import TrainConfig, train
 from numpy_mlp.data import CIFAR10, CLASS_NAMES
 from numpy_mlp.threads import blas_libraries, blas_threads, set_blas_threads
 
-POLICIES = {"timed": ("auto", "timed"), "load": ("auto", "load"), "1": (1, None), "2": (2, None)}
+POLICIES = {"auto": "auto", "1": 1, "2": 2}  # name -> TrainConfig.threads
 RECIPES = {  # name -> TrainConfig fields beside the defaults
     "default (H=1000, N=128)": {},
     "notebook (H=200, N=40)": {"hidden_dim": (200,), "batch_size": 40, "reg": 0.0,
                                "flip": False},
 }
 BUSY_LOOP = "while True: pass"
-DEFAULT_RULE = threads_module.RULE
 
 
 class TimeUp(Exception):
@@ -70,10 +67,8 @@ def random_data(n_train=2000, n_small=50, seed=0):
 
 def run(policy, recipe, data, seconds):
     """Train for ``seconds`` under ``policy``: (seconds per step, share of steps on > 1 thread)."""
-    threads, rule = POLICIES[policy]
     threads_module._last_choice = None  # as a fresh process starts
-    threads_module.RULE = rule or DEFAULT_RULE  # also what the trainer's evaluations follow
-    config = TrainConfig(threads=threads, num_iters=10**9, evals=1, eval_train_size=50,
+    config = TrainConfig(threads=POLICIES[policy], num_iters=10**9, evals=1, eval_train_size=50,
                          checkpoint_every=0, **RECIPES[recipe])
     counts, ends = [], []  # per step: the count the chooser set, the time it ended
 
@@ -94,7 +89,7 @@ def run(policy, recipe, data, seconds):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seconds", type=float, default=45.0, help="wall seconds per run (45)")
+    p.add_argument("--seconds", type=float, default=40.0, help="wall seconds per run (40)")
     p.add_argument("--repeats", type=int, default=3, help="runs of each case (3)")
     p.add_argument("--busy", type=int, default=1, help="cores kept busy in the busy case (1)")
     args = p.parse_args(argv)
@@ -112,41 +107,36 @@ def main(argv=None):
     times = {}  # (condition, recipe, policy) -> [seconds per step]
     shares = {}  # (condition, recipe, policy) -> [share of steps on > 1 thread]
     order = list(POLICIES)
-    try:
-        for rep in range(args.repeats):
-            for condition, n_busy in conditions.items():
-                loops = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(n_busy)]
-                try:
-                    time.sleep(1.0 if n_busy else 0.0)  # the loops are running
-                    for recipe in RECIPES:
-                        rotated = order[rep % len(order):] + order[:rep % len(order)]
-                        for policy in rotated:
-                            per_step, share = run(policy, recipe, data, args.seconds)
-                            times.setdefault((condition, recipe, policy), []).append(per_step)
-                            shares.setdefault((condition, recipe, policy), []).append(share)
-                            print(f"  repeat {rep + 1}, {condition}, {recipe}, {policy}: "
-                                  f"{per_step * 1e3:.2f} ms/step, {share:.0%} of steps on "
-                                  f"> 1 thread", file=sys.stderr, flush=True)
-                finally:
-                    for loop in loops:
-                        loop.terminate()
-                        loop.wait()
-    finally:
-        threads_module.RULE = DEFAULT_RULE
+    for rep in range(args.repeats):
+        for condition, n_busy in conditions.items():
+            loops = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(n_busy)]
+            try:
+                time.sleep(1.0 if n_busy else 0.0)  # the loops are running
+                for recipe in RECIPES:
+                    rotated = order[rep % len(order):] + order[:rep % len(order)]
+                    for policy in rotated:
+                        per_step, share = run(policy, recipe, data, args.seconds)
+                        times.setdefault((condition, recipe, policy), []).append(per_step)
+                        shares.setdefault((condition, recipe, policy), []).append(share)
+                        print(f"  repeat {rep + 1}, {condition}, {recipe}, {policy}: "
+                              f"{per_step * 1e3:.2f} ms/step, {share:.0%} of steps on "
+                              f"> 1 thread", file=sys.stderr, flush=True)
+            finally:
+                for loop in loops:
+                    loop.terminate()
+                    loop.wait()
 
     print()
-    print("| step | other cores | timed ms | load ms | 1 thread ms | 2 threads ms "
-          "| timed / best fixed | load / best fixed | steps on > 1 thread: timed, load |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| step | other cores | auto ms | 1 thread ms | 2 threads ms | auto / best fixed "
+          "| steps on > 1 thread: auto |")
+    print("|---|---|---|---|---|---|---|")
     for condition in conditions:
         for recipe in RECIPES:
             med = {pol: statistics.median(times[condition, recipe, pol]) for pol in POLICIES}
-            share = {pol: statistics.median(shares[condition, recipe, pol]) for pol in POLICIES}
             best = min(med["1"], med["2"])
-            print(f"| {recipe} | {condition} | {med['timed'] * 1e3:.2f} | {med['load'] * 1e3:.2f} "
-                  f"| {med['1'] * 1e3:.2f} | {med['2'] * 1e3:.2f} | {med['timed'] / best:.2f}x "
-                  f"| {med['load'] / best:.2f}x | {share['timed']:.0%}, {share['load']:.0%} |")
-
+            share = statistics.median(shares[condition, recipe, "auto"])
+            print(f"| {recipe} | {condition} | {med['auto'] * 1e3:.2f} | {med['1'] * 1e3:.2f} "
+                  f"| {med['2'] * 1e3:.2f} | {med['auto'] / best:.2f}x | {share:.0%} |")
 
 if __name__ == "__main__":
     main()

@@ -293,8 +293,8 @@ class TrainConfig:
                                         "Ctrl-C); does not change the results", metavar="STEPS",
                                         none="20 per run", resumable=True)
     threads: int | str = knob("auto", whole(1, 1024, words=("auto",)), "BLAS threads for the "
-                              "matrix products: a number, or auto = timed choice among 1..all "
-                              "cores, rechecked as the load changes (numpy_mlp/threads.py); "
+                              "matrix products: a number, or auto = all cores unless other "
+                              "jobs hold one, rechecked every 30 s (numpy_mlp/threads.py); "
                               "changes results only in their last bits", metavar="auto|N",
                               resumable=True)
 

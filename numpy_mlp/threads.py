@@ -5,20 +5,12 @@ H = 1000) up to ~1.8x faster than one. On a machine whose cores are shared with 
 (another training run, a test suite) the second thread has to wait for a busy core, and
 two threads are then 2-15x *slower* than one. Which is better depends on the load of the
 moment, which no rule of problem size can know, so ``"auto"`` (the default) looks at it
-every ``recheck`` seconds. Two rules are implemented; ``RULE`` says which one ``"auto"``
-follows (docs/threads.md: how to measure them against each other and against fixed counts):
+every ``recheck`` seconds and follows one rule (:func:`load_rule`): all the threads BLAS is
+allowed if other processes left at least ``FREE`` (1.5) cores free since the last check
+(from ``/proc/stat`` minus this process's own CPU time, :class:`OtherLoad`), else one.
+Timing probe steps on each count as well was measured not to pay (docs/threads.md).
 
-``"load"``, the simple rule (:func:`load_rule`): all the threads BLAS is allowed if other
-    processes left at least ``FREE`` (1.5) cores free since the last check (from
-    ``/proc/stat`` minus this process's own CPU time, :class:`OtherLoad`), else one.
-``"timed"``: the same look at the load first (one thread, at no cost, if it leaves less
-    than ``FREE`` cores); otherwise the next steps alternate between the candidate counts
-    (1, 2, ... up to the count BLAS is allowed now), ``probes`` steps each, and the count
-    with the lower median step time is kept (at once, if after one round one count is more
-    than ``CLEAR`` times faster). The probes are ordinary training steps: nothing is thrown
-    away.
-
-Under both rules the first check waits until ``warmup`` seconds have passed; until then the
+The first check waits until ``warmup`` seconds have passed; until then the
 count is a guess: the last count an earlier chooser of this process settled on (evaluation
 after training, the next run of a benchmark), else :func:`load_rule` applied to the load
 average of the last minute. The largest candidate is the count BLAS is allowed when the
@@ -34,7 +26,6 @@ must repeat bit for bit, fix the count (``--threads 1``).
 from __future__ import annotations
 
 import os
-import statistics
 import time
 
 from .config import check
@@ -63,15 +54,12 @@ def set_blas_threads(n, libraries=None):
         lib.set_num_threads(n)
 
 
-CLEAR = 1.5  # a count this much faster after one round of probes wins at once
 _last_choice = None  # the count the last automatic choice in this process settled on
 FREE = 1.5  # more than one thread only if other processes left at least this many cores
-RULES = ("load", "timed")  # see the module docstring
-RULE = "timed"  # the rule "auto" follows
 
 
 def load_rule(most, busy, cores=None):
-    """The simple rule: ``most`` threads if other processes leave ``FREE`` cores, else 1.
+    """The rule of ``"auto"``: ``most`` threads if other processes leave ``FREE`` cores, else 1.
 
     Args:
         most: the largest count allowed.
@@ -122,14 +110,13 @@ class OtherLoad:
 class ThreadChooser:
     """Set the BLAS thread count step by step; with ``"auto"``, choose it from the load.
 
-    Call :meth:`tick` once at the top of every step: it charges the time since the previous
-    tick to the count that step used, then sets the count for the next step. :meth:`close`
-    (or leaving a ``with`` block) restores the count BLAS had before.
+    Call :meth:`tick` once at the top of every step: it sets the count for that step, and
+    with ``"auto"`` applies :func:`load_rule` to the load of other processes every
+    ``recheck`` seconds. :meth:`close` (or leaving a ``with`` block) restores the count BLAS
+    had before.
 
     Args:
         threads: "auto" or a fixed number of threads.
-        rule: how "auto" chooses, one of ``RULES`` (default ``RULE``; module docstring).
-        probes: steps timed per candidate at each check (their median decides; "timed").
         recheck: seconds between checks, so that a change of load is noticed.
         warmup: seconds before the first check (the guess meanwhile).
         clock: a function returning seconds; ``other_load`` a function returning the cores
@@ -140,31 +127,23 @@ class ThreadChooser:
     ``chosen`` lists ``(step, count)`` for every decision, for logs and benchmarks.
     """
 
-    def __init__(self, threads="auto", *, rule=None, probes=3, recheck=30.0, warmup=0.25,
-                 clock=time.perf_counter, other_load=None, load_average=None):
+    def __init__(self, threads="auto", *, recheck=30.0, warmup=0.25, clock=time.perf_counter,
+                 other_load=None, load_average=None):
         check_threads(threads)
-        self.rule = RULE if rule is None else rule
-        if self.rule not in RULES:
-            raise ValueError(f"rule={self.rule!r}: choose one of {', '.join(RULES)}")
         self.libraries = blas_libraries()
         self.before = max((lib.num_threads for lib in self.libraries), default=1)
         auto = threads == "auto"
         self.candidates = tuple(range(1, self.before + 1)) if auto else (threads,)
-        self.probes, self.recheck, self.clock = probes, recheck, clock
+        self.recheck, self.clock = recheck, clock
         self.other_load = other_load if other_load is not None else OtherLoad()
         self.current = (self._guess(load_average or _load_average) if auto
                         else self.candidates[0])
         self.chosen = [] if len(self.candidates) > 1 else [(1, self.current)]
         self.step = 0  # ticks so far
-        self._plan = []  # thread counts of the coming probe steps
-        self._probe = None  # the count of the running step, if it is timed
-        self._times = {}  # count -> step times of the running check
-        self._last = None  # clock() at the previous tick
         self._next_check = clock() + warmup  # clock() after which the next check starts
 
     def __repr__(self):
-        return (f"ThreadChooser(candidates={self.candidates}, current={self.current}, "
-                f"rule={self.rule!r})")
+        return f"ThreadChooser(candidates={self.candidates}, current={self.current})"
 
     def __enter__(self):
         return self
@@ -173,38 +152,19 @@ class ThreadChooser:
         self.close()
 
     def tick(self):
-        """Start a step: time the previous one and set the thread count for this one."""
+        """Start a step: set the thread count for it (after a check of the load, if one is due)."""
         now = self.clock()
-        if self._probe is not None:
-            self._times.setdefault(self._probe, []).append(now - self._last)
-        self._last = now
         self.step += 1
-        if len(self.candidates) > 1:
-            if self._plan and self._clear_winner():
-                self._plan = []  # one round already tells: skip the remaining probes
-            if not self._plan and self._times:  # a check has just ended: keep the fastest
-                medians = {n: statistics.median(t) for n, t in self._times.items()}
-                self._decide(min(medians, key=medians.get), now)
-            if not self._plan and now >= self._next_check:  # a check is due
-                busy = self.other_load()
-                if busy is None:  # the load of others is unknown: keep the count
-                    count = self.current
-                else:
-                    count = load_rule(self.candidates[-1], busy)
-                if self.rule == "load" or (busy is not None and count == 1):
-                    self._decide(count, now)  # no probes (with "timed": no core to spare)
-                else:
-                    # probes: 1 2 1 2 ..
-                    self._plan = [n for _ in range(self.probes) for n in self.candidates]
-            self._probe = self._plan.pop(0) if self._plan else None
-            if self._probe is not None:
-                self.current = self._probe
+        if len(self.candidates) > 1 and now >= self._next_check:
+            busy = self.other_load()  # None: the load of others is unknown, keep the count
+            self._decide(self.current if busy is None else load_rule(self.candidates[-1], busy),
+                         now)
         set_blas_threads(self.current, self.libraries)
         return self.current
 
     def _guess(self, load_average):
         """The count until the first check: the last one settled on in this process, else
-        the simple rule applied to the load average."""
+        :func:`load_rule` applied to the load average."""
         if _last_choice is not None:
             return max(n for n in self.candidates if n <= _last_choice)
         return load_rule(self.candidates[-1], load_average())
@@ -214,14 +174,7 @@ class ThreadChooser:
         _last_choice = count
         self.current = count
         self.chosen.append((self.step, count))
-        self._times, self._next_check = {}, now + self.recheck
-
-    def _clear_winner(self):
-        """After a full round of probes, is one count more than CLEAR times faster than the rest?"""
-        if len(self._times) < len(self.candidates) or len(self._plan) % len(self.candidates):
-            return False
-        ranked = sorted(min(t) for t in self._times.values())
-        return ranked[1] > CLEAR * ranked[0]
+        self._next_check = now + self.recheck
 
     def close(self):
         """Give BLAS back the thread count it had before."""

@@ -165,7 +165,7 @@ def train(config, data, *, state=None, on_step=None, on_eval=None):
     batch = np.empty((config.batch_size, X_train.shape[1]), dtype=model.dtype)  # reused input
     start = time.perf_counter() - s.seconds
     stopped_early = False
-    threads = ThreadChooser(config.threads)  # BLAS threads per step: fixed, or timed choice
+    threads = ThreadChooser(config.threads)  # BLAS threads per step: fixed, or from the load
     mixer = Mixer.of(config, len(data.class_names), geometry)  # None: no MixUp/CutMix
     # overflow warnings would only clutter what the non-finite-loss check below says clearly
     old_errors = np.seterr(over="ignore", invalid="ignore", divide="ignore")

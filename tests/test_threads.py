@@ -53,47 +53,23 @@ def two_threads():
     set_blas_threads(before)
 
 
-def test_auto_probes_both_counts_then_keeps_the_faster(two_threads):
-    clock = FakeClock({1: 1.0, 2: 1.2})  # close: all three rounds of probes are needed
-    chooser = ThreadChooser("auto", probes=3, recheck=100.0, clock=clock,
-                             other_load=idle, load_average=unknown)
-    counts = clock.run(chooser, 20)
-    # step 1 is not timed, then the probes alternate, then the faster count is kept
-    assert counts == [1] + [1, 2, 1, 2, 1, 2] + [1] * 13
-    assert chooser.chosen == [(8, 1)]
-
-
-def test_a_clear_winner_ends_the_check_after_one_round(two_threads):
-    clock = FakeClock({1: 4.0, 2: 1.0})  # two threads 4x faster (an idle machine, big products)
-    chooser = ThreadChooser("auto", probes=3, recheck=100.0, clock=clock,
-                             other_load=idle, load_average=unknown)
-    counts = clock.run(chooser, 10)
-    assert counts == [1, 1, 2] + [2] * 7
-    assert chooser.chosen == [(4, 2)]
-
-
-def test_auto_rechecks_and_follows_a_change_of_load(two_threads):
-    clock = FakeClock({1: 1.0, 2: 3.0})  # busy: two threads 3x slower
-    chooser = ThreadChooser("auto", probes=3, recheck=10.0, clock=clock,
-                             other_load=idle, load_average=unknown)
-    clock.run(chooser, 12)
-    assert chooser.current == 1
-    clock.cost = {1: 2.0, 2: 1.0}  # the other job ended: two threads now win
-    counts = clock.run(chooser, 30)
-    # two threads from the next check on, but for one 1-thread probe per check (every 10 s)
-    assert counts[-10:].count(2) >= 9
-    assert chooser.chosen[0] == (4, 1) and chooser.chosen[-1][1] == 2
-
-
-def test_a_busy_machine_keeps_one_thread_without_probing(two_threads):
+def test_a_busy_machine_keeps_one_thread_until_the_other_job_ends(two_threads):
     clock = FakeClock({1: 1.0, 2: 10.0})
     busy = iter([1.0, 1.0, 0.2])  # another job holds a core for two checks, then ends
-    chooser = ThreadChooser("auto", probes=3, recheck=10.0, clock=clock,
+    chooser = ThreadChooser("auto", recheck=10.0, clock=clock,
                             other_load=lambda: next(busy), load_average=unknown)
     counts = clock.run(chooser, 22)
-    assert counts[:21] == [1] * 21  # no probe with two threads while the other core is taken
-    assert chooser.chosen == [(2, 1), (12, 1)]
-    assert counts[21] == 1 and clock.run(chooser, 2) == [2, 1]  # free again: probes resume
+    # checks at step 2 (t = 1), 12 (t = 11) and 22 (t = 21): two threads only after the third
+    assert counts == [1] * 21 + [2]
+    assert chooser.chosen == [(2, 1), (12, 1), (22, 2)]
+
+
+def test_an_unknown_load_keeps_the_count(two_threads):
+    clock = FakeClock({1: 1.0, 2: 1.0})
+    chooser = ThreadChooser("auto", recheck=2.0, clock=clock, other_load=unknown,
+                            load_average=lambda: 0.0)
+    assert clock.run(chooser, 6) == [2] * 6  # the load average's guess, never dropped
+    assert [count for _, count in chooser.chosen] == [2, 2, 2]
 
 
 def test_the_first_steps_follow_the_load_average(two_threads):
@@ -213,10 +189,10 @@ def test_the_simple_rule_leaves_one_thread_unless_one_and_a_half_cores_are_free(
     assert load_rule(2, None, cores=2) == 1  # unknown load: never two threads on busy cores
 
 
-def test_the_load_rule_never_probes_and_follows_the_load(two_threads):
-    clock = FakeClock({1: 1.0, 2: 3.0})  # the load rule never looks at step times
+def test_auto_follows_the_load_at_each_check(two_threads):
+    clock = FakeClock({1: 1.0, 2: 3.0})  # the rule never looks at step times
     busy = iter([0.2, 1.0, 1.0, 0.1])  # idle, then another job holds a core, then ends
-    chooser = ThreadChooser("auto", rule="load", recheck=10.0, clock=clock,
+    chooser = ThreadChooser("auto", recheck=10.0, clock=clock,
                             other_load=lambda: next(busy), load_average=unknown)
     counts = clock.run(chooser, 13)
     # step 1 (t = 0): the guess (no load average: 1); step 2 (t = 1): the first check, idle,
@@ -226,12 +202,3 @@ def test_the_load_rule_never_probes_and_follows_the_load(two_threads):
     counts = clock.run(chooser, 13)  # checks at step 16 (t = 23, busy) and 26 (t = 33, idle)
     assert counts == [1] * 12 + [2]
     assert chooser.chosen == [(2, 2), (6, 1), (16, 1), (26, 2)]
-
-
-def test_the_rule_auto_follows_is_one_switch(two_threads, monkeypatch):
-    assert ThreadChooser("auto").rule == threads_module.RULE in threads_module.RULES
-    for rule in threads_module.RULES:
-        monkeypatch.setattr(threads_module, "RULE", rule)
-        assert ThreadChooser("auto").rule == rule
-    with pytest.raises(ValueError, match="rule"):
-        ThreadChooser("auto", rule="fastest")
