@@ -87,6 +87,7 @@ from numpy_mlp.losses import cross_entropy_loss
 from numpy_mlp.metrics import accuracy
 from numpy_mlp.presets import PRESETS
 from numpy_mlp.schedules import lr_at
+from numpy_mlp.threads import machine_cpu_seconds
 from numpy_mlp.train import build
 
 D, C = 3072, 10
@@ -274,24 +275,24 @@ def run_torch(config, data):
 
 def run_phases(config, data):
     """Our step replayed phase by phase: median ms of each phase, evaluation spread per step."""
-    N, rng = config.batch_size, np.random.default_rng(config.seed)
-    run = build(config, data)  # the trainer's own model, optimizer and normalisation
+    N = config.batch_size
+    run = build(config, data)  # the trainer's own model, optimizer, normalisation and streams
     model, optimizer, prepare = run.model, run.optimizer, run.preprocessor
+    order_rng, aug_rng = run.loop.order_rng, run.loop.aug_rng
     X_train, y_train, n = data.X_train, data.y_train, len(data.y_train)
-    eval_idx = rng.choice(n, size=min(config.eval_train_size, n), replace=False)
-    X_eval, y_eval = X_train[eval_idx], y_train[eval_idx]
+    X_eval, y_eval = X_train[run.eval_idx], y_train[run.eval_idx]
     batch = np.empty((N, D), dtype=model.dtype)  # reused input buffer, as in the trainer
-    perm, pos = rng.permutation(n), 0
+    perm, pos = run.loop.perm, 0
     times = {phase: [] for phase in PHASES[:-1]}
     steps = min(PHASE_STEPS, config.num_iters)
     with threadpool_limits(config.threads, user_api="blas"):
         for step in range(1, PHASE_WARMUP + steps + 1):
             if pos + N > n:
-                perm, pos = rng.permutation(n), 0
+                perm, pos = order_rng.permutation(n), 0
             idx = perm[pos:pos + N]
             pos += N
             t = [time.perf_counter()]
-            X_uint8 = augment(X_train[idx], rng, flip=config.flip, crop_pad=config.crop_pad)
+            X_uint8 = augment(X_train[idx], aug_rng, flip=config.flip, crop_pad=config.crop_pad)
             t.append(time.perf_counter())
             X = prepare(X_uint8, out=batch)  # (N, D)
             t.append(time.perf_counter())
@@ -383,11 +384,9 @@ def cpu_seconds():
     """(busy core-seconds of the whole machine since boot, CPU seconds of this process and its
     finished children): two readings give what other processes took in between. The load
     average cannot: at the end of a run it counts the run's own threads."""
-    with open("/proc/stat") as f:
-        fields = [int(v) for v in f.readline().split()[1:9]]  # user .. steal, all cores
+    total, idle = machine_cpu_seconds()  # Linux: the benchmark reads /proc elsewhere too
     t = os.times()
-    busy = (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # not idle, iowait
-    return busy, t.user + t.system + t.children_user + t.children_system
+    return total - idle, t.user + t.system + t.children_user + t.children_system
 
 
 def other_cores(start, end, seconds):

@@ -80,28 +80,35 @@ def _load_average():
         return None
 
 
+def machine_cpu_seconds():
+    """(all, idle) core-seconds of every core since boot, from Linux ``/proc/stat``, or None
+    where it cannot be read. Idle counts iowait; busy (all - idle) counts steal."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:9]]  # user .. steal, all cores
+    except (OSError, ValueError):
+        return None
+    hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    return sum(fields) / hz, (fields[3] + fields[4]) / hz
+
+
 class OtherLoad:
     """Cores kept busy by other processes between calls (Linux ``/proc/stat``; else None)."""
 
     def __init__(self):
-        self.hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self.last = self._read()
 
     @staticmethod
     def _read():
-        try:
-            with open("/proc/stat") as f:
-                fields = [int(v) for v in f.readline().split()[1:9]]  # user .. steal, all cores
-        except (OSError, ValueError):
-            return None
-        return sum(fields), fields[3] + fields[4], time.process_time()  # total, idle, own CPU s
+        machine = machine_cpu_seconds()
+        return None if machine is None else (*machine, time.process_time())  # + own CPU s
 
     def __call__(self):
         now, last = self._read(), self.last
         self.last = now
         if now is None or last is None or now[0] - last[0] <= 0:
             return None
-        total, idle = (now[0] - last[0]) / self.hz, (now[1] - last[1]) / self.hz  # core-seconds
+        total, idle = now[0] - last[0], now[1] - last[1]  # core-seconds
         cores = os.cpu_count() or 1
         elapsed = total / cores
         return max(0.0, (total - idle - (now[2] - last[2])) / elapsed)
