@@ -30,7 +30,8 @@ from numpy_mlp import TrainConfig, load_cifar10, train
 
 BASE = dict(hidden_dim=(1024,), crop_pad=2, flip=True, label_smoothing=0.1, reg=1e-3,
             warmup=200, preprocessing="per_channel", evals=10)
-ROWS = {  # name -> (what changes, TrainConfig fields beside BASE)
+TIME_256 = 1.35  # a batch of 256 runs this many times the samples/s of 128 at the base's shapes
+ROWS = {  # name -> (what changes, TrainConfig fields beside BASE[, factor on --epochs])
     "base": ("the base recipe", {}),
     "ema": ("EMA of the weights, decay 0.999", {"ema": 0.999}),
     "batchnorm": ("batch norm before the ReLU", {"norm": "batch"}),
@@ -44,11 +45,19 @@ ROWS = {  # name -> (what changes, TrainConfig fields beside BASE)
     "alpha-2x": ("learning rate 0.02 (base 0.01)", {"alpha": 0.02}),
     "gelu+batchnorm": ("GELU and batch norm", {"activation": "gelu", "norm": "batch"}),
     "gelu+alpha-2x": ("GELU and learning rate 0.02", {"activation": "gelu", "alpha": 0.02}),
+    "batch-256": ("batch 256 and learning rate 0.02 (linear scaling), the same epochs",
+                  {"batch_size": 256, "alpha": 0.02}),
+    "batch-256-time": (f"batch 256, learning rate 0.02, {TIME_256}x the epochs (equal wall time)",
+                       {"batch_size": 256, "alpha": 0.02}, TIME_256),
+    "batch-256-alpha-1x": (f"batch 256, learning rate 0.01, {TIME_256}x the epochs",
+                           {"batch_size": 256}, TIME_256),
 }
 
 
 def run_row(data, name, epochs, seed, threads):
-    config = TrainConfig(**{**BASE, **ROWS[name][1], "epochs": epochs, "seed": seed,
+    _, changes, *factor = ROWS[name]
+    epochs *= factor[0] if factor else 1.0
+    config = TrainConfig(**{**BASE, **changes, "epochs": epochs, "seed": seed,
                             "threads": threads})
     result = train(config, data)
     h = result.history
