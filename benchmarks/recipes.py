@@ -1,16 +1,18 @@
 """Whole recipes end to end: numpy-mlp's trainer against PyTorch doing the same recipe.
 
     .venv/bin/pip install -e '.[bench]'          # once: torch==2.13.0, the CPU wheel on disk
-    .venv/bin/python benchmarks/recipes.py       # ~20 min on 2 idle cores (estimated)
+    .venv/bin/python benchmarks/recipes.py       # about 45 min on 2 idle cores
 
     .venv/bin/python benchmarks/recipes.py --steps 5 --repeats 1   # smoke test, ~1 min;
                                                                    # its figures mean nothing
 
-Three recipes (``RECIPES``): the default ``numpy-mlp train`` (``TrainConfig()``), the
-README's hour-long deep recipe (2048-1024-512, dropout 0.1, 170 epochs) and its best
-two-layer recipe (H = 4096, 60 epochs). For each, a fixed number of real steps runs end to
-end in a fresh process, first ``numpy_mlp.train(config, data)`` and then PyTorch doing the
-same recipe, A B A B for ``--repeats`` repeats, and medians are reported:
+Four recipes (``RECIPES``): the default ``numpy-mlp train`` (``TrainConfig()``), the
+README's hour-long deep recipe (2048-1024-512, dropout 0.1, 170 epochs of batch 256), its
+best two-layer recipe (H = 4096, 60 epochs) and the deep recipe at batch 128, to set the
+batch-size lever against (``--recipes deep,deep-128 --no-torch``). For each, a fixed
+number of real steps runs end to end in a fresh process, first ``numpy_mlp.train(config,
+data)`` and then PyTorch doing the same recipe, A B A B for ``--repeats`` repeats, and
+medians are reported:
 
 - PyTorch's loop is the one it is usually written with: the batch taken from a permutation
   of the uint8 training tensor, random crops with zero padding and left-right flips on the
@@ -104,6 +106,9 @@ RECIPES = {  # name -> (description, the full run's config)
     "two-layer": ("best two-layer (`--preset wide`): H=4096, flips, crops pad 2, L2 1e-3, "
                   "label smoothing 0.1, warm-up 200, per-channel, 60 epochs",
                   TrainConfig(**PRESETS["wide"])),
+    "deep-128": ("the deep recipe at batch 128 and alpha 0.01, as its three seeds ran "
+                 "(`--preset deep --batch-size 128 --alpha 0.01`)",
+                 TrainConfig(**PRESETS["deep"]).replace(batch_size=128, alpha=0.01)),
 }
 PHASES = ("batch + augmentation", "normalisation", "forward", "loss", "backward", "update",
           "evaluation per step")
@@ -421,8 +426,9 @@ def report(args, plans, results, started, load_start, others, versions):
              "- load average (1, 5, 15 min) at the start "
              + " ".join(f"{x:.2f}" for x in load_start)
              + f"; other processes kept {others:.2f} cores busy on average during the run"
-             + ("" if load_start[0] < 0.5 and others < IDLE_CORES else
-                " — **not idle: these figures mean little**"),
+             # Only the CPU time of others judges: the load average at the start still
+             # holds a job that ended a minute before, and decays for a quarter hour.
+             + ("" if others < IDLE_CORES else " — **not idle: these figures mean little**"),
              f"- medians of {args.repeats} interleaved repeat{'s' * (args.repeats > 1)} "
              "(ours, PyTorch, ours, ...), "
              "ranges in brackets; ratios are medians of each repeat's ratios",
