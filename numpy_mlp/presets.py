@@ -8,9 +8,9 @@ tests/test_config.py.
 from __future__ import annotations
 
 # Results on the full test set, one view, from the README's results table. The deep recipe
-# takes batches of 256 at twice the rate of 128 (linear scaling): the same test accuracy in
-# 1/1.36 of the time, since the update's passes over the weights come half as often
-# (docs/ablations.md#batch-size).
+# takes batches of 256 at twice the rate of 128 (linear scaling): the same test accuracy at
+# 1.33x the images per second, since the update's passes over the weights come half as
+# often (docs/ablations.md#batch-size, docs/performance-recipes.md).
 PRESETS = {
     "deep": dict(hidden_dim=(2048, 1024, 512), dropout=0.1, crop_pad=4, reg=5e-4,
                  batch_size=256, alpha=0.02,
