@@ -213,7 +213,7 @@ def test_command_line_beats_the_file_beats_the_preset_beats_the_defaults(tmp_pat
     assert c.crop_pad == 1 and c.reg == 2e-3  # the command line, the file
     assert c.dropout == deep["dropout"] and c.hidden_dim == deep["hidden_dim"]  # the preset
     assert c.num_iters == 40 and c.epochs == TrainConfig().epochs  # num_iters replaces its epochs
-    assert c.alpha == TrainConfig().alpha  # the default
+    assert "beta" not in deep and c.beta == TrainConfig().beta  # the default
     path.write_text('preset = "wide"\n')
     assert main(["train", "--config", str(path)]) == 0
     assert captured[-1] == TrainConfig(**PRESETS["wide"])
@@ -235,9 +235,10 @@ def test_a_preset_run_saves_its_values_in_config_json_and_a_flag_overrides_one(t
     saved = json.loads((out / "config.json").read_text())
     assert saved == TrainConfig.from_dict(saved).to_dict()  # the full config, every field
     for field, value in PRESETS["deep"].items():
-        if field not in ("hidden_dim", "epochs"):
+        if field not in ("hidden_dim", "epochs", "batch_size"):  # the flags set these
             assert saved[field] == value, field
     assert saved["hidden_dim"] == [16] and saved["num_iters"] == 3
+    assert saved["batch_size"] == 16 != PRESETS["deep"]["batch_size"]  # the flag beats the preset
     assert saved["epochs"] == TrainConfig().epochs  # --num-iters, not the preset's 170 epochs
 
 
