@@ -97,6 +97,7 @@ IDLE_CORES = 0.1  # other processes' average use of the cores below which a run 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_CIFAR = ROOT.parent / "shared/data/cifar-10-batches-py"
 
+DEEP_128 = {"batch_size": 128, "alpha": 0.01}  # the deep recipe as its three seeds ran
 RECIPES = {  # name -> (description, the full run's config)
     "default": ("default `numpy-mlp train`: H=1000, per-image, flips, L2 4e-3, 15 epochs",
                 TrainConfig()),
@@ -106,9 +107,9 @@ RECIPES = {  # name -> (description, the full run's config)
     "two-layer": ("best two-layer (`--preset wide`): H=4096, flips, crops pad 2, L2 1e-3, "
                   "label smoothing 0.1, warm-up 200, per-channel, 60 epochs",
                   TrainConfig(**PRESETS["wide"])),
-    "deep-128": ("the deep recipe at batch 128 and alpha 0.01, as its three seeds ran "
-                 "(`--preset deep --batch-size 128 --alpha 0.01`)",
-                 TrainConfig(**PRESETS["deep"]).replace(batch_size=128, alpha=0.01)),
+    "deep-128": ("the deep recipe as its three seeds ran: `--preset deep "
+                 + " ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in DEEP_128.items()) + "`",
+                 TrainConfig(**{**PRESETS["deep"], **DEEP_128})),
 }
 PHASES = ("batch + augmentation", "normalisation", "forward", "loss", "backward", "update",
           "evaluation per step")
