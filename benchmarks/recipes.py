@@ -8,8 +8,8 @@
 
 Four recipes (``RECIPES``): the default ``numpy-mlp train`` (``TrainConfig()``), the
 README's hour-long deep recipe (2048-1024-512, dropout 0.1, 170 epochs of batch 256), its
-best two-layer recipe (H = 4096, 60 epochs) and the deep recipe at batch 128, to set the
-batch-size lever against (``--recipes deep,deep-128 --no-torch``). For each, a fixed
+best two-layer recipe (H = 4096, 150 epochs of batch 256) and the deep recipe at batch 128,
+to set the batch-size lever against (``--recipes deep,deep-128 --no-torch``). For each, a fixed
 number of real steps runs end to end in a fresh process, first ``numpy_mlp.train(config,
 data)`` and then PyTorch doing the same recipe, A B A B for ``--repeats`` repeats, and
 medians are reported:
@@ -84,6 +84,7 @@ from numpy_mlp import TrainConfig, UserError, load_cifar10, train
 # for PyTorch's schedule and statistics. Adapt these lines if a name moves.
 from numpy_mlp.augment import augment
 from numpy_mlp.data import channel_stats
+from numpy_mlp.flags import as_flags
 from numpy_mlp.inference import predict
 from numpy_mlp.losses import cross_entropy_loss
 from numpy_mlp.metrics import accuracy
@@ -98,18 +99,26 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_CIFAR = ROOT.parent / "shared/data/cifar-10-batches-py"
 
 DEEP_128 = {"batch_size": 128, "alpha": 0.01}  # the deep recipe as its three seeds ran
-RECIPES = {  # name -> (description, the full run's config)
-    "default": ("default `numpy-mlp train`: H=1000, per-image, flips, L2 4e-3, 15 epochs",
-                TrainConfig()),
-    "deep": ("hour-long deep (`--preset deep`): 2048-1024-512, dropout 0.1, flips, crops pad 4, "
-             "L2 5e-4, label smoothing 0.1, warm-up 500, per-channel, 170 epochs",
-             TrainConfig(**PRESETS["deep"])),
-    "two-layer": ("best two-layer (`--preset wide`): H=4096, flips, crops pad 2, L2 1e-3, "
-                  "label smoothing 0.1, warm-up 200, per-channel, 60 epochs",
+
+
+def flags_of(config, fields=None):
+    """The flags that set ``config``'s ``fields`` (default: those off TrainConfig's defaults)."""
+    if fields is None:
+        base = TrainConfig()
+        fields = [k for k in config.to_dict()
+                  if getattr(config, k) != getattr(base, k) and k != "threads"]
+    return "`" + as_flags({k: getattr(config, k) for k in fields}) + "`"
+
+
+_DEFAULT, _DEEP = TrainConfig(), TrainConfig(**PRESETS["deep"])
+RECIPES = {  # name -> (description, the full run's config); descriptions read the configs
+    "default": ("default `numpy-mlp train`, whose values include " + flags_of(
+        _DEFAULT, ("hidden_dim", "preprocessing", "flip", "reg", "epochs")), _DEFAULT),
+    "deep": ("hour-long deep, `--preset deep`: " + flags_of(_DEEP), _DEEP),
+    "two-layer": ("best two-layer, `--preset wide`: " + flags_of(TrainConfig(**PRESETS["wide"])),
                   TrainConfig(**PRESETS["wide"])),
-    "deep-128": ("the deep recipe as its three seeds ran: `--preset deep "
-                 + " ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in DEEP_128.items()) + "`",
-                 TrainConfig(**{**PRESETS["deep"], **DEEP_128})),
+    "deep-128": ("the deep recipe as its three seeds ran: `--preset deep` with "
+                 + flags_of(_DEEP.replace(**DEEP_128), DEEP_128), _DEEP.replace(**DEEP_128)),
 }
 PHASES = ("batch + augmentation", "normalisation", "forward", "loss", "backward", "update",
           "evaluation per step")
@@ -279,6 +288,33 @@ def run_torch(config, data):
             "version": f"PyTorch {torch.__version__} ({blas})"}
 
 
+def time_products(config, steps):
+    """Median ms of one step's matrix products alone, at the recipe's shapes and in the
+    model's own calls (numpy_mlp.layers: ``x @ W``, ``np.matmul(x.T, dout, out=dW)``,
+    ``dout @ W.T`` for every layer but the first): the floor under any step of the recipe
+    that computes these products with numpy's BLAS, whatever the work around them costs."""
+    rng = np.random.default_rng(0)
+    N, dims = config.batch_size, layer_dims(config)
+    layers = [(rng.standard_normal((N, d_in), dtype=np.float32),
+               rng.standard_normal((d_in, d_out), dtype=np.float32),
+               rng.standard_normal((N, d_out), dtype=np.float32),
+               np.empty((d_in, d_out), dtype=np.float32))
+              for d_in, d_out in zip(dims[:-1], dims[1:])]
+    times = []
+    with threadpool_limits(config.threads, user_api="blas"):
+        for rep in range(PHASE_WARMUP + steps):
+            start = time.perf_counter()
+            for x, W, _, _ in layers:
+                x @ W
+            for i, (x, W, dout, dW) in reversed(list(enumerate(layers))):
+                np.matmul(x.T, dout, out=dW)
+                if i:
+                    dout @ W.T
+            if rep >= PHASE_WARMUP:
+                times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
 def run_phases(config, data):
     """Our step replayed phase by phase: median ms of each phase, evaluation spread per step."""
     N = config.batch_size
@@ -323,7 +359,7 @@ def run_phases(config, data):
         evaluation = time.perf_counter() - start
     ms = {phase: 1e3 * statistics.median(v) for phase, v in times.items()}
     ms[PHASES[-1]] = 1e3 * evaluation * config.evals / config.num_iters
-    return {"ms": ms, "steps": steps}
+    return {"ms": ms, "steps": steps, "products_ms": time_products(config, steps)}
 
 
 def child_main(args):
@@ -390,7 +426,11 @@ def cpu_seconds():
     """(busy core-seconds of the whole machine since boot, CPU seconds of this process and its
     finished children): two readings give what other processes took in between. The load
     average cannot: at the end of a run it counts the run's own threads."""
-    total, idle = machine_cpu_seconds()  # Linux: the benchmark reads /proc elsewhere too
+    reading = machine_cpu_seconds()
+    if reading is None:
+        raise SystemExit("recipes.py: cannot read the machine's CPU time (/proc/stat), which "
+                         "tells whether the run was idle: run it on Linux")
+    total, idle = reading
     t = os.times()
     return total - idle, t.user + t.system + t.children_user + t.children_system
 
@@ -476,6 +516,25 @@ def report(args, plans, results, started, load_start, others, versions):
         total = sum(ms.values())
         lines.append(f"| {name} | " + " | ".join(f"{ms[p]:.2f}" for p in PHASES)
                      + f" | {total:.2f} | {step:.2f} | {total / step:.2f} |")
+    lines += ["", "The products alone: one step's matrix products at the recipe's shapes, in the "
+              "model's own calls and nothing else (median over "
+              f"{phase_steps} steps, in the same process as the phases). No step of the recipe "
+              "on numpy's BLAS can take less, so their share of the matmul's rate and PyTorch's "
+              "step over them are the most any work around the products can reach:", "",
+              "| recipe | products alone ms/step | their GFLOP/s | % of matmul | trainer's step "
+              "/ products | PyTorch ms/step / products |", "|---|---:|---:|---:|---:|---:|"]
+    for name, (steps, evals, _) in plans.items():
+        r, config = results[name], measured_config(name, steps, evals, args.threads)
+        gflop = step_flops(config) / 1e9
+        prod = [x["products_ms"] for x in r["phases"]]
+        ours = [1e3 * x["seconds"] / x["steps"] for x in r["ours"]]
+        row = [name, spread(prod, ".1f"), spread([gflop / (t / 1e3) for t in prod], ".0f"),
+               spread([100 * gflop / (t / 1e3) / m for t, m in zip(prod, r["matmul"])],
+                      ".0f", "%"),
+               spread([a / b for a, b in zip(ours, prod)], ".2f", "×")]
+        theirs = [1e3 * x["seconds"] / x["steps"] for x in r["torch"]]
+        row.append(spread([a / b for a, b in zip(theirs, prod)], ".2f", "×") if theirs else "–")
+        lines.append("| " + " | ".join(row) + " |")
     lines += ["", "Recipes:"] + [f"- {name}: {RECIPES[name][0]}; batch "
                                  f"{RECIPES[name][1].batch_size}; one evaluation every "
                                  f"{interval} steps in the full run"
