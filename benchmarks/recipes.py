@@ -110,15 +110,16 @@ def flags_of(config, fields=None):
     return "`" + as_flags({k: getattr(config, k) for k in fields}) + "`"
 
 
-_DEFAULT, _DEEP = TrainConfig(), TrainConfig(**PRESETS["deep"])
+_DEFAULT = TrainConfig()
+_DEEP, _WIDE = TrainConfig(**PRESETS["deep"]), TrainConfig(**PRESETS["wide"])
+_DEEP_128 = _DEEP.replace(**DEEP_128)
 RECIPES = {  # name -> (description, the full run's config); descriptions read the configs
     "default": ("default `numpy-mlp train`, whose values include " + flags_of(
         _DEFAULT, ("hidden_dim", "preprocessing", "flip", "reg", "epochs")), _DEFAULT),
     "deep": ("hour-long deep, `--preset deep`: " + flags_of(_DEEP), _DEEP),
-    "two-layer": ("best two-layer, `--preset wide`: " + flags_of(TrainConfig(**PRESETS["wide"])),
-                  TrainConfig(**PRESETS["wide"])),
+    "two-layer": ("best two-layer, `--preset wide`: " + flags_of(_WIDE), _WIDE),
     "deep-128": ("the deep recipe as its three seeds ran: `--preset deep` with "
-                 + flags_of(_DEEP.replace(**DEEP_128), DEEP_128), _DEEP.replace(**DEEP_128)),
+                 + flags_of(_DEEP_128, DEEP_128), _DEEP_128),
 }
 PHASES = ("batch + augmentation", "normalisation", "forward", "loss", "backward", "update",
           "evaluation per step")
@@ -446,6 +447,11 @@ def blas_default_threads():
                default=1)
 
 
+def ms_per_step(runs):
+    """Each run's loop time per step in ms, for runs as :func:`child` returns them."""
+    return [1e3 * x["seconds"] / x["steps"] for x in runs]
+
+
 def spread(values, fmt, unit=""):
     """``median (min-max)`` of ``values``, each formatted with ``fmt`` and followed by ``unit``."""
     med = format(statistics.median(values), fmt) + unit
@@ -482,13 +488,13 @@ def report(args, plans, results, started, load_start, others, versions):
     for name, (steps, evals, interval) in plans.items():
         r, config = results[name], measured_config(name, steps, evals, args.threads)
         N, gflop = config.batch_size, step_flops(config) / 1e9
-        ours = [1e3 * x["seconds"] / x["steps"] for x in r["ours"]]  # ms/step
+        ours = ms_per_step(r["ours"])
         mm = r["matmul"]
         ours_gf = [gflop / (t / 1e3) for t in ours]
         row = [name, f"{steps} ({evals})" + ("" if steps == evals * interval else " ¹"),
                spread(ours, ".1f")]
         if r["torch"]:
-            theirs = [1e3 * x["seconds"] / x["steps"] for x in r["torch"]]
+            theirs = ms_per_step(r["torch"])
             row += [spread(theirs, ".1f"), spread([N / t * 1e3 for t in ours], ",.0f"),
                     spread([N / t * 1e3 for t in theirs], ",.0f"),
                     spread([b / a for a, b in zip(ours, theirs)], ".2f", "×")]
@@ -512,7 +518,7 @@ def report(args, plans, results, started, load_start, others, versions):
     for name in plans:
         r = results[name]
         ms = {p: statistics.median(x["ms"][p] for x in r["phases"]) for p in PHASES}
-        step = statistics.median(1e3 * x["seconds"] / x["steps"] for x in r["ours"])
+        step = statistics.median(ms_per_step(r["ours"]))
         total = sum(ms.values())
         lines.append(f"| {name} | " + " | ".join(f"{ms[p]:.2f}" for p in PHASES)
                      + f" | {total:.2f} | {step:.2f} | {total / step:.2f} |")
@@ -527,12 +533,12 @@ def report(args, plans, results, started, load_start, others, versions):
         r, config = results[name], measured_config(name, steps, evals, args.threads)
         gflop = step_flops(config) / 1e9
         prod = [x["products_ms"] for x in r["phases"]]
-        ours = [1e3 * x["seconds"] / x["steps"] for x in r["ours"]]
+        ours = ms_per_step(r["ours"])
         row = [name, spread(prod, ".1f"), spread([gflop / (t / 1e3) for t in prod], ".0f"),
                spread([100 * gflop / (t / 1e3) / m for t, m in zip(prod, r["matmul"])],
                       ".0f", "%"),
                spread([a / b for a, b in zip(ours, prod)], ".2f", "×")]
-        theirs = [1e3 * x["seconds"] / x["steps"] for x in r["torch"]]
+        theirs = ms_per_step(r["torch"])
         row.append(spread([a / b for a, b in zip(theirs, prod)], ".2f", "×") if theirs else "–")
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "Recipes:"] + [f"- {name}: {RECIPES[name][0]}; batch "
