@@ -45,6 +45,24 @@ ROWS = {  # name -> (what changes, TrainConfig fields beside BASE[, factor on --
     "alpha-2x": ("learning rate 0.02 (base 0.01)", {"alpha": 0.02}),
     "gelu+batchnorm": ("GELU and batch norm", {"activation": "gelu", "norm": "batch"}),
     "gelu+alpha-2x": ("GELU and learning rate 0.02", {"activation": "gelu", "alpha": 0.02}),
+    "alpha-4x": ("learning rate 0.04", {"alpha": 0.04}),
+    "alpha-10x": ("learning rate 0.1", {"alpha": 0.1}),
+    "whiten": ("whitening to 1024 components, floor 3 (the defaults), learning rate 0.1",
+               {"preprocessing": "whiten", "alpha": 0.1}),
+    **{f"whiten-e{eps:g}-a{alpha:g}": (f"whitening to 1024 components, floor {eps:g}, "
+                                       f"learning rate {alpha:g}",
+                                       {"preprocessing": "whiten", "whiten_eps": eps,
+                                        "alpha": alpha})
+       for eps, alpha in ((0.01, 0.01), (0.1, 0.01), (1, 0.01), (10, 0.01), (0.1, 0.04),
+                          (0.1, 0.1), (0.1, 0.2), (0.3, 0.1), (1, 0.05), (1, 0.1), (1, 0.2),
+                          (10, 0.1))},
+    **{f"whiten-{k}-e0.1": (f"whitening to {k} components, floor 0.1, learning rate 0.01",
+                            {"preprocessing": "whiten", "whiten_dim": k, "whiten_eps": 0.1})
+       for k in (256, 3072)},
+    **{f"whiten-batch-256-a{alpha:g}": (f"whitening (defaults), batch 256, learning rate "
+                                        f"{alpha:g}", {"preprocessing": "whiten",
+                                                       "batch_size": 256, "alpha": alpha})
+       for alpha in (0.1, 0.2)},
     "batch-256": ("batch 256 and learning rate 0.02 (linear scaling), the same epochs",
                   {"batch_size": 256, "alpha": 0.02}),
     "batch-256-time": (f"batch 256, learning rate 0.02, {TIME_256}x the epochs (equal wall time)",

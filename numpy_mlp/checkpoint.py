@@ -12,6 +12,7 @@ intact) and read with ``allow_pickle=False`` (loading one never runs code). It h
     ema/W1, ...               the EMA's averages (only with config.ema > 0)
     perm                      (N_train,) the current epoch's batch order
     eval_idx                  (n_eval,) the training images used for train accuracy
+    whiten/center, whiten/proj  the whitening (Preprocessor.arrays; only for whiten)
     state                     one JSON string: format version, the config, the
                               preprocessor (``Preprocessor.to_dict``), the step, position
                               and loss sums, the best step and accuracy, the history,
@@ -88,6 +89,7 @@ def save_checkpoint(path, config, run, *, fingerprint=None, data_dir=None):
         arrays.update({f"ema/{k}": v for k, v in run.ema.averages.items()})
     arrays["perm"] = s.perm
     arrays["eval_idx"] = np.asarray(run.eval_idx)
+    arrays.update({f"whiten/{k}": v for k, v in run.preprocessor.arrays().items()})
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "config": config.to_dict(),
@@ -165,7 +167,9 @@ def restore(path, config, data):
         if run.ema is not None:
             run.ema.load_state_dict({k: arrays[f"ema/{k}"] for k in run.ema.averages})
         eval_idx = arrays["eval_idx"].astype(np.int64)
-        preprocessor = Preprocessor.from_dict(_preprocessor_dict(meta, arrays), model.dtype)
+        preprocessor = Preprocessor.from_dict(
+            _preprocessor_dict(meta, arrays), model.dtype,
+            {k: arrays[f"whiten/{k}"] for k in run.preprocessor.arrays()})
         if preprocessor.mode != run.preprocessor.mode:
             raise ValueError("preprocessing mode")
     except (KeyError, ValueError, TypeError) as e:

@@ -1,7 +1,8 @@
 """The one validation of ``checkpoint.npz``: its state and arrays checked field by field.
 
 A checkpoint (see checkpoint.py) holds the arrays ``param/*``, ``m/*``, ``buffer/*``, ``best/*``,
-``ema/*``, ``perm``, ``eval_idx``, (in the first layout) ``stats/*`` and one JSON string ``state``.
+``ema/*``, ``perm``, ``eval_idx``, ``whiten/*`` (whitened runs), (in the first layout)
+``stats/*`` and one JSON string ``state``.
 :func:`read_checkpoint` reads it through :class:`~numpy_mlp.npzfile.NpzArchive` (every
 size bounded before anything is allocated) and checks:
 
@@ -130,6 +131,8 @@ def expected_members(archive, state, config, has_best, fields):
         archive.fail("it has no 2-D 'param/W1' array")
     geometry = DATASETS[config.dataset].geometry_for(config.image_size)
     input_dim = geometry.D if config.preprocessing in IMAGE_MODES else first.shape[0]
+    if config.preprocessing == "whiten":  # the model sees K components of the D values
+        input_dim = config.whiten_dim
     if config.preprocessing == "per_feature":  # one mean and one std per input feature
         width = len(state["preprocessor"]["stats"]["mean"]) if "preprocessor" in state else None
         if width != input_dim:
@@ -147,6 +150,8 @@ def expected_members(archive, state, config, has_best, fields):
     out["perm"] = out["eval_idx"] = None
     if config.preprocessing == "per_channel" and "preprocessor" not in state:
         out["stats/mean"] = out["stats/std"] = (3,)
+    if config.preprocessing == "whiten":
+        out["whiten/center"], out["whiten/proj"] = (geometry.D,), (geometry.D, input_dim)
     return out
 
 

@@ -30,7 +30,7 @@ from .layers import ACTIVATIONS, NORMS
 from .schedules import SCHEDULES
 
 MAX_SHIFT = 16  # pixels: the largest crop_pad and tta_shift (half an image)
-PREPROCESSING = ("per_image", "per_channel", "per_feature")
+PREPROCESSING = ("per_image", "per_channel", "per_feature", "whiten")
 DTYPES = ("float32", "float64")
 MAX_SEED = 2**32 - 1  # the seeds every NumPy and Optuna generator takes
 # a folder's images: 8 px at least; at most 128 px, where a row's sum (3 * 128**2 * 255)
@@ -260,7 +260,18 @@ class TrainConfig:
     preprocessing: str = knob("per_image", choice(*PREPROCESSING), "per_image: each image minus "
                               "its mean, over its std (the notebook's); per_channel: training-set "
                               "channel statistics; per_feature: training-set statistics of each "
-                              "input value (any numeric features, as the scikit-learn estimator)")
+                              "input value (any numeric features, as the scikit-learn estimator); "
+                              "whiten: per_channel, then PCA whitening to --whiten-dim "
+                              "components (ZCA up to a rotation; preprocessing.py), which "
+                              "wants about 10x the learning rate (--alpha 0.1 at batch 128)")
+    whiten_dim: int = knob(1024, whole(1, 10**5), "--preprocessing whiten: the principal "
+                           "components kept, at most the values of an image (3072)",
+                           metavar="K")
+    whiten_eps: float = knob(3.0, real(0, open_low=True), "--preprocessing whiten: the floor "
+                             "added to each eigenvalue, as a share of their mean: the leading "
+                             "components come out at unit variance, those below it damped "
+                             "(textbook ZCA: 0.1, too hard here; docs/ablations.md#whitening)",
+                             metavar="EPS")
     flip: bool = knob(True, BOOL, "augmentation: mirror a random half of each minibatch "
                       "left-right")
     crop_pad: int = knob(0, whole(0, MAX_SHIFT), "augmentation: random 32x32 crops of the images "

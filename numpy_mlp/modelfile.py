@@ -42,7 +42,9 @@ MAX_CLASS_NAME = 100            # characters; CIFAR-10's longest is 10
 DTYPES = ("float32", "float64")
 # the modes whose inputs are images (of the model's geometry)
 IMAGE_MODES = tuple(m for m in PREPROCESSING_MODES if m != "per_feature")
-STATS_MODES = ("per_channel", "per_feature")  # the modes that keep training-set statistics
+STATS_MODES = ("per_channel", "per_feature", "whiten")  # modes that keep training statistics
+# a whitened model is saved as the per_channel model it equals (saving.image_model)
+FILE_MODES = tuple(m for m in PREPROCESSING_MODES if m != "whiten")
 
 
 def array_shapes(arch):
@@ -68,7 +70,7 @@ def check_meta(meta, fields):
                                        "num_classes", "dtype", "preprocessing", "class_names"))
     fields.format_of(meta, "meta", expected=MODEL_FORMAT, newest=MODEL_FORMAT_VERSION,
                      kind="numpy-mlp model", then="load it")
-    mode = check_preprocessing(meta["preprocessing"], fields)["mode"]
+    mode = check_preprocessing(meta["preprocessing"], fields, modes=FILE_MODES)["mode"]
     input_dim = fields.integer(meta["input_dim"], "meta.input_dim", low=1)
     geometry = CIFAR10_GEOMETRY  # files written before geometries were recorded
     if meta.get("geometry") is not None:
@@ -115,12 +117,13 @@ def check_meta(meta, fields):
     return arch, meta
 
 
-def check_preprocessing(prep, fields, field="meta.preprocessing"):
-    """A preprocessing table (``Preprocessor.to_dict()``): its mode, and the statistics the
-    mode needs: per_channel one or three finite means and stds >= 0, per_feature one of each per
-    input feature (as many means as stds; the caller checks their number against D)."""
+def check_preprocessing(prep, fields, field="meta.preprocessing", modes=PREPROCESSING_MODES):
+    """A preprocessing table (``Preprocessor.to_dict()``): its mode, one of ``modes``, and the
+    statistics the mode needs: per_channel and whiten one or three finite means and stds >= 0,
+    per_feature one of each per input feature (as many means as stds; the caller checks their
+    number against D)."""
     fields.mapping(prep, field, keys=("mode",))
-    mode = fields.choice(prep["mode"], f"{field}.mode", PREPROCESSING_MODES)
+    mode = fields.choice(prep["mode"], f"{field}.mode", modes)
     stats = prep.get("stats")
     if stats is None:
         if mode in STATS_MODES:
@@ -130,7 +133,7 @@ def check_preprocessing(prep, fields, field="meta.preprocessing"):
     if set(stats) != {"mean", "std"}:
         fields.fail(f"{field}.stats", sorted(stats), "not exactly mean and std")
     width = len(stats["mean"]) if isinstance(stats["mean"], list) else None
-    if mode == "per_channel" and width not in (1, 3):  # grey or colour images
+    if mode in ("per_channel", "whiten") and width not in (1, 3):  # grey or colour images
         fields.fail(f"{field}.stats.mean", f"<{width} numbers>", "not 1 or 3 (one per channel)")
     if mode == "per_feature":
         width = len(stats["mean"]) if isinstance(stats["mean"], list) else None

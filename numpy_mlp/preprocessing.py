@@ -5,7 +5,15 @@ course notebook's way), per channel or per feature (with training statistics); t
 :class:`Preprocessor` binds a mode and its statistics to a model, saves and loads itself,
 and folds the normalisation into the first layer for evaluation.
 
+Mode ``whiten`` goes one step further: after per_channel, the images are projected on the
+K leading principal components of the training images, each scaled by 1 / sqrt(its
+variance + a floor) (:func:`whitening`). That is ZCA whitening up to a rotation, which the
+He initialisation, L2 and SGD cannot see (each is the same in any rotated basis), keeping
+K of the D components; the net's input is K wide, not D, which also makes its first layer
+cheaper. A model file holds it folded into the first layer (:meth:`Preprocessor.unwhitened`).
+
     N  images      D  values per image (3072 for CIFAR-10) or features      H  hidden width
+    K  whitened components (``whiten_dim``)
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import PREPROCESSING as PREPROCESSING_MODES
+from .errors import ConfigError
 
 EPS = 1e-8  # guards a division by the std of a constant image / channel
 # values preprocessed together, see preprocess(): 1 MB of float32 rows (85 images) plus their
@@ -50,6 +59,44 @@ def feature_stats(X_train: np.ndarray) -> dict[str, np.ndarray]:
     """Mean and std (float64, shape (D,)) of each column of numeric features X_train (N, D)."""
     return {"mean": np.mean(X_train, axis=0, dtype=np.float64),
             "std": np.std(X_train, axis=0, dtype=np.float64)}
+
+
+def whitening(X_train, stats, k, eps, chunk=2048):
+    """PCA whitening of per_channel images: ``(center (D,), proj (D, K))`` float64 such that
+    ``(preprocess(X, "per_channel", stats) - center) @ proj`` has, over ``X_train`` (N, D)
+    uint8, mean 0 and covariance ``diag(lam_i / (lam_i + eps))``: the K largest
+    eigenvalues ``lam_i`` of the per_channel images' covariance, and ``eps`` times their
+    mean (1 for per_channel images) added to each: the leading components come out at about
+    unit variance, the many small ones (fine detail, pixel noise, JPEG artefacts) damped
+    rather than blown up to it.
+
+    The covariance comes from sums of integer products below 2**53, exact in float64 in any
+    order, ``chunk`` images at a time: the same bits however BLAS splits the work.
+
+    Raises:
+        ConfigError: K is more than the D values of an image.
+    """
+    n, D = X_train.shape
+    if not 1 <= k <= D:
+        raise ConfigError(f"whiten_dim={k} is more than the {D} values of an image; use "
+                          f"--whiten-dim {D} or fewer")
+    sums, products = np.zeros(D), np.zeros((D, D))  # (D,), (D, D)
+    for start in range(0, n, chunk):
+        x = X_train[start:start + chunk].astype(np.float64)  # (chunk, D) integers
+        products += x.T @ x
+        sums += x.sum(axis=0)
+    mean = sums / n
+    plane = D // len(stats["mean"])
+    m = np.repeat(np.asarray(stats["mean"], np.float64), plane)  # (D,) per_channel's shift
+    r = np.repeat(1.0 / np.maximum(np.asarray(stats["std"], np.float64), EPS), plane)  # scale
+    cov = products  # in place: (D, D) float64 is 75 MB for CIFAR-10
+    cov /= n
+    cov -= np.outer(mean, mean)
+    cov *= np.outer(r, r)  # the covariance of the per_channel images
+    lam, U = np.linalg.eigh(cov)  # ascending
+    lam, U = np.maximum(lam[::-1][:k], 0.0), U[:, ::-1][:, :k]  # (K,), (D, K)
+    floor = eps * max(np.trace(cov) / D, EPS)
+    return (mean - m) * r, U / np.sqrt(lam + floor)
 
 
 def _feature_scale(stats):
@@ -110,6 +157,9 @@ def preprocess(
         inv_std = (1.0 / np.maximum(np.asarray(stats["std"], dtype=np.float64), EPS)).reshape(
             channels, 1)
         mean, inv_std = mean.astype(dtype), inv_std.astype(dtype)
+    elif mode == "whiten":
+        raise ValueError("mode='whiten' projects the images: use Preprocessor.fit('whiten', "
+                         "X_train) and call it")
     elif mode not in PREPROCESSING_MODES:
         raise ValueError(f"unknown preprocess mode {mode!r}; use one of {PREPROCESSING_MODES}")
     # Row block by row block, so that the passes below find their block in the cache: the
@@ -142,29 +192,68 @@ class Preprocessor:
     """:func:`preprocess` with its mode and training statistics bound, for a model's inputs.
 
     ``prep(X, out=None)`` is ``preprocess(X, mode, stats, out, dtype)``: uint8 (per_feature:
-    numeric) (N, D) -> float (N, D). :meth:`folded` gives the same first layer for evaluation
-    without normalising the images at all. :meth:`fit` makes one from the training images;
-    :meth:`to_dict` and :meth:`from_dict` are how model files and checkpoints store it.
+    numeric) (N, D) -> float (N, D); for ``whiten``, per_channel then ``(x - center) @ proj``
+    -> (N, K). :meth:`folded` gives the same first layer for evaluation without normalising
+    the images at all. :meth:`fit` makes one from the training images; :meth:`to_dict` (and
+    for whiten :meth:`arrays`) and :meth:`from_dict` are how model files and checkpoints
+    store it.
     """
 
-    def __init__(self, mode="per_image", stats=None, dtype=np.float32):
+    def __init__(self, mode="per_image", stats=None, dtype=np.float32, whitening=None):
+        """``whitening``: for mode ``whiten``, ``{"center": (D,), "proj": (D, K)}`` as
+        :func:`whitening` gives them; held in ``dtype``."""
         self.mode, self.stats, self.dtype = mode, stats, np.dtype(dtype)
         # one value per channel, or one per feature: the smallest row the statistics fit
         width = len(stats["mean"]) if stats is not None else 1
-        preprocess(np.zeros((1, width), np.uint8), mode, stats, dtype=self.dtype)  # checked now
+        preprocess(np.zeros((1, width), np.uint8), self._elementwise, stats,
+                   dtype=self.dtype)  # checked now
+        self.whitening, self._scratch = None, None
+        if mode == "whiten":
+            if whitening is None:
+                raise ValueError("mode='whiten' needs whitening={'center', 'proj'} "
+                                 "(Preprocessor.fit)")
+            center, proj = (np.asarray(whitening[k], dtype=self.dtype) for k in ("center", "proj"))
+            if (center.ndim != 1 or proj.ndim != 2 or proj.shape[0] != len(center)
+                    or not 1 <= proj.shape[1] <= len(center)
+                    or not (np.isfinite(center).all() and np.isfinite(proj).all())):
+                raise ValueError(f"whitening: expected a finite center (D,) and proj (D, K <= D), "
+                                 f"got {center.shape} and {proj.shape}")
+            self.whitening = {"center": center, "proj": proj}
+            self._shift = center @ proj  # (K,): (x - center) @ proj = x @ proj - shift
+
+    @property
+    def _elementwise(self):
+        """The mode of :func:`preprocess` this preprocessor starts with."""
+        return "per_channel" if self.mode == "whiten" else self.mode
 
     @classmethod
-    def fit(cls, mode, X_train, dtype=np.float32, channels=3):
+    def fit(cls, mode, X_train, dtype=np.float32, channels=3, whiten_dim=None,
+            whiten_eps=None):
         """The preprocessor of ``mode`` for a model trained on ``X_train`` (N, D): per_channel
         takes its statistics from these images of ``channels`` planes (:func:`channel_stats`),
-        per_feature from these features (:func:`feature_stats`)."""
-        if mode == "per_channel":
-            return cls(mode, channel_stats(X_train, channels=channels), dtype)
+        per_feature from these features (:func:`feature_stats`), whiten both the statistics
+        and ``whiten_dim`` components with the floor ``whiten_eps`` (:func:`whitening`)."""
+        if mode in ("per_channel", "whiten"):
+            stats = channel_stats(X_train, channels=channels)
+            if mode == "per_channel":
+                return cls(mode, stats, dtype)
+            center, proj = whitening(X_train, stats, whiten_dim, whiten_eps)
+            return cls(mode, stats, dtype, {"center": center, "proj": proj})
         return cls(mode, feature_stats(X_train) if mode == "per_feature" else None, dtype)
+
+    def output_dim(self, D):
+        """The width of what it makes of inputs of D values: the model's input_dim."""
+        return D if self.whitening is None else self.whitening["proj"].shape[1]
+
+    def arrays(self):
+        """The arrays a checkpoint stores beside :meth:`to_dict`: ``{"center", "proj"}`` for
+        whiten, else none."""
+        return dict(self.whitening or {})
 
     def to_dict(self):
         """``{"mode": str, "stats": {"mean": [floats], "std": [floats]} or None}``, for JSON:
-        a float per channel for per_channel, D for per_feature.
+        a float per channel for per_channel and whiten (whose projection is in
+        :meth:`arrays`), D for per_feature.
 
         The floats are the float64 statistics themselves: JSON writes them exactly, so
         :meth:`from_dict` gives back the same preprocessing bit for bit.
@@ -174,8 +263,9 @@ class Preprocessor:
         return {"mode": self.mode, "stats": stats}
 
     @classmethod
-    def from_dict(cls, d, dtype=np.float32):
-        """The preprocessor :meth:`to_dict` described, for inputs of ``dtype``.
+    def from_dict(cls, d, dtype=np.float32, arrays=None):
+        """The preprocessor :meth:`to_dict` described, for inputs of ``dtype``; ``arrays``
+        are those :meth:`arrays` gave (whiten).
 
         Raises:
             ValueError: ``d`` does not describe one (unknown mode, statistics missing,
@@ -198,13 +288,36 @@ class Preprocessor:
                     or (stats["std"] < 0).any():
                 raise ValueError("preprocessing stats: 'mean' and 'std' must be a finite number "
                                  "per channel (1 or 3 each; per_feature: D), std >= 0")
-        return cls(d["mode"], stats, dtype)
+        return cls(d["mode"], stats, dtype, arrays if d["mode"] == "whiten" else None)
 
     def __repr__(self):
         return f"Preprocessor(mode={self.mode!r}, dtype={self.dtype.name})"
 
     def __call__(self, X, out=None):
-        return preprocess(X, self.mode, self.stats, out=out, dtype=self.dtype)
+        if self.whitening is None:
+            return preprocess(X, self.mode, self.stats, out=out, dtype=self.dtype)
+        n, D = X.shape
+        if self._scratch is None or self._scratch.shape[0] < n or self._scratch.shape[1] != D:
+            self._scratch = np.empty((n, D), dtype=self.dtype)  # reused: the batch's size
+        x = preprocess(X, "per_channel", self.stats, out=self._scratch[:n], dtype=self.dtype)
+        if out is None:
+            out = np.empty((n, self.output_dim(D)), dtype=self.dtype)
+        np.matmul(x, self.whitening["proj"], out=out)  # (N, K)
+        out -= self._shift
+        return out
+
+    def input_weights(self, W):
+        """First-layer weights (K or D, H) as weights on the per_channel images (D, H): for
+        whiten ``proj @ W``, else W itself (for pictures of what the first layer learned)."""
+        return W if self.whitening is None else self.whitening["proj"] @ W
+
+    def unwhitened(self, W, b):
+        """For whiten, ``(W', b')`` (D, H), (H,) and the per_channel preprocessor such that
+        ``per_channel(X) @ W' + b' == self(X) @ W + b`` up to float rounding:
+        ``W' = proj @ W``, ``b' = b - (center @ proj) @ W``. How a model file holds a
+        whitened model: as a per_channel one."""
+        return (self.input_weights(W), b - self._shift @ W,
+                Preprocessor("per_channel", self.stats, self.dtype))
 
     def folded(self, W, b):
         """``f(X, buf) = self(X) @ W + b`` (N, H) for uint8 X (N, D), the normalisation folded in.
@@ -218,11 +331,15 @@ class Preprocessor:
         - per_image, ``x' = (x - mu_n) * r_n`` for each row n: ``x' @ W + b =
           r_n * (x @ W - mu_n * colsum(W)) + b``. The row sums are exact; rows whose std is
           below a tenth of their mean (where the subtraction would lose digits) and constant
-          rows go through the plain path.
+          rows go through the plain path;
+        - whiten, W (K, H): :meth:`unwhitened` first, then per_channel's folding.
 
         Results equal the plain path's up to float rounding (~1e-6 relative; tested).
         """
         W, b = np.asarray(W), np.asarray(b)
+        if self.whitening is not None:  # the projection into W first, then per_channel's folding
+            W, b, plain = self.unwhitened(W, b)
+            return plain.folded(W, b)
         D = len(W)
         if self.mode == "per_feature":
             m, r = _feature_scale(self.stats)  # (D,), (D,)

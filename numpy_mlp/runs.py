@@ -181,7 +181,7 @@ def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, 
 
 def initial_W1(cfg, model):
     """W1 (D, H) as the saved config ``cfg`` (a dict) initialised it, or None if it cannot."""
-    if not cfg:
+    if not cfg or cfg.get("preprocessing") == "whiten":  # its W1 was K wide, the file's is D
         return None
     try:
         W1 = initial_params(TrainConfig.from_dict(cfg), model.input_dim, model.num_classes)["W1"]

@@ -5,7 +5,8 @@ A model file holds the parameter arrays (``W1, b1, ...``), batch norm's running 
 with the format version, the architecture, the preprocessing (``Preprocessor.to_dict``),
 the class names, the training config and the data folder: everything ``evaluate`` and
 ``predict`` need (:class:`SavedModel`). Files are
-read with ``allow_pickle=False``, so loading one never runs code.
+read with ``allow_pickle=False``, so loading one never runs code. A model trained on
+whitened images is saved as the per_channel model it equals (:func:`image_model`).
 """
 
 from __future__ import annotations
@@ -96,6 +97,21 @@ def model_file(path):
     return path / MODEL_NAME if path.is_dir() else path
 
 
+def image_model(model, preprocessor):
+    """``(model, preprocessor)`` as a model file holds them: themselves, or for ``whiten`` a
+    copy of the model that takes the per_channel images (D inputs, not K), the whitening
+    folded into W1 and b1 (:meth:`Preprocessor.unwhitened`; equal up to float rounding).
+    So every reader of model files, ONNX export included, sees a per_channel model."""
+    if preprocessor.whitening is None:
+        return model, preprocessor
+    W1, b1, plain = preprocessor.unwhitened(model.params["W1"], model.params["b1"])
+    folded = FullyConnectedNet(len(W1), model.hidden_dims, model.num_classes,
+                               **model.arch.to_dict(), reg=model.reg, dropout=model.dropout,
+                               dtype=model.dtype, seed=0)
+    folded.load_params({**model.params, **model.buffers, "W1": W1, "b1": b1})
+    return folded, plain
+
+
 def save_model(path, model, preprocessor, *, class_names, config=None, data_dir=None,
                geometry=CIFAR10_GEOMETRY):
     """Write ``model`` to ``path`` (.npz), atomically, or into ``path`` if it is a binary
@@ -109,6 +125,7 @@ def save_model(path, model, preprocessor, *, class_names, config=None, data_dir=
             finds it again; None if not known.
         geometry: the shape of its input images (a Geometry; CIFAR-10's by default).
     """
+    model, preprocessor = image_model(model, preprocessor)
     meta = {
         "format": MODEL_FORMAT,
         "format_version": FORMAT_VERSION,

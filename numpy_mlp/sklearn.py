@@ -28,12 +28,12 @@ from .config import BOOL, SETTINGS, Setting, TrainConfig, real, shown
 from .data import split_validation
 from .datasets import CIFAR10_GEOMETRY
 from .errors import ConfigError
+from .modelfile import IMAGE_MODES  # preprocessing modes that need image rows
 from .train import build, train
 
 IMAGE_D = CIFAR10_GEOMETRY.D  # the image layout the image-only options work on
 
 IMAGE_ONLY = ("flip", "crop_pad", "cutmix", "tta_shift")  # need rows of 3 x 32 x 32 images
-IMAGE_MODES = ("per_image", "per_channel")      # preprocessing modes that need such rows
 # Where the estimator's default differs from TrainConfig's, and why (docstring, below).
 OWN_DEFAULTS = {
     "flip": (False, "an image augmentation; features are not images"),

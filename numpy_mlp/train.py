@@ -108,20 +108,22 @@ def _new_model(config, input_dim, num_classes, rng):
 
 def initial_params(config, input_dim, num_classes):
     """The parameters a run of ``config`` starts from, ``{"W1": (D, H), "b1": (H,), ...}``,
-    without building the rest of the run (no data needed)."""
+    without building the rest of the run (no data needed); ``input_dim`` is the model's
+    (K for whiten)."""
     return _new_model(config, input_dim, num_classes, _generators(config.seed)[0]).params
 
 
 def build(config, data):
     """The :class:`RunState` of a new run of ``config`` on ``data``, at step 0."""
     init_rng, order_rng, eval_rng, aug_rng, mix_rng = _generators(config.seed)
-    n = len(data.X_train)
-    model = _new_model(config, data.X_train.shape[1], len(data.class_names), init_rng)
+    n, D = data.X_train.shape
+    preprocessor = Preprocessor.fit(config.preprocessing, data.X_train, np.dtype(config.dtype),
+                                    channels=geometry_of_data(data).channels,
+                                    whiten_dim=config.whiten_dim, whiten_eps=config.whiten_eps)
+    model = _new_model(config, preprocessor.output_dim(D), len(data.class_names), init_rng)
     # the optimizer adds the L2 gradient (backward(..., add_l2=False) below leaves it out)
     optimizer = SGD(model.params, alpha=config.alpha, beta=config.beta, nesterov=config.nesterov,
                     weight_decay=config.weight_decay, l2=model.reg)
-    preprocessor = Preprocessor.fit(config.preprocessing, data.X_train, model.dtype,
-                                    channels=geometry_of_data(data).channels)
     eval_idx = eval_rng.choice(n, size=min(config.eval_train_size, n), replace=False)
     loop = LoopState(order_rng=order_rng, aug_rng=aug_rng, perm=order_rng.permutation(n),
                      mix_rng=mix_rng)
@@ -162,7 +164,7 @@ def train(config, data, *, state=None, on_step=None, on_eval=None):
     model, s = run.model, run.loop
     total, steps_per_epoch = total_steps(config, len(X_train))
     eval_every = max(1, total // config.evals)
-    batch = np.empty((config.batch_size, X_train.shape[1]), dtype=model.dtype)  # reused input
+    batch = np.empty((config.batch_size, model.input_dim), dtype=model.dtype)  # reused input
     start = time.perf_counter() - s.seconds
     stopped_early = False
     threads = ThreadChooser(config.threads)  # BLAS threads per step: fixed, or from the load
@@ -180,7 +182,7 @@ def train(config, data, *, state=None, on_step=None, on_eval=None):
             s.pos += config.batch_size
             X_uint8 = augment(X_train[idx], s.aug_rng, flip=config.flip, crop_pad=config.crop_pad,
                               geometry=geometry)
-            X, y = run.preprocessor(X_uint8, out=batch), y_train[idx]  # (N, D) float, (N,)
+            X, y = run.preprocessor(X_uint8, out=batch), y_train[idx]  # (N, D or K) float, (N,)
             if mixer is not None:  # MixUp/CutMix: y becomes (N, C) soft targets
                 X, y = mixer(X_uint8, X, y, s.mix_rng, lambda U: run.preprocessor(U, out=batch))
 

@@ -73,8 +73,9 @@ def write_pictures(folder, model, preprocessor, data, cm, *, history=None, W1_in
     ``folder``.
 
     Writes predictions.png (the first ``n_images`` test images), confusion.png,
-    weights.png (W1 minus ``W1_init`` where given), and, with a history, loss.png and
-    accuracy.png. Returns the paths written.
+    weights.png (W1 minus ``W1_init`` where given, both on the per_channel images for a
+    whitened model: :meth:`~numpy_mlp.data.Preprocessor.input_weights`), and, with a
+    history, loss.png and accuracy.png. Returns the paths written.
     """
     X, y = data.X_test[:n_images], data.y_test[:n_images]
     pred = predict(model, preprocessor, X)
@@ -82,9 +83,10 @@ def write_pictures(folder, model, preprocessor, data, cm, *, history=None, W1_in
     draw = {"predictions.png": lambda f: plots.plot_predictions(to_images(X, geometry), y, pred,
                                                                 names, f),
             "confusion.png": lambda f: plots.plot_confusion(cm, names, f),
-            "weights.png": lambda f: plots.plot_first_layer_weights(model.params["W1"], f,
-                                                                    W1_init=W1_init,
-                                                                    geometry=geometry)}
+            "weights.png": lambda f: plots.plot_first_layer_weights(
+                preprocessor.input_weights(model.params["W1"]), f,
+                W1_init=None if W1_init is None else preprocessor.input_weights(W1_init),
+                geometry=geometry)}
     if history is not None:
         draw["loss.png"] = lambda f: plots.plot_loss(history, f)
         draw["accuracy.png"] = lambda f: plots.plot_accuracy(history, f)

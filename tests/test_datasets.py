@@ -159,11 +159,15 @@ def test_offline_without_the_files_names_the_official_url(tmp_path):
 
 # ------------------------------------------------------------------ every command on each
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_train_evaluate_predict_report_export_on(name, folders, tmp_path, capsys):
+# each dataset, and whitened images (whose model file holds the per_channel model they equal)
+WHITEN = ["--preprocessing", "whiten", "--whiten-dim", "8"]
+
+
+@pytest.mark.parametrize("name, flags", [(n, []) for n in sorted(EXPECTED)] + [("folder", WHITEN)])
+def test_train_evaluate_predict_report_export_on(name, flags, folders, tmp_path, capsys):
     run = tmp_path / "run"
     geometry, classes = EXPECTED[name]
-    extra = ["--image-size", str(geometry.height)] if name == "folder" else []
+    extra = (["--image-size", str(geometry.height)] if name == "folder" else []) + flags
     # crops, flips and test-time views all reshape rows: they must follow the geometry
     assert main(["train", "--dataset", name, "--data-dir", str(folders[name]), "--out",
                  str(run), "--crop-pad", "2", "--tta-shift", "1", *TINY, *extra]) == 0
