@@ -86,9 +86,7 @@ def whitening(X_train, stats, k, eps, chunk=2048):
         products += x.T @ x
         sums += x.sum(axis=0)
     mean = sums / n
-    plane = D // len(stats["mean"])
-    m = np.repeat(np.asarray(stats["mean"], np.float64), plane)  # (D,) per_channel's shift
-    r = np.repeat(1.0 / np.maximum(np.asarray(stats["std"], np.float64), EPS), plane)  # scale
+    m, r = _channel_scale(stats, D)  # (D,), (D,): per_channel's shift and scale
     cov = products  # in place: (D, D) float64 is 75 MB for CIFAR-10
     cov /= n
     cov -= np.outer(mean, mean)
@@ -97,6 +95,13 @@ def whitening(X_train, stats, k, eps, chunk=2048):
     lam, U = np.maximum(lam[::-1][:k], 0.0), U[:, ::-1][:, :k]  # (K,), (D, K)
     floor = eps * max(np.trace(cov) / D, EPS)
     return (mean - m) * r, U / np.sqrt(lam + floor)
+
+
+def _channel_scale(stats, D):
+    """per_channel's ``(mean, 1 / std)`` (D,) float64: each channel's, for each of its values."""
+    plane = D // len(stats["mean"])
+    return (np.repeat(np.asarray(stats["mean"], np.float64), plane),
+            np.repeat(1.0 / np.maximum(np.asarray(stats["std"], np.float64), EPS), plane))
 
 
 def _feature_scale(stats):
@@ -205,7 +210,8 @@ class Preprocessor:
         self.mode, self.stats, self.dtype = mode, stats, np.dtype(dtype)
         # one value per channel, or one per feature: the smallest row the statistics fit
         width = len(stats["mean"]) if stats is not None else 1
-        preprocess(np.zeros((1, width), np.uint8), self._elementwise, stats,
+        elementwise = "per_channel" if mode == "whiten" else mode  # whiten starts with it
+        preprocess(np.zeros((1, width), np.uint8), elementwise, stats,
                    dtype=self.dtype)  # checked now
         self.whitening, self._scratch = None, None
         if mode == "whiten":
@@ -220,11 +226,6 @@ class Preprocessor:
                                  f"got {center.shape} and {proj.shape}")
             self.whitening = {"center": center, "proj": proj}
             self._shift = center @ proj  # (K,): (x - center) @ proj = x @ proj - shift
-
-    @property
-    def _elementwise(self):
-        """The mode of :func:`preprocess` this preprocessor starts with."""
-        return "per_channel" if self.mode == "whiten" else self.mode
 
     @classmethod
     def fit(cls, mode, X_train, dtype=np.float32, channels=3, whiten_dim=None,
@@ -344,10 +345,7 @@ class Preprocessor:
         if self.mode == "per_feature":
             m, r = _feature_scale(self.stats)  # (D,), (D,)
         elif self.mode == "per_channel":
-            plane = D // len(self.stats["mean"])
-            m = np.repeat(np.asarray(self.stats["mean"], np.float64), plane)  # (D,)
-            r = np.repeat(1.0 / np.maximum(np.asarray(self.stats["std"], np.float64), EPS),
-                          plane)  # (D,)
+            m, r = _channel_scale(self.stats, D)  # (D,), (D,)
         if self.mode != "per_image":
             # in the model's dtype: a float64 copy of W would be 100 MB at H = 4096
             W_fold = W * r.astype(self.dtype)[:, None]  # (D, H)
