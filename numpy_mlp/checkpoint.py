@@ -142,7 +142,16 @@ def restore(path, config, data):
         raise CheckpointError(f"{path} was written on other data (another data folder, --val-size "
                              "or split) than this one; resume with the same --data-dir")
 
-    run = build(config, data)
+    try:  # the saved preprocessor, so that build() need not fit it on the images again
+        whitening = {k.removeprefix("whiten/"): v for k, v in arrays.items()
+                     if k.startswith("whiten/")}
+        preprocessor = Preprocessor.from_dict(_preprocessor_dict(meta, arrays),
+                                              np.dtype(config.dtype), whitening)
+        if preprocessor.mode != config.preprocessing:
+            raise ValueError("preprocessing mode")
+    except (KeyError, ValueError, TypeError) as e:
+        raise _damaged(path, e) from None
+    run = build(config, data, preprocessor)
     model, optimizer = run.model, run.optimizer
     try:
         model.load_params({**{k: arrays[f"param/{k}"] for k in model.params},
@@ -167,21 +176,20 @@ def restore(path, config, data):
         if run.ema is not None:
             run.ema.load_state_dict({k: arrays[f"ema/{k}"] for k in run.ema.averages})
         eval_idx = arrays["eval_idx"].astype(np.int64)
-        preprocessor = Preprocessor.from_dict(
-            _preprocessor_dict(meta, arrays), model.dtype,
-            {k: arrays[f"whiten/{k}"] for k in run.preprocessor.arrays()})
-        if preprocessor.mode != run.preprocessor.mode:
-            raise ValueError("preprocessing mode")
     except (KeyError, ValueError, TypeError) as e:
-        raise CheckpointError(f"{path} does not fit the run's model or data ({type(e).__name__}: "
-                              f"{e}); it is damaged: delete it to start the run again from step "
-                              f"0") from None
+        raise _damaged(path, e) from None
     n_train = len(data.y_train)
     if (len(s.perm) != n_train or not 0 <= s.pos <= n_train
             or (eval_idx.size and eval_idx.max() >= n_train)):
         raise CheckpointError(f"{path} does not fit the training set of {n_train} images; resume "
                              "with the same --data-dir")
     return RunState(model, optimizer, preprocessor, eval_idx, s, run.ema)
+
+
+def _damaged(path, e):
+    """The error for a checkpoint whose contents do not fit the run (``e`` says what)."""
+    return CheckpointError(f"{path} does not fit the run's model or data ({type(e).__name__}: "
+                           f"{e}); it is damaged: delete it to start the run again from step 0")
 
 
 def _preprocessor_dict(meta, arrays):

@@ -113,13 +113,18 @@ def initial_params(config, input_dim, num_classes):
     return _new_model(config, input_dim, num_classes, _generators(config.seed)[0]).params
 
 
-def build(config, data):
-    """The :class:`RunState` of a new run of ``config`` on ``data``, at step 0."""
+def build(config, data, preprocessor=None):
+    """The :class:`RunState` of a new run of ``config`` on ``data``, at step 0.
+
+    ``preprocessor``: the run's own, if known (a checkpoint's), instead of fitting it on the
+    training images again (for whiten a 20 s eigendecomposition)."""
     init_rng, order_rng, eval_rng, aug_rng, mix_rng = _generators(config.seed)
     n, D = data.X_train.shape
-    preprocessor = Preprocessor.fit(config.preprocessing, data.X_train, np.dtype(config.dtype),
-                                    channels=geometry_of_data(data).channels,
-                                    whiten_dim=config.whiten_dim, whiten_eps=config.whiten_eps)
+    if preprocessor is None:
+        preprocessor = Preprocessor.fit(
+            config.preprocessing, data.X_train, np.dtype(config.dtype),
+            channels=geometry_of_data(data).channels, whiten_dim=config.whiten_dim,
+            whiten_eps=config.whiten_eps)
     model = _new_model(config, preprocessor.output_dim(D), len(data.class_names), init_rng)
     # the optimizer adds the L2 gradient (backward(..., add_l2=False) below leaves it out)
     optimizer = SGD(model.params, alpha=config.alpha, beta=config.beta, nesterov=config.nesterov,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from test_checkpoint import Crash, assert_same_run, crash_after
 
-from numpy_mlp import TrainConfig
+from numpy_mlp import TrainConfig, preprocessing
 from numpy_mlp.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from numpy_mlp.data import CIFAR10, Preprocessor, channel_stats, preprocess
 from numpy_mlp.datasets import Geometry
@@ -151,6 +151,20 @@ def test_a_crashed_whitened_run_resumes_bit_for_bit(step, reference, tmp_path, m
     assert_same_run(reference, (result, load_checkpoint(tmp_path / CHECKPOINT_NAME)))
     _, arrays = reference[1]
     assert arrays["whiten/proj"].shape == (D, 20) and arrays["param/W1"].shape == (20, 24)
+
+
+def test_a_resumed_run_takes_its_whitening_from_the_checkpoint(reference, tmp_path,
+                                                               monkeypatch):
+    crash_after(monkeypatch, 30)
+    with pytest.raises(Crash):
+        train_with_checkpoints(CONFIG, small_data(), tmp_path)
+
+    def refit(*args, **kwargs):
+        raise AssertionError("the whitening was fitted again")
+
+    monkeypatch.setattr(preprocessing, "whitening", refit)
+    result = train_with_checkpoints(CONFIG, small_data(), tmp_path, resume=True)
+    assert_same_run(reference, (result, load_checkpoint(tmp_path / CHECKPOINT_NAME)))
 
 
 def test_a_checkpoint_without_its_whitening_is_refused(tmp_path, monkeypatch):
