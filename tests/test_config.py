@@ -230,9 +230,8 @@ def test_a_preset_run_saves_its_values_in_config_json_and_a_flag_overrides_one(t
     write_cifar_dir(tmp_path / "cifar", n_per_batch=20, n_test=20)
     out = tmp_path / "run"
     assert main(["train", "--preset", "deep", "--data-dir", str(tmp_path / "cifar"), "--offline",
-                 "--hidden-dim", "16", "--whiten-dim", "8", "--num-iters", "3",
-                 "--batch-size", "16", "--val-size", "20", "--eval-train-size", "20",
-                 "--threads", "1", "--out", str(out), "-q"]) == 0
+                 "--hidden-dim", "16", "--num-iters", "3", "--batch-size", "16", "--val-size", "20",
+                 "--eval-train-size", "20", "--threads", "1", "--out", str(out), "-q"]) == 0
     saved = json.loads((out / "config.json").read_text())
     assert saved == TrainConfig.from_dict(saved).to_dict()  # the full config, every field
     for field, value in PRESETS["deep"].items():
