@@ -6,7 +6,7 @@
 
 Each row is the base recipe (``BASE``, a short two-layer recipe: H = 1024, crops of pad 2,
 flips, label smoothing 0.1, L2 1e-3, per-channel, a cosine schedule with warm-up) with the
-changes ``ROWS`` gives, trained by ``numpy_mlp.train`` for ``--epochs`` epochs on 45,000
+changes ``ROWS`` gives, trained by ``numpy_mlp.training.loop`` for ``--epochs`` epochs on 45,000
 images and scored on the 5,000 validation images (the same split for every seed: the split
 is drawn with seed 0, the training seed varies). The test set is never read. The markdown
 on stdout goes into docs/ablations.md: per row the best validation accuracy (mean and

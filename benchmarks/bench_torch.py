@@ -7,7 +7,7 @@ Both train 3072 -> H -> 10 (ReLU, softmax cross-entropy, SGD with momentum 0.9, 
 the uint8 CIFAR-10 training split, each step taking a minibatch by index from a permutation,
 converting it to float32 and normalising each image (per_image), then forward, backward and
 update; neither adds an L2 term or augments the images. numpy-mlp runs its real trainer,
-``numpy_mlp.train.train`` (one final evaluation on a single image, nothing else extra);
+``numpy_mlp.training.loop.train`` (one final evaluation on a single image, nothing else extra);
 PyTorch runs the loop it is usually written with (``nn.Sequential``, ``F.cross_entropy``,
 ``torch.optim.SGD(momentum=0.9)``, ``loss.item()``).
 
@@ -42,10 +42,11 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from numpy_mlp import TrainConfig
-from numpy_mlp.data import Preprocessor, load_cifar10
-from numpy_mlp.inference import predict
-from numpy_mlp.model import FullyConnectedNet
-from numpy_mlp.train import train
+from numpy_mlp.data.cifar10 import load_cifar10
+from numpy_mlp.data.preprocessing import Preprocessor
+from numpy_mlp.nn.model import FullyConnectedNet
+from numpy_mlp.training.inference import predict
+from numpy_mlp.training.loop import train
 
 D, C = 3072, 10
 SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared/data/cifar-10-batches-py"

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/cost_growth.py            # about 4 minutes, 1 BLAS thread
 
 For the two-layer net 3072 -> H -> 10 on the 45,000-image training split, every (H, N) runs
-the real trainer (``numpy_mlp.train.train``) for a short stretch, ``--reps`` times
+the real trainer (``numpy_mlp.training.loop.train``) for a short stretch, ``--reps`` times
 interleaved, and reports the median time per epoch (45000 // N steps), the achieved GFLOP/s,
 the time per epoch divided by the FLOPs per epoch relative to the largest case (1.00 = cost
 grows exactly as the FLOP count does), and the share of the time spent in the SGD update,
@@ -29,9 +29,9 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_torch import SHARED_CIFAR, machine, ours, train_flops  # noqa: E402
 
-from numpy_mlp.data import load_cifar10  # noqa: E402
-from numpy_mlp.model import FullyConnectedNet  # noqa: E402
-from numpy_mlp.optim import SGD  # noqa: E402
+from numpy_mlp.data.cifar10 import load_cifar10
+from numpy_mlp.nn.model import FullyConnectedNet
+from numpy_mlp.nn.optim import SGD
 
 
 def update_seconds(H, threads, reps=5):

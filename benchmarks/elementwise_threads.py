@@ -10,9 +10,9 @@ NumPy releases the GIL inside each call. This script times each part on one core
 as medians of ``--reps`` rounds run in blocks of 10 that alternate 1 and 2 BLAS threads:
 
 - the first layer's product ``x @ W1``, (N, 3072) @ (3072, H): 1 and 2 BLAS threads;
-- ``SGD.step`` on a (3072, H) weight (numpy_mlp.optim, its 256 KB blocks): one thread,
+- ``SGD.step`` on a (3072, H) weight (numpy_mlp.nn.optim, its 256 KB blocks): one thread,
   and two Python threads each stepping half of the rows;
-- ``preprocess`` of N uint8 images, per image (numpy_mlp.data, its 1 MB blocks): likewise;
+- ``preprocess`` of N uint8 images, per image (numpy_mlp.data.cifar10, its 1 MB blocks): likewise;
 - one ``np.add`` of two (3072, H) arrays, a single call per thread.
 
 Each element-wise part is timed twice: right after the product on 1 BLAS thread (the second
@@ -36,8 +36,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from numpy_mlp.data import preprocess
-from numpy_mlp.optim import SGD
+from numpy_mlp.data.preprocessing import preprocess
+from numpy_mlp.nn.optim import SGD
 
 D = 3072
 SPIN = 0.5  # s: longer than OpenBLAS's workers spin after a product (2**28 cycles by default)

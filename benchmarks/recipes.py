@@ -11,7 +11,7 @@ README's deep recipe (2048-1024-512, dropout 0.1, 170 epochs of batch 256) and i
 two-layer recipe (H = 4096, 150 epochs of batch 256), both on per-channel images rather than
 the presets' whitened ones, and the deep recipe at batch 128,
 to set the batch-size lever against (``--recipes deep,deep-128 --no-torch``). For each, a fixed
-number of real steps runs end to end in a fresh process, first ``numpy_mlp.train(config,
+number of real steps runs end to end in a fresh process, first ``numpy_mlp.training.loop(config,
 data)`` and then PyTorch doing the same recipe, A B A B for ``--repeats`` repeats, and
 medians are reported:
 
@@ -24,7 +24,7 @@ medians are reported:
   the biases): numpy-mlp's L2, ``loss += 0.5*reg*sum(W**2)``, adds ``reg*W`` to each weight
   gradient, which is what ``weight_decay`` does, and its momentum ``m <- beta*m + g;
   theta <- theta - alpha*m`` is PyTorch's with ``dampening=0``. Both follow the same
-  learning-rate schedule (``numpy_mlp.schedules.lr_at``), start from the same kind of
+  learning-rate schedule (``numpy_mlp.nn.schedules.lr_at``), start from the same kind of
   weights (He normal, zero biases) and read the loss every step; the progress lines on
   stderr give each run's mean training loss, which should agree to the spread of seeds.
 - Evaluations run at the full run's cadence: the measured steps are one evaluation interval
@@ -80,19 +80,19 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from numpy_mlp import TrainConfig, UserError, load_cifar10, train
+from numpy_mlp.cli.flags import as_flags
 
 # --- numpy-mlp's internals: the pieces of a training step, for the breakdown by phase and
 # for PyTorch's schedule and statistics. Adapt these lines if a name moves.
-from numpy_mlp.augment import augment
-from numpy_mlp.data import channel_stats
-from numpy_mlp.flags import as_flags
-from numpy_mlp.inference import predict
-from numpy_mlp.losses import cross_entropy_loss
-from numpy_mlp.metrics import accuracy
-from numpy_mlp.presets import PRESETS
-from numpy_mlp.schedules import lr_at
-from numpy_mlp.threads import machine_cpu_seconds
-from numpy_mlp.train import build
+from numpy_mlp.data.augment import augment
+from numpy_mlp.data.preprocessing import channel_stats
+from numpy_mlp.nn.losses import cross_entropy_loss
+from numpy_mlp.nn.schedules import lr_at
+from numpy_mlp.training.inference import predict
+from numpy_mlp.training.loop import build
+from numpy_mlp.training.metrics import accuracy
+from numpy_mlp.training.presets import PRESETS
+from numpy_mlp.training.threads import machine_cpu_seconds
 
 D, C = 3072, 10
 IDLE_CORES = 0.1  # other processes' average use of the cores below which a run counts as idle
@@ -300,7 +300,7 @@ def run_torch(config, data):
 
 def time_products(config, steps):
     """Median ms of one step's matrix products alone, at the recipe's shapes and in the
-    model's own calls (numpy_mlp.layers: ``x @ W``, ``np.matmul(x.T, dout, out=dW)``,
+    model's own calls (numpy_mlp.nn.layers: ``x @ W``, ``np.matmul(x.T, dout, out=dW)``,
     ``dout @ W.T`` for every layer but the first): the floor under any step of the recipe
     that computes these products with numpy's BLAS, whatever the work around them costs."""
     rng = np.random.default_rng(0)

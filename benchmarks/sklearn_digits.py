@@ -33,7 +33,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_torch import machine  # noqa: E402
 
-from numpy_mlp.sklearn import FullyConnectedClassifier  # noqa: E402
+from numpy_mlp.sklearn import FullyConnectedClassifier
 
 # picked by a sweep of eight settings on the splits of seeds 0..4; measured here on others
 SMALL_DATA = dict(hidden_dim=(256,), alpha=0.05, epochs=30, label_smoothing=0.1)

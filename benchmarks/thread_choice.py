@@ -2,9 +2,9 @@
 
     .venv/bin/python benchmarks/thread_choice.py     # about 24 min; run it on an idle machine
 
-``--threads auto`` follows ``numpy_mlp.threads.load_rule``: all threads if other processes
+``--threads auto`` follows ``numpy_mlp.training.threads.load_rule``: all threads if other processes
 leave 1.5 cores free, else one, checked every 30 s. This script runs the real training loop
-(``numpy_mlp.train``, on random uint8 images, so no data set is needed) with each of
+(``numpy_mlp.training.loop``, on random uint8 images, so no data set is needed) with each of
 
 - ``auto``: ``threads="auto"``;
 - ``1`` and ``2``: ``threads=1`` and ``threads=2``;
@@ -36,10 +36,11 @@ import time
 
 import numpy as np
 
-import numpy_mlp.threads as threads_module
+import numpy_mlp.training.threads as threads_module
 from numpy_mlp import TrainConfig, train
-from numpy_mlp.data import CIFAR10, CLASS_NAMES
-from numpy_mlp.threads import blas_libraries, blas_threads, set_blas_threads
+from numpy_mlp.data.cifar10 import CLASS_NAMES
+from numpy_mlp.data.dataset import Dataset
+from numpy_mlp.training.threads import blas_libraries, blas_threads, set_blas_threads
 
 POLICIES = {"auto": "auto", "1": 1, "2": 2}  # name -> TrainConfig.threads
 RECIPES = {  # name -> TrainConfig fields beside the defaults
@@ -62,7 +63,7 @@ def random_data(n_train=2000, n_small=50, seed=0):
         return rng.integers(0, 256, (n, 3072), dtype=np.uint8), rng.integers(0, 10, n)
 
     (Xtr, ytr), (Xva, yva), (Xte, yte) = split(n_train), split(n_small), split(n_small)
-    return CIFAR10(Xtr, ytr, Xva, yva, Xte, yte, CLASS_NAMES, "random")
+    return Dataset(Xtr, ytr, Xva, yva, Xte, yte, CLASS_NAMES, "random")
 
 
 def run(policy, recipe, data, seconds):

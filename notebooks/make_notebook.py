@@ -47,10 +47,10 @@ from threadpoolctl import threadpool_limits
 
 from numpy_mlp import (SGD, FullyConnectedNet, TrainConfig, cross_entropy_loss, load_cifar10,
                        preprocess, train)
-from numpy_mlp import plots
-from numpy_mlp.data import to_images
-from numpy_mlp.gradient_check import numerical_gradient, rel_error
-from numpy_mlp.runs import TrainingDisplay
+from numpy_mlp.runs import plots
+from numpy_mlp.data.dataset import to_images
+from numpy_mlp.nn.gradient_check import numerical_gradient, rel_error
+from numpy_mlp.runs.run import TrainingDisplay
 
 %matplotlib inline
 plt.rcParams["figure.figsize"] = (8, 4)

@@ -10,16 +10,38 @@ The course notebook's names and call shapes::
     model.backward(dscores, cache)                   # fills model.grads
     optimizer = SGD(model.params, alpha=1e-2, beta=0.9)
     optimizer.step(model.grads)                      # m = beta*m + g; theta -= alpha*m
+
+The package is a house of rooms, the network at the bottom (docs/development.md):
+``nn`` (NumPy only), ``files``, ``data``, ``training``, ``runs``, ``search``, ``cli``. The
+names below are looked up in their rooms when first used (PEP 562), so that
+``import numpy_mlp.nn`` loads the network alone.
 """
 
-from .config import TrainConfig
-from .data import CLASS_NAMES, load_cifar10, preprocess
-from .errors import UserError
-from .losses import cross_entropy_loss
-from .model import FullyConnectedNet
-from .optim import SGD
-from .train import train
+import importlib
 
-__all__ = ["CLASS_NAMES", "FullyConnectedNet", "SGD", "TrainConfig", "UserError",
-           "cross_entropy_loss", "load_cifar10", "preprocess", "train"]
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401  (the package face shows it)
+
+_HOMES = {
+    "CLASS_NAMES": "data.cifar10",
+    "load_cifar10": "data.cifar10",
+    "preprocess": "data.preprocessing",
+    "UserError": "errors",
+    "cross_entropy_loss": "nn.losses",
+    "FullyConnectedNet": "nn.model",
+    "SGD": "nn.optim",
+    "TrainConfig": "training.config",
+    "train": "training.loop",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'numpy_mlp' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_HOMES))

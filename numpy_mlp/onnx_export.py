@@ -31,10 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from .data.preprocessing import EPS
 from .errors import ModelFileError, UserError
-from .preprocessing import EPS
-from .saving import MODEL_NAME, atomic_write, load_model
+from .files.atomic import atomic_write
+from .training.model_file import MODEL_NAME, load_model
+from .version import __version__
 
 INPUT_NAME = "images"  # (N, D) uint8
 OUTPUT_NAME = "probabilities"  # (N, C) float

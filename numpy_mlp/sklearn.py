@@ -23,13 +23,13 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import inference
-from .config import BOOL, SETTINGS, Setting, TrainConfig, real, shown
-from .data import split_validation
-from .datasets import CIFAR10_GEOMETRY
+from .data.dataset import CIFAR10_GEOMETRY, split_validation
 from .errors import ConfigError
-from .modelfile import IMAGE_MODES  # preprocessing modes that need image rows
-from .train import build, train
+from .nn.rules import BOOL, real, shown
+from .training import inference
+from .training.config import SETTINGS, Setting, TrainConfig
+from .training.loop import build, train
+from .training.model_format import IMAGE_MODES
 
 IMAGE_D = CIFAR10_GEOMETRY.D  # the image layout the image-only options work on
 

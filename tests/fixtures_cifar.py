@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from numpy_mlp.data import ARCHIVE_DIR, CLASS_NAMES
+from numpy_mlp.data.cifar10 import ARCHIVE_DIR, CLASS_NAMES
 
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 

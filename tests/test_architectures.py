@@ -7,17 +7,17 @@ from synthetic_data import synthetic
 from test_checkpoint import Crash, assert_same_run, crash_after
 
 from numpy_mlp import FullyConnectedNet, TrainConfig
-from numpy_mlp.architecture import Architecture
-from numpy_mlp.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from numpy_mlp.data.preprocessing import Preprocessor
 from numpy_mlp.errors import ConfigError
-from numpy_mlp.gradient_check import numerical_gradient, rel_error
-from numpy_mlp.inference import predict, probabilities
-from numpy_mlp.layers import layernorm_forward
-from numpy_mlp.losses import softmax
-from numpy_mlp.optim import SGD
-from numpy_mlp.preprocessing import Preprocessor
-from numpy_mlp.runs import train_with_checkpoints
-from numpy_mlp.saving import load_model, save_model
+from numpy_mlp.nn.architecture import Architecture
+from numpy_mlp.nn.gradient_check import numerical_gradient, rel_error
+from numpy_mlp.nn.layers import layernorm_forward
+from numpy_mlp.nn.losses import softmax
+from numpy_mlp.nn.optim import SGD
+from numpy_mlp.runs.run import train_with_checkpoints
+from numpy_mlp.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from numpy_mlp.training.inference import predict, probabilities
+from numpy_mlp.training.model_file import load_model, save_model
 
 # every architecture option, on the widths hidden (a plain stack) or one width (blocks)
 ARCHS = {
@@ -371,7 +371,7 @@ def test_train_evaluate_predict_export_through_the_cli(flags, tmp_path, capsys):
     from fixtures_cifar import write_cifar_dir
     from PIL import Image
 
-    from numpy_mlp.cli import main
+    from numpy_mlp.cli.commands import main
 
     write_cifar_dir(tmp_path / "data", "py3")
     run = tmp_path / "run"

@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 from fixtures_cifar import batch_dict, dumps, write_archive, write_cifar_dir
 
-from numpy_mlp import download
-from numpy_mlp.checkpoint import CHECKPOINT_NAME
-from numpy_mlp.cli import main
-from numpy_mlp.download import ARCHIVE_NAME
+from numpy_mlp.cli.commands import main
+from numpy_mlp.data import download
+from numpy_mlp.data.download import ARCHIVE_NAME
+from numpy_mlp.training.checkpoint import CHECKPOINT_NAME
 
 TINY = ["--hidden-dim", "8", "--batch-size", "10", "--num-iters", "3", "--val-size", "10",
         "--threads", "1", "--quiet", "--offline"]
@@ -194,8 +194,8 @@ def killed_run(run, folder):
     That is: config.json, checkpoint.npz.
     """
     from numpy_mlp import TrainConfig
-    from numpy_mlp.data import load_cifar10
-    from numpy_mlp.runs import train_with_checkpoints, write_json
+    from numpy_mlp.data.cifar10 import load_cifar10
+    from numpy_mlp.runs.run import train_with_checkpoints, write_json
 
     config = TrainConfig(hidden_dim=(8,), batch_size=10, num_iters=3, val_size=10, threads=1)
     run.mkdir()
@@ -417,8 +417,8 @@ def test_divergence_before_any_evaluation_saves_the_initial_weights(tmp_path, ca
     line = capsys.readouterr().err.strip()
     assert "step 0, the initial weights" in line
     from numpy_mlp import TrainConfig
-    from numpy_mlp.saving import load_model
-    from numpy_mlp.train import initial_params
+    from numpy_mlp.training.loop import initial_params
+    from numpy_mlp.training.model_file import load_model
     saved = load_model(tmp_path / "run" / "model.npz")
     assert saved.config["alpha"] == 1e4 and TrainConfig.from_dict(saved.config).seed == 0
     init = initial_params(TrainConfig.from_dict(saved.config), 3072, 10)
@@ -438,7 +438,7 @@ def test_a_run_stopped_by_bad_input_can_be_rerun_into_the_same_folder(tmp_path, 
     """
     from fixtures_cifar import write_cifar_dir
 
-    from numpy_mlp.cli import main
+    from numpy_mlp.cli.commands import main
 
     out = tmp_path / "run"
     assert main(["train", "--data-dir", str(tmp_path / "nowhere"), "--offline",

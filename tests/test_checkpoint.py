@@ -16,10 +16,10 @@ import pytest
 from synthetic_data import synthetic
 
 from numpy_mlp import TrainConfig
-from numpy_mlp import checkpoint as ckpt
-from numpy_mlp.checkpoint import CHECKPOINT_NAME, load_checkpoint, restore
 from numpy_mlp.errors import Interrupted, ModelFileError
-from numpy_mlp.runs import train_with_checkpoints
+from numpy_mlp.runs.run import train_with_checkpoints
+from numpy_mlp.training import checkpoint as ckpt
+from numpy_mlp.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, restore
 
 # every source of randomness and every piece of loop state is in use: dropout masks
 # (model.rng), flips and crops (aug_rng), reshuffles (order_rng), per-channel statistics,
@@ -246,12 +246,12 @@ def test_a_second_sigterm_stops_at_once_and_keeps_the_last_checkpoint(data, tmp_
 def test_a_run_on_float_features_resumes_bit_for_bit(tmp_path, monkeypatch):
     # per_feature: any numeric (N, D), here float64 with D = 7; its statistics travel with
     # the checkpoint as they do for per_channel
-    from numpy_mlp.data import CIFAR10
+    from numpy_mlp.data.dataset import Dataset
 
     rng = np.random.default_rng(1)
     X, y = rng.normal(5, [1, 10, 100, 1, 1, 3, 0.1], size=(160, 7)), rng.integers(0, 3, 160)
     X[:, 0] += 3 * y
-    data = CIFAR10(X[:120], y[:120], X[120:], y[120:], X[:0], y[:0], ("a", "b", "c"), "floats")
+    data = Dataset(X[:120], y[:120], X[120:], y[120:], X[:0], y[:0], ("a", "b", "c"), "floats")
     config = TrainConfig(hidden_dim=(16,), batch_size=16, num_iters=40, evals=4, flip=False,
                          preprocessing="per_feature", checkpoint_every=7, threads=1)
     reference = train_with_checkpoints(config, data, tmp_path / "ref")

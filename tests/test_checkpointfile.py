@@ -8,11 +8,13 @@ import pytest
 from synthetic_data import synthetic
 
 from numpy_mlp import TrainConfig
-from numpy_mlp.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from numpy_mlp.checkpointfile import read_checkpoint
 from numpy_mlp.errors import CheckpointError, ModelFileError, RunFileError
-from numpy_mlp.jsonfile import MAX_BYTES, read_config, read_metrics
-from numpy_mlp.runs import train_with_checkpoints
+from numpy_mlp.files.jsonfile import MAX_BYTES
+from numpy_mlp.runs.report import read_metrics
+from numpy_mlp.runs.run import train_with_checkpoints
+from numpy_mlp.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from numpy_mlp.training.checkpoint_file import read_checkpoint
+from numpy_mlp.training.config import read_config
 
 CONFIG = TrainConfig(hidden_dim=(8, 6), batch_size=16, num_iters=12, evals=4,
                      preprocessing="per_channel", eval_train_size=30, checkpoint_every=5, threads=1)

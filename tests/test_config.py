@@ -10,22 +10,17 @@ import numpy as np
 import pytest
 from fixtures_cifar import write_cifar_dir
 
-import numpy_mlp.runs
-from numpy_mlp import checkpoint
-from numpy_mlp.cli import build_parser, check_resume_flags, main
-from numpy_mlp.config import (
-    RESUMABLE_FIELDS,
-    SETTINGS,
-    TrainConfig,
-    check,
-    parse_hidden_dims,
-)
+import numpy_mlp.runs.run
+from numpy_mlp.cli.commands import build_parser, check_resume_flags, main
 from numpy_mlp.errors import ConfigError
-from numpy_mlp.model import FullyConnectedNet
-from numpy_mlp.optim import SGD
-from numpy_mlp.presets import PRESETS
-from numpy_mlp.schedules import SCHEDULES
-from numpy_mlp.threads import ThreadChooser, check_threads
+from numpy_mlp.nn.model import FullyConnectedNet
+from numpy_mlp.nn.optim import SGD
+from numpy_mlp.nn.rules import parse_hidden_dims
+from numpy_mlp.nn.schedules import SCHEDULES
+from numpy_mlp.training import checkpoint
+from numpy_mlp.training.config import RESUMABLE_FIELDS, SETTINGS, TrainConfig
+from numpy_mlp.training.presets import PRESETS
+from numpy_mlp.training.threads import ThreadChooser, check_threads
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,7 +35,7 @@ def captured(monkeypatch):
         return Path("runs/x"), {"test_accuracy": 0.5, "val_accuracy": 0.5, "total_seconds": 1.0,
                                 "model": "m"}
 
-    monkeypatch.setattr(numpy_mlp.runs, "run_training", fake)
+    monkeypatch.setattr(numpy_mlp.runs.run, "run_training", fake)
     return calls
 
 
@@ -101,7 +96,7 @@ def test_schedule_and_search_choices_are_the_modules_own_constants(capsys, monke
 
 
 def test_building_the_train_parser_does_not_import_optuna():
-    code = ("import sys; from numpy_mlp.cli import build_parser; build_parser('train')"
+    code = ("import sys; from numpy_mlp.cli.commands import build_parser; build_parser('train')"
             ".parse_args(['train']); print('optuna' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                           timeout=60)
@@ -153,7 +148,7 @@ def test_each_rule_has_one_message_from_every_source(name, literal, text, tmp_pa
     assert rule_part(err) == rule
     assert not captured
 
-    assert rule_part(str(pytest.raises(ConfigError, check, name, value).value)) == rule
+    assert rule_part(str(pytest.raises(ConfigError, SETTINGS[name].check, value).value)) == rule
 
 
 @pytest.mark.parametrize("make, name, value", [

@@ -1,4 +1,4 @@
-"""Tests for numpy_mlp.data and numpy_mlp.safe_pickle on tiny fixtures and the real data."""
+"""numpy_mlp.data.cifar10 and numpy_mlp.files.safe_pickle on tiny fixtures and the real data."""
 
 import io
 import json
@@ -14,18 +14,11 @@ import numpy as np
 import pytest
 from fixtures_cifar import all_train, batch_dict, dumps, meta_dict, write_archive, write_cifar_dir
 
-from numpy_mlp.data import (
-    CIFAR10,
-    CLASS_NAMES,
-    channel_stats,
-    default_data_dir,
-    load_cifar10,
-    preprocess,
-    split_validation,
-    to_images,
-)
+from numpy_mlp.data.cifar10 import CLASS_NAMES, load_cifar10
+from numpy_mlp.data.dataset import Dataset, default_data_dir, split_validation, to_images
+from numpy_mlp.data.preprocessing import channel_stats, preprocess
 from numpy_mlp.errors import DataError
-from numpy_mlp.safe_pickle import safe_load
+from numpy_mlp.files.safe_pickle import safe_load
 
 N_PER_BATCH, N_TEST = 20, 10
 N_TRAIN = 5 * N_PER_BATCH  # 100 training images in the fixtures
@@ -62,7 +55,7 @@ def test_load_both_pickle_styles(tmp_path, style):
     arrays = write_cifar_dir(tmp_path, style, n_per_batch=N_PER_BATCH, n_test=N_TEST)
     data = load(tmp_path, val_size=10)
 
-    assert isinstance(data, CIFAR10)
+    assert isinstance(data, Dataset)
     assert data.X_train.shape == (N_TRAIN - 10, 3072) and data.X_train.dtype == np.uint8
     assert data.X_val.shape == (10, 3072) and data.X_val.dtype == np.uint8
     assert data.y_train.shape == (N_TRAIN - 10,) and data.y_train.dtype == np.int64
@@ -306,7 +299,7 @@ def test_per_image(dtype):
 
 
 def test_per_feature_standardises_any_features_with_training_statistics():
-    from numpy_mlp.data import Preprocessor, feature_stats
+    from numpy_mlp.data.preprocessing import Preprocessor, feature_stats
 
     rng = np.random.default_rng(0)
     X_train = rng.normal(50, [1, 10, 1000, 0.1, 3], size=(200, 5))  # float64, D = 5
@@ -577,7 +570,7 @@ def test_bad_class_names_are_refused(tmp_path, case):
 
 
 def test_class_names_of_the_longest_allowed_length_are_read(tmp_path):
-    from numpy_mlp.cifar_files import MAX_NAME_CHARS
+    from numpy_mlp.data.cifar10 import MAX_NAME_CHARS
     write_cifar_dir(tmp_path, "py3")
     meta = meta_dict()
     meta[b"label_names"] = [chr(ord("a") + i).encode() * MAX_NAME_CHARS for i in range(10)]
@@ -589,7 +582,7 @@ def test_class_names_of_the_longest_allowed_length_are_read(tmp_path):
 
 
 def test_an_archive_that_decompresses_beyond_the_bound_is_refused(tmp_path):
-    from numpy_mlp.cifar_files import read_archive
+    from numpy_mlp.data.cifar10 import read_archive
     src = tmp_path / "src"
     write_cifar_dir(src, "py3")
     archive = write_archive(tmp_path / "a.tar.gz", src)
@@ -602,7 +595,7 @@ def test_a_huge_tar_header_is_refused_before_it_is_read(tmp_path):
     """tarfile reads a GNU long name whole; 33 MB of it (34 kB compressed) must not be read."""
     import tarfile
 
-    from numpy_mlp.safe_pickle import MAX_BYTES
+    from numpy_mlp.files.safe_pickle import MAX_BYTES
     src = tmp_path / "src"
     write_cifar_dir(src, "py3")
     info = tarfile.TarInfo("x" * (MAX_BYTES + 1000))
@@ -637,7 +630,7 @@ def test_archive_members_are_bounded_and_unique(tmp_path, case):
 
 def test_a_missing_parent_is_never_created_for_a_download(tmp_path, monkeypatch):
     """An explicit path whose parent is gone: one line, no folder tree, no network."""
-    from numpy_mlp import download
+    from numpy_mlp.data import download
 
     def no_network(*args, **kwargs):
         raise AssertionError("the network was used")
@@ -651,7 +644,7 @@ def test_a_missing_parent_is_never_created_for_a_download(tmp_path, monkeypatch)
 
 
 def test_create_false_refuses_a_missing_folder(tmp_path, monkeypatch):
-    from numpy_mlp import download
+    from numpy_mlp.data import download
     monkeypatch.setattr(download.urllib.request, "urlopen", lambda *a, **k: 1 / 0)
     with pytest.raises(DataError, match="does not exist") as err:
         load_cifar10(tmp_path / "moved", download=True, create=False, progress=False)

@@ -19,21 +19,14 @@ from fixtures_cifar import py2_dumps
 from PIL import Image
 from test_download import server  # noqa: F401  (the fixture)
 
-from numpy_mlp.cli import main
-from numpy_mlp.config import TrainConfig
-from numpy_mlp.data import to_images
-from numpy_mlp.dataset_files import CIFAR100_DIR
-from numpy_mlp.datasets import (
-    DATASETS,
-    MNIST_GEOMETRY,
-    Geometry,
-    data_config,
-    default_folder,
-    load_dataset,
-)
+from numpy_mlp.cli.commands import main
+from numpy_mlp.data.dataset import MNIST_GEOMETRY, Geometry, to_images
+from numpy_mlp.data.formats import CIFAR100_DIR
+from numpy_mlp.data.registry import DATASETS, default_folder, load_dataset
 from numpy_mlp.errors import DataError, ModelFileError
-from numpy_mlp.inference import probabilities
-from numpy_mlp.saving import load_model
+from numpy_mlp.training.config import TrainConfig, data_config
+from numpy_mlp.training.inference import probabilities
+from numpy_mlp.training.model_file import load_model
 
 TINY = ["--hidden-dim", "8", "--batch-size", "10", "--num-iters", "3", "--val-size", "5",
         "--threads", "1", "--quiet", "--offline", "--evals", "2", "--eval-train-size", "10"]
@@ -334,8 +327,8 @@ class Crash(Exception):
 
 
 def test_a_crashed_mnist_run_resumes_to_the_same_model(folders, tmp_path, monkeypatch):
-    from numpy_mlp import checkpoint as ckpt
-    from numpy_mlp.runs import run_training
+    from numpy_mlp.runs.run import run_training
+    from numpy_mlp.training import checkpoint as ckpt
 
     config = TrainConfig(dataset="mnist", hidden_dim=(8,), batch_size=10, num_iters=6,
                          val_size=5, evals=2, eval_train_size=10, checkpoint_every=2, threads=1,

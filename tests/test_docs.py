@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import SHARED_CIFAR
 
-from numpy_mlp.cli import main
+from numpy_mlp.cli.commands import main
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

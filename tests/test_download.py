@@ -1,4 +1,4 @@
-"""Tests for numpy_mlp.download and reading archives, against a local HTTP server."""
+"""Tests for numpy_mlp.data.download and reading archives, against a local HTTP server."""
 
 import hashlib
 import http.server
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from fixtures_cifar import write_archive, write_cifar_dir
 
-from numpy_mlp import download
-from numpy_mlp.data import load_cifar10
-from numpy_mlp.download import ARCHIVE_NAME, download_cifar10
+from numpy_mlp.data import download
+from numpy_mlp.data.cifar10 import load_cifar10
+from numpy_mlp.data.download import ARCHIVE_NAME, download_cifar10
 from numpy_mlp.errors import DataError
 
 

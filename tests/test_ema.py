@@ -6,13 +6,13 @@ import pytest
 from synthetic_data import synthetic
 
 from numpy_mlp import TrainConfig
-from numpy_mlp.ema import EMA, decay_at
 from numpy_mlp.errors import ConfigError
-from numpy_mlp.optim import BLOCK
-from numpy_mlp.plots import plot_accuracy
-from numpy_mlp.runs import eval_line
-from numpy_mlp.train import HISTORY_KEYS, build, evaluate, result_of, train
-from numpy_mlp.writeup import history_csv, run_metrics
+from numpy_mlp.nn.ema import EMA, decay_at
+from numpy_mlp.nn.optim import BLOCK
+from numpy_mlp.runs.plots import plot_accuracy
+from numpy_mlp.runs.run import eval_line
+from numpy_mlp.runs.writeup import history_csv, run_metrics
+from numpy_mlp.training.loop import HISTORY_KEYS, build, evaluate, result_of, train
 
 
 def test_three_updates_worked_by_hand_with_the_warm_up():
@@ -165,7 +165,7 @@ def test_the_history_readers_show_the_ema_and_work_without_it(data, tmp_path):
 
 
 def test_a_warm_start_fit_continues_from_the_fitted_average(monkeypatch):
-    from numpy_mlp import ema as ema_module
+    from numpy_mlp.nn import ema as ema_module
     from numpy_mlp.sklearn import FullyConnectedClassifier
 
     rng = np.random.default_rng(3)
@@ -189,8 +189,8 @@ def test_a_warm_start_fit_continues_from_the_fitted_average(monkeypatch):
 def test_checkpoints_of_an_ema_run_are_checked_and_older_ones_still_read(data, tmp_path):
     import json
 
-    from numpy_mlp.checkpoint import load_checkpoint, restore, save_checkpoint
     from numpy_mlp.errors import CheckpointError
+    from numpy_mlp.training.checkpoint import load_checkpoint, restore, save_checkpoint
 
     config = TrainConfig(hidden_dim=(6,), batch_size=20, num_iters=4, evals=2, ema=0.9, threads=1)
     run = build(config, data)

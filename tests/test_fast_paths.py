@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from numpy_mlp import SGD, FullyConnectedNet
-from numpy_mlp.data import channel_stats, preprocess
-from numpy_mlp.layers import affine_backward, affine_forward, l2_backward, relu_backward
-from numpy_mlp.optim import BLOCK
+from numpy_mlp.data.preprocessing import channel_stats, preprocess
+from numpy_mlp.nn.layers import affine_backward, affine_forward, l2_backward, relu_backward
+from numpy_mlp.nn.optim import BLOCK
 
 
 @pytest.mark.parametrize("nesterov,weight_decay",
@@ -120,7 +120,7 @@ def _odd_images(rng, n):
 
 @pytest.mark.parametrize("mode", ["per_image", "per_channel"])
 def test_folded_first_layer_equals_normalising_then_the_product(mode):
-    from numpy_mlp.data import Preprocessor
+    from numpy_mlp.data.preprocessing import Preprocessor
 
     rng = np.random.default_rng(11)
     X = _odd_images(rng, 300)
@@ -137,8 +137,8 @@ def test_folded_first_layer_equals_normalising_then_the_product(mode):
 
 
 def test_predictions_with_the_folded_layer_equal_the_plain_forward_pass():
-    from numpy_mlp.data import Preprocessor
-    from numpy_mlp.inference import predict
+    from numpy_mlp.data.preprocessing import Preprocessor
+    from numpy_mlp.training.inference import predict
 
     rng = np.random.default_rng(12)
     X = _odd_images(rng, 700)

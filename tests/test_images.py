@@ -1,4 +1,4 @@
-"""numpy_mlp.images.image_to_row: the CIFAR-10 row of an image file, and the files it refuses."""
+"""numpy_mlp.data.images.image_to_row: an image file's CIFAR-10 row, and the files it refuses."""
 
 import os
 import struct
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from numpy_mlp.data.images import FORMATS, MAX_PIXELS, image_to_row
 from numpy_mlp.errors import UserError
-from numpy_mlp.images import FORMATS, MAX_PIXELS, image_to_row
 
 
 def gradient(h=48, w=64, top=65535):
@@ -109,7 +109,7 @@ def test_other_16_bit_grey_modes_are_scaled(mode):
     im = Image.fromarray(a.astype(np.int32)).convert(mode) if mode == "I" else \
         Image.frombytes(mode, (a.shape[1], a.shape[0]), a.astype(">u2").tobytes())
     assert im.mode == mode
-    from numpy_mlp import images
+    from numpy_mlp.data import images
     ref = images._small(Image.fromarray(to_8_bits(a)))
     np.testing.assert_array_equal(images._small(im), ref)
 
@@ -199,7 +199,7 @@ def test_postscript_named_png_never_starts_ghostscript(tmp_path):
 
     done, marker = _with_fake_gs(tmp_path, f"""
         from numpy_mlp.errors import UserError
-        from numpy_mlp.images import image_to_row
+        from numpy_mlp.data.images import image_to_row
         try:
             image_to_row({str(path)!r})
         except UserError as e:

@@ -9,12 +9,12 @@ from PIL import Image
 from synthetic_data import synthetic
 
 from numpy_mlp import TrainConfig
-from numpy_mlp.checkpoint import restore, save_checkpoint
-from numpy_mlp.cli import main
-from numpy_mlp.data import Preprocessor
-from numpy_mlp.predict import predict_files
-from numpy_mlp.saving import load_model
-from numpy_mlp.train import build, initial_params, train
+from numpy_mlp.cli.commands import main
+from numpy_mlp.data.preprocessing import Preprocessor
+from numpy_mlp.runs.predict import predict_files
+from numpy_mlp.training.checkpoint import restore, save_checkpoint
+from numpy_mlp.training.loop import build, initial_params, train
+from numpy_mlp.training.model_file import load_model
 
 CONFIG = TrainConfig(hidden_dim=(24, 16), batch_size=16, num_iters=30, evals=5, dropout=0.2,
                      flip=True, crop_pad=2, preprocessing="per_channel", eval_train_size=50,
@@ -107,12 +107,12 @@ def run(tmp_path_factory):
 
 def no_download(monkeypatch, tmp_path):
     """Downloads fail the test; the default data folder is an empty one."""
-    import numpy_mlp.cifar_files
+    import numpy_mlp.data.cifar10
 
     def refuse(*a, **kw):
         raise AssertionError("evaluate tried to download")
 
-    monkeypatch.setattr(numpy_mlp.cifar_files, "download_cifar10", refuse)
+    monkeypatch.setattr(numpy_mlp.data.cifar10, "download_cifar10", refuse)
     (tmp_path / "default").mkdir()
     monkeypatch.setenv("NUMPY_MLP_DATA", str(tmp_path / "default"))
 

@@ -8,13 +8,13 @@ from fixtures_cifar import write_cifar_dir
 from synthetic_data import synthetic
 
 from numpy_mlp import FullyConnectedNet, TrainConfig, train
-from numpy_mlp.augment import augment, mirror, random_crop, random_flip, shift, tta_views
-from numpy_mlp.cli import build_parser, config_from_args, main
-from numpy_mlp.data import Preprocessor, channel_stats
+from numpy_mlp.cli.commands import build_parser, config_from_args, main
+from numpy_mlp.data.augment import augment, mirror, random_crop, random_flip, shift, tta_views
+from numpy_mlp.data.preprocessing import Preprocessor, channel_stats
 from numpy_mlp.errors import ConfigError
-from numpy_mlp.inference import predict, probabilities
-from numpy_mlp.losses import softmax
-from numpy_mlp.runs import evaluate_saved
+from numpy_mlp.nn.losses import softmax
+from numpy_mlp.runs.run import evaluate_saved
+from numpy_mlp.training.inference import predict, probabilities
 
 
 def images(n=8, seed=0):
@@ -185,8 +185,8 @@ def test_a_run_with_tta_reports_both_accuracies_and_evaluate_repeats_them(tmp_pa
 def test_predict_averages_the_ten_views_and_a_bad_saved_shift_is_refused(tmp_path, capsys):
     from PIL import Image
 
-    from numpy_mlp.predict import image_to_row, predict_files
-    from numpy_mlp.saving import load_model, save_model
+    from numpy_mlp.runs.predict import image_to_row, predict_files
+    from numpy_mlp.training.model_file import load_model, save_model
 
     write_cifar_dir(tmp_path / "cifar", n_per_batch=20, n_test=40)
     data = ["--data-dir", str(tmp_path / "cifar"), "--offline"]

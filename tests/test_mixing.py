@@ -10,15 +10,15 @@ from test_bad_inputs import hyper, one_line_error
 from test_checkpoint import Crash, assert_same_run, crash_after
 
 from numpy_mlp import TrainConfig
-from numpy_mlp.augment import cutmix, mixup, one_hot
-from numpy_mlp.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from numpy_mlp.datasets import Geometry
+from numpy_mlp.data.augment import cutmix, mixup, one_hot
+from numpy_mlp.data.dataset import Geometry
+from numpy_mlp.data.mixing import Mixer
 from numpy_mlp.errors import ConfigError
-from numpy_mlp.gradient_check import numerical_gradient, rel_error
-from numpy_mlp.losses import cross_entropy_loss
-from numpy_mlp.mixing import Mixer
-from numpy_mlp.runs import train_with_checkpoints
-from numpy_mlp.train import _generators, build, train
+from numpy_mlp.nn.gradient_check import numerical_gradient, rel_error
+from numpy_mlp.nn.losses import cross_entropy_loss
+from numpy_mlp.runs.run import train_with_checkpoints
+from numpy_mlp.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from numpy_mlp.training.loop import _generators, build, train
 
 
 def soft_targets(rng, N, C):
@@ -218,7 +218,7 @@ def test_bad_flags_are_one_line_errors(flag, value, words, tmp_path, capsys):
 
 
 def test_the_knobs_have_help_lines_and_travel_through_config_json():
-    from numpy_mlp.config import SETTINGS
+    from numpy_mlp.training.config import SETTINGS
 
     for name in ("mixup", "cutmix", "mix_prob", "ema"):
         assert SETTINGS[name].help and not SETTINGS[name].resumable

@@ -7,7 +7,7 @@ import pytest
 
 from numpy_mlp import FullyConnectedNet, cross_entropy_loss
 from numpy_mlp.errors import ConfigError
-from numpy_mlp.gradient_check import numerical_gradient, rel_error
+from numpy_mlp.nn.gradient_check import numerical_gradient, rel_error
 
 
 def tiny_batch(N=6, D=7, C=4, seed=0):

@@ -7,9 +7,9 @@ the forward's output, ``sum(out * w)``, whose gradient w.r.t. ``out`` is ``w``.
 import numpy as np
 import pytest
 
-from numpy_mlp.augment import cutmix, mixup, one_hot
-from numpy_mlp.gradient_check import numerical_gradient, rel_error
-from numpy_mlp.layers import (
+from numpy_mlp.data.augment import cutmix, mixup, one_hot
+from numpy_mlp.nn.gradient_check import numerical_gradient, rel_error
+from numpy_mlp.nn.layers import (
     batchnorm_backward,
     batchnorm_forward,
     fold_batchnorm,

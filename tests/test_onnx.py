@@ -18,13 +18,13 @@ import pytest
 from fixtures_cifar import write_cifar_dir
 from synthetic_data import synthetic
 
-from numpy_mlp.cli import main
-from numpy_mlp.config import TrainConfig
-from numpy_mlp.data import CLASS_NAMES, load_cifar10
-from numpy_mlp.losses import softmax
+from numpy_mlp.cli.commands import main
+from numpy_mlp.data.cifar10 import CLASS_NAMES, load_cifar10
+from numpy_mlp.nn.losses import softmax
 from numpy_mlp.onnx_export import CLASS_NAMES_KEY, INPUT_NAME, OUTPUT_NAME, export_onnx
-from numpy_mlp.saving import load_model, save_model
-from numpy_mlp.train import train
+from numpy_mlp.training.config import TrainConfig
+from numpy_mlp.training.loop import train
+from numpy_mlp.training.model_file import load_model, save_model
 
 TINY = ["--hidden-dim", "8", "--batch-size", "10", "--num-iters", "3", "--val-size", "10",
         "--threads", "1", "--quiet", "--offline"]
@@ -184,7 +184,8 @@ def test_without_onnx_the_message_says_what_to_install(run_dir, tmp_path, capsys
 
 
 def test_the_package_imports_onnx_only_to_export():
-    code = ("import sys, numpy_mlp, numpy_mlp.cli, numpy_mlp.runs, numpy_mlp.onnx_export; "
+    code = ("import sys, numpy_mlp, numpy_mlp.cli.commands, numpy_mlp.runs.run, "
+            "numpy_mlp.onnx_export; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('onnx', 'onnxruntime')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

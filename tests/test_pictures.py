@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from numpy_mlp import plots
-from numpy_mlp.data import CLASS_NAMES, to_images
+from numpy_mlp.data.cifar10 import CLASS_NAMES
+from numpy_mlp.data.dataset import to_images
+from numpy_mlp.runs import plots
 
 
 def read_png(path):

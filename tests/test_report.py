@@ -14,8 +14,8 @@ import pytest
 from fixtures_cifar import write_cifar_dir
 from PIL import Image
 
-from numpy_mlp.cli import main
-from numpy_mlp.report import PICTURES, render_report, write_report
+from numpy_mlp.cli.commands import main
+from numpy_mlp.runs.report import PICTURES, render_report, write_report
 
 PICTURE_NAMES = [name for name, _ in PICTURES]
 
@@ -137,11 +137,11 @@ def test_evaluate_writes_its_pictures_into_out(run_dir, tmp_path, capsys):
         assert name in text
     assert "test accuracy" in text
     # the weights picture shows what training changed: the init is rebuilt from the saved seed
-    from numpy_mlp.config import TrainConfig
-    from numpy_mlp.data import load_cifar10
-    from numpy_mlp.runs import initial_W1
-    from numpy_mlp.saving import load_model
-    from numpy_mlp.train import build
+    from numpy_mlp.data.cifar10 import load_cifar10
+    from numpy_mlp.runs.run import initial_W1
+    from numpy_mlp.training.config import TrainConfig
+    from numpy_mlp.training.loop import build
+    from numpy_mlp.training.model_file import load_model
 
     saved = load_model(run_dir)  # the run folder names its model.npz
     model = saved.model

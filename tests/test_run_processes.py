@@ -2,7 +2,7 @@
 folder, kills in the write-up, links in the folder, hostile model files, resumed runs that
 must find their data again.
 
-Each child is ``python -c`` running ``numpy_mlp.cli.main`` (the ``numpy-mlp`` command);
+Each child is ``python -c`` running ``numpy_mlp.cli.commands.main`` (the ``numpy-mlp`` command);
 where a child must be caught in a given phase, it first replaces one function with one
 that prints a line and waits, then it is signalled.
 """
@@ -21,14 +21,14 @@ import pytest
 from fixtures_cifar import write_cifar_dir
 from test_modelfile import PEAK_MB
 
-from numpy_mlp.checkpoint import CHECKPOINT_NAME
-from numpy_mlp.cli import main
+from numpy_mlp.cli.commands import main
+from numpy_mlp.training.checkpoint import CHECKPOINT_NAME
 
 TINY = ["--hidden-dim", "8", "--batch-size", "10", "--val-size", "10", "--threads", "1", "--quiet"]
 
 CLI = """
     import sys
-    from numpy_mlp.cli import main
+    from numpy_mlp.cli.commands import main
     sys.exit(main(sys.argv[1:]))
 """
 
@@ -68,8 +68,8 @@ def data(tmp_path):
 # a train whose first evaluation waits: the folder is its own while the test acts
 HOLDS_THE_FOLDER = """
     import sys, time
-    from numpy_mlp import runs
-    from numpy_mlp.cli import main
+    from numpy_mlp.runs import run as runs
+    from numpy_mlp.cli.commands import main
     def on_eval(self, step, history):
         print("training", flush=True)
         time.sleep(60)
@@ -108,8 +108,8 @@ def test_a_second_train_on_the_same_out_is_refused_while_the_first_lives(tmp_pat
 # a train that stops in its write-up, after model.npz, history.csv and metrics.json
 STOPS_IN_THE_WRITEUP = """
     import sys, time
-    from numpy_mlp import writeup
-    from numpy_mlp.cli import main
+    from numpy_mlp.runs import writeup
+    from numpy_mlp.cli.commands import main
     def write_pictures(*args, **kw):
         print("writing up", flush=True)
         time.sleep(60)
@@ -221,7 +221,7 @@ def test_resume_with_a_recorded_data_folder_that_is_gone_is_one_line_and_downloa
 
 PEAK = PEAK_MB + """
 import sys
-from numpy_mlp.cli import main
+from numpy_mlp.cli.commands import main
 status = main(sys.argv[1:])
 print(status, peak_mb(), flush=True)
 """

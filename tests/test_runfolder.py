@@ -16,7 +16,7 @@ import time
 import pytest
 
 from numpy_mlp.errors import Interrupted, RunFileError, RunFolderError
-from numpy_mlp.runfolder import LOCK_NAME, STATE_NAME, RunFolder, read_run_state, resume_data_dir
+from numpy_mlp.runs.folder import LOCK_NAME, STATE_NAME, RunFolder, read_run_state, resume_data_dir
 
 
 def child(code, *args):
@@ -27,7 +27,7 @@ def child(code, *args):
 
 HOLD = """
     import sys, time
-    from numpy_mlp.runfolder import RunFolder
+    from numpy_mlp.runs.folder import RunFolder
     folder = RunFolder(sys.argv[1]).open()
     print("locked", flush=True)
     time.sleep(60)
@@ -211,7 +211,7 @@ def test_a_read_only_parent_is_one_line(tmp_path, read_only):
 FULL = """
     import resource, signal, sys
     from numpy_mlp.errors import UserError
-    from numpy_mlp.runfolder import RunFolder
+    from numpy_mlp.runs.folder import RunFolder
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
     folder = RunFolder(sys.argv[1]).open()
     folder.write_bytes("model.npz", b"a" * 10_000)
@@ -292,7 +292,7 @@ def test_sigterm_in_the_write_up_stops_it_at_once_and_leaves_it_resumable(tmp_pa
 
 KILLED_IN_WRITEUP = """
     import sys, time
-    from numpy_mlp.runfolder import RunFolder
+    from numpy_mlp.runs.folder import RunFolder
     folder = RunFolder(sys.argv[1]).open()
     folder.record_start(data_dir=None, download=True)
     with folder.writing_up():
@@ -380,7 +380,7 @@ def a_run_folder(tmp_path):
                                   "config.json"])
 def test_the_report_refuses_a_symlinked_run_file_and_embeds_nothing_through_it(name, tmp_path):
     from numpy_mlp.errors import UserError
-    from numpy_mlp.report import write_report
+    from numpy_mlp.runs.report import write_report
 
     run = a_run_folder(tmp_path)
     secret = tmp_path / "secret"
@@ -400,7 +400,7 @@ def test_the_report_refuses_a_symlinked_run_file_and_embeds_nothing_through_it(n
     ("metrics.json", '{"per_class_test_accuracy": {"cat": null}}', "per_class_test_accuracy.cat"),
 ])
 def test_the_report_of_a_damaged_json_file_is_one_line(name, content, expected, tmp_path):
-    from numpy_mlp.report import write_report
+    from numpy_mlp.runs.report import write_report
 
     run = a_run_folder(tmp_path)
     (run / name).write_text(content)
@@ -410,7 +410,7 @@ def test_the_report_of_a_damaged_json_file_is_one_line(name, content, expected, 
 
 
 def test_the_report_of_a_run_still_going_is_refused_and_a_finished_one_written(tmp_path):
-    from numpy_mlp.report import write_report
+    from numpy_mlp.runs.report import write_report
 
     run = a_run_folder(tmp_path)
     holder = child(HOLD, run)

@@ -25,10 +25,9 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 from synthetic_data import synthetic
 
-from numpy_mlp import cli, plots
-from numpy_mlp.config import TrainConfig
+from numpy_mlp.cli import commands as cli
 from numpy_mlp.errors import ConfigError, UserError
-from numpy_mlp.saving import load_model
+from numpy_mlp.runs import plots
 from numpy_mlp.search import (
     HEARTBEAT,
     STALE_AFTER,
@@ -47,6 +46,8 @@ from numpy_mlp.search import (
     suggest_config,
 )
 from numpy_mlp.search.study import HeartbeatJournalStorage, worker_identity
+from numpy_mlp.training.config import TrainConfig
+from numpy_mlp.training.model_file import load_model
 
 # tiny trials: 200 training images of fixture data, a few SGD steps
 TINY = {"val_size": 50, "num_iters": 30, "evals": 3, "eval_train_size": 50}

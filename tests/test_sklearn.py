@@ -14,8 +14,8 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import MinMaxScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
-from numpy_mlp.config import SETTINGS  # noqa: E402
-from numpy_mlp.sklearn import PARAMS, FullyConnectedClassifier, ParameterError  # noqa: E402
+from numpy_mlp.sklearn import PARAMS, FullyConnectedClassifier, ParameterError
+from numpy_mlp.training.config import SETTINGS
 
 FAST = dict(hidden_dim=(32,), epochs=20, evals=2, threads=1)
 # the checks that are expected to fail, and why (none while this stays empty)

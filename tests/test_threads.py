@@ -4,10 +4,10 @@ in their last bits."""
 import numpy as np
 import pytest
 
-import numpy_mlp.threads as threads_module
+import numpy_mlp.training.threads as threads_module
 from numpy_mlp import TrainConfig, train
 from numpy_mlp.errors import ConfigError
-from numpy_mlp.threads import ThreadChooser, blas_threads, load_rule, set_blas_threads
+from numpy_mlp.training.threads import ThreadChooser, blas_threads, load_rule, set_blas_threads
 
 
 class FakeClock:
@@ -98,7 +98,7 @@ def test_the_load_of_other_processes_is_measured_on_linux():
     import os
     import time as _time
 
-    from numpy_mlp.threads import OtherLoad
+    from numpy_mlp.training.threads import OtherLoad
 
     load = OtherLoad()
     _time.sleep(0.3)
@@ -170,8 +170,8 @@ def test_a_fixed_thread_count_repeats_bit_for_bit():
 
 def test_evaluation_gives_back_the_thread_count_it_found(two_threads):
     from numpy_mlp import FullyConnectedNet
-    from numpy_mlp.data import Preprocessor
-    from numpy_mlp.inference import predict
+    from numpy_mlp.data.preprocessing import Preprocessor
+    from numpy_mlp.training.inference import predict
 
     model = FullyConnectedNet(3072, 16, 10, seed=0)
     X = np.random.default_rng(0).integers(0, 256, size=(50, 3072), dtype=np.uint8)

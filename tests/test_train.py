@@ -8,7 +8,7 @@ from synthetic_data import synthetic
 
 from numpy_mlp import SGD, FullyConnectedNet, TrainConfig, cross_entropy_loss, train
 from numpy_mlp.errors import ConfigError, DivergenceError
-from numpy_mlp.schedules import lr_at
+from numpy_mlp.nn.schedules import lr_at
 
 
 def test_overfits_a_tiny_set_to_100_percent():
@@ -38,8 +38,8 @@ def test_trainer_learns_and_keeps_the_best_params():
     i = int(np.argmax(h["val_acc"]))
     assert result.best_step == h["eval_step"][i] and result.best_val_acc == h["val_acc"][i]
     # the model holds the best parameters: its val accuracy is the best one recorded
-    from numpy_mlp.inference import predict
-    from numpy_mlp.metrics import accuracy
+    from numpy_mlp.training.inference import predict
+    from numpy_mlp.training.metrics import accuracy
     assert result.preprocessor.mode == "per_image"
     pred = predict(result.model, result.preprocessor, data.X_val)
     assert accuracy(data.y_val, pred) == pytest.approx(result.best_val_acc)
@@ -63,7 +63,7 @@ def test_epochs_run_without_replacement():
 
 
 def test_log_gets_one_line_per_evaluation():
-    from numpy_mlp.runs import TrainingDisplay
+    from numpy_mlp.runs.run import TrainingDisplay
 
     lines, steps = [], []
     cfg = TrainConfig(hidden_dim=(8,), batch_size=16, num_iters=40, evals=20)

@@ -12,16 +12,16 @@ import numpy as np
 import pytest
 from test_checkpoint import Crash, assert_same_run, crash_after
 
-from numpy_mlp import TrainConfig, preprocessing
-from numpy_mlp.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from numpy_mlp.data import CIFAR10, Preprocessor, channel_stats, preprocess
-from numpy_mlp.datasets import Geometry
+from numpy_mlp import TrainConfig
+from numpy_mlp.data import preprocessing
+from numpy_mlp.data.dataset import Dataset, Geometry
+from numpy_mlp.data.preprocessing import Preprocessor, channel_stats, preprocess, whitening
 from numpy_mlp.errors import CheckpointError, ConfigError, ModelFileError
-from numpy_mlp.inference import probabilities
-from numpy_mlp.preprocessing import whitening
-from numpy_mlp.runs import train_with_checkpoints
-from numpy_mlp.saving import load_model, save_model
-from numpy_mlp.train import train
+from numpy_mlp.runs.run import train_with_checkpoints
+from numpy_mlp.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from numpy_mlp.training.inference import probabilities
+from numpy_mlp.training.loop import train
+from numpy_mlp.training.model_file import load_model, save_model
 
 GEOMETRY = Geometry(3, 8, 8)  # D = 192: an eigendecomposition in milliseconds
 D = GEOMETRY.D
@@ -42,7 +42,7 @@ def images(n, seed=0, classes=4):
 def small_data(n_train=400, n_val=100, seed=0):
     (Xtr, ytr), (Xva, yva), (Xte, yte) = (images(n, seed + i) for i, n in
                                           enumerate((n_train, n_val, n_val)))
-    return CIFAR10(Xtr, ytr, Xva, yva, Xte, yte, ("a", "b", "c", "d"), "synthetic",
+    return Dataset(Xtr, ytr, Xva, yva, Xte, yte, ("a", "b", "c", "d"), "synthetic",
                    geometry=GEOMETRY, name="folder")
 
 

@@ -24,12 +24,13 @@ import optuna
 from optuna.trial import TrialState
 from threadpoolctl import threadpool_limits
 
-from ..config import TrainConfig
-from ..datasets import geometry_of_data
+from ..data.registry import geometry_of_data
 from ..errors import UserError
-from ..runs import evaluate_splits, write_json
-from ..saving import atomic_write, load_model, save_model
-from ..train import train
+from ..files.atomic import atomic_write
+from ..runs.run import evaluate_splits, write_json
+from ..training.config import TrainConfig
+from ..training.loop import train
+from ..training.model_file import load_model, save_model
 from .settings import settings_dict
 from .space import as_config_values, effective_space
 from .study import counts, fail_dead_trials
@@ -186,7 +187,7 @@ def last_reported(t):
 
 def plot_search(trials, space, study, out):
     """history.png, params.png and importance.png in ``out``, from the study's trials."""
-    from .. import plots  # matplotlib: only the process that writes the pictures needs it
+    from ..runs import plots
 
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     pruned = [t for t in trials if t.state == TrialState.PRUNED and t.intermediate_values]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 
-from ..config import BOOL, SETTINGS, TEXT, Setting, choice, real, whole
 from ..errors import ConfigError
+from ..nn.rules import BOOL, TEXT, choice, real, whole
+from ..training.config import SETTINGS, Setting
 from .space import DEFAULT_SPACE, check_space
 from .study import check_storage, redact
 

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from ..config import TrainConfig, parse_hidden_dims
 from ..errors import ConfigError
-from ..tomlfile import read_toml
+from ..files.tomlfile import read_toml
+from ..nn.rules import parse_hidden_dims
+from ..training.config import TrainConfig
 
 # The default search space: hidden width H of the two-layer net, learning rate alpha,
 # momentum beta, minibatch size, passes over the data, L2 strength.

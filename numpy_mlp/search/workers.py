@@ -18,9 +18,9 @@ import optuna
 from optuna.trial import TrialState
 from threadpoolctl import threadpool_limits
 
-from ..datasets import geometry_of_data, load_dataset
+from ..data.registry import geometry_of_data, load_dataset
 from ..errors import DivergenceError, UserError
-from ..train import train
+from ..training.loop import train
 from .outputs import checkpoint_path, fmt, save_trial_model
 from .space import base_config, suggest_config
 from .study import (

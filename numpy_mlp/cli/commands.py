@@ -1,0 +1,378 @@
+"""The command line: the only place that parses arguments.
+
+    numpy-mlp train     train a network and save a run folder
+    numpy-mlp evaluate  accuracy of a saved model on train/val/test, per class
+    numpy-mlp predict   classify image files with a saved model
+    numpy-mlp report    write DIR/report.html again from a run folder
+    numpy-mlp search    hyperparameter search with Optuna (see search.py)
+    numpy-mlp export    write a saved model as ONNX (uint8 images in, probabilities out)
+
+Each command's options are declared once, as data: ``config.Setting`` objects (the flags
+of ``train`` are the fields of ``TrainConfig``, ``config.SETTINGS``). From them come the
+argparse flags with their help and shown defaults, the check of every value (one message
+per rule, naming the flag), and the keys of a ``--config FILE.toml``. Errors the user can
+fix are printed as one line ``numpy-mlp: error: ...`` with exit status 2 (add ``--debug``
+for the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
+
+from ..errors import UserError
+from ..nn.rules import BOOL, TEXT, choice, whole
+from ..training.config import EITHER_OR, RESUMABLE_FIELDS, SETTINGS, Setting, TrainConfig, layered
+from ..training.presets import PRESET_HELP, PRESETS
+from .flags import add_flags, as_flags, field_value, fill, read_flag_file, space_entry
+
+EXAMPLES = """examples:
+  numpy-mlp train                                   # defaults: 2-layer net, ~0.58 test, ~1.5 min
+  numpy-mlp train --data-dir ~/data/cifar-10-batches-py --out runs/first
+  numpy-mlp train --hidden-dim 200 --alpha 1e-2 --beta 0.9 --batch-size 40 --num-iters 2000
+  numpy-mlp train --preset deep --seed 1                # a recipe (see the presets below)
+  numpy-mlp train --config first.toml --seed 1          # flags from a TOML file (these win)
+  numpy-mlp evaluate --model runs/first/model.npz       # also writes its pictures beside the model
+  numpy-mlp predict --model runs/first/model.npz cat.jpg truck.png
+  numpy-mlp report runs/first                           # runs/first/report.html, one page
+  python -m numpy_mlp --help                            # the same tool without the console script
+"""
+
+CONFIG_FILE_HELP = """FILE.toml holds any flag of this command, named with - or _
+(hidden-dim = [512, 256], alpha = 1e-2, quiet = true), at the top level or in a [COMMAND]
+table; flags given on the command line override it."""
+
+# ------------------------------------------------------------------ the options, declared once
+
+DEBUG = Setting("debug", BOOL, "show the full traceback of errors")
+DATA = (Setting("data_dir", TEXT, "folder with the dataset: CIFAR-10's batch files, "
+                "cifar-10-batches-py/ or the .tar.gz; another dataset's official files (see "
+                "--dataset); a folder of images: one subfolder per class", metavar="D",
+                none="$NUMPY_MLP_DATA or ~/.cache/numpy-mlp (a subfolder per dataset other "
+                "than CIFAR-10), downloaded there if missing"),
+        Setting("offline", BOOL, "never download; fail with instructions if the data is "
+                "missing"))
+OUTPUT = (Setting("quiet", BOOL, "print only the result", short="-q"),
+          Setting("verbose", BOOL, "print more: the files written, BLAS threads, ...",
+                  short="-v"))
+CONFIG = Setting("config", TEXT, "read flags from a TOML file (see below)", metavar="FILE.toml")
+PAIRS = (*EITHER_OR, ("quiet", "verbose"))  # either-or flags: one of each pair may be given
+MODEL = Setting("model", TEXT, "a model.npz written by 'numpy-mlp train', or its run folder",
+                metavar="MODEL.npz",
+                required=True)
+PRESET = Setting("preset", choice(*PRESETS), "start from a recipe (listed below); flags and "
+                 "--config override its values")
+
+
+def tta_setting(what):
+    """--tta-shift of evaluate and predict: TrainConfig's rule, by default the run's own."""
+    return Setting("tta_shift", SETTINGS["tta_shift"].rule, f"{what} over ten views (each image "
+                   "and its diagonal shifts by S pixels, all mirrored too)", metavar="S",
+                   none="the run's own --tta-shift, 0 = off")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command: its one-line help, its options and positional arguments."""
+
+    help: str
+    options: tuple = ()      # Settings: its flags and the keys of its --config file
+    positionals: tuple = ()  # (name, nargs, metavar, help)
+    epilog: str = CONFIG_FILE_HELP
+    flag_file: bool = True   # --config FILE.toml holds its flags (search reads its own file)
+
+
+COMMANDS = {
+    "train": Command("train a network and save a run folder", (
+        *DATA, Setting("out", TEXT, "run folder to write", metavar="DIR",
+                       none="runs/<timestamp>"),
+        Setting("resume", TEXT, "continue the run in DIR (killed, crashed or stopped with "
+                "Ctrl-C) from its checkpoint, with its own config.json: no other training "
+                "flags", metavar="DIR"), PRESET, *OUTPUT, DEBUG)),
+    "evaluate": Command("accuracy of a saved model on train/val/test and per class", (
+        MODEL, Setting("out", TEXT, "folder for its pictures", metavar="DIR",
+                       none="the model's folder"),
+        Setting("no_pictures", BOOL, "only print the accuracies"),
+        tta_setting("also report val/test accuracy averaged"), *DATA, *OUTPUT, DEBUG)),
+    "predict": Command("classify PNG/JPEG files with a saved model", (
+        MODEL, Setting("top", whole(1), "how many classes to show per image", default=3),
+        tta_setting("average the probabilities"), *OUTPUT, DEBUG),
+        (("images", "+", "IMAGE", "image files of any size (resized to the model's image size, "
+          "32x32 for CIFAR-10), or folders of PNG/JPEG files"),)),
+    "report": Command("write DIR/report.html again: one page with the config, metrics and "
+                      "pictures of a run", (*OUTPUT, DEBUG),
+                      (("run_dir", None, "DIR", "a run folder written by 'numpy-mlp train'"),)),
+    "export": Command("write a saved model as ONNX, input normalisation included", (
+        Setting("onnx", TEXT, "the .onnx file to write: uint8 images (N, D) in, class "
+                "probabilities (N, C) out (needs pip install 'numpy-mlp[onnx]')",
+                metavar="FILE", required=True), DEBUG),
+        (("run", None, "RUN", "a run folder of 'numpy-mlp train', or its model.npz"),),
+        flag_file=False),
+    "search": Command("hyperparameter search with Optuna (several workers, several machines)",
+                      flag_file=False),
+}
+
+
+def search_settings():
+    """The options of search, declared beside SearchSettings; imported only when search is
+    the command (it imports Optuna, which takes seconds)."""
+    from ..search.settings import flag_settings
+
+    return (*DATA, *flag_settings(), DEBUG)
+
+
+def settings_of(command):
+    """The Settings of ``command``, in the order --help lists them."""
+    if command == "search":
+        return search_settings()
+    cmd = COMMANDS[command]
+    fields = tuple(SETTINGS.values()) if command == "train" else ()
+    return (*cmd.options, *((CONFIG,) if cmd.flag_file else ()), *fields)
+
+
+def presets_help():
+    lines = ["presets (--preset NAME; flags and --config FILE.toml override their values):"]
+    for name, values in PRESETS.items():
+        lines.append(f"  {name}: {PRESET_HELP[name]}")
+        lines += textwrap.wrap(as_flags(values), 96, initial_indent="    ",
+                               subsequent_indent="    ", break_on_hyphens=False)
+    return "\n".join(lines)
+
+
+FIELDS_TITLE = "training settings (TrainConfig fields, saved in DIR/config.json)"
+
+
+def build_parser(command=None):
+    """The parser of every command; with ``command`` given, only that command's options are
+    added (the others are only listed: search's options import Optuna)."""
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="numpy-mlp", epilog=EXAMPLES, formatter_class=raw,
+        description="Fully-connected networks in NumPy, trained with SGD with momentum on "
+                    "CIFAR-10.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    epilogs = {"train": f"{EXAMPLES}\n{presets_help()}\n\n{CONFIG_FILE_HELP}",
+               "search": SEARCH_EXAMPLES}
+    for name, cmd in COMMANDS.items():
+        p = sub.add_parser(name, help=cmd.help, epilog=epilogs.get(name, cmd.epilog),
+                           formatter_class=raw)
+        if command not in (None, name):
+            continue
+        add_flags(p, settings_of(name), PAIRS, name == "train" and FIELDS_TITLE)
+        for pos, nargs, metavar, help in cmd.positionals:
+            p.add_argument(pos, nargs=nargs, metavar=metavar, help=help)
+        if name == "search":
+            p.add_argument("--set", action="append", default=[], type=field_value,
+                           metavar="FIELD=VALUE", help="fix any TrainConfig field for every "
+                           "trial, e.g. --set schedule=cosine --set flip=true")
+            p.add_argument("--space", action="append", default=[], type=space_entry,
+                           metavar="FIELD=SPEC", help="search FIELD over LOW:HIGH, LOW:HIGH:log "
+                           "or a list A,B,C (replaces its default range)")
+    return parser
+
+
+SEARCH_EXAMPLES = """examples:
+  numpy-mlp search --n-trials 30 --workers 2 --out runs/search1   # resume: the same again
+  numpy-mlp search --set epochs=10 --space alpha=1e-3:3e-2:log --space batch_size=64,128,256
+  numpy-mlp search --config search.toml --sampler random --pruner halving
+  numpy-mlp search --storage postgresql://user:pw@db-host/optuna --study-name cifar
+                                                         # the same on every machine
+"""
+
+
+def resolve(args):
+    """Complete ``args`` as the command reads it: the flags given, over the command's
+    ``--config FILE.toml``, over the declared defaults (flags.fill); UserError on a bad value."""
+    settings = settings_of(args.command)
+    from_file = {}
+    if COMMANDS[args.command].flag_file and args.config is not None:
+        from_file = read_flag_file(args.config, args.command, settings, tuple(COMMANDS), PAIRS)
+    fill(args, settings, from_file, PAIRS)
+
+
+def config_from_args(args):
+    """TrainConfig from ``--preset`` and the fields given (on the command line or in the
+    --config file), which win over it; the rest keep their defaults."""
+    given = {name: getattr(args, name) for name in SETTINGS
+             if getattr(args, name, None) is not None}
+    preset = getattr(args, "preset", None)
+    return TrainConfig(**layered(PRESETS[PRESET.check(preset)] if preset else {}, given))
+
+
+def cmd_train(args):
+    from ..runs.run import run_training
+
+    resume_overrides = check_resume_flags(args) if args.resume else None
+    config = None if args.resume else config_from_args(args)
+    log = None if args.quiet else print
+    if args.verbose:
+        print_blas_threads()
+    # a progress bar on a terminal; plain log lines when the output goes to a file or a pipe
+    how = dict(data_dir=args.data_dir, download=not args.offline, log=log,
+               progress=not args.quiet and sys.stderr.isatty())
+    if args.resume:
+        from ..runs.run import resume_training
+
+        out, m = resume_training(args.resume, overrides=resume_overrides, **how)
+    else:
+        out, m = run_training(config, out=args.out, **how)
+    if args.quiet:
+        print(f"test accuracy {m['test_accuracy']:.4f} (val {m['val_accuracy']:.4f}) in "
+              f"{m['total_seconds']:.0f}s; run saved to {out}/")
+    if args.verbose:
+        print(f"model: {m['model']}")
+        print_files(sorted(p for p in out.iterdir() if not p.name.startswith(".")))
+    return 0
+
+
+def check_resume_flags(args):
+    """``--resume DIR`` runs DIR's own config.json: refuse flags that would change the run.
+
+    Returns the given fields that may change on resume (``config.RESUMABLE_FIELDS``: they
+    do not change what is computed).
+    """
+    given = {name for name in SETTINGS if getattr(args, name, None) is not None}
+    refused = sorted(given - set(RESUMABLE_FIELDS)) + [n for n in ("out", "preset")
+                                                        if getattr(args, n)]
+    if refused:
+        flags = ", ".join("--" + name.replace("_", "-") for name in refused)
+        allowed = ", ".join(SETTINGS[name].flag for name in RESUMABLE_FIELDS)
+        raise UserError(f"--resume continues the run with its saved config.json; leave out "
+                        f"{flags} (only --data-dir, --offline, {allowed} and output flags may "
+                        "be given)")
+    return {name: getattr(args, name) for name in given}
+
+
+def print_blas_threads():
+    from threadpoolctl import threadpool_info
+
+    for pool in threadpool_info():
+        print(f"BLAS: {pool.get('internal_api')} {pool.get('version')} "
+              f"with {pool.get('num_threads')} threads")
+
+
+def print_files(paths):
+    print("files written:")
+    for path in paths:
+        print(f"  {path}  ({path.stat().st_size / 1024:,.0f} KiB)")
+
+
+def cmd_evaluate(args):
+    from ..runs.run import evaluate_saved
+
+    r = evaluate_saved(args.model, data_dir=args.data_dir, download=not args.offline,
+                       progress=not args.quiet and sys.stderr.isatty(), out=args.out,
+                       pictures=not args.no_pictures, log=None if args.quiet else print,
+                       tta_shift=args.tta_shift)
+    acc, views = r["accuracy"], f"ten views, shift {r['tta_shift']}"
+    if args.quiet:
+        tta = f" ({views}: {acc['test_tta']:.4f})" if r["tta_shift"] else ""
+        print(f"test accuracy {acc['test']:.4f}{tta}")
+        return 0
+    print(f"model: {r['model']!r}")
+    for split in ("train", "val", "test"):
+        tta = f"   {views}: {acc[split + '_tta']:.4f}" if split + "_tta" in acc else ""
+        print(f"{split:>5} accuracy: {acc[split]:.4f}{tta}")
+    print("per-class test accuracy:")
+    for name, a in r["per_class"].items():
+        print(f"  {name:<11}{a:.4f}")
+    if args.verbose:
+        from pathlib import Path
+
+        names = list(r["per_class"])
+        print("confusion matrix (row = true class, column = predicted):")
+        print(" " * 12 + " ".join(f"{n[:5]:>5}" for n in names))
+        for name, row in zip(names, r["confusion"]):
+            print(f"  {name:<10}" + " ".join(f"{v:5d}" for v in row))
+        print_files([Path(p) for p in r["pictures"]])
+    elif r["pictures"]:
+        print("pictures: " + ", ".join(str(p) for p in r["pictures"]))
+    return 0
+
+
+def cmd_report(args):
+    from ..runs.report import write_report
+
+    path = write_report(args.run_dir)
+    if not args.quiet:
+        print(f"wrote {path}; open it in any browser")
+    return 0
+
+
+def cmd_search(args):
+    from ..runs.run import default_run_dir
+    from ..search import SearchSettings, load_search_file, merge_space, run_search
+
+    file_fixed, file_space = load_search_file(args.config) if args.config else ({}, {})
+    fixed, space = merge_space([file_space, *args.space], [file_fixed, *args.set])
+    out = args.out or str(default_run_dir("runs/search"))
+    given = {f.name: getattr(args, f.name) for f in dataclass_fields(SearchSettings)
+             if f.name not in ("out", "fixed", "space", "download")}  # the flags, by name
+    settings = SearchSettings(out=out, fixed=fixed, space=space, download=not args.offline,
+                              **given)
+    best = run_search(settings, log=None if args.quiet else print)
+    if args.quiet:
+        t = best["trials"]
+        print(f"best trial {best['best_trial']}: val {best['val_accuracy']:.4f}  "
+              f"test {best['test_accuracy']:.4f}; {t['complete']} complete, {t['pruned']} "
+              f"pruned, {t['failed']} failed; saved to {out}/")
+    return 0
+
+
+def cmd_export(args):
+    from ..onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
+
+    path = export_onnx(args.run, args.onnx)
+    print(f"wrote {path}: input '{INPUT_NAME}' uint8 images (N, D), output '{OUTPUT_NAME}' (N, C)")
+    return 0
+
+
+def cmd_predict(args):
+    from ..runs.predict import predict_files
+
+    for path, top in predict_files(args.model, args.images, top=1 if args.quiet else args.top,
+                                   tta_shift=args.tta_shift):
+        shown = top[0][0] if args.quiet else ", ".join(f"{name} {p:.1%}" for name, p in top)
+        print(f"{path}: {shown}")
+    return 0
+
+
+# what to do when a command runs out of memory: the flags that size the work, where it has them
+MEMORY_HINTS = {"train": "use a smaller --hidden-dim or --batch-size",
+                "search": "search smaller widths (--space hidden_dim=...) or fewer --workers"}
+MEMORY_HINT = "the model or the images are larger than this machine's memory"
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else "")
+    if not argv:  # a first try: show what there is rather than a usage error
+        parser.print_help()
+        return 0
+    args = parser.parse_args(argv)
+    try:
+        resolve(args)
+        return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+                "search": cmd_search, "report": cmd_report,
+                "export": cmd_export}[args.command](args)
+    except UserError as e:
+        if args.debug:
+            raise
+        print(f"numpy-mlp: error: {e}", file=sys.stderr)
+        return 2
+    except MemoryError as e:
+        if args.debug:
+            raise
+        hint = MEMORY_HINTS.get(args.command, MEMORY_HINT)
+        print(f"numpy-mlp: error: not enough memory ({e}); {hint}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:  # Interrupted says what was saved and how to go on
+        print("numpy-mlp: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
+        return 128 + getattr(e, "signum", 2)  # 130 for Ctrl-C, 143 for SIGTERM, as a shell says
+
+
+if __name__ == "__main__":
+    sys.exit(main())

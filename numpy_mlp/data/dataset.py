@@ -1,0 +1,164 @@
+"""What a dataset is: images of one geometry, split into train / validation / test.
+
+Every image is a uint8 row (D,) laid out channel-first, as CIFAR-10's batch files store it:
+``channels`` planes, each a row-major ``height x width`` grid. A :class:`Dataset` carries its
+:class:`Geometry` and class names, so that augmentation, pictures, image files and the ONNX
+export reshape every row the same way. Each ``--dataset`` choice is a :class:`DatasetKind`
+(the registry lists them: numpy_mlp/data/registry.py).
+
+    N  images      D  channels * height * width      C  classes
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The shape of one image: ``channels`` (1 grey or 3 RGB) x ``height`` x ``width``."""
+
+    channels: int
+    height: int
+    width: int
+
+    @property
+    def D(self) -> int:
+        """Values per image row."""
+        return self.channels * self.height * self.width
+
+    @property
+    def plane(self) -> int:
+        """Values per channel: height * width."""
+        return self.height * self.width
+
+    def to_dict(self) -> dict:
+        return {"channels": self.channels, "height": self.height, "width": self.width}
+
+    @classmethod
+    def from_dict(cls, d) -> Geometry:
+        """The geometry :meth:`to_dict` wrote; ValueError if ``d`` is not one."""
+        try:
+            g = cls(*(d[k] for k in ("channels", "height", "width")))
+        except (KeyError, TypeError):
+            raise ValueError(f"geometry {d!r}: expected channels, height and width") from None
+        if g.channels not in (1, 3) or not all(type(v) is int and 1 <= v <= 4096
+                                               for v in (g.height, g.width)):
+            raise ValueError(f"geometry {d!r}: expected 1 or 3 channels and sides 1..4096")
+        return g
+
+    def __str__(self) -> str:
+        return f"{self.channels}x{self.height}x{self.width}"
+
+
+CIFAR10_GEOMETRY = Geometry(3, 32, 32)
+MNIST_GEOMETRY = Geometry(1, 28, 28)
+
+
+@dataclass(frozen=True)
+class OfficialFile:
+    """One file as its publishers serve it, and its md5."""
+
+    name: str
+    url: str
+    md5: str
+
+
+@dataclass(frozen=True)
+class DatasetKind:
+    """One ``--dataset`` choice."""
+
+    name: str                     # the --dataset value
+    title: str                    # for messages: "MNIST"
+    geometry: Geometry | None     # None: 3 x image_size x image_size (a folder of images)
+    files: tuple = ()             # the OfficialFiles downloaded into the data folder
+    class_names: tuple = ()       # fixed names; empty: read from the files or subfolders
+    labels: str = ""              # CIFAR-100: which labels, "fine" or "coarse"
+    home: str | None = None       # its subfolder of the default data folder (None: its name)
+
+    def geometry_for(self, image_size: int) -> Geometry:
+        return self.geometry or Geometry(3, image_size, image_size)
+
+    def default_folder(self) -> Path:
+        """Where it lives unless --data-dir says: a subfolder of :func:`default_data_dir`
+        (CIFAR-10: that folder itself)."""
+        return default_data_dir() / (self.name if self.home is None else self.home)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset (CIFAR-10 by default) split into train / validation / test; every X is
+    (N, D) uint8 rows of ``geometry`` (D = geometry.D), y (N,) int64 in 0..C-1."""
+
+    X_train: np.ndarray  # (N_train, D) uint8, rows in batch-file order
+    y_train: np.ndarray  # (N_train,) int64 in 0..C-1 (CIFAR-10: 0..9)
+    X_val: np.ndarray  # (N_val, D) uint8, carved from the training images
+    y_val: np.ndarray  # (N_val,) int64
+    X_test: np.ndarray  # (N_test, D) uint8, CIFAR-10: test_batch's 10000 as stored
+    y_test: np.ndarray  # (N_test,) int64
+    class_names: tuple[str, ...]  # label i is class_names[i]
+    source: str  # the folder or archive it was read from, for logs
+    geometry: Geometry = CIFAR10_GEOMETRY  # the shape of each row: channels x height x width
+    name: str = "cifar10"  # its --dataset name (numpy_mlp.datasets.DATASETS)
+
+    def __repr__(self) -> str:
+        kind = f"Dataset({self.name!r}, "
+        return (
+            f"{kind}train={len(self.y_train)}, val={len(self.y_val)}, "
+            f"test={len(self.y_test)}, source={self.source!r})"
+        )
+
+
+
+def default_data_dir() -> Path:
+    """Where CIFAR-10 lives by default.
+
+    ``$NUMPY_MLP_DATA`` if set, else ``$XDG_CACHE_HOME/numpy-mlp``, else
+    ``~/.cache/numpy-mlp``.
+    """
+    if os.environ.get("NUMPY_MLP_DATA"):
+        return Path(os.environ["NUMPY_MLP_DATA"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "numpy-mlp"
+
+
+def split_validation(
+    X: np.ndarray, y: np.ndarray, val_size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Hold out ``val_size`` random rows of (X (N, D), y (N,)) as a validation set.
+
+    The rows are chosen by ``rng.permutation(N)[:val_size]``; both parts keep the
+    original row order. Returns copies ``(X_train, y_train, X_val, y_val)`` of shapes
+    (N - val_size, D), (N - val_size,), (val_size, D), (val_size,).
+    """
+    n = len(X)
+    if len(y) != n:
+        raise ValueError(f"X has {n} rows but y has {len(y)} labels")
+    if not 0 <= val_size < n:
+        raise DataError(
+            f"val_size={val_size} must be between 0 and {n - 1} "
+            f"(the number of training images is {n}); choose a smaller --val-size"
+        )
+    perm = rng.permutation(n)
+    val_idx = np.sort(perm[:val_size])
+    train_idx = np.sort(perm[val_size:])
+    return X[train_idx], y[train_idx], X[val_idx], y[val_idx]
+
+
+def to_images(X: np.ndarray, geometry: Geometry = CIFAR10_GEOMETRY) -> np.ndarray:
+    """Rows X (N, D) uint8 as images (N, height, width, 3) uint8 (RGB) for plotting.
+
+    A single row (D,) gives one (height, width, 3) image. Colour rows give a view, grey
+    ones (one channel) a copy with the channel repeated three times.
+    """
+    g = geometry
+    if X.shape[-1] != g.D:
+        raise ValueError(f"X must have shape (N, {g.D}) for {g} images, got {X.shape}")
+    images = np.moveaxis(X.reshape(*X.shape[:-1], g.channels, g.height, g.width), -3, -1)
+    return images if g.channels == 3 else np.repeat(images, 3, axis=-1)

@@ -1,0 +1,142 @@
+"""The write-up of a trained run: its model, history, metrics, pictures and report.
+
+Everything here writes through the run's :class:`~numpy_mlp.runfolder.RunFolder` (whole
+files, never through a link, one line per failed write). :func:`write_up` is the
+write-up phase of ``numpy-mlp train``: run.json says ``writeup`` until its last file is
+written, so a run stopped in the middle (a kill, a full disk) is finished by
+``--resume``, from the checkpoint of its last step.
+
+    N  images      C  classes
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+
+from . import plots
+from ..training.checkpoint import CHECKPOINT_NAME
+from ..data.dataset import to_images
+from ..data.registry import geometry_of_data
+from ..training.inference import predict
+from ..training.metrics import accuracy, confusion_matrix, per_class_accuracy
+from .report import write_report
+from ..training.model_file import MODEL_NAME, save_model
+from ..files.atomic import atomic_write
+
+HISTORY_COLUMNS = ["step", "loss", "epoch", "train_loss", "train_acc", "val_acc", "alpha",
+                   "seconds"]
+
+
+def write_json(path, obj):
+    """``obj`` as indented JSON in file ``path``, atomically (files outside a run folder)."""
+    atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
+
+
+def history_csv(history):
+    """history.csv's text: one row per step; evaluation columns filled where measured."""
+    evals = {s: i for i, s in enumerate(history["eval_step"])}
+    text = io.StringIO()
+    w = csv.writer(text)
+    w.writerow(HISTORY_COLUMNS)
+    for step, loss in zip(history["step"], history["loss"]):
+        i = evals.get(step)
+        w.writerow([step, f"{loss:.6g}"] + ["" if i is None else f"{history[c][i]:.6g}"
+                                            for c in HISTORY_COLUMNS[2:]])
+    return text.getvalue()
+
+
+def evaluate_splits(model, preprocessor, data, tta_shift=0):
+    """Accuracy on train, val and test, and the test confusion matrix (C, C), one view per
+    image.
+
+    With ``tta_shift`` > 0, also ``"val_tta"`` and ``"test_tta"``: the accuracy of
+    predictions averaged over ten views (``inference.predict(..., tta_shift=...)``).
+    """
+    out = {}
+    for name, X, y in (("train", data.X_train, data.y_train), ("val", data.X_val, data.y_val),
+                       ("test", data.X_test, data.y_test)):
+        pred = predict(model, preprocessor, X)
+        out[name] = accuracy(y, pred)
+        if name == "test":
+            cm = confusion_matrix(y, pred, len(data.class_names))
+        if tta_shift and name != "train":
+            out[name + "_tta"] = accuracy(y, predict(model, preprocessor, X, tta_shift=tta_shift,
+                                                     geometry=geometry_of_data(data)))
+    return out, cm
+
+
+def write_pictures(folder, model, preprocessor, data, cm, *, history=None, W1_init=None,
+                   n_images=32):
+    """The PNGs of a run (or of an evaluation, without ``history``) into the RunFolder
+    ``folder``.
+
+    Writes predictions.png (the first ``n_images`` test images), confusion.png,
+    weights.png (W1 minus ``W1_init`` where given, both on the per_channel images for a
+    whitened model: :meth:`~numpy_mlp.data.Preprocessor.input_weights`), and, with a
+    history, loss.png and accuracy.png. Returns the paths written.
+    """
+    X, y = data.X_test[:n_images], data.y_test[:n_images]
+    pred = predict(model, preprocessor, X)
+    names, geometry = data.class_names, geometry_of_data(data)
+    draw = {"predictions.png": lambda f: plots.plot_predictions(to_images(X, geometry), y, pred,
+                                                                names, f),
+            "confusion.png": lambda f: plots.plot_confusion(cm, names, f),
+            "weights.png": lambda f: plots.plot_first_layer_weights(
+                preprocessor.input_weights(model.params["W1"]), f,
+                W1_init=None if W1_init is None else preprocessor.input_weights(W1_init),
+                geometry=geometry)}
+    if history is not None:
+        draw["loss.png"] = lambda f: plots.plot_loss(history, f)
+        draw["accuracy.png"] = lambda f: plots.plot_accuracy(history, f)
+    return [folder.write(name, picture) for name, picture in draw.items()]
+
+
+def run_metrics(acc, cm, result, data, config, t0):
+    """metrics.json of a run: accuracies, per-class test accuracy, steps and times."""
+    return {
+        "train_accuracy": acc["train"], "val_accuracy": acc["val"], "test_accuracy": acc["test"],
+        **({"val_accuracy_tta": acc["val_tta"], "test_accuracy_tta": acc["test_tta"],
+            "tta_shift": config.tta_shift} if config.tta_shift else {}),
+        "per_class_test_accuracy": dict(zip(data.class_names,
+                                            per_class_accuracy(cm).round(4).tolist())),
+        "best_step": result.best_step, "steps": result.steps,
+        **({"best_source": result.best_source} if config.ema else {}),  # "raw" or "ema"
+        "train_seconds": round(result.seconds, 2),
+        "total_seconds": round(time.perf_counter() - t0, 2),
+        "model": repr(result.model),
+    }
+
+
+def write_up(folder, config, data, result, *, data_dir, W1_init, say, t0):
+    """The write-up phase of a run in the RunFolder ``folder``: model.npz, history.csv,
+    metrics.json, the pictures and report.html, then the checkpoint removed.
+
+    ``data_dir`` is the data folder the model records (absolute); ``W1_init`` (D, H) the
+    initial first-layer weights for weights.png; ``say`` the log; ``t0`` the run's start
+    (``time.perf_counter()``). Returns the metrics.
+    """
+    model, preprocessor = result.model, result.preprocessor
+    with folder.writing_up():
+        acc, cm = evaluate_splits(model, preprocessor, data, config.tta_shift)
+        metrics = run_metrics(acc, cm, result, data, config, t0)
+        folder.write(MODEL_NAME, lambda f: save_model(f, model, preprocessor,
+                                                      class_names=data.class_names,
+                                                      config=config.to_dict(), data_dir=data_dir,
+                                                      geometry=geometry_of_data(data)))
+        folder.write_text("history.csv", history_csv(result.history))
+        folder.write_json("metrics.json", metrics)
+        write_pictures(folder, model, preprocessor, data, cm, history=result.history,
+                       W1_init=W1_init)
+        say(f"done in {metrics['total_seconds']:.0f}s: train {acc['train']:.4f}  "
+            f"val {acc['val']:.4f}  test {acc['test']:.4f}  (best val at step {result.best_step}"
+            f"{', the EMA weights' if result.best_source == 'ema' else ''})")
+        if config.tta_shift:
+            say(f"ten views (shift {config.tta_shift}): val {acc['val_tta']:.4f}  "
+                f"test {acc['test_tta']:.4f}")
+        say(f"saved to {folder.path}/ (open {folder.path / 'report.html'} in a browser)")
+        write_report(folder.path, folder=folder)
+    folder.remove(CHECKPOINT_NAME)  # the run is complete: nothing left to resume
+    return metrics

@@ -1,0 +1,297 @@
+"""Checkpoints: everything needed to continue a training run bit for bit, and Ctrl-C.
+
+A checkpoint is one ``.npz`` file (``<run folder>/checkpoint.npz``), written atomically
+with :func:`numpy_mlp.saving.atomic_write` (a crash mid-write leaves the previous one
+intact) and read with ``allow_pickle=False`` (loading one never runs code). It holds::
+
+    param/W1, param/b1, ...   model.params
+    m/W1, m/b1, ...           optimizer.m, the momentum
+    buffer/running_mean1, ... model.buffers, batch norm's running statistics (if any)
+    best/W1, ...              the best parameters (and buffers) so far (absent before the
+                              first evaluation)
+    ema/W1, ...               the EMA's averages (only with config.ema > 0)
+    perm                      (N_train,) the current epoch's batch order
+    eval_idx                  (n_eval,) the training images used for train accuracy
+    whiten/center, whiten/proj  the whitening (Preprocessor.arrays; only for whiten)
+    state                     one JSON string: format version, the config, the
+                              preprocessor (``Preprocessor.to_dict``), the step, position
+                              and loss sums, the best step and accuracy, the history,
+                              every generator's ``bit_generator.state``, a fingerprint of
+                              the data and the data folder
+
+:func:`restore` rebuilds the :class:`~numpy_mlp.train.RunState` exactly as
+``train(..., state=...)`` takes it. :class:`Checkpointer` is the ``on_step`` callback of
+:func:`numpy_mlp.train.train` that writes them, and, used as a context manager, turns
+Ctrl-C into "finish this step, save a checkpoint, stop" (:class:`~numpy_mlp.errors.Interrupted`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from ..data.preprocessing import Preprocessor
+from ..errors import CheckpointError, Interrupted
+from ..files.atomic import atomic_write
+from .checkpoint_file import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_FORMAT_VERSION,
+    LOOP_FIELDS,
+    read_checkpoint,
+)
+from .config import RESUMABLE_FIELDS, TrainConfig
+from .loop import LoopState, RunState, build, total_steps
+
+CHECKPOINT_NAME = "checkpoint.npz"
+FORMAT, FORMAT_VERSION = CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION
+# LoopState fields kept in the JSON part (numbers); arrays and generators are stored apart
+_SCALARS = tuple(LOOP_FIELDS)
+# signals that stop a run at the end of its step, with a checkpoint (SIGTERM: POSIX only)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM")
+                     if hasattr(signal, name))
+# config fields that do not change what a run computes, so they may differ on resume
+RESUMABLE_CHANGES = RESUMABLE_FIELDS
+
+
+def data_fingerprint(data):
+    """A small summary of a ``CIFAR10`` split that a resumed run must find again."""
+    return {"n_train": int(len(data.y_train)), "n_val": int(len(data.y_val)),
+            "train_labels_crc32": _crc32(data.y_train), "val_labels_crc32": _crc32(data.y_val)}
+
+
+def _crc32(labels):
+    return zlib.crc32(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+
+
+def save_checkpoint(path, config, run, *, fingerprint=None, data_dir=None):
+    """Write the :class:`~numpy_mlp.train.RunState` ``run`` to ``path``, atomically, or into
+    ``path`` if it is a binary file object.
+
+    Args:
+        config: the run's ``TrainConfig``.
+        fingerprint: :func:`data_fingerprint` of the data, checked by :func:`restore`.
+        data_dir: the data folder the run read (absolute path or None for the default),
+            so that ``--resume`` finds it again.
+    """
+    s = run.loop
+    arrays = {f"param/{k}": v for k, v in run.model.params.items()}
+    arrays.update({f"m/{k}": v for k, v in run.optimizer.m.items()})
+    arrays.update({f"buffer/{k}": v for k, v in run.model.buffers.items()})
+    if s.best_params is not None:
+        arrays.update({f"best/{k}": v for k, v in s.best_params.items()})
+    if run.ema is not None:
+        arrays.update({f"ema/{k}": v for k, v in run.ema.averages.items()})
+    arrays["perm"] = s.perm
+    arrays["eval_idx"] = np.asarray(run.eval_idx)
+    arrays.update({f"whiten/{k}": v for k, v in run.preprocessor.arrays().items()})
+    meta = {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "config": config.to_dict(),
+        "preprocessor": run.preprocessor.to_dict(),
+        "loop": {**{k: getattr(s, k) for k in _SCALARS}, "best_ema": s.best_ema},
+        "history": s.history,
+        "rng": {"model": run.model.rng.bit_generator.state,
+                "order": s.order_rng.bit_generator.state, "aug": s.aug_rng.bit_generator.state,
+                "mix": s.mix_rng.bit_generator.state},
+        "data": fingerprint,
+        "data_dir": None if data_dir is None else str(data_dir),
+    }
+    arrays["state"] = np.array(json.dumps(meta, default=_plain))
+    if hasattr(path, "write"):  # a binary file object: a RunFolder's write
+        np.savez(path, **arrays)
+    else:
+        atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def load_checkpoint(path, *, arrays=True):
+    """Read a checkpoint file: ``(meta dict, arrays dict)``, checked field by field
+    (:func:`numpy_mlp.checkpointfile.read_checkpoint`); ``arrays=False`` reads the meta
+    alone (arrays None).
+
+    Raises:
+        CheckpointError: one line naming the file and the field: missing, truncated or
+        damaged, not a checkpoint, or written by a newer numpy-mlp.
+    """
+    return read_checkpoint(path, arrays=arrays)
+
+
+def restore(path, config, data):
+    """Rebuild the :class:`~numpy_mlp.train.RunState` in the checkpoint at ``path``.
+
+    ``config`` and ``data`` must be those of the run that wrote it (up to
+    ``RESUMABLE_CHANGES``); the result goes to ``train(config, data, state=...)``.
+    """
+    meta, arrays = load_checkpoint(path)
+    # through TrainConfig, so that fields added since (at their defaults) compare equal
+    saved, now = TrainConfig.from_dict(meta["config"]).to_dict(), config.to_dict()
+    for k in RESUMABLE_CHANGES:
+        saved.pop(k, None)
+        now.pop(k, None)
+    if saved != now:
+        diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+        raise CheckpointError(f"{path} was written by a run with other settings "
+                             f"({', '.join(diff)}) than its config.json; resume with the run "
+                             "folder it came from")
+    if meta.get("data") is not None and meta["data"] != data_fingerprint(data):
+        raise CheckpointError(f"{path} was written on other data (another data folder, --val-size "
+                             "or split) than this one; resume with the same --data-dir")
+
+    try:  # the saved preprocessor, so that build() need not fit it on the images again
+        whitening = {k.removeprefix("whiten/"): v for k, v in arrays.items()
+                     if k.startswith("whiten/")}
+        preprocessor = Preprocessor.from_dict(_preprocessor_dict(meta, arrays),
+                                              np.dtype(config.dtype), whitening)
+        if preprocessor.mode != config.preprocessing:
+            raise ValueError("preprocessing mode")
+    except (KeyError, ValueError, TypeError) as e:
+        raise _damaged(path, e) from None
+    run = build(config, data, preprocessor)
+    model, optimizer = run.model, run.optimizer
+    try:
+        model.load_params({**{k: arrays[f"param/{k}"] for k in model.params},
+                           **{k: arrays[f"buffer/{k}"] for k in model.buffers}})
+        optimizer.load_state_dict({k: _same_shape(arrays[f"m/{k}"], v)
+                                   for k, v in optimizer.m.items()})
+        best = None
+        if f"best/{next(iter(model.params))}" in arrays:
+            best = {k: _same_shape(arrays[f"best/{k}"], v).astype(v.dtype)
+                    for k, v in (*model.params.items(), *model.buffers.items())}
+        loop = meta["loop"]
+        model.rng.bit_generator.state = meta["rng"]["model"]
+        s = LoopState(order_rng=np.random.default_rng(), aug_rng=np.random.default_rng(),
+                      perm=arrays["perm"].astype(np.int64), best_params=best,
+                      history={k: list(v) for k, v in meta["history"].items()},
+                      mix_rng=run.loop.mix_rng, best_ema=loop.get("best_ema", False),
+                      **{k: loop[k] for k in _SCALARS})
+        s.order_rng.bit_generator.state = meta["rng"]["order"]
+        s.aug_rng.bit_generator.state = meta["rng"]["aug"]
+        if "mix" in meta["rng"]:  # absent before mixing existed: that run never drew from it
+            s.mix_rng.bit_generator.state = meta["rng"]["mix"]
+        if run.ema is not None:
+            run.ema.load_state_dict({k: arrays[f"ema/{k}"] for k in run.ema.averages})
+        eval_idx = arrays["eval_idx"].astype(np.int64)
+    except (KeyError, ValueError, TypeError) as e:
+        raise _damaged(path, e) from None
+    n_train = len(data.y_train)
+    if (len(s.perm) != n_train or not 0 <= s.pos <= n_train
+            or (eval_idx.size and eval_idx.max() >= n_train)):
+        raise CheckpointError(f"{path} does not fit the training set of {n_train} images; resume "
+                             "with the same --data-dir")
+    return RunState(model, optimizer, preprocessor, eval_idx, s, run.ema)
+
+
+def _damaged(path, e):
+    """The error for a checkpoint whose contents do not fit the run (``e`` says what)."""
+    return CheckpointError(f"{path} does not fit the run's model or data ({type(e).__name__}: "
+                           f"{e}); it is damaged: delete it to start the run again from step 0")
+
+
+def _preprocessor_dict(meta, arrays):
+    """``Preprocessor.to_dict()`` as saved: in the JSON part, or (format 1) a mode there and
+    the statistics as arrays."""
+    if "preprocessor" in meta:
+        return meta["preprocessor"]
+    stats = {k: arrays[f"stats/{k}"] for k in ("mean", "std")} if "stats/mean" in arrays else None
+    return {"mode": meta["preprocessing_mode"], "stats": stats}
+
+
+def checkpoint_interval(config, n_train):
+    """Steps between checkpoints: ``config.checkpoint_every``, or 20 per run if it is None."""
+    if config.checkpoint_every is not None:
+        return config.checkpoint_every
+    total, _ = total_steps(config, n_train)
+    return max(1, math.ceil(total / 20))
+
+
+class Checkpointer:
+    """``on_step`` callback for ``train``: a checkpoint every ``every`` steps, at the last step
+    (the early stop's included), and when Ctrl-C was pressed or SIGTERM came.
+
+    Used as a context manager (in the main thread), the first Ctrl-C (SIGINT) or SIGTERM
+    (``kill``, ``timeout``, a job scheduler's notice before it kills) only sets a flag: the
+    current step finishes, a checkpoint is written and :class:`Interrupted` is raised with
+    the command that continues the run. A second signal stops at once (the last checkpoint
+    stays). ``every=0`` writes no periodic checkpoints.
+
+    Args:
+        path: the checkpoint file.
+        config: the run's config.
+        total: the run's number of steps.
+        resume_hint: the command line that continues the run, for the message.
+        fingerprint, data_dir: stored in every checkpoint (see :func:`save_checkpoint`).
+        folder: the :class:`~numpy_mlp.runfolder.RunFolder` that writes ``path`` (its
+            file name), so that a failed write is one line; None: written directly.
+    """
+
+    def __init__(self, path, config, *, every, total, resume_hint, fingerprint=None, data_dir=None,
+                 folder=None):
+        self.path, self.folder = Path(path), folder
+        self.config = config
+        self.every, self.total = every, total
+        self.resume_hint = resume_hint
+        self.fingerprint, self.data_dir = fingerprint, data_dir
+        self.interrupted = 0  # the number of the signal that asked to stop, 0 = none
+        self.saved_step = None  # step of the last checkpoint written by this process
+        self._previous = {}
+
+    def __repr__(self):
+        return f"Checkpointer({str(self.path)!r}, every={self.every}, saved_step={self.saved_step})"
+
+    def save(self, run):
+        def write(target):
+            save_checkpoint(target, self.config, run, fingerprint=self.fingerprint,
+                            data_dir=self.data_dir)
+
+        if self.folder is None:
+            write(self.path)
+        else:
+            self.folder.write(self.path.name, write)
+        self.saved_step = run.loop.step
+
+    def __call__(self, run):
+        step, patience = run.loop.step, self.config.patience
+        stops = patience and run.loop.evals_since_best >= patience  # early stopping ends the run
+        periodic = self.every and step % self.every == 0
+        if periodic or step == self.total or self.interrupted or stops:
+            self.save(run)
+        if self.interrupted:
+            raise Interrupted(f"stopped at step {step} of {self.total}; checkpoint saved to "
+                              f"{self.path}; continue with: {self.resume_hint}",
+                              signum=self.interrupted)
+
+    def _on_signal(self, signum, frame):
+        if self.interrupted:  # the second signal: stop now
+            stop = KeyboardInterrupt()
+            stop.signum = signum
+            raise stop
+        self.interrupted = signum
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
+        return False
+
+
+def _same_shape(a, like):
+    if a.shape != like.shape:
+        raise ValueError(f"shape {a.shape}, expected {like.shape}")
+    return a
+
+
+def _plain(x):
+    """JSON for the numpy scalars that may sit in a history."""
+    if isinstance(x, np.generic):
+        return x.item()
+    raise TypeError(f"{type(x).__name__} is not JSON serialisable")

@@ -1,0 +1,126 @@
+"""The package's layout: rooms by layer, nothing importing upward or in a circle.
+
+The rooms, from the ground up (docs/development.md draws them)::
+
+    errors                       the UserError family, importing nothing
+    nn, files                    the network (NumPy only); bounded readers, atomic writes
+    data                         datasets, their files, download, preprocessing, augmentation
+    training                     config, the loop, inference, threads, checkpoint and model files
+    runs                         the run folder, train/resume, evaluate, write-up, report, predict
+    search, sklearn, onnx_export Optuna search; the scikit-learn estimator; the ONNX export
+    cli                          the only place that parses arguments
+
+A module may import from its own room and from rooms below it, never from a room above or
+beside it; within a room, no two modules import each other in a circle.
+"""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "numpy_mlp"
+LAYERS = {"errors": 0, "version": 0, "nn": 1, "files": 1, "data": 2, "training": 3, "runs": 4,
+          "search": 5, "sklearn": 5, "onnx_export": 5, "cli": 6}
+FACES = {"numpy_mlp", "numpy_mlp.__main__"}  # the package's face sits above every room
+
+
+def module_name(path):
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path):
+    """The numpy_mlp modules ``path`` imports, at the top or inside a function, as
+    (module, line) pairs; ``from numpy_mlp.x import name`` counts ``numpy_mlp.x.name`` when
+    that is a module itself."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                as_module = f"{target}.{alias.name}"
+                found.append((as_module if as_module in MODULES else target, node.lineno))
+        elif isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+    return [(m, line) for m, line in found if m == "numpy_mlp" or m.startswith("numpy_mlp.")]
+
+
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def room(module):
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "numpy_mlp"
+
+
+def layer(module):
+    return LAYERS.get(room(module), 99) if module not in FACES else 100
+
+
+def test_every_room_has_a_layer():
+    rooms = {room(m) for m in MODULES if m not in FACES}
+    assert rooms <= set(LAYERS), f"rooms without a layer: {sorted(rooms - set(LAYERS))}"
+
+
+def test_no_module_imports_from_a_room_above_or_beside_it():
+    bad = []
+    for module, path in MODULES.items():
+        for target, line in imports(path):
+            same_room = room(target) == room(module)
+            if not same_room and layer(target) >= layer(module):
+                bad.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {target}")
+    assert not bad, "imports that climb a layer:\n" + "\n".join(bad)
+
+
+def test_no_import_cycles():
+    graph = {m: {t for t, _ in imports(p) if t in MODULES and t != m} for m, p in MODULES.items()}
+    # a package's face (__init__) is left out: importing a submodule runs it first anyway
+    graph = {m: {t for t in ts if MODULES[t].name != "__init__.py"}
+             for m, ts in graph.items() if MODULES[m].name != "__init__.py"}
+    state, cycles = {}, []
+
+    def visit(m, stack):
+        state[m] = "open"
+        for t in sorted(graph.get(m, ())):
+            if state.get(t) == "open":
+                cycles.append(" -> ".join(stack[stack.index(t):] + [t]))
+            elif t not in state:
+                visit(t, stack + [t])
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_the_layout_check_sees_an_upward_import(tmp_path):
+    """The checks above can fail: an nn module importing the trainer is caught."""
+    assert layer("numpy_mlp.training.loop") > layer("numpy_mlp.nn.model")
+    assert room("numpy_mlp.nn.model") != room("numpy_mlp.training.loop")
+
+
+@pytest.mark.parametrize("room_name", ["numpy_mlp.nn"])
+def test_the_network_loads_no_machinery(room_name):
+    """``import numpy_mlp.nn`` loads NumPy and the network alone: no downloader, no image
+    reader, no plotting, no search, no BLAS control."""
+    heavy = ["urllib.request", "tqdm", "PIL", "matplotlib", "optuna", "threadpoolctl"]
+    code = (f"import sys, {room_name}; "
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "", f"import {room_name} loaded {out}"
+    nn_modules = [m for m in MODULES if room(m) == "nn"]
+    for m in nn_modules:
+        outside = {t for t, _ in imports(MODULES[m])
+                   if room(t) not in ("nn", "errors") and t != "numpy_mlp"}
+        assert not outside, f"{m} imports {sorted(outside)}"
