@@ -124,3 +124,16 @@ def test_the_network_loads_no_machinery(room_name):
         outside = {t for t, _ in imports(MODULES[m])
                    if room(t) not in ("nn", "errors") and t != "numpy_mlp"}
         assert not outside, f"{m} imports {sorted(outside)}"
+
+
+def test_every_room_is_a_package_that_setuptools_finds():
+    """A folder without ``__init__.py`` would import (as a namespace package) from a checkout
+    and yet be left out of the wheel that ``pip install .`` builds."""
+    from setuptools import find_packages
+
+    folders = {p.parent for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts}
+    missing = sorted(str(f.relative_to(PACKAGE.parent)) for f in folders
+                     if not (f / "__init__.py").is_file())
+    assert not missing, f"rooms without __init__.py: {missing}"
+    found = set(find_packages(str(PACKAGE.parent), include=["numpy_mlp*"]))
+    assert {module_name(f / "__init__.py") for f in folders} <= found

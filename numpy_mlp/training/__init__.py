@@ -1,0 +1,11 @@
+"""Training: the config, the loop, and the files a trained network is kept in.
+
+- ``config``: ``TrainConfig``, each field declared once (default, rule, help); config.json
+- ``presets``: the named recipes of ``--preset``
+- ``loop``: the training loop, read top to bottom; ``train(config, data)``
+- ``inference``: batched prediction with the normalisation, and test-time views
+- ``metrics``: accuracy and the confusion matrix
+- ``threads``: the BLAS thread count, chosen on purpose
+- ``checkpoint``, ``checkpoint_file``: resumable training state and its file
+- ``model_file``: model.npz, saved and loaded
+"""
