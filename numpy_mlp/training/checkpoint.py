@@ -29,9 +29,8 @@ from __future__ import annotations
 
 import json
 import math
-import signal
-import threading
 import zlib
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -47,14 +46,12 @@ from .checkpoint_file import (
 )
 from .config import RESUMABLE_FIELDS, TrainConfig
 from .loop import LoopState, RunState, build, total_steps
+from .signals import catching_stop_signals
 
 CHECKPOINT_NAME = "checkpoint.npz"
 FORMAT, FORMAT_VERSION = CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION
 # LoopState fields kept in the JSON part (numbers); arrays and generators are stored apart
 _SCALARS = tuple(LOOP_FIELDS)
-# signals that stop a run at the end of its step, with a checkpoint (SIGTERM: POSIX only)
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM")
-                     if hasattr(signal, name))
 # config fields that do not change what a run computes, so they may differ on resume
 RESUMABLE_CHANGES = RESUMABLE_FIELDS
 
@@ -238,7 +235,7 @@ class Checkpointer:
         self.fingerprint, self.data_dir = fingerprint, data_dir
         self.interrupted = 0  # the number of the signal that asked to stop, 0 = none
         self.saved_step = None  # step of the last checkpoint written by this process
-        self._previous = {}
+        self._signals = ExitStack()
 
     def __repr__(self):
         return f"Checkpointer({str(self.path)!r}, every={self.every}, saved_step={self.saved_step})"
@@ -273,14 +270,11 @@ class Checkpointer:
         self.interrupted = signum
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
+        self._signals.enter_context(catching_stop_signals(self._on_signal))
         return self
 
     def __exit__(self, *exc):
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
-        self._previous = {}
+        self._signals.close()  # the handlers from before
         return False
 
 
