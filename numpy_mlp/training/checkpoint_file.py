@@ -31,7 +31,7 @@ from ..files.npzfile import NpzArchive
 from ..nn.architecture import Architecture
 from .config import train_config
 from .loop import EMA_HISTORY_KEYS, HISTORY_KEYS
-from .model_format import (
+from .model_file import (
     IMAGE_MODES,
     PREPROCESSING_MODES,
     array_shapes,
