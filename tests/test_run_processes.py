@@ -22,7 +22,7 @@ from fixtures_cifar import write_cifar_dir
 from test_modelfile import PEAK_MB
 
 from numpy_mlp.cli.commands import main
-from numpy_mlp.training.checkpoint import CHECKPOINT_NAME
+from numpy_mlp.training.checkpoint_file import CHECKPOINT_NAME
 
 TINY = ["--hidden-dim", "8", "--batch-size", "10", "--val-size", "10", "--threads", "1", "--quiet"]
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..training.checkpoint import (CHECKPOINT_NAME, Checkpointer, checkpoint_interval,
-    data_fingerprint, load_checkpoint, restore)
+from ..training.checkpoint import Checkpointer, checkpoint_interval, data_fingerprint, restore
+from ..training.checkpoint_file import CHECKPOINT_NAME, read_checkpoint
 from ..training.config import TrainConfig
 from ..data.registry import DEFAULT_DATASET, default_folder, geometry_of_data, load_dataset
 from ..training.config import data_config
@@ -360,7 +360,7 @@ def resume_training(out, *, data_dir=None, overrides=None, download=True, **kw):
             config = config.replace(**overrides)
         recorded = state["data_dir"] if state is not None else None
         if state is None and (out / CHECKPOINT_NAME).exists():  # a damaged checkpoint stops here
-            recorded = load_checkpoint(out / CHECKPOINT_NAME, arrays=False)[0].get("data_dir")
+            recorded = read_checkpoint(out / CHECKPOINT_NAME, arrays=False)[0].get("data_dir")
         data_dir = resume_data_dir(out, recorded, data_dir)
         download = download and (state is None or state["download"])
         return run_training(config, data_dir=data_dir, download=download, out=out,

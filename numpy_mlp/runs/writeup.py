@@ -17,7 +17,7 @@ import json
 import time
 
 from . import plots
-from ..training.checkpoint import CHECKPOINT_NAME
+from ..training.checkpoint_file import CHECKPOINT_NAME
 from ..data.dataset import to_images
 from ..data.registry import geometry_of_data
 from ..training.inference import predict
