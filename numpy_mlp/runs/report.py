@@ -171,7 +171,8 @@ def write_report(run_dir, folder=None):
 
 
 METRICS_FIX = "train the run again, or delete metrics.json to leave it out of the report"
-# metrics.json's numbers, as writeup.run_metrics writes them; anything else there is only shown as text
+# metrics.json's numbers, as writeup.run_metrics writes them; anything else there is only
+# shown as text
 METRIC_NUMBERS = ("train_accuracy", "val_accuracy", "test_accuracy", "val_accuracy_tta",
                   "test_accuracy_tta", "tta_shift", "best_step", "steps", "train_seconds",
                   "total_seconds")

@@ -28,18 +28,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..data.registry import DEFAULT_DATASET, default_folder, geometry_of_data, load_dataset
+from ..errors import DivergenceError, Interrupted, UserError
 from ..training.checkpoint import Checkpointer, checkpoint_interval, data_fingerprint, restore
 from ..training.checkpoint_file import CHECKPOINT_NAME, read_checkpoint
-from ..training.config import TrainConfig
-from ..data.registry import DEFAULT_DATASET, default_folder, geometry_of_data, load_dataset
-from ..training.config import data_config
-from ..errors import DivergenceError, Interrupted, UserError
-from ..training.config import read_config
-from ..training.metrics import per_class_accuracy
-from .report import PICTURES
-from .folder import STATE_NAME, RunFolder, read_run_state, resume_data_dir
-from ..training.model_file import MODEL_NAME, load_model, save_model, tta_shift_for
+from ..training.config import TrainConfig, data_config, read_config
 from ..training.loop import build, initial_params, result_of, total_steps, train
+from ..training.metrics import per_class_accuracy
+from ..training.model_file import MODEL_NAME, load_model, save_model, tta_shift_for
+from .folder import STATE_NAME, RunFolder, read_run_state, resume_data_dir
+from .report import PICTURES
 from .writeup import evaluate_splits, history_csv, write_json, write_pictures, write_up
 
 __all__ = ["evaluate_splits", "write_json"]  # kept here for search and older callers

@@ -16,15 +16,15 @@ import io
 import json
 import time
 
-from . import plots
-from ..training.checkpoint_file import CHECKPOINT_NAME
 from ..data.dataset import to_images
 from ..data.registry import geometry_of_data
+from ..files.atomic import atomic_write
+from ..training.checkpoint_file import CHECKPOINT_NAME
 from ..training.inference import predict
 from ..training.metrics import accuracy, confusion_matrix, per_class_accuracy
-from .report import write_report
 from ..training.model_file import MODEL_NAME, save_model
-from ..files.atomic import atomic_write
+from . import plots
+from .report import write_report
 
 HISTORY_COLUMNS = ["step", "loss", "epoch", "train_loss", "train_acc", "val_acc", "alpha",
                    "seconds"]
