@@ -14,7 +14,7 @@ from numpy_mlp.nn.gradient_check import numerical_gradient, rel_error
 from numpy_mlp.nn.layers import layernorm_forward
 from numpy_mlp.nn.losses import softmax
 from numpy_mlp.nn.optim import SGD
-from numpy_mlp.runs.run import train_with_checkpoints
+from numpy_mlp.runs.train import train_with_checkpoints
 from numpy_mlp.training.checkpoint_file import CHECKPOINT_NAME, read_checkpoint
 from numpy_mlp.training.inference import predict, probabilities
 from numpy_mlp.training.model_file import load_model, save_model

@@ -17,7 +17,7 @@ from synthetic_data import synthetic
 
 from numpy_mlp import TrainConfig
 from numpy_mlp.errors import Interrupted, ModelFileError
-from numpy_mlp.runs.run import train_with_checkpoints
+from numpy_mlp.runs.train import train_with_checkpoints
 from numpy_mlp.training import checkpoint as ckpt
 from numpy_mlp.training.checkpoint import restore
 from numpy_mlp.training.checkpoint_file import (

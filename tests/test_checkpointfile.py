@@ -11,7 +11,7 @@ from numpy_mlp import TrainConfig
 from numpy_mlp.errors import CheckpointError, ModelFileError, RunFileError
 from numpy_mlp.files.jsonfile import MAX_BYTES
 from numpy_mlp.runs.report import read_metrics
-from numpy_mlp.runs.run import train_with_checkpoints
+from numpy_mlp.runs.train import train_with_checkpoints
 from numpy_mlp.training.checkpoint_file import CHECKPOINT_NAME, read_checkpoint
 from numpy_mlp.training.config import read_config
 

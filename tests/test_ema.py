@@ -9,8 +9,8 @@ from numpy_mlp import TrainConfig
 from numpy_mlp.errors import ConfigError
 from numpy_mlp.nn.ema import EMA, decay_at
 from numpy_mlp.nn.optim import BLOCK
+from numpy_mlp.runs.display import eval_line
 from numpy_mlp.runs.plots import plot_accuracy
-from numpy_mlp.runs.run import eval_line
 from numpy_mlp.runs.writeup import history_csv, run_metrics
 from numpy_mlp.training.loop import HISTORY_KEYS, build, evaluate, result_of, train
 

@@ -16,7 +16,7 @@ from numpy_mlp.data.mixing import Mixer
 from numpy_mlp.errors import ConfigError
 from numpy_mlp.nn.gradient_check import numerical_gradient, rel_error
 from numpy_mlp.nn.losses import cross_entropy_loss
-from numpy_mlp.runs.run import train_with_checkpoints
+from numpy_mlp.runs.train import train_with_checkpoints
 from numpy_mlp.training.checkpoint_file import CHECKPOINT_NAME, read_checkpoint
 from numpy_mlp.training.loop import _generators, build, train
 

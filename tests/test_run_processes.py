@@ -68,12 +68,12 @@ def data(tmp_path):
 # a train whose first evaluation waits: the folder is its own while the test acts
 HOLDS_THE_FOLDER = """
     import sys, time
-    from numpy_mlp.runs import run as runs
+    from numpy_mlp.runs import display
     from numpy_mlp.cli.commands import main
     def on_eval(self, step, history):
         print("training", flush=True)
         time.sleep(60)
-    runs.TrainingDisplay.on_eval = on_eval
+    display.TrainingDisplay.on_eval = on_eval
     sys.exit(main(sys.argv[1:]))
 """
 

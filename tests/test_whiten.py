@@ -17,7 +17,7 @@ from numpy_mlp.data import preprocessing
 from numpy_mlp.data.dataset import Dataset, Geometry
 from numpy_mlp.data.preprocessing import Preprocessor, channel_stats, preprocess, whitening
 from numpy_mlp.errors import CheckpointError, ConfigError, ModelFileError
-from numpy_mlp.runs.run import train_with_checkpoints
+from numpy_mlp.runs.train import train_with_checkpoints
 from numpy_mlp.training.checkpoint_file import CHECKPOINT_NAME, read_checkpoint
 from numpy_mlp.training.inference import probabilities
 from numpy_mlp.training.loop import train

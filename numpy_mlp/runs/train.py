@@ -1,22 +1,24 @@
-"""A saved run: train, evaluate once on the test set, and write everything to a folder.
+"""``numpy-mlp train``: a run from its start, or from where it stopped, to its write-up.
 
-``run_training`` is what ``numpy-mlp train`` does; ``evaluate_saved`` is ``numpy-mlp
-evaluate``. :class:`TrainingDisplay` is what a person sees of ``train``: the progress bar
-and the log lines. The folder of a run is written only through its
-:class:`~numpy_mlp.runfolder.RunFolder`, locked for the run's whole life, and holds::
+:func:`run_training` starts a run; :func:`resume_training` (``--resume``) continues one
+from its checkpoint, or finishes the write-up of one whose training had ended. Both
+train through :func:`train_with_checkpoints`. The folder of a run is written only through
+its :class:`~numpy_mlp.runs.folder.RunFolder`, locked for the run's whole life, and holds::
 
     config.json     the TrainConfig, as given
     run.json        how the run was started (data folder, downloads) and its phase
     train.log       the log lines printed during training
-    checkpoint.npz  while the run is unfinished: everything to continue it (checkpoint.py)
+    checkpoint.npz  while the run is unfinished: everything to continue it
+                    (training/checkpoint_file.py)
     history.csv     one row per step: step, loss, and the evaluation columns where measured
     metrics.json    train/val/test accuracy, per-class test accuracy, times
     model.npz       the parameters with the best validation accuracy and the data folder
-                    they were trained on (see saving.py)
+                    they were trained on (training/model_file.py)
     loss.png, accuracy.png, confusion.png, predictions.png, weights.png   (see plots.py)
     report.html     all of the above on one self-contained page (see report.py)
 
-The write-up (everything from model.npz on) is writeup.py.
+The write-up (everything from model.npz on) is writeup.py; what a diverged run leaves,
+rescue.py; the progress bar and log lines, display.py.
 """
 
 from __future__ import annotations
@@ -28,19 +30,18 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..data.registry import DEFAULT_DATASET, default_folder, geometry_of_data, load_dataset
+from ..data.registry import DEFAULT_DATASET, default_folder, load_dataset
 from ..errors import DivergenceError, Interrupted, UserError
 from ..training.checkpoint import Checkpointer, checkpoint_interval, data_fingerprint, restore
 from ..training.checkpoint_file import CHECKPOINT_NAME, read_checkpoint
-from ..training.config import TrainConfig, data_config, read_config
+from ..training.config import read_config
 from ..training.loop import build, initial_params, result_of, total_steps, train
-from ..training.metrics import per_class_accuracy
-from ..training.model_file import MODEL_NAME, load_model, save_model, tta_shift_for
+from ..training.model_file import MODEL_NAME
+from .display import TrainingDisplay
 from .folder import STATE_NAME, RunFolder, read_run_state, resume_data_dir
 from .report import PICTURES
-from .writeup import evaluate_splits, history_csv, write_json, write_pictures, write_up
-
-__all__ = ["evaluate_splits", "write_json"]  # kept here for search and older callers
+from .rescue import save_best_so_far
+from .writeup import write_up
 
 # what makes a folder hold a run: a config.json alone is left by a run that stopped at
 # bad input before training, and may be written over
@@ -48,7 +49,6 @@ RUN_FILES = (MODEL_NAME, "metrics.json", "history.csv")
 # every file a run writes, each refused before the run starts if a link or a folder is there
 RUN_WRITES = ("config.json", STATE_NAME, "train.log", CHECKPOINT_NAME, "history.csv",
               "metrics.json", MODEL_NAME, *(name for name, _ in PICTURES), "report.html")
-EVALUATE_PICTURES = ("predictions.png", "confusion.png", "weights.png")
 
 
 def default_run_dir(root="runs"):
@@ -70,6 +70,12 @@ def check_free(folder):
     if taken:
         raise UserError(f"--out {out} already holds a run ({', '.join(taken)}); choose another "
                         f"folder or delete that one first")
+
+
+def data_folder(data_dir, dataset=DEFAULT_DATASET):
+    """The data folder ``data_dir`` names (the default one of ``dataset`` for None), absolute:
+    what a run records so that ``evaluate`` reads the same images without being told where."""
+    return Path(default_folder(dataset) if data_dir is None else data_dir).expanduser().resolve()
 
 
 def run_training(config, *, data_dir=None, download=True, out=None, log=print, progress=False,
@@ -128,105 +134,12 @@ def _train_and_write_up(config, folder, log_file, *, data_dir, download, log, pr
                     W1_init=W1_init, say=say, t0=t0)
 
 
-def data_folder(data_dir, dataset=DEFAULT_DATASET):
-    """The data folder ``data_dir`` names (the default one of ``dataset`` for None), absolute:
-    what a run records so that ``evaluate`` reads the same images without being told where."""
-    return Path(default_folder(dataset) if data_dir is None else data_dir).expanduser().resolve()
-
-
-def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, out=None,
-                   pictures=True, log=None, tta_shift=None):
-    """Accuracies of a saved model on train/val/test and per class (test), and its pictures.
-
-    ``model_path`` is a model file or a run folder. The data is read from ``data_dir``,
-    else from the folder the run recorded (if it is still there), else from the default
-    folder. ``tta_shift`` (default: the saved config's, else 0) adds "val_tta" and
-    "test_tta" to the accuracies (see :func:`evaluate_splits`).
-
-    The validation split is carved exactly as in training (the saved config's val_size
-    and seed), so "val" means the images the run did not train on. With ``pictures``,
-    predictions.png, confusion.png and weights.png are written into ``out`` (default: the
-    model's folder) and listed under ``"pictures"``.
-    """
-    saved = load_model(model_path)
-    tta_shift = tta_shift_for(saved, tta_shift)  # checked before the data is read
-    cfg = saved.config or {}
-    if data_dir is None and saved.data_dir is not None:
-        if Path(saved.data_dir).is_dir():
-            data_dir = saved.data_dir
-        elif log:
-            log(f"the run's data folder {saved.data_dir} is gone; looking in the default one")
-    data = load_dataset(data_config(cfg), data_dir, download=download, progress=progress,
-                        log=log)
-    model, preprocessor = saved.model, saved.preprocessor
-    acc, cm = evaluate_splits(model, preprocessor, data, tta_shift)
-    written = []
-    if pictures:
-        where = Path(out) if out is not None else saved.path.parent
-        with RunFolder(where, flag="--out", then="choose another folder with --out").open(
-                check=EVALUATE_PICTURES) as folder:
-            written = write_pictures(folder, model, preprocessor, data, cm,
-                                     W1_init=initial_W1(cfg, model))
-    per_class = dict(zip(data.class_names, per_class_accuracy(cm).tolist()))
-    return {"model": model, "saved": saved, "accuracy": acc, "confusion": cm, "pictures": written,
-            "tta_shift": tta_shift, "per_class": per_class}
-
-
-def initial_W1(cfg, model):
-    """W1 (D, H) as the saved config ``cfg`` (a dict) initialised it, or None if it cannot."""
-    if not cfg or cfg.get("preprocessing") == "whiten":  # its W1 was K wide, the file's is D
-        return None
-    try:
-        W1 = initial_params(TrainConfig.from_dict(cfg), model.input_dim, model.num_classes)["W1"]
-    except (UserError, TypeError, ValueError):
-        return None
-    return W1 if W1.shape == model.params["W1"].shape else None
-
-
-# --------------------------------------------------------------------------- reliability
-
-
-def eval_line(history, total):
-    """The log line of the last evaluation in ``history`` of a run of ``total`` steps."""
-    step, epoch, loss, train_acc, val_acc, alpha, seconds = (history[k][-1] for k in (
-        "eval_step", "epoch", "train_loss", "train_acc", "val_acc", "alpha", "seconds"))
-    ema = f"  val_acc_ema {history['val_acc_ema'][-1]:.3f}" if history.get("val_acc_ema") else ""
-    return (f"step {step:>{len(str(total))}}/{total}  epoch {epoch:5.2f}  loss {loss:.4f}  "
-            f"train_acc {train_acc:.3f}  val_acc {val_acc:.3f}{ema}  alpha {alpha:.3g}  "
-            f"({seconds:.1f}s)")
-
-
-class TrainingDisplay:
-    """What a person sees of ``train``: a tqdm bar (``bar=True``, for terminals) and a log
-    line per evaluation through ``say``. ``on_step`` and ``on_eval`` are train's callbacks."""
-
-    def __init__(self, total, *, say=None, bar=False, initial=0):
-        self.total, self.say = total, say
-        self.bar = tqdm(total=total, initial=initial, disable=not bar, unit="step",
-                        dynamic_ncols=True, leave=False)
-
-    def __repr__(self):
-        return f"TrainingDisplay(total={self.total}, bar={not self.bar.disable})"
-
-    def on_step(self, run):
-        self.bar.update(run.loop.step - self.bar.n)
-
-    def on_eval(self, step, history):
-        if self.say:
-            self.say(eval_line(history, self.total))
-        self.bar.set_postfix(loss=f"{history['train_loss'][-1]:.3f}",
-                             val=f"{history['val_acc'][-1]:.3f}")
-
-    def close(self):
-        self.bar.close()
-
-
 def train_with_checkpoints(config, data, out, *, say=None, progress=False, resume=False,
                            data_dir=None, folder=None, finished=False):
     """``train`` with a checkpoint in ``out``: continued after a crash, saved on Ctrl-C and
     divergence.
 
-    A checkpoint (``out/checkpoint.npz``, see checkpoint.py) is written every
+    A checkpoint (``out/checkpoint.npz``, see training/checkpoint_file.py) is written every
     ``config.checkpoint_every`` steps and at the last step (an early stop included, so
     that the write-up can be finished from it). With ``resume`` the run goes
     on from it (or from step 0 if there is none yet) and ends bit for bit where the
@@ -272,7 +185,9 @@ def train_with_checkpoints(config, data, out, *, say=None, progress=False, resum
         with saver:
             result = train(config, data, state=run, on_step=on_step, on_eval=display.on_eval)
     except DivergenceError as e:
-        message = f"{e}; {save_best_so_far(out, config, data, run, data_dir, folder=folder)}"
+        saved = save_best_so_far(out, config, data, run,
+                                 data_dir=data_folder(data_dir, config.dataset), folder=folder)
+        message = f"{e}; {saved}"
         if say:
             say(message)
         raise DivergenceError(message) from None
@@ -291,40 +206,6 @@ def train_with_checkpoints(config, data, out, *, say=None, progress=False, resum
         say(f"early stop at step {result.steps}: no better val_acc in {config.patience} "
             f"evaluations; keeping step {result.best_step} (val_acc {result.best_val_acc:.3f})")
     return result
-
-
-def save_best_so_far(out, config, data, run, data_dir=None, folder=None):
-    """After a divergence: ``out/model.npz`` from the best parameters so far, and ``history.csv``.
-
-    Before the first evaluation the best known parameters are the initial ones (step 0),
-    rebuilt from the seed. The run is then finished (run.json says ``done``). Returns a
-    sentence saying what was saved, for the message.
-    """
-    model, s = run.model, run.loop
-    if s.best_params is not None:
-        model.load_params(s.best_params)
-        what = f"step {s.best_step}, val_acc {s.best_val:.3f}"
-    else:
-        model.load_params(initial_params(config, model.input_dim, model.num_classes))
-        what = "step 0, the initial weights: no evaluation came before the divergence"
-    out = Path(out)
-
-    def write_model(f):
-        save_model(f, model, run.preprocessor, class_names=data.class_names,
-                   config=config.to_dict(), data_dir=data_folder(data_dir, config.dataset),
-                   geometry=geometry_of_data(data))
-
-    if folder is None:
-        write_model(out / MODEL_NAME)
-        (out / "history.csv").write_text(history_csv(s.history), encoding="utf-8")
-        (out / CHECKPOINT_NAME).unlink(missing_ok=True)
-    else:
-        folder.write(MODEL_NAME, write_model)
-        folder.write_text("history.csv", history_csv(s.history))
-        if folder.state() is not None:
-            folder.set_phase("done")
-        folder.remove(CHECKPOINT_NAME)  # resuming would diverge again
-    return f"the best parameters so far ({what}) are saved in {out / MODEL_NAME}"
 
 
 def resume_training(out, *, data_dir=None, overrides=None, download=True, **kw):
