@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -78,56 +79,107 @@ def data_folder(data_dir, dataset=DEFAULT_DATASET):
     return Path(default_folder(dataset) if data_dir is None else data_dir).expanduser().resolve()
 
 
-def run_training(config, *, data_dir=None, download=True, out=None, log=print, progress=False,
-                 resume=False, folder=None):
-    """Train as ``config`` says and write a complete run folder.
+def run_training(config, *, data_dir=None, download=True, out=None, log=print, progress=False):
+    """Start a run: train as ``config`` says and write a complete run folder.
 
-    The folder is locked for the whole run (``folder``, a RunFolder already open, is used
-    as it is: :func:`resume_training` passes its own). A checkpoint is kept in the folder
-    while training (see :func:`train_with_checkpoints`); ``resume=True`` continues the run
-    already in ``out`` (use :func:`resume_training`), ``resume="writeup"`` only writes up
-    a run whose training had ended.
+    ``out`` (default: :func:`default_run_dir`) is locked for the whole run and must not hold
+    another run. A checkpoint is kept in it while training (see
+    :func:`train_with_checkpoints`), so that a run stopped on the way goes on with
+    :func:`resume_training`. ``log`` gets the log lines (None: only train.log);
+    ``progress`` shows a progress bar.
 
     Returns:
         (out_dir, metrics dict).
     """
-    owned = folder is None
-    if owned:
-        folder = RunFolder(out or default_run_dir()).open(check=RUN_WRITES)
-    out = folder.path
-    try:
-        if not resume:
-            check_free(folder)
-            folder.write_json("config.json", config.to_dict())
-        if not resume or folder.state() is None:  # a folder of an older numpy-mlp: from now on
+    with RunFolder(out or default_run_dir()).open(check=RUN_WRITES) as folder:
+        check_free(folder)
+        folder.write_json("config.json", config.to_dict())
+        folder.record_start(data_dir=data_dir, download=download)
+        with _logged_data(config, folder, data_dir=data_dir, download=download, log=log,
+                          progress=progress) as (data, say, t0):
+            result = train_with_checkpoints(config, data, folder.path, say=say,
+                                            progress=progress, data_dir=data_dir, folder=folder)
+            return folder.path, _write_up(folder, config, data, result, data_dir=data_dir,
+                                          say=say, t0=t0)
+
+
+def resume_training(out, *, data_dir=None, overrides=None, download=True, log=print,
+                    progress=False):
+    """Continue the run in folder ``out`` (``numpy-mlp train --resume``) and complete its folder.
+
+    The folder is locked first. Reads ``out/config.json`` (checked field by field);
+    ``overrides`` may change its fields that do not change the results
+    (``config.RESUMABLE_FIELDS``). The data folder and whether the run may download
+    default to what run.json recorded at its start (else to the checkpoint's folder); a
+    recorded folder that is gone is refused before anything could create it. A run
+    stopped in its write-up has its write-up finished, from its last checkpoint. ``log``
+    and ``progress`` are :func:`run_training`'s.
+
+    Returns:
+        (out_dir, metrics dict).
+    """
+    out = Path(out)
+    if not out.is_dir():
+        raise UserError(f"--resume {out}: no run there (no such folder); give a folder written by "
+                        f"'numpy-mlp train --out DIR'")
+    with RunFolder(out, flag="--resume").open(create=False, check=RUN_WRITES) as folder:
+        if not (out / "config.json").is_file():
+            raise UserError(f"--resume {out}: no run there (no config.json); give a folder "
+                            f"written by 'numpy-mlp train --out DIR'")
+        state = read_run_state(out)
+        phase = state["phase"] if state is not None else None
+        if phase == "done" or (state is None and (out / MODEL_NAME).exists()):
+            raise UserError(f"--resume {out}: that run has finished ({MODEL_NAME} exists); "
+                            f"nothing to resume")
+        for tmp in out.glob(".*.tmp"):  # left by a crash in the middle of a write
+            tmp.unlink()
+        config = read_config(out / "config.json")
+        if overrides:
+            config = config.replace(**overrides)
+        recorded = state["data_dir"] if state is not None else None
+        if state is None and (out / CHECKPOINT_NAME).exists():  # a damaged checkpoint stops here
+            recorded = read_checkpoint(out / CHECKPOINT_NAME, arrays=False)[0].get("data_dir")
+        data_dir = resume_data_dir(out, recorded, data_dir)
+        download = download and (state is None or state["download"])
+        if state is None:  # a folder of an older numpy-mlp: from now on
             folder.record_start(data_dir=data_dir, download=download)
-        log_file = folder.open_log()
-        try:
-            return out, _train_and_write_up(config, folder, log_file, data_dir=data_dir,
-                                            download=download, log=log, progress=progress,
-                                            resume=resume)
-        finally:
-            log_file.close()
-    finally:
-        if owned:
-            folder.close()
+        with _logged_data(config, folder, data_dir=data_dir, download=download, log=log,
+                          progress=progress) as (data, say, t0):
+            if phase == "writeup":
+                result = result_of_checkpoint(config, data, out, say=say)
+            else:
+                result = train_with_checkpoints(config, data, out, say=say, progress=progress,
+                                                resume=True, data_dir=data_dir, folder=folder)
+            return out, _write_up(folder, config, data, result, data_dir=data_dir, say=say,
+                                  t0=t0)
 
 
-def _train_and_write_up(config, folder, log_file, *, data_dir, download, log, progress, resume):
+@contextmanager
+def _logged_data(config, folder, *, data_dir, download, log, progress):
+    """``(data, say, t0)`` for a run in ``folder``: its data set, loaded; ``say(line)``,
+    which appends to train.log and passes the line to ``log`` above the progress bar; and
+    the run's start, ``time.perf_counter()``. train.log is closed after the block."""
+    log_file = folder.open_log()
+
     def say(line):
         log_file.write(line)
         if log:
             with tqdm.external_write_mode():  # above the progress bar, if one is shown
                 log(line)
 
-    t0 = time.perf_counter()
-    data = load_dataset(config, data_dir, download=download, progress=progress, log=say)
-    say(f"data: {len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test images "
-        f"from {data.source}")
-    say(f"config: {json.dumps(config.to_dict())}")
-    result = train_with_checkpoints(config, data, folder.path, say=say, progress=progress,
-                                    resume=bool(resume), data_dir=data_dir, folder=folder,
-                                    finished=resume == "writeup")
+    try:
+        t0 = time.perf_counter()
+        data = load_dataset(config, data_dir, download=download, progress=progress, log=say)
+        say(f"data: {len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test "
+            f"images from {data.source}")
+        say(f"config: {json.dumps(config.to_dict())}")
+        yield data, say, t0
+    finally:
+        log_file.close()
+
+
+def _write_up(folder, config, data, result, *, data_dir, say, t0):
+    """:func:`~numpy_mlp.runs.writeup.write_up` of the trained run; returns the metrics."""
     model = result.model
     W1_init = initial_params(config, model.input_dim, model.num_classes)["W1"]
     return write_up(folder, config, data, result, data_dir=data_folder(data_dir, config.dataset),
@@ -135,20 +187,20 @@ def _train_and_write_up(config, folder, log_file, *, data_dir, download, log, pr
 
 
 def train_with_checkpoints(config, data, out, *, say=None, progress=False, resume=False,
-                           data_dir=None, folder=None, finished=False):
+                           data_dir=None, folder=None):
     """``train`` with a checkpoint in ``out``: continued after a crash, saved on Ctrl-C and
     divergence.
 
     A checkpoint (``out/checkpoint.npz``, see training/checkpoint_file.py) is written every
     ``config.checkpoint_every`` steps and at the last step (an early stop included, so
-    that the write-up can be finished from it). With ``resume`` the run goes
-    on from it (or from step 0 if there is none yet) and ends bit for bit where the
-    uninterrupted run would; with ``finished`` its training had ended, and the result is
-    the checkpoint's, without a step. Ctrl-C finishes the step, writes a checkpoint and raises
-    :class:`Interrupted`. If the loss diverges, the best parameters so far are saved as
-    ``out/model.npz`` (with ``history.csv``) before the :class:`DivergenceError` goes on.
-    ``say`` gets the log lines; ``progress`` shows a progress bar; ``folder`` is the
-    RunFolder that writes ``out`` (None: the files are written directly).
+    that the write-up can be finished from it: :func:`result_of_checkpoint`). With
+    ``resume`` the run goes on from it (or from step 0 if there is none yet) and ends bit
+    for bit where the uninterrupted run would; without, it starts at step 0. Ctrl-C finishes
+    the step, writes a checkpoint and raises :class:`Interrupted`. If the loss diverges, the
+    best parameters so far are saved as ``out/model.npz`` (with ``history.csv``) before the
+    :class:`DivergenceError` goes on. ``say`` gets the log lines; ``progress`` shows a
+    progress bar; ``folder`` is the RunFolder that writes ``out`` (None: the files are
+    written directly).
 
     Returns:
         the ``TrainResult`` of ``train``.
@@ -156,20 +208,13 @@ def train_with_checkpoints(config, data, out, *, say=None, progress=False, resum
     out = Path(out)
     path = out / CHECKPOINT_NAME
     if resume and path.exists():
-        run = restore(path, config, data)
-        if say:
-            say(f"resuming from step {run.loop.step} ({path})")
+        run = _restored(path, config, data, say)
     else:
-        if finished:
-            raise UserError(f"--resume {out}: the run's write-up cannot be finished: its "
-                            f"checkpoint is gone; train it again")
         if resume and say:
             say("no checkpoint yet: starting the run from step 0")
         run = build(config, data)
     n_train = len(data.y_train)
     total = total_steps(config, n_train)[0]
-    if finished:
-        return result_of(run, data, seconds=run.loop.seconds, stopped_early=run.loop.step < total)
     hint = f"numpy-mlp train --resume {out}"
     saver = Checkpointer(path, config, every=checkpoint_interval(config, n_train), total=total,
                          resume_hint=hint, fingerprint=data_fingerprint(data),
@@ -208,39 +253,25 @@ def train_with_checkpoints(config, data, out, *, say=None, progress=False, resum
     return result
 
 
-def resume_training(out, *, data_dir=None, overrides=None, download=True, **kw):
-    """Continue the run in folder ``out`` (``numpy-mlp train --resume``) and complete its folder.
+def result_of_checkpoint(config, data, out, *, say=None):
+    """The ``TrainResult`` of a run whose training had ended, rebuilt from its last checkpoint
+    in ``out`` without a step: what the write-up of a run stopped in it starts from.
 
-    The folder is locked first. Reads ``out/config.json`` (checked field by field);
-    ``overrides`` may change its fields that do not change the results
-    (``config.RESUMABLE_FIELDS``). The data folder and whether the run may download
-    default to what run.json recorded at its start (else to the checkpoint's folder); a
-    recorded folder that is gone is refused before anything could create it. A run
-    stopped in its write-up has its write-up finished. Other keyword arguments go to
-    :func:`run_training`.
+    Raises:
+        UserError: there is no checkpoint (the run must be trained again).
     """
     out = Path(out)
-    if not out.is_dir():
-        raise UserError(f"--resume {out}: no run there (no such folder); give a folder written by "
-                        f"'numpy-mlp train --out DIR'")
-    with RunFolder(out, flag="--resume").open(create=False, check=RUN_WRITES) as folder:
-        if not (out / "config.json").is_file():
-            raise UserError(f"--resume {out}: no run there (no config.json); give a folder "
-                            f"written by 'numpy-mlp train --out DIR'")
-        state = read_run_state(out)
-        phase = state["phase"] if state is not None else None
-        if phase == "done" or (state is None and (out / MODEL_NAME).exists()):
-            raise UserError(f"--resume {out}: that run has finished ({MODEL_NAME} exists); "
-                            f"nothing to resume")
-        for tmp in out.glob(".*.tmp"):  # left by a crash in the middle of a write
-            tmp.unlink()
-        config = read_config(out / "config.json")
-        if overrides:
-            config = config.replace(**overrides)
-        recorded = state["data_dir"] if state is not None else None
-        if state is None and (out / CHECKPOINT_NAME).exists():  # a damaged checkpoint stops here
-            recorded = read_checkpoint(out / CHECKPOINT_NAME, arrays=False)[0].get("data_dir")
-        data_dir = resume_data_dir(out, recorded, data_dir)
-        download = download and (state is None or state["download"])
-        return run_training(config, data_dir=data_dir, download=download, out=out,
-                            resume="writeup" if phase == "writeup" else True, folder=folder, **kw)
+    path = out / CHECKPOINT_NAME
+    if not path.exists():
+        raise UserError(f"--resume {out}: the run's write-up cannot be finished: its "
+                        f"checkpoint is gone; train it again")
+    run = _restored(path, config, data, say)
+    total = total_steps(config, len(data.y_train))[0]
+    return result_of(run, data, seconds=run.loop.seconds, stopped_early=run.loop.step < total)
+
+
+def _restored(path, config, data, say):
+    run = restore(path, config, data)
+    if say:
+        say(f"resuming from step {run.loop.step} ({path})")
+    return run
