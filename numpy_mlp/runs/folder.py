@@ -8,7 +8,7 @@
   naming the owner's pid. The kernel drops the lock when its process ends, by SIGKILL
   too, so a dead run never leaves the folder stuck (there is no stale lock to delete).
 - **whole files**: each file is written to a temporary file beside it and renamed over it
-  (:func:`numpy_mlp.saving.atomic_write`); a crash, a kill or a full disk leaves the
+  (:func:`numpy_mlp.files.atomic.atomic_write`); a crash, a kill or a full disk leaves the
   previous version whole.
 - **no links followed**: a symbolic link (or a folder, a FIFO) where a run file goes is
   refused with one line; the log is opened with ``O_NOFOLLOW``. A rename replaces a link

@@ -155,7 +155,7 @@ def _figure(png, caption):
 def write_report(run_dir, folder=None):
     """Write ``run_dir/report.html`` (atomically) and return its path.
 
-    ``folder`` is the :class:`~numpy_mlp.runfolder.RunFolder` of a run that owns
+    ``folder`` is the :class:`~numpy_mlp.runs.folder.RunFolder` of a run that owns
     ``run_dir`` (train's write-up); without it the folder is taken for the write, so the
     report of a run that is still going is refused with one line.
     """

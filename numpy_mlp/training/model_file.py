@@ -104,7 +104,7 @@ def save_model(path, model, preprocessor, *, class_names, config=None, data_dir=
     file object (a RunFolder's write).
 
     Args:
-        preprocessor: the :class:`~numpy_mlp.data.Preprocessor` its inputs need.
+        preprocessor: the :class:`~numpy_mlp.data.preprocessing.Preprocessor` its inputs need.
         class_names: the C class names, in label order.
         config: optional dict of the training config, kept for reference.
         data_dir: the data folder it was trained on (absolute), so that ``evaluate``
