@@ -50,7 +50,7 @@ from numpy_mlp import (SGD, FullyConnectedNet, TrainConfig, cross_entropy_loss, 
 from numpy_mlp.runs import plots
 from numpy_mlp.data.dataset import to_images
 from numpy_mlp.nn.gradient_check import numerical_gradient, rel_error
-from numpy_mlp.runs.run import TrainingDisplay
+from numpy_mlp.runs.display import TrainingDisplay
 
 %matplotlib inline
 plt.rcParams["figure.figsize"] = (8, 4)

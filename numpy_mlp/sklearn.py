@@ -29,7 +29,7 @@ from .nn.rules import BOOL, real, shown
 from .training import inference
 from .training.config import SETTINGS, Setting, TrainConfig
 from .training.loop import build, train
-from .training.model_format import IMAGE_MODES
+from .training.model_file import IMAGE_MODES
 
 IMAGE_D = CIFAR10_GEOMETRY.D  # the image layout the image-only options work on
 

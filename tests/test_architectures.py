@@ -14,8 +14,8 @@ from numpy_mlp.nn.gradient_check import numerical_gradient, rel_error
 from numpy_mlp.nn.layers import layernorm_forward
 from numpy_mlp.nn.losses import softmax
 from numpy_mlp.nn.optim import SGD
-from numpy_mlp.runs.run import train_with_checkpoints
-from numpy_mlp.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from numpy_mlp.runs.train import train_with_checkpoints
+from numpy_mlp.training.checkpoint_file import CHECKPOINT_NAME, read_checkpoint
 from numpy_mlp.training.inference import predict, probabilities
 from numpy_mlp.training.model_file import load_model, save_model
 
@@ -225,7 +225,7 @@ def test_crash_and_resume_is_bit_for_bit_with_buffers(arch, tmp_path, monkeypatc
     config = TrainConfig(**RESUME, **arch)
     data = synthetic(n_train=120, n_val=40)
     reference = train_with_checkpoints(config, data, tmp_path / "ref")
-    ref = (reference, load_checkpoint(tmp_path / "ref" / CHECKPOINT_NAME))
+    ref = (reference, read_checkpoint(tmp_path / "ref" / CHECKPOINT_NAME))
     arrays = ref[1][1]
     if config.norm == "batch":  # the buffers are in it, the best ones too
         assert "buffer/running_mean1" in arrays and "best/running_var1" in arrays
@@ -236,7 +236,7 @@ def test_crash_and_resume_is_bit_for_bit_with_buffers(arch, tmp_path, monkeypatc
     with pytest.raises(Crash):
         train_with_checkpoints(config, data, tmp_path / "run")
     result = train_with_checkpoints(config, data, tmp_path / "run", resume=True)
-    assert_same_run(ref, (result, load_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)))
+    assert_same_run(ref, (result, read_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)))
     for k, v in reference.model.buffers.items():  # the best step's running statistics
         assert v.tobytes() == result.model.buffers[k].tobytes(), k
 

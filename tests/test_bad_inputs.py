@@ -24,7 +24,7 @@ from fixtures_cifar import batch_dict, dumps, write_archive, write_cifar_dir
 from numpy_mlp.cli.commands import main
 from numpy_mlp.data import download
 from numpy_mlp.data.download import ARCHIVE_NAME
-from numpy_mlp.training.checkpoint import CHECKPOINT_NAME
+from numpy_mlp.training.checkpoint_file import CHECKPOINT_NAME
 
 TINY = ["--hidden-dim", "8", "--batch-size", "10", "--num-iters", "3", "--val-size", "10",
         "--threads", "1", "--quiet", "--offline"]
@@ -195,7 +195,8 @@ def killed_run(run, folder):
     """
     from numpy_mlp import TrainConfig
     from numpy_mlp.data.cifar10 import load_cifar10
-    from numpy_mlp.runs.run import train_with_checkpoints, write_json
+    from numpy_mlp.runs.train import train_with_checkpoints
+    from numpy_mlp.runs.writeup import write_json
 
     config = TrainConfig(hidden_dim=(8,), batch_size=10, num_iters=3, val_size=10, threads=1)
     run.mkdir()

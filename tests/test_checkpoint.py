@@ -17,9 +17,14 @@ from synthetic_data import synthetic
 
 from numpy_mlp import TrainConfig
 from numpy_mlp.errors import Interrupted, ModelFileError
-from numpy_mlp.runs.run import train_with_checkpoints
+from numpy_mlp.runs.train import train_with_checkpoints
 from numpy_mlp.training import checkpoint as ckpt
-from numpy_mlp.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, restore
+from numpy_mlp.training.checkpoint import restore
+from numpy_mlp.training.checkpoint_file import (
+    CHECKPOINT_FORMAT_VERSION,
+    CHECKPOINT_NAME,
+    read_checkpoint,
+)
 
 # every source of randomness and every piece of loop state is in use: dropout masks
 # (model.rng), flips and crops (aug_rng), reshuffles (order_rng), per-channel statistics,
@@ -44,7 +49,7 @@ def reference(data, tmp_path_factory):
     """The uninterrupted run: its result and its final checkpoint (written at the last step)."""
     out = tmp_path_factory.mktemp("reference")
     result = train_with_checkpoints(CONFIG, data, out)
-    return result, load_checkpoint(out / CHECKPOINT_NAME)
+    return result, read_checkpoint(out / CHECKPOINT_NAME)
 
 
 def crash_after(monkeypatch, step):
@@ -88,7 +93,7 @@ def test_crash_at_any_step_then_resume_is_bit_for_bit(step, data, reference, tmp
     with pytest.raises(Crash):
         train_with_checkpoints(CONFIG, data, tmp_path)
     result = train_with_checkpoints(CONFIG, data, tmp_path, resume=True)
-    assert_same_run(reference, (result, load_checkpoint(tmp_path / CHECKPOINT_NAME)))
+    assert_same_run(reference, (result, read_checkpoint(tmp_path / CHECKPOINT_NAME)))
 
 
 def test_three_crashes_in_one_run_then_resume_is_bit_for_bit(data, reference, tmp_path,
@@ -98,7 +103,7 @@ def test_three_crashes_in_one_run_then_resume_is_bit_for_bit(data, reference, tm
         with pytest.raises(Crash):
             train_with_checkpoints(CONFIG, data, tmp_path, resume=True)
     result = train_with_checkpoints(CONFIG, data, tmp_path, resume=True)
-    assert_same_run(reference, (result, load_checkpoint(tmp_path / CHECKPOINT_NAME)))
+    assert_same_run(reference, (result, read_checkpoint(tmp_path / CHECKPOINT_NAME)))
 
 
 def test_another_checkpoint_interval_on_resume_changes_nothing(data, reference, tmp_path,
@@ -107,7 +112,7 @@ def test_another_checkpoint_interval_on_resume_changes_nothing(data, reference, 
     with pytest.raises(Crash):
         train_with_checkpoints(CONFIG, data, tmp_path)
     result = train_with_checkpoints(CONFIG.replace(checkpoint_every=3), data, tmp_path, resume=True)
-    assert_same_run(reference, (result, load_checkpoint(tmp_path / CHECKPOINT_NAME)))
+    assert_same_run(reference, (result, read_checkpoint(tmp_path / CHECKPOINT_NAME)))
 
 
 def test_checkpoints_are_written_at_the_interval_and_the_last_step(data, tmp_path, monkeypatch):
@@ -133,7 +138,7 @@ def test_a_crash_in_the_middle_of_a_write_leaves_the_previous_checkpoint(data, t
         train_with_checkpoints(CONFIG, data, tmp_path)
     path = tmp_path / CHECKPOINT_NAME
     before = path.read_bytes()
-    assert load_checkpoint(path)[0]["loop"]["step"] == 14
+    assert read_checkpoint(path)[0]["loop"]["step"] == 14
 
     real_savez = np.savez
 
@@ -166,8 +171,8 @@ def test_damaged_checkpoint_is_refused_with_a_clear_message(damage, data, tmp_pa
     elif damage == "empty":
         path.write_bytes(b"")
     elif damage == "newer":
-        meta, arrays = load_checkpoint(path)
-        meta["format_version"] = ckpt.FORMAT_VERSION + 1
+        meta, arrays = read_checkpoint(path)
+        meta["format_version"] = CHECKPOINT_FORMAT_VERSION + 1
         np.savez(path, state=np.array(json.dumps(meta)), **arrays)
     elif damage == "foreign npz":
         np.savez(path, W1=np.zeros(3))
@@ -228,11 +233,11 @@ def test_sigterm_finishes_the_step_saves_a_checkpoint_and_resuming_is_bit_for_bi
     with pytest.raises(Interrupted, match="stopped at step 30 of 90; checkpoint saved") as e:
         train_with_checkpoints(CONFIG, data, tmp_path)
     assert e.value.signum == signal.SIGTERM
-    assert load_checkpoint(tmp_path / CHECKPOINT_NAME)[0]["loop"]["step"] == 30
+    assert read_checkpoint(tmp_path / CHECKPOINT_NAME)[0]["loop"]["step"] == 30
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is put back
     monkeypatch.undo()
     result = train_with_checkpoints(CONFIG, data, tmp_path, resume=True)
-    assert_same_run(reference, (result, load_checkpoint(tmp_path / CHECKPOINT_NAME)))
+    assert_same_run(reference, (result, read_checkpoint(tmp_path / CHECKPOINT_NAME)))
 
 
 def test_a_second_sigterm_stops_at_once_and_keeps_the_last_checkpoint(data, tmp_path, monkeypatch):
@@ -240,7 +245,7 @@ def test_a_second_sigterm_stops_at_once_and_keeps_the_last_checkpoint(data, tmp_
     with pytest.raises(Interrupted, match=r"stopped at once; the last checkpoint .* stays") as e:
         train_with_checkpoints(CONFIG, data, tmp_path)
     assert e.value.signum == signal.SIGTERM
-    assert load_checkpoint(tmp_path / CHECKPOINT_NAME)[0]["loop"]["step"] == 28  # every 7 steps
+    assert read_checkpoint(tmp_path / CHECKPOINT_NAME)[0]["loop"]["step"] == 28  # every 7 steps
 
 
 def test_a_run_on_float_features_resumes_bit_for_bit(tmp_path, monkeypatch):
@@ -260,5 +265,5 @@ def test_a_run_on_float_features_resumes_bit_for_bit(tmp_path, monkeypatch):
     with pytest.raises(Crash):
         train_with_checkpoints(config, data, tmp_path / "run")
     result = train_with_checkpoints(config, data, tmp_path / "run", resume=True)
-    assert_same_run((reference, load_checkpoint(tmp_path / "ref" / CHECKPOINT_NAME)),
-                    (result, load_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)))
+    assert_same_run((reference, read_checkpoint(tmp_path / "ref" / CHECKPOINT_NAME)),
+                    (result, read_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)))

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from fixtures_cifar import write_cifar_dir
 
-import numpy_mlp.runs.run
+import numpy_mlp.runs.evaluate
+import numpy_mlp.runs.train
 from numpy_mlp.cli.commands import main
 from numpy_mlp.training.config import TrainConfig
 
@@ -24,7 +25,7 @@ def captured(monkeypatch):
         return Path(kw.get("out") or "runs/x"), {"test_accuracy": 0.5, "val_accuracy": 0.5,
                                                   "total_seconds": 1.0, "model": "m"}
 
-    monkeypatch.setattr(numpy_mlp.runs.run, "run_training", fake)
+    monkeypatch.setattr(numpy_mlp.runs.train, "run_training", fake)
     return calls
 
 
@@ -115,7 +116,7 @@ def test_a_required_flag_can_come_from_the_file(tmp_path, monkeypatch, capsys):
         return {"model": "m", "accuracy": {"train": 1.0, "val": 0.5, "test": 0.25}, "per_class": {},
                 "confusion": [], "pictures": [], "tta_shift": 0}
 
-    monkeypatch.setattr(numpy_mlp.runs.run, "evaluate_saved", fake_evaluate)
+    monkeypatch.setattr(numpy_mlp.runs.evaluate, "evaluate_saved", fake_evaluate)
     assert main(["evaluate", "--config", toml(tmp_path, 'model = "m.npz"\nquiet = true\n')]) == 0
     assert seen["model"] == "m.npz"
     assert capsys.readouterr().out == "test accuracy 0.2500\n"

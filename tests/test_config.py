@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fixtures_cifar import write_cifar_dir
 
-import numpy_mlp.runs.run
+import numpy_mlp.runs.train
 from numpy_mlp.cli.commands import build_parser, check_resume_flags, main
 from numpy_mlp.errors import ConfigError
 from numpy_mlp.nn.model import FullyConnectedNet
@@ -35,7 +35,7 @@ def captured(monkeypatch):
         return Path("runs/x"), {"test_accuracy": 0.5, "val_accuracy": 0.5, "total_seconds": 1.0,
                                 "model": "m"}
 
-    monkeypatch.setattr(numpy_mlp.runs.run, "run_training", fake)
+    monkeypatch.setattr(numpy_mlp.runs.train, "run_training", fake)
     return calls
 
 

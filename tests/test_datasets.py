@@ -327,7 +327,7 @@ class Crash(Exception):
 
 
 def test_a_crashed_mnist_run_resumes_to_the_same_model(folders, tmp_path, monkeypatch):
-    from numpy_mlp.runs.run import run_training
+    from numpy_mlp.runs.train import run_training
     from numpy_mlp.training import checkpoint as ckpt
 
     config = TrainConfig(dataset="mnist", hidden_dim=(8,), batch_size=10, num_iters=6,

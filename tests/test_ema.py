@@ -9,8 +9,8 @@ from numpy_mlp import TrainConfig
 from numpy_mlp.errors import ConfigError
 from numpy_mlp.nn.ema import EMA, decay_at
 from numpy_mlp.nn.optim import BLOCK
+from numpy_mlp.runs.display import eval_line
 from numpy_mlp.runs.plots import plot_accuracy
-from numpy_mlp.runs.run import eval_line
 from numpy_mlp.runs.writeup import history_csv, run_metrics
 from numpy_mlp.training.loop import HISTORY_KEYS, build, evaluate, result_of, train
 
@@ -190,13 +190,14 @@ def test_checkpoints_of_an_ema_run_are_checked_and_older_ones_still_read(data, t
     import json
 
     from numpy_mlp.errors import CheckpointError
-    from numpy_mlp.training.checkpoint import load_checkpoint, restore, save_checkpoint
+    from numpy_mlp.training.checkpoint import restore
+    from numpy_mlp.training.checkpoint_file import read_checkpoint, save_checkpoint
 
     config = TrainConfig(hidden_dim=(6,), batch_size=20, num_iters=4, evals=2, ema=0.9, threads=1)
     run = build(config, data)
     train(config, data, state=run)
     save_checkpoint(tmp_path / "c.npz", config, run)
-    meta, arrays = load_checkpoint(tmp_path / "c.npz")
+    meta, arrays = read_checkpoint(tmp_path / "c.npz")
     assert sorted(k for k in arrays if k.startswith("ema/")) == ["ema/W1", "ema/W2", "ema/b1",
                                                                  "ema/b2"]
 
@@ -206,11 +207,11 @@ def test_checkpoints_of_an_ema_run_are_checked_and_older_ones_still_read(data, t
 
     without = {k: v for k, v in arrays.items() if k != "ema/W1"}
     with pytest.raises(CheckpointError, match=r"missing \['ema/W1'\]") as e:
-        load_checkpoint(rewrite("a.npz", meta, without))
+        read_checkpoint(rewrite("a.npz", meta, without))
     assert "\n" not in str(e.value)
     lost = {**meta, "history": {k: v for k, v in meta["history"].items() if k != "val_acc_ema"}}
     with pytest.raises(CheckpointError, match="val_acc_ema"):
-        load_checkpoint(rewrite("b.npz", lost, arrays))
+        read_checkpoint(rewrite("b.npz", lost, arrays))
     # written before mixing and the EMA existed: no mix generator, no best_ema; a plain config
     plain = TrainConfig(hidden_dim=(6,), batch_size=20, num_iters=4, evals=2, threads=1)
     old = {**lost, "config": plain.to_dict(), "rng": {k: v for k, v in meta["rng"].items()

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from fixtures_cifar import write_cifar_dir
 
-from numpy_mlp.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from numpy_mlp.training.checkpoint_file import CHECKPOINT_NAME, read_checkpoint
 
 STEPS = 3000
 FLAGS = ["--offline", "--hidden-dim", "64", "--batch-size", "10", "--num-iters", str(STEPS),
@@ -91,7 +91,7 @@ def test_killed_twice_with_sigkill_at_random_moments_then_resumed_is_bit_for_bit
         proc.communicate()
         assert proc.returncode == -signal.SIGKILL
         assert not (out / "model.npz").exists(), "the run finished before the kill; make it longer"
-        killed_at.append(load_checkpoint(out / CHECKPOINT_NAME)[0]["loop"]["step"])
+        killed_at.append(read_checkpoint(out / CHECKPOINT_NAME)[0]["loop"]["step"])
         command = cli("train", "--resume", out, "--quiet")
     assert 0 < killed_at[0] < killed_at[1] < STEPS
     done = subprocess.run(command, capture_output=True, text=True)
@@ -114,7 +114,7 @@ def test_ctrl_c_or_sigterm_saves_a_checkpoint_says_how_to_resume_and_resuming_is
     assert proc.returncode == status
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err
-    step = load_checkpoint(out / CHECKPOINT_NAME)[0]["loop"]["step"]
+    step = read_checkpoint(out / CHECKPOINT_NAME)[0]["loop"]["step"]
     assert lines[0] == (f"numpy-mlp: interrupted: stopped at step {step} of {STEPS}; "
                         f"checkpoint saved to {out / CHECKPOINT_NAME}; "
                         f"continue with: numpy-mlp train --resume {out}")

@@ -13,7 +13,7 @@ from numpy_mlp.data.augment import augment, mirror, random_crop, random_flip, sh
 from numpy_mlp.data.preprocessing import Preprocessor, channel_stats
 from numpy_mlp.errors import ConfigError
 from numpy_mlp.nn.losses import softmax
-from numpy_mlp.runs.run import evaluate_saved
+from numpy_mlp.runs.evaluate import evaluate_saved
 from numpy_mlp.training.inference import predict, probabilities
 
 

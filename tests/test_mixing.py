@@ -16,8 +16,8 @@ from numpy_mlp.data.mixing import Mixer
 from numpy_mlp.errors import ConfigError
 from numpy_mlp.nn.gradient_check import numerical_gradient, rel_error
 from numpy_mlp.nn.losses import cross_entropy_loss
-from numpy_mlp.runs.run import train_with_checkpoints
-from numpy_mlp.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from numpy_mlp.runs.train import train_with_checkpoints
+from numpy_mlp.training.checkpoint_file import CHECKPOINT_NAME, read_checkpoint
 from numpy_mlp.training.loop import _generators, build, train
 
 
@@ -245,7 +245,7 @@ def mixed_data():
 def mixed_reference(mixed_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("mixed")
     result = train_with_checkpoints(MIXED, mixed_data, out)
-    return result, load_checkpoint(out / CHECKPOINT_NAME)
+    return result, read_checkpoint(out / CHECKPOINT_NAME)
 
 
 @pytest.mark.parametrize("step", [13, 20])
@@ -258,7 +258,7 @@ def test_a_mixed_run_with_an_ema_resumed_is_bit_for_bit(step, mixed_data, mixed_
     with pytest.raises(Crash):
         train_with_checkpoints(MIXED, mixed_data, tmp_path)
     result = train_with_checkpoints(MIXED, mixed_data, tmp_path, resume=True)
-    assert_same_run(mixed_reference, (result, load_checkpoint(tmp_path / CHECKPOINT_NAME)))
+    assert_same_run(mixed_reference, (result, read_checkpoint(tmp_path / CHECKPOINT_NAME)))
     assert result.best_source == mixed_reference[0].best_source
 
 

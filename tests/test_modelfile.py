@@ -18,8 +18,7 @@ from numpy_mlp.data.preprocessing import Preprocessor
 from numpy_mlp.errors import ModelFileError
 from numpy_mlp.files.npzfile import MAX_RATIO
 from numpy_mlp.nn.model import FullyConnectedNet
-from numpy_mlp.training.model_file import save_model
-from numpy_mlp.training.model_format import MAX_MODEL_BYTES, read_model_file
+from numpy_mlp.training.model_file import MAX_MODEL_BYTES, read_model_file, save_model
 
 CLASSES = [f"class{i}" for i in range(10)]
 
@@ -269,7 +268,7 @@ def peak_mb():
 PEAK = PEAK_MB + """
 import sys
 from numpy_mlp.errors import ModelFileError
-from numpy_mlp.training.model_format import read_model_file
+from numpy_mlp.training.model_file import read_model_file
 before = peak_mb()
 try:
     read_model_file(sys.argv[1])
@@ -310,7 +309,7 @@ def test_the_inflation_bound_is_what_refuses_the_inflating_model(tmp_path):
 def test_a_model_too_large_to_load_is_refused_from_its_meta(tmp_path, monkeypatch):
     path = tmp_path / "model.npz"
     good_model(path, hidden=(64,))
-    monkeypatch.setattr("numpy_mlp.training.model_format.MAX_MODEL_BYTES", 100_000)
+    monkeypatch.setattr("numpy_mlp.training.model_file.MAX_MODEL_BYTES", 100_000)
     with pytest.raises(ModelFileError, match="would take 789,288 bytes, more than the 100,000"):
         read_model_file(path)
     assert MAX_MODEL_BYTES >= 1 << 30  # a real cap leaves room for wide nets

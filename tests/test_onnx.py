@@ -184,8 +184,8 @@ def test_without_onnx_the_message_says_what_to_install(run_dir, tmp_path, capsys
 
 
 def test_the_package_imports_onnx_only_to_export():
-    code = ("import sys, numpy_mlp, numpy_mlp.cli.commands, numpy_mlp.runs.run, "
-            "numpy_mlp.onnx_export; "
+    code = ("import sys, numpy_mlp, numpy_mlp.cli.commands, numpy_mlp.runs.train, "
+            "numpy_mlp.runs.evaluate, numpy_mlp.onnx_export; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('onnx', 'onnxruntime')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -138,7 +138,7 @@ def test_evaluate_writes_its_pictures_into_out(run_dir, tmp_path, capsys):
     assert "test accuracy" in text
     # the weights picture shows what training changed: the init is rebuilt from the saved seed
     from numpy_mlp.data.cifar10 import load_cifar10
-    from numpy_mlp.runs.run import initial_W1
+    from numpy_mlp.runs.evaluate import initial_W1
     from numpy_mlp.training.config import TrainConfig
     from numpy_mlp.training.loop import build
     from numpy_mlp.training.model_file import load_model

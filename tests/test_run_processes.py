@@ -22,7 +22,7 @@ from fixtures_cifar import write_cifar_dir
 from test_modelfile import PEAK_MB
 
 from numpy_mlp.cli.commands import main
-from numpy_mlp.training.checkpoint import CHECKPOINT_NAME
+from numpy_mlp.training.checkpoint_file import CHECKPOINT_NAME
 
 TINY = ["--hidden-dim", "8", "--batch-size", "10", "--val-size", "10", "--threads", "1", "--quiet"]
 
@@ -68,12 +68,12 @@ def data(tmp_path):
 # a train whose first evaluation waits: the folder is its own while the test acts
 HOLDS_THE_FOLDER = """
     import sys, time
-    from numpy_mlp.runs import run as runs
+    from numpy_mlp.runs import display
     from numpy_mlp.cli.commands import main
     def on_eval(self, step, history):
         print("training", flush=True)
         time.sleep(60)
-    runs.TrainingDisplay.on_eval = on_eval
+    display.TrainingDisplay.on_eval = on_eval
     sys.exit(main(sys.argv[1:]))
 """
 

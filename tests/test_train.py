@@ -63,7 +63,7 @@ def test_epochs_run_without_replacement():
 
 
 def test_log_gets_one_line_per_evaluation():
-    from numpy_mlp.runs.run import TrainingDisplay
+    from numpy_mlp.runs.display import TrainingDisplay
 
     lines, steps = [], []
     cfg = TrainConfig(hidden_dim=(8,), batch_size=16, num_iters=40, evals=20)

@@ -17,8 +17,8 @@ from numpy_mlp.data import preprocessing
 from numpy_mlp.data.dataset import Dataset, Geometry
 from numpy_mlp.data.preprocessing import Preprocessor, channel_stats, preprocess, whitening
 from numpy_mlp.errors import CheckpointError, ConfigError, ModelFileError
-from numpy_mlp.runs.run import train_with_checkpoints
-from numpy_mlp.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from numpy_mlp.runs.train import train_with_checkpoints
+from numpy_mlp.training.checkpoint_file import CHECKPOINT_NAME, read_checkpoint
 from numpy_mlp.training.inference import probabilities
 from numpy_mlp.training.loop import train
 from numpy_mlp.training.model_file import load_model, save_model
@@ -139,7 +139,7 @@ def test_a_model_file_that_claims_whitening_is_refused(tmp_path):
 def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("reference")
     result = train_with_checkpoints(CONFIG, small_data(), out)
-    return result, load_checkpoint(out / CHECKPOINT_NAME)
+    return result, read_checkpoint(out / CHECKPOINT_NAME)
 
 
 @pytest.mark.parametrize("step", [1, 7, 30, 59])
@@ -148,7 +148,7 @@ def test_a_crashed_whitened_run_resumes_bit_for_bit(step, reference, tmp_path, m
     with pytest.raises(Crash):
         train_with_checkpoints(CONFIG, small_data(), tmp_path)
     result = train_with_checkpoints(CONFIG, small_data(), tmp_path, resume=True)
-    assert_same_run(reference, (result, load_checkpoint(tmp_path / CHECKPOINT_NAME)))
+    assert_same_run(reference, (result, read_checkpoint(tmp_path / CHECKPOINT_NAME)))
     _, arrays = reference[1]
     assert arrays["whiten/proj"].shape == (D, 20) and arrays["param/W1"].shape == (20, 24)
 
@@ -164,7 +164,7 @@ def test_a_resumed_run_takes_its_whitening_from_the_checkpoint(reference, tmp_pa
 
     monkeypatch.setattr(preprocessing, "whitening", refit)
     result = train_with_checkpoints(CONFIG, small_data(), tmp_path, resume=True)
-    assert_same_run(reference, (result, load_checkpoint(tmp_path / CHECKPOINT_NAME)))
+    assert_same_run(reference, (result, read_checkpoint(tmp_path / CHECKPOINT_NAME)))
 
 
 def test_a_checkpoint_without_its_whitening_is_refused(tmp_path, monkeypatch):
@@ -176,5 +176,5 @@ def test_a_checkpoint_without_its_whitening_is_refused(tmp_path, monkeypatch):
     del arrays["whiten/proj"]
     np.savez(path, **arrays)
     with pytest.raises(CheckpointError, match=r"missing \['whiten/proj'\]") as e:
-        load_checkpoint(path)
+        read_checkpoint(path)
     assert "\n" not in str(e.value)

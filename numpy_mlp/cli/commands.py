@@ -203,7 +203,7 @@ def config_from_args(args):
 
 
 def cmd_train(args):
-    from ..runs.run import run_training
+    from ..runs.train import resume_training, run_training
 
     resume_overrides = check_resume_flags(args) if args.resume else None
     config = None if args.resume else config_from_args(args)
@@ -214,8 +214,6 @@ def cmd_train(args):
     how = dict(data_dir=args.data_dir, download=not args.offline, log=log,
                progress=not args.quiet and sys.stderr.isatty())
     if args.resume:
-        from ..runs.run import resume_training
-
         out, m = resume_training(args.resume, overrides=resume_overrides, **how)
     else:
         out, m = run_training(config, out=args.out, **how)
@@ -261,7 +259,7 @@ def print_files(paths):
 
 
 def cmd_evaluate(args):
-    from ..runs.run import evaluate_saved
+    from ..runs.evaluate import evaluate_saved
 
     r = evaluate_saved(args.model, data_dir=args.data_dir, download=not args.offline,
                        progress=not args.quiet and sys.stderr.isatty(), out=args.out,
@@ -303,7 +301,7 @@ def cmd_report(args):
 
 
 def cmd_search(args):
-    from ..runs.run import default_run_dir
+    from ..runs.train import default_run_dir
     from ..search import SearchSettings, load_search_file, merge_space, run_search
 
     file_fixed, file_space = load_search_file(args.config) if args.config else ({}, {})

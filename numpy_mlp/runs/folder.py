@@ -8,7 +8,7 @@
   naming the owner's pid. The kernel drops the lock when its process ends, by SIGKILL
   too, so a dead run never leaves the folder stuck (there is no stale lock to delete).
 - **whole files**: each file is written to a temporary file beside it and renamed over it
-  (:func:`numpy_mlp.saving.atomic_write`); a crash, a kill or a full disk leaves the
+  (:func:`numpy_mlp.files.atomic.atomic_write`); a crash, a kill or a full disk leaves the
   previous version whole.
 - **no links followed**: a symbolic link (or a folder, a FIFO) where a run file goes is
   refused with one line; the log is opened with ``O_NOFOLLOW``. A rename replaces a link
@@ -30,9 +30,7 @@ from __future__ import annotations
 import errno
 import json
 import os
-import signal
 import stat
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -41,10 +39,10 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
-from ..training.checkpoint import STOP_SIGNALS
 from ..errors import Interrupted, RunFileError, RunFolderError, shown
-from ..files.jsonfile import Fields, read_json
 from ..files.atomic import atomic_write
+from ..files.jsonfile import Fields, read_json
+from ..training.signals import catching_stop_signals
 
 LOCK_NAME = ".lock"
 STATE_NAME = "run.json"
@@ -315,14 +313,8 @@ class RunFolder:
         def stop(signum, frame):
             raise Interrupted(message, signum=signum)
 
-        previous = {}
-        if threading.current_thread() is threading.main_thread():
-            previous = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
-        try:
+        with catching_stop_signals(stop):
             yield self
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
         self.set_phase("done")
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
 from ..data.images import image_to_row
+from ..errors import UserError
 from ..training.inference import probabilities
 from ..training.model_file import load_model, tta_shift_for
 

@@ -155,7 +155,7 @@ def _figure(png, caption):
 def write_report(run_dir, folder=None):
     """Write ``run_dir/report.html`` (atomically) and return its path.
 
-    ``folder`` is the :class:`~numpy_mlp.runfolder.RunFolder` of a run that owns
+    ``folder`` is the :class:`~numpy_mlp.runs.folder.RunFolder` of a run that owns
     ``run_dir`` (train's write-up); without it the folder is taken for the write, so the
     report of a run that is still going is refused with one line.
     """
@@ -171,7 +171,8 @@ def write_report(run_dir, folder=None):
 
 
 METRICS_FIX = "train the run again, or delete metrics.json to leave it out of the report"
-# metrics.json's numbers, as writeup.run_metrics writes them; anything else there is only shown as text
+# metrics.json's numbers, as writeup.run_metrics writes them; anything else there is only
+# shown as text
 METRIC_NUMBERS = ("train_accuracy", "val_accuracy", "test_accuracy", "val_accuracy_tta",
                   "test_accuracy_tta", "tta_shift", "best_step", "steps", "train_seconds",
                   "total_seconds")

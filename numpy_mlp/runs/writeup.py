@@ -1,6 +1,6 @@
 """The write-up of a trained run: its model, history, metrics, pictures and report.
 
-Everything here writes through the run's :class:`~numpy_mlp.runfolder.RunFolder` (whole
+Everything here writes through the run's :class:`~numpy_mlp.runs.folder.RunFolder` (whole
 files, never through a link, one line per failed write). :func:`write_up` is the
 write-up phase of ``numpy-mlp train``: run.json says ``writeup`` until its last file is
 written, so a run stopped in the middle (a kill, a full disk) is finished by
@@ -16,15 +16,15 @@ import io
 import json
 import time
 
-from . import plots
-from ..training.checkpoint import CHECKPOINT_NAME
 from ..data.dataset import to_images
 from ..data.registry import geometry_of_data
+from ..files.atomic import atomic_write
+from ..training.checkpoint_file import CHECKPOINT_NAME
 from ..training.inference import predict
 from ..training.metrics import accuracy, confusion_matrix, per_class_accuracy
-from .report import write_report
 from ..training.model_file import MODEL_NAME, save_model
-from ..files.atomic import atomic_write
+from . import plots
+from .report import write_report
 
 HISTORY_COLUMNS = ["step", "loss", "epoch", "train_loss", "train_acc", "val_acc", "alpha",
                    "seconds"]
@@ -75,7 +75,7 @@ def write_pictures(folder, model, preprocessor, data, cm, *, history=None, W1_in
 
     Writes predictions.png (the first ``n_images`` test images), confusion.png,
     weights.png (W1 minus ``W1_init`` where given, both on the per_channel images for a
-    whitened model: :meth:`~numpy_mlp.data.Preprocessor.input_weights`), and, with a
+    whitened model: :meth:`~numpy_mlp.data.preprocessing.Preprocessor.input_weights`), and, with a
     history, loss.png and accuracy.png. Returns the paths written.
     """
     X, y = data.X_test[:n_images], data.y_test[:n_images]

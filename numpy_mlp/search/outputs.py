@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 from ..data.registry import geometry_of_data
 from ..errors import UserError
 from ..files.atomic import atomic_write
-from ..runs.run import evaluate_splits, write_json
+from ..runs.writeup import evaluate_splits, write_json
 from ..training.config import TrainConfig
 from ..training.loop import train
 from ..training.model_file import load_model, save_model

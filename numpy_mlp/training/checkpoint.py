@@ -1,60 +1,31 @@
-"""Checkpoints: everything needed to continue a training run bit for bit, and Ctrl-C.
+"""Checkpoints during training: when to write one, Ctrl-C, and continuing a run from one.
 
-A checkpoint is one ``.npz`` file (``<run folder>/checkpoint.npz``), written atomically
-with :func:`numpy_mlp.saving.atomic_write` (a crash mid-write leaves the previous one
-intact) and read with ``allow_pickle=False`` (loading one never runs code). It holds::
-
-    param/W1, param/b1, ...   model.params
-    m/W1, m/b1, ...           optimizer.m, the momentum
-    buffer/running_mean1, ... model.buffers, batch norm's running statistics (if any)
-    best/W1, ...              the best parameters (and buffers) so far (absent before the
-                              first evaluation)
-    ema/W1, ...               the EMA's averages (only with config.ema > 0)
-    perm                      (N_train,) the current epoch's batch order
-    eval_idx                  (n_eval,) the training images used for train accuracy
-    whiten/center, whiten/proj  the whitening (Preprocessor.arrays; only for whiten)
-    state                     one JSON string: format version, the config, the
-                              preprocessor (``Preprocessor.to_dict``), the step, position
-                              and loss sums, the best step and accuracy, the history,
-                              every generator's ``bit_generator.state``, a fingerprint of
-                              the data and the data folder
-
-:func:`restore` rebuilds the :class:`~numpy_mlp.train.RunState` exactly as
-``train(..., state=...)`` takes it. :class:`Checkpointer` is the ``on_step`` callback of
-:func:`numpy_mlp.train.train` that writes them, and, used as a context manager, turns
-Ctrl-C into "finish this step, save a checkpoint, stop" (:class:`~numpy_mlp.errors.Interrupted`).
+The file itself, ``checkpoint.npz``, both written and read, is
+:mod:`numpy_mlp.training.checkpoint_file`. Here: :class:`Checkpointer`, the ``on_step``
+callback of :func:`numpy_mlp.training.loop.train` that writes them every
+:func:`checkpoint_interval` steps and, used as a context manager, turns Ctrl-C or SIGTERM
+into "finish this step, save a checkpoint, stop" (:class:`~numpy_mlp.errors.Interrupted`);
+:func:`restore`, which rebuilds the :class:`~numpy_mlp.training.loop.RunState` exactly as
+``train(..., state=...)`` takes it; and :func:`data_fingerprint`, the summary of the data
+that a resumed run must find again.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import signal
-import threading
 import zlib
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 
 from ..data.preprocessing import Preprocessor
 from ..errors import CheckpointError, Interrupted
-from ..files.atomic import atomic_write
-from .checkpoint_file import (
-    CHECKPOINT_FORMAT,
-    CHECKPOINT_FORMAT_VERSION,
-    LOOP_FIELDS,
-    read_checkpoint,
-)
+from .checkpoint_file import LOOP_FIELDS, read_checkpoint, save_checkpoint
 from .config import RESUMABLE_FIELDS, TrainConfig
 from .loop import LoopState, RunState, build, total_steps
+from .signals import catching_stop_signals
 
-CHECKPOINT_NAME = "checkpoint.npz"
-FORMAT, FORMAT_VERSION = CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION
-# LoopState fields kept in the JSON part (numbers); arrays and generators are stored apart
-_SCALARS = tuple(LOOP_FIELDS)
-# signals that stop a run at the end of its step, with a checkpoint (SIGTERM: POSIX only)
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM")
-                     if hasattr(signal, name))
 # config fields that do not change what a run computes, so they may differ on resume
 RESUMABLE_CHANGES = RESUMABLE_FIELDS
 
@@ -69,65 +40,13 @@ def _crc32(labels):
     return zlib.crc32(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
 
 
-def save_checkpoint(path, config, run, *, fingerprint=None, data_dir=None):
-    """Write the :class:`~numpy_mlp.train.RunState` ``run`` to ``path``, atomically, or into
-    ``path`` if it is a binary file object.
-
-    Args:
-        config: the run's ``TrainConfig``.
-        fingerprint: :func:`data_fingerprint` of the data, checked by :func:`restore`.
-        data_dir: the data folder the run read (absolute path or None for the default),
-            so that ``--resume`` finds it again.
-    """
-    s = run.loop
-    arrays = {f"param/{k}": v for k, v in run.model.params.items()}
-    arrays.update({f"m/{k}": v for k, v in run.optimizer.m.items()})
-    arrays.update({f"buffer/{k}": v for k, v in run.model.buffers.items()})
-    if s.best_params is not None:
-        arrays.update({f"best/{k}": v for k, v in s.best_params.items()})
-    if run.ema is not None:
-        arrays.update({f"ema/{k}": v for k, v in run.ema.averages.items()})
-    arrays["perm"] = s.perm
-    arrays["eval_idx"] = np.asarray(run.eval_idx)
-    arrays.update({f"whiten/{k}": v for k, v in run.preprocessor.arrays().items()})
-    meta = {
-        "format": FORMAT, "format_version": FORMAT_VERSION,
-        "config": config.to_dict(),
-        "preprocessor": run.preprocessor.to_dict(),
-        "loop": {**{k: getattr(s, k) for k in _SCALARS}, "best_ema": s.best_ema},
-        "history": s.history,
-        "rng": {"model": run.model.rng.bit_generator.state,
-                "order": s.order_rng.bit_generator.state, "aug": s.aug_rng.bit_generator.state,
-                "mix": s.mix_rng.bit_generator.state},
-        "data": fingerprint,
-        "data_dir": None if data_dir is None else str(data_dir),
-    }
-    arrays["state"] = np.array(json.dumps(meta, default=_plain))
-    if hasattr(path, "write"):  # a binary file object: a RunFolder's write
-        np.savez(path, **arrays)
-    else:
-        atomic_write(path, lambda f: np.savez(f, **arrays))
-
-
-def load_checkpoint(path, *, arrays=True):
-    """Read a checkpoint file: ``(meta dict, arrays dict)``, checked field by field
-    (:func:`numpy_mlp.checkpointfile.read_checkpoint`); ``arrays=False`` reads the meta
-    alone (arrays None).
-
-    Raises:
-        CheckpointError: one line naming the file and the field: missing, truncated or
-        damaged, not a checkpoint, or written by a newer numpy-mlp.
-    """
-    return read_checkpoint(path, arrays=arrays)
-
-
 def restore(path, config, data):
-    """Rebuild the :class:`~numpy_mlp.train.RunState` in the checkpoint at ``path``.
+    """Rebuild the :class:`~numpy_mlp.training.loop.RunState` in the checkpoint at ``path``.
 
     ``config`` and ``data`` must be those of the run that wrote it (up to
     ``RESUMABLE_CHANGES``); the result goes to ``train(config, data, state=...)``.
     """
-    meta, arrays = load_checkpoint(path)
+    meta, arrays = read_checkpoint(path)
     # through TrainConfig, so that fields added since (at their defaults) compare equal
     saved, now = TrainConfig.from_dict(meta["config"]).to_dict(), config.to_dict()
     for k in RESUMABLE_CHANGES:
@@ -168,7 +87,7 @@ def restore(path, config, data):
                       perm=arrays["perm"].astype(np.int64), best_params=best,
                       history={k: list(v) for k, v in meta["history"].items()},
                       mix_rng=run.loop.mix_rng, best_ema=loop.get("best_ema", False),
-                      **{k: loop[k] for k in _SCALARS})
+                      **{k: loop[k] for k in LOOP_FIELDS})
         s.order_rng.bit_generator.state = meta["rng"]["order"]
         s.aug_rng.bit_generator.state = meta["rng"]["aug"]
         if "mix" in meta["rng"]:  # absent before mixing existed: that run never drew from it
@@ -224,8 +143,9 @@ class Checkpointer:
         config: the run's config.
         total: the run's number of steps.
         resume_hint: the command line that continues the run, for the message.
-        fingerprint, data_dir: stored in every checkpoint (see :func:`save_checkpoint`).
-        folder: the :class:`~numpy_mlp.runfolder.RunFolder` that writes ``path`` (its
+        fingerprint, data_dir: stored in every checkpoint (see
+            :func:`~numpy_mlp.training.checkpoint_file.save_checkpoint`).
+        folder: the :class:`~numpy_mlp.runs.folder.RunFolder` that writes ``path`` (its
             file name), so that a failed write is one line; None: written directly.
     """
 
@@ -238,7 +158,7 @@ class Checkpointer:
         self.fingerprint, self.data_dir = fingerprint, data_dir
         self.interrupted = 0  # the number of the signal that asked to stop, 0 = none
         self.saved_step = None  # step of the last checkpoint written by this process
-        self._previous = {}
+        self._signals = ExitStack()
 
     def __repr__(self):
         return f"Checkpointer({str(self.path)!r}, every={self.every}, saved_step={self.saved_step})"
@@ -273,14 +193,11 @@ class Checkpointer:
         self.interrupted = signum
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
+        self._signals.enter_context(catching_stop_signals(self._on_signal))
         return self
 
     def __exit__(self, *exc):
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
-        self._previous = {}
+        self._signals.close()  # the handlers from before
         return False
 
 
@@ -289,9 +206,3 @@ def _same_shape(a, like):
         raise ValueError(f"shape {a.shape}, expected {like.shape}")
     return a
 
-
-def _plain(x):
-    """JSON for the numpy scalars that may sit in a history."""
-    if isinstance(x, np.generic):
-        return x.item()
-    raise TypeError(f"{type(x).__name__} is not JSON serialisable")

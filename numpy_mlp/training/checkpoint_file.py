@@ -1,10 +1,30 @@
-"""The one validation of ``checkpoint.npz``: its state and arrays checked field by field.
+"""checkpoint.npz: everything needed to continue a training run bit for bit, written
+atomically and read back field by field.
 
-A checkpoint (see checkpoint.py) holds the arrays ``param/*``, ``m/*``, ``buffer/*``, ``best/*``,
-``ema/*``, ``perm``, ``eval_idx``, ``whiten/*`` (whitened runs), (in the first layout)
-``stats/*`` and one JSON string ``state``.
-:func:`read_checkpoint` reads it through :class:`~numpy_mlp.npzfile.NpzArchive` (every
-size bounded before anything is allocated) and checks:
+A checkpoint (``<run folder>/checkpoint.npz``) is one ``.npz`` file; it holds::
+
+    param/W1, param/b1, ...   model.params
+    m/W1, m/b1, ...           optimizer.m, the momentum
+    buffer/running_mean1, ... model.buffers, batch norm's running statistics (if any)
+    best/W1, ...              the best parameters (and buffers) so far (absent before the
+                              first evaluation)
+    ema/W1, ...               the EMA's averages (only with config.ema > 0)
+    perm                      (N_train,) the current epoch's batch order
+    eval_idx                  (n_eval,) the training images used for train accuracy
+    whiten/center, whiten/proj  the whitening (Preprocessor.arrays; only for whiten)
+    stats/mean, stats/std     (3,) each: the first layout's per_channel statistics (read only)
+    state                     one JSON string: format version, the config, the
+                              preprocessor (``Preprocessor.to_dict``; in the first layout
+                              ``preprocessing_mode``), the step, position and loss sums, the
+                              best step and accuracy, the history, every generator's
+                              ``bit_generator.state``, a fingerprint of the data and the
+                              data folder
+
+Writing: :func:`save_checkpoint`, atomically with
+:func:`~numpy_mlp.files.atomic.atomic_write` (a crash mid-write leaves the previous one
+intact). Reading: :func:`read_checkpoint`, the one validation, through
+:class:`~numpy_mlp.files.npzfile.NpzArchive` (every size bounded before anything is
+allocated, no pickle, so loading one never runs code); it checks:
 
 - ``state``: the format and its version; ``config`` (a valid TrainConfig); the
   preprocessing (``preprocessor``: mode and statistics; or, in the first layout,
@@ -18,20 +38,24 @@ size bounded before anything is allocated) and checks:
 
 Each failure is one :class:`~numpy_mlp.errors.CheckpointError` line naming the file and
 the field; the checkpoint is then best deleted, which restarts the run from step 0.
+Rebuilding a run from what is read is :func:`numpy_mlp.training.checkpoint.restore`.
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 
 from ..data.registry import DATASETS
 from ..errors import CheckpointError
+from ..files.atomic import atomic_write
 from ..files.jsonfile import Fields, parse_json
 from ..files.npzfile import NpzArchive
 from ..nn.architecture import Architecture
 from .config import train_config
 from .loop import EMA_HISTORY_KEYS, HISTORY_KEYS
-from .model_format import (
+from .model_file import (
     IMAGE_MODES,
     PREPROCESSING_MODES,
     array_shapes,
@@ -39,6 +63,7 @@ from .model_format import (
     check_size,
 )
 
+CHECKPOINT_NAME = "checkpoint.npz"  # the checkpoint file in a run folder
 CHECKPOINT_FORMAT = "numpy-mlp-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 2  # 2: the preprocessor in the state; 1 (still read): stats/ arrays
 CHECKPOINT_FIX = "delete it to start the run again from step 0"
@@ -51,6 +76,57 @@ STEP_LISTS = ("step", "loss")    # one entry per step; the other history lists o
 FINGERPRINT_FIELDS = ("n_train", "n_val", "train_labels_crc32", "val_labels_crc32")
 GENERATORS = ("model", "order", "aug")
 OPTIONAL_GENERATORS = ("mix",)   # absent in checkpoints written before mixing existed
+
+
+def save_checkpoint(path, config, run, *, fingerprint=None, data_dir=None):
+    """Write the :class:`~numpy_mlp.training.loop.RunState` ``run`` to ``path``, atomically,
+    or into ``path`` if it is a binary file object (a RunFolder's write).
+
+    Args:
+        config: the run's ``TrainConfig``.
+        fingerprint: :func:`~numpy_mlp.training.checkpoint.data_fingerprint` of the data,
+            checked by ``restore``.
+        data_dir: the data folder the run read (absolute path or None for the default),
+            so that ``--resume`` finds it again.
+    """
+    s = run.loop
+    arrays = {f"param/{k}": v for k, v in run.model.params.items()}
+    arrays.update({f"m/{k}": v for k, v in run.optimizer.m.items()})
+    arrays.update({f"buffer/{k}": v for k, v in run.model.buffers.items()})
+    if s.best_params is not None:
+        arrays.update({f"best/{k}": v for k, v in s.best_params.items()})
+    if run.ema is not None:
+        arrays.update({f"ema/{k}": v for k, v in run.ema.averages.items()})
+    arrays["perm"] = s.perm
+    arrays["eval_idx"] = np.asarray(run.eval_idx)
+    arrays.update({f"whiten/{k}": v for k, v in run.preprocessor.arrays().items()})
+    meta = {
+        "format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_FORMAT_VERSION,
+        "config": config.to_dict(),
+        "preprocessor": run.preprocessor.to_dict(),
+        "loop": {**{k: getattr(s, k) for k in LOOP_FIELDS}, "best_ema": s.best_ema},
+        "history": s.history,
+        "rng": {"model": run.model.rng.bit_generator.state,
+                "order": s.order_rng.bit_generator.state, "aug": s.aug_rng.bit_generator.state,
+                "mix": s.mix_rng.bit_generator.state},
+        "data": fingerprint,
+        "data_dir": None if data_dir is None else str(data_dir),
+    }
+    arrays["state"] = np.array(json.dumps(meta, default=_plain))
+    if hasattr(path, "write"):
+        np.savez(path, **arrays)
+    else:
+        atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def _plain(x):
+    """JSON for the numpy scalars that may sit in a history."""
+    if isinstance(x, np.generic):
+        return x.item()
+    raise TypeError(f"{type(x).__name__} is not JSON serialisable")
+
+
+# ----------------------------------------------------------------------- reading, checked
 
 
 def check_state(state, fields):
