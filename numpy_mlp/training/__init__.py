@@ -6,6 +6,8 @@
 - ``inference``: batched prediction with the normalisation, and test-time views
 - ``metrics``: accuracy and the confusion matrix
 - ``threads``: the BLAS thread count, chosen on purpose
-- ``checkpoint``, ``checkpoint_file``: resumable training state and its file
+- ``checkpoint``: resumable training state (when to save it, how to restore it)
+- ``checkpoint_file``: checkpoint.npz, written and read back
+- ``signals``: Ctrl-C and SIGTERM caught to stop at a safe point
 - ``model_file``: model.npz, saved and loaded
 """
