@@ -55,7 +55,7 @@ class RunFolderError(UserError):
     UTF-8), is in use by another run, or holds a link where a run file goes."""
 
 
-def shown(path):
+def printable(path):
     """``path`` as text for a message: bytes that are not UTF-8 appear as ``\\xNN`` escapes.
 
     A name read from the command line keeps such bytes as lone surrogates, which no

@@ -19,7 +19,7 @@ import math
 import os
 import stat
 
-from ..errors import RunFileError, shown
+from ..errors import RunFileError, printable
 
 MAX_BYTES = 1 << 20  # config.json, metrics.json and run.json are a few KB
 MAX_DEPTH = 16       # none of them nests more than three levels
@@ -39,27 +39,28 @@ def read_regular_bytes(path, *, limit, error, fix, follow_links=True):
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
-        raise error(f"{shown(path)} does not exist; {fix}") from None
+        raise error(f"{printable(path)} does not exist; {fix}") from None
     except OSError as e:
         if not follow_links and os.path.islink(path):
-            raise error(f"{shown(path)} is a symbolic link, which numpy-mlp does not follow inside "
-                        f"a run folder; replace it with the file itself") from None
-        raise error(f"{shown(path)} cannot be read ({e.strerror}); {fix}") from None
+            raise error(f"{printable(path)} is a symbolic link, which numpy-mlp does not follow "
+                        f"inside a run folder; replace it with the file itself") from None
+        raise error(f"{printable(path)} cannot be read ({e.strerror}); {fix}") from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
         kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-        raise error(f"{shown(path)} is {kind}; {fix}")
+        raise error(f"{printable(path)} is {kind}; {fix}")
     with os.fdopen(fd, "rb") as f:
         if st.st_size > limit:
-            raise error(f"{shown(path)} is {st.st_size:,} bytes, more than the {limit:,} such a "
-                        f"file can hold; {fix}")
+            raise error(f"{printable(path)} is {st.st_size:,} bytes, more than the {limit:,} such "
+                        f"a file can hold; {fix}")
         try:
             data = f.read(limit + 1)
         except OSError as e:
-            raise error(f"{shown(path)} cannot be read ({e.strerror}); {fix}") from None
+            raise error(f"{printable(path)} cannot be read ({e.strerror}); {fix}") from None
     if len(data) > limit:  # it grew while being read
-        raise error(f"{shown(path)} is larger than the {limit:,} bytes such a file can hold; {fix}")
+        raise error(f"{printable(path)} is larger than the {limit:,} bytes such a file can hold; "
+                    f"{fix}")
     return data
 
 
@@ -86,8 +87,8 @@ def read_json(path, *, error=RunFileError, fix, limit=MAX_BYTES, follow_links=Tr
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise error(f"{shown(path)} is not UTF-8 text; {fix}") from None
-    return parse_json(text, where=shown(path), error=error, fix=fix)
+        raise error(f"{printable(path)} is not UTF-8 text; {fix}") from None
+    return parse_json(text, where=printable(path), error=error, fix=fix)
 
 
 def _depth_exceeds(value, limit):
@@ -112,7 +113,7 @@ class Fields:
     """
 
     def __init__(self, where, error, fix):
-        self.where, self.error, self.fix = shown(where), error, fix
+        self.where, self.error, self.fix = printable(where), error, fix
 
     def __repr__(self):
         return f"Fields({self.where!r}, {self.error.__name__})"

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib import format as npy_format
 
-from ..errors import ModelFileError, shown
+from ..errors import ModelFileError, printable
 
 MAX_MEMBERS = 1024          # a model holds 2 per layer; a checkpoint about 6 per layer
 MAX_HEADER = 10_000         # numpy's own limit on an .npy header
@@ -74,10 +74,10 @@ class NpzArchive:
         self.members = {}
 
     def __repr__(self):
-        return f"NpzArchive({shown(self.path)!r}, {len(self.members)} members)"
+        return f"NpzArchive({printable(self.path)!r}, {len(self.members)} members)"
 
     def fail(self, what):
-        raise self.error(f"{shown(self.path)}: {what}; {self.fix}")
+        raise self.error(f"{printable(self.path)}: {what}; {self.fix}")
 
     def __enter__(self):
         try:
@@ -102,9 +102,9 @@ class NpzArchive:
         try:
             fd = os.open(self.path, flags)
         except FileNotFoundError:
-            raise self.error(f"{shown(self.path)} does not exist; {self.fix}") from None
+            raise self.error(f"{printable(self.path)} does not exist; {self.fix}") from None
         except OSError as e:
-            raise self.error(f"{shown(self.path)} cannot be read ({e.strerror}); "
+            raise self.error(f"{printable(self.path)} cannot be read ({e.strerror}); "
                              f"{self.fix}") from None
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

@@ -39,7 +39,7 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
-from ..errors import Interrupted, RunFileError, RunFolderError, shown
+from ..errors import Interrupted, RunFileError, RunFolderError, printable
 from ..files.atomic import atomic_write
 from ..files.jsonfile import Fields, read_json
 from ..training.signals import catching_stop_signals
@@ -75,7 +75,7 @@ def write_error(path, error, then=None):
     """A RunFolderError for the OSError ``error`` raised while writing ``path``."""
     what, todo = CAUSES.get(error.errno, (error.strerror or str(error), "check the folder"))
     then = f", then {then}" if then else ""
-    return RunFolderError(f"cannot write {shown(path)}: {what}; {todo}{then}")
+    return RunFolderError(f"cannot write {printable(path)}: {what}; {todo}{then}")
 
 
 def check_utf8_name(path, flag):
@@ -83,8 +83,9 @@ def check_utf8_name(path, flag):
     try:
         str(Path(path).absolute()).encode("utf-8")
     except UnicodeEncodeError:
-        raise RunFolderError(f"{flag} {shown(path)}: the name is not UTF-8 text, which the run's "
-                             f"log and report cannot record; choose a name in UTF-8") from None
+        raise RunFolderError(f"{flag} {printable(path)}: the name is not UTF-8 text, which the "
+                             f"run's log and report cannot record; choose a name in "
+                             f"UTF-8") from None
 
 
 class RunLog:
@@ -95,7 +96,7 @@ class RunLog:
         self._file = open(fd, "a", encoding="utf-8", errors="backslashreplace")
 
     def __repr__(self):
-        return f"RunLog({shown(self.path)!r})"
+        return f"RunLog({printable(self.path)!r})"
 
     def write(self, line):
         try:
@@ -127,12 +128,12 @@ class RunFolder:
 
     def __init__(self, path, *, flag="--out", then=None):
         self.path, self.flag = Path(path), flag
-        self.then = then or f"continue with 'numpy-mlp train --resume {shown(path)}'"
+        self.then = then or f"continue with 'numpy-mlp train --resume {printable(path)}'"
         self._lock_fd = None
 
     def __repr__(self):
         held = "locked" if self._lock_fd is not None else "closed"
-        return f"RunFolder({shown(self.path)!r}, {held})"
+        return f"RunFolder({printable(self.path)!r}, {held})"
 
     def __enter__(self):
         return self
@@ -146,16 +147,16 @@ class RunFolder:
     def open(self, *, create=True, check=()):
         check_utf8_name(self.path, self.flag)
         if self.path.exists() and not self.path.is_dir():
-            raise RunFolderError(f"{self.flag} {shown(self.path)} is a file, not a folder; choose "
-                                 "a folder name")
+            raise RunFolderError(f"{self.flag} {printable(self.path)} is a file, not a folder; "
+                                 f"choose a folder name")
         if create:
             try:
                 self.path.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise write_error(self.path, e, f"choose another {self.flag}") from None
         elif not self.path.is_dir():
-            raise RunFolderError(f"{self.flag} {shown(self.path)}: no such folder; give a folder "
-                                 f"written by 'numpy-mlp train --out DIR'")
+            raise RunFolderError(f"{self.flag} {printable(self.path)}: no such folder; give a "
+                                 f"folder written by 'numpy-mlp train --out DIR'")
         self._lock()
         try:
             for name in check:
@@ -173,14 +174,14 @@ class RunFolder:
             raise write_error(lock, e, f"choose another {self.flag}") from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
-            raise RunFolderError(f"{shown(lock)} is not a regular file; remove it")
+            raise RunFolderError(f"{printable(lock)} is not a regular file; remove it")
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
                 os.close(fd)
-                raise RunFolderError(f"{self.flag} {shown(self.path)} is in use by another "
+                raise RunFolderError(f"{self.flag} {printable(self.path)} is in use by another "
                                      f"numpy-mlp run (pid {owner}); wait until it ends, or choose "
                                      "another folder") from None
         try:
@@ -210,8 +211,9 @@ class RunFolder:
         except OSError:
             now = None
         if now is None or (now.st_dev, now.st_ino) != (mine.st_dev, mine.st_ino):
-            raise RunFolderError(f"{shown(self.path)} was removed or replaced while the run was "
-                                 f"writing it; nothing more is written there: start the run again")
+            raise RunFolderError(f"{printable(self.path)} was removed or replaced while the run "
+                                 f"was writing it; nothing more is written there: start the run "
+                                 f"again")
 
     # ------------------------------------------------------------------ writing files
 
@@ -227,13 +229,13 @@ class RunFolder:
         except OSError as e:
             raise write_error(path, e, self.then) from None
         if stat.S_ISLNK(st.st_mode):
-            raise RunFolderError(f"{shown(path)} is a symbolic link; numpy-mlp writes only its own "
-                                 "files in a run folder and never through a link: remove the "
-                                 "link, or choose another folder")
+            raise RunFolderError(f"{printable(path)} is a symbolic link; numpy-mlp writes only "
+                                 f"its own files in a run folder and never through a link: remove "
+                                 "the link, or choose another folder")
         if not stat.S_ISREG(st.st_mode):
             kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a special file"
-            raise RunFolderError(f"{shown(path)} is {kind}, where the run writes a file; remove "
-                                 "it, or choose another folder")
+            raise RunFolderError(f"{printable(path)} is {kind}, where the run writes a file; "
+                                 f"remove it, or choose another folder")
         return path
 
     def write(self, name, write):
@@ -273,7 +275,7 @@ class RunFolder:
             raise write_error(path, e, self.then) from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between the check and the open
             os.close(fd)
-            raise RunFolderError(f"{shown(path)} is not a regular file; remove it")
+            raise RunFolderError(f"{printable(path)} is not a regular file; remove it")
         return RunLog(path, fd, self.then)
 
     # ------------------------------------------------------------------ the run's lifecycle
@@ -307,7 +309,7 @@ class RunFolder:
         :class:`~numpy_mlp.errors.Interrupted`; every file is whole or absent, and
         ``--resume`` finishes the write-up."""
         self.set_phase("writeup")
-        message = (f"stopped during the write-up of {shown(self.path)}; the training is saved: "
+        message = (f"stopped during the write-up of {printable(self.path)}; the training is saved: "
                    f"{self.then} to finish it")
 
         def stop(signum, frame):
@@ -344,7 +346,7 @@ def resume_data_dir(folder, recorded, given):
     if given is not None or recorded is None:
         return given
     if not Path(recorded).is_dir():
-        raise RunFolderError(f"--resume {shown(folder)}: the run read its data from "
-                             f"{shown(recorded)}, which is gone; pass --data-dir with that "
+        raise RunFolderError(f"--resume {printable(folder)}: the run read its data from "
+                             f"{printable(recorded)}, which is gone; pass --data-dir with that "
                              "CIFAR-10 folder (the same images)")
     return recorded
