@@ -47,7 +47,7 @@ IR_VERSION = 8  # the IR version of opset 17, so that older runtimes read the fi
 MAX_BYTES = 2**31 - 2**20  # protobuf refuses messages of 2 GiB; leave room for the graph
 
 
-def load_for_export(path):
+def _load_for_export(path):
     """The model file's network, its input preparation and its class names.
 
     The one place that reads a saved model for export, through :func:`saving.load_model`
@@ -61,7 +61,7 @@ def load_for_export(path):
     return saved.model, saved.preprocessor, saved.class_names
 
 
-def model_path_of(run):
+def _model_path_of(run):
     """``run`` itself if it is a file, else the model file in the run folder ``run``."""
     run = Path(run)
     if run.is_dir():
@@ -215,7 +215,7 @@ def export_onnx(run, path):
     if path.is_file() and path.suffix != ".onnx":  # e.g. the model.npz itself, by a slip
         raise UserError(f"--onnx {path} exists and is not an .onnx file; choose another name "
                         f"(an existing .onnx file is replaced)")
-    model, preprocessor, class_names = load_for_export(model_path_of(run))
+    model, preprocessor, class_names = _load_for_export(_model_path_of(run))
     onnx_model = build_onnx(model, preprocessor, class_names)
     data = onnx_model.SerializeToString()
     try:

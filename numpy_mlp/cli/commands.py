@@ -67,7 +67,7 @@ PRESET = Setting("preset", choice(*PRESETS), "start from a recipe (listed below)
                  "--config override its values")
 
 
-def tta_setting(what):
+def _tta_setting(what):
     """--tta-shift of evaluate and predict: TrainConfig's rule, by default the run's own."""
     return Setting("tta_shift", SETTINGS["tta_shift"].rule, f"{what} over ten views (each image "
                    "and its diagonal shifts by S pixels, all mirrored too)", metavar="S",
@@ -96,10 +96,10 @@ COMMANDS = {
         MODEL, Setting("out", TEXT, "folder for its pictures", metavar="DIR",
                        none="the model's folder"),
         Setting("no_pictures", BOOL, "only print the accuracies"),
-        tta_setting("also report val/test accuracy averaged"), *DATA, *OUTPUT, DEBUG)),
+        _tta_setting("also report val/test accuracy averaged"), *DATA, *OUTPUT, DEBUG)),
     "predict": Command("classify PNG/JPEG files with a saved model", (
         MODEL, Setting("top", whole(1), "how many classes to show per image", default=3),
-        tta_setting("average the probabilities"), *OUTPUT, DEBUG),
+        _tta_setting("average the probabilities"), *OUTPUT, DEBUG),
         (("images", "+", "IMAGE", "image files of any size (resized to the model's image size, "
           "32x32 for CIFAR-10), or folders of PNG/JPEG files"),)),
     "report": Command("write DIR/report.html again: one page with the config, metrics and "
@@ -124,7 +124,7 @@ def search_settings():
     return (*DATA, *flag_settings(), DEBUG)
 
 
-def settings_of(command):
+def _settings_of(command):
     """The Settings of ``command``, in the order --help lists them."""
     if command == "search":
         return search_settings()
@@ -133,7 +133,7 @@ def settings_of(command):
     return (*cmd.options, *((CONFIG,) if cmd.flag_file else ()), *fields)
 
 
-def presets_help():
+def _presets_help():
     lines = ["presets (--preset NAME; flags and --config FILE.toml override their values):"]
     for name, values in PRESETS.items():
         lines.append(f"  {name}: {PRESET_HELP[name]}")
@@ -154,14 +154,14 @@ def build_parser(command=None):
         description="Fully-connected networks in NumPy, trained with SGD with momentum on "
                     "CIFAR-10.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    epilogs = {"train": f"{EXAMPLES}\n{presets_help()}\n\n{CONFIG_FILE_HELP}",
+    epilogs = {"train": f"{EXAMPLES}\n{_presets_help()}\n\n{CONFIG_FILE_HELP}",
                "search": SEARCH_EXAMPLES}
     for name, cmd in COMMANDS.items():
         p = sub.add_parser(name, help=cmd.help, epilog=epilogs.get(name, cmd.epilog),
                            formatter_class=raw)
         if command not in (None, name):
             continue
-        add_flags(p, settings_of(name), PAIRS, name == "train" and FIELDS_TITLE)
+        add_flags(p, _settings_of(name), PAIRS, name == "train" and FIELDS_TITLE)
         for pos, nargs, metavar, help in cmd.positionals:
             p.add_argument(pos, nargs=nargs, metavar=metavar, help=help)
         if name == "search":
@@ -186,7 +186,7 @@ SEARCH_EXAMPLES = """examples:
 def resolve(args):
     """Complete ``args`` as the command reads it: the flags given, over the command's
     ``--config FILE.toml``, over the declared defaults (flags.fill); UserError on a bad value."""
-    settings = settings_of(args.command)
+    settings = _settings_of(args.command)
     from_file = {}
     if COMMANDS[args.command].flag_file and args.config is not None:
         from_file = read_flag_file(args.config, args.command, settings, tuple(COMMANDS), PAIRS)
@@ -202,14 +202,14 @@ def config_from_args(args):
     return TrainConfig(**layered(PRESETS[PRESET.check(preset)] if preset else {}, given))
 
 
-def cmd_train(args):
+def _cmd_train(args):
     from ..runs.train import resume_training, run_training
 
     resume_overrides = check_resume_flags(args) if args.resume else None
     config = None if args.resume else config_from_args(args)
     log = None if args.quiet else print
     if args.verbose:
-        print_blas_threads()
+        _print_blas_threads()
     # a progress bar on a terminal; plain log lines when the output goes to a file or a pipe
     how = dict(data_dir=args.data_dir, download=not args.offline, log=log,
                progress=not args.quiet and sys.stderr.isatty())
@@ -222,7 +222,7 @@ def cmd_train(args):
               f"{m['total_seconds']:.0f}s; run saved to {out}/")
     if args.verbose:
         print(f"model: {m['model']}")
-        print_files(sorted(p for p in out.iterdir() if not p.name.startswith(".")))
+        _print_files(sorted(p for p in out.iterdir() if not p.name.startswith(".")))
     return 0
 
 
@@ -244,7 +244,7 @@ def check_resume_flags(args):
     return {name: getattr(args, name) for name in given}
 
 
-def print_blas_threads():
+def _print_blas_threads():
     from threadpoolctl import threadpool_info
 
     for pool in threadpool_info():
@@ -252,13 +252,13 @@ def print_blas_threads():
               f"with {pool.get('num_threads')} threads")
 
 
-def print_files(paths):
+def _print_files(paths):
     print("files written:")
     for path in paths:
         print(f"  {path}  ({path.stat().st_size / 1024:,.0f} KiB)")
 
 
-def cmd_evaluate(args):
+def _cmd_evaluate(args):
     from ..runs.evaluate import evaluate_saved
 
     r = evaluate_saved(args.model, data_dir=args.data_dir, download=not args.offline,
@@ -285,13 +285,13 @@ def cmd_evaluate(args):
         print(" " * 12 + " ".join(f"{n[:5]:>5}" for n in names))
         for name, row in zip(names, r["confusion"]):
             print(f"  {name:<10}" + " ".join(f"{v:5d}" for v in row))
-        print_files([Path(p) for p in r["pictures"]])
+        _print_files([Path(p) for p in r["pictures"]])
     elif r["pictures"]:
         print("pictures: " + ", ".join(str(p) for p in r["pictures"]))
     return 0
 
 
-def cmd_report(args):
+def _cmd_report(args):
     from ..runs.report import write_report
 
     path = write_report(args.run_dir)
@@ -300,7 +300,7 @@ def cmd_report(args):
     return 0
 
 
-def cmd_search(args):
+def _cmd_search(args):
     from ..runs.train import default_run_dir
     from ..search import SearchSettings, load_search_file, merge_space, run_search
 
@@ -320,7 +320,7 @@ def cmd_search(args):
     return 0
 
 
-def cmd_export(args):
+def _cmd_export(args):
     from ..onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
 
     path = export_onnx(args.run, args.onnx)
@@ -328,7 +328,7 @@ def cmd_export(args):
     return 0
 
 
-def cmd_predict(args):
+def _cmd_predict(args):
     from ..runs.predict import predict_files
 
     for path, top in predict_files(args.model, args.images, top=1 if args.quiet else args.top,
@@ -353,9 +353,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         resolve(args)
-        return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-                "search": cmd_search, "report": cmd_report,
-                "export": cmd_export}[args.command](args)
+        return {"train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
+                "search": _cmd_search, "report": _cmd_report,
+                "export": _cmd_export}[args.command](args)
     except UserError as e:
         if args.debug:
             raise

@@ -19,12 +19,12 @@ from ..nn.rules import parse_hidden_dims, shown
 from ..training.config import SETTINGS, layered
 
 
-def is_field(setting):
+def _is_field(setting):
     """Whether ``setting`` is a TrainConfig field (and not another option of that name)."""
     return SETTINGS.get(setting.name) is setting
 
 
-def default_text(value):
+def _default_text(value):
     """A value as --help shows it: on/off, 512,256, 0.001."""
     if isinstance(value, bool):
         return "on" if value else "off"
@@ -33,13 +33,13 @@ def default_text(value):
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def help_line(s):
+def _help_line(s):
     """The --help text of ``s``: its help, bounds and real default, from its declaration."""
     parts = [s.rule.span()] if s.rule.span() else []
     if s.required:
         parts.append("required")
-    elif s.default is not None and (s.rule.kind != "bool" or is_field(s)):
-        parts.append(f"default {default_text(s.default)}")
+    elif s.default is not None and (s.rule.kind != "bool" or _is_field(s)):
+        parts.append(f"default {_default_text(s.default)}")
     elif s.none:
         parts.append(f"default: {s.none}")
     return f"{s.help} ({'; '.join(parts)})" if parts else s.help
@@ -53,7 +53,7 @@ def as_flags(values):
         if isinstance(v, bool):
             out.append(flag if v else "--no-" + flag[2:])
         else:
-            out.append(f"{flag} {default_text(v)}")
+            out.append(f"{flag} {_default_text(v)}")
     return " ".join(out)
 
 
@@ -67,7 +67,7 @@ def add_flags(parser, settings, pairs=(), fields_title=None):
     fields = parser.add_argument_group(fields_title) if fields_title else parser
     either = {}
     for s in settings:
-        group = fields if is_field(s) else parser
+        group = fields if _is_field(s) else parser
         pair = next((pair for pair in pairs if s.name in pair), None)
         if pair is not None:
             if pair not in either:
@@ -75,14 +75,14 @@ def add_flags(parser, settings, pairs=(), fields_title=None):
             group = either[pair]
         names = (s.short, s.flag) if s.short else (s.flag,)
         if s.rule.kind == "bool":
-            action = argparse.BooleanOptionalAction if is_field(s) else "store_true"
-            group.add_argument(*names, action=action, default=None, help=help_line(s))
+            action = argparse.BooleanOptionalAction if _is_field(s) else "store_true"
+            group.add_argument(*names, action=action, default=None, help=_help_line(s))
         else:
             metavar = s.metavar
             if metavar is None and s.rule.kind == "choice":
                 metavar = "{" + ",".join(s.rule.choices) + "}"
             group.add_argument(*names, type=s.rule.from_text, default=None, metavar=metavar,
-                               help=help_line(s))
+                               help=_help_line(s))
 
 
 def given(args, settings):
@@ -103,7 +103,7 @@ def fill(args, settings, from_file=None, pairs=()):
     """
     values = layered(from_file or {}, given(args, settings), pairs=pairs)
     for s in settings:
-        value = values.get(s.name, None if is_field(s) else s.default)
+        value = values.get(s.name, None if _is_field(s) else s.default)
         if s.required and value is None:
             raise UserError(f"{s.flag} is required: give {s.flag} {s.metavar}, or "
                             f"{s.name.replace('_', '-')} = ... in --config FILE.toml")

@@ -44,16 +44,6 @@ BETA = real(0, 1, open_high=True, note=(
 WEIGHT_DECAY = real(0, note="try 5e-4")
 
 
-def check_alpha(alpha):
-    """Raise ConfigError unless ``alpha`` is a finite positive number (TrainConfig's rule)."""
-    check(ALPHA, "alpha", alpha)
-
-
-def check_beta(beta):
-    """Raise ConfigError unless ``beta`` is in [0, 1) (TrainConfig's rule)."""
-    check(BETA, "beta", beta)
-
-
 BLOCK = 65536  # elements updated together: 256 KB of float32, measured best of 16K..256K
 
 
@@ -83,8 +73,8 @@ class SGD:
 
     def __init__(self, params, alpha=1e-2, beta=0.9, *, nesterov=False, weight_decay=0.0,
                  l2=0.0):
-        check_alpha(alpha)
-        check_beta(beta)
+        check(ALPHA, "alpha", alpha)
+        check(BETA, "beta", beta)
         check(WEIGHT_DECAY, "weight_decay", weight_decay)
         check(REG, "reg", l2)
         self.params = params

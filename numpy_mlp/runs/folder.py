@@ -71,14 +71,14 @@ CAUSES = {
 }
 
 
-def write_error(path, error, then=None):
+def _write_error(path, error, then=None):
     """A RunFolderError for the OSError ``error`` raised while writing ``path``."""
     what, todo = CAUSES.get(error.errno, (error.strerror or str(error), "check the folder"))
     then = f", then {then}" if then else ""
     return RunFolderError(f"cannot write {printable(path)}: {what}; {todo}{then}")
 
 
-def check_utf8_name(path, flag):
+def _check_utf8_name(path, flag):
     """Refuse a path that is not UTF-8 text: the log, config.json and the report spell it."""
     try:
         str(Path(path).absolute()).encode("utf-8")
@@ -103,7 +103,7 @@ class RunLog:
             self._file.write(line + "\n")
             self._file.flush()
         except OSError as e:
-            raise write_error(self.path, e, self.then) from None
+            raise _write_error(self.path, e, self.then) from None
 
     def close(self):
         try:
@@ -145,7 +145,7 @@ class RunFolder:
     # ------------------------------------------------------------------ owning the folder
 
     def open(self, *, create=True, check=()):
-        check_utf8_name(self.path, self.flag)
+        _check_utf8_name(self.path, self.flag)
         if self.path.exists() and not self.path.is_dir():
             raise RunFolderError(f"{self.flag} {printable(self.path)} is a file, not a folder; "
                                  f"choose a folder name")
@@ -153,7 +153,7 @@ class RunFolder:
             try:
                 self.path.mkdir(parents=True, exist_ok=True)
             except OSError as e:
-                raise write_error(self.path, e, f"choose another {self.flag}") from None
+                raise _write_error(self.path, e, f"choose another {self.flag}") from None
         elif not self.path.is_dir():
             raise RunFolderError(f"{self.flag} {printable(self.path)}: no such folder; give a "
                                  f"folder written by 'numpy-mlp train --out DIR'")
@@ -171,7 +171,7 @@ class RunFolder:
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT | _OPEN_FLAGS, 0o666)
         except OSError as e:
-            raise write_error(lock, e, f"choose another {self.flag}") from None
+            raise _write_error(lock, e, f"choose another {self.flag}") from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise RunFolderError(f"{printable(lock)} is not a regular file; remove it")
@@ -227,7 +227,7 @@ class RunFolder:
         except FileNotFoundError:
             return path
         except OSError as e:
-            raise write_error(path, e, self.then) from None
+            raise _write_error(path, e, self.then) from None
         if stat.S_ISLNK(st.st_mode):
             raise RunFolderError(f"{printable(path)} is a symbolic link; numpy-mlp writes only "
                                  f"its own files in a run folder and never through a link: remove "
@@ -245,7 +245,7 @@ class RunFolder:
         try:
             atomic_write(path, write)
         except OSError as e:
-            raise write_error(path, e, self.then) from None
+            raise _write_error(path, e, self.then) from None
         return path
 
     def write_bytes(self, name, data):
@@ -263,7 +263,7 @@ class RunFolder:
         try:
             (self.path / name).unlink(missing_ok=True)
         except OSError as e:
-            raise write_error(self.path / name, e, self.then) from None
+            raise _write_error(self.path / name, e, self.then) from None
 
     def open_log(self, name="train.log"):
         """A :class:`RunLog` appending to ``name``; a link there is refused, never followed."""
@@ -272,7 +272,7 @@ class RunFolder:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _OPEN_FLAGS, 0o666)
         except OSError as e:
-            raise write_error(path, e, self.then) from None
+            raise _write_error(path, e, self.then) from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between the check and the open
             os.close(fd)
             raise RunFolderError(f"{printable(path)} is not a regular file; remove it")

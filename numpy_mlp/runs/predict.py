@@ -20,7 +20,7 @@ from ..training.model_file import load_model, tta_shift_for
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")  # what a folder given to predict is searched for
 
 
-def image_paths(paths):
+def _image_paths(paths):
     """The image files ``paths`` name: each file itself, each folder's PNG/JPEG files
     (sorted by name, not in subfolders), in the order given.
 
@@ -54,7 +54,7 @@ def predict_files(model_path, paths, top=3, tta_shift=None):
     """
     saved = load_model(model_path)
     tta_shift = tta_shift_for(saved, tta_shift)
-    files = image_paths(paths)
+    files = _image_paths(paths)
     rows = np.stack([image_to_row(p, geometry=saved.geometry) for p in files])  # (N, D) uint8
     probs = probabilities(saved.model, saved.preprocessor, rows, tta_shift=tta_shift,
                           geometry=saved.geometry)  # (N, C)

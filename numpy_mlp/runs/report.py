@@ -70,7 +70,7 @@ def _read_run_file(path, limit):
     return read_regular_bytes(path, limit=limit, error=RunFolderError, fix=FIX, follow_links=False)
 
 
-def data_uri(png_path):
+def _data_uri(png_path):
     """``data:image/png;base64,...`` of a PNG file of the run folder (not a link)."""
     data = _read_run_file(png_path, MAX_PICTURE_BYTES)
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
@@ -148,7 +148,7 @@ def render_report(run_dir):
 def _figure(png, caption):
     if not os.path.lexists(png):
         return ""
-    return (f"<figure><img src=\"{data_uri(png)}\" alt=\"{html.escape(png.name)}\">"
+    return (f"<figure><img src=\"{_data_uri(png)}\" alt=\"{html.escape(png.name)}\">"
             f"<figcaption>{html.escape(png.name)}: {html.escape(caption)}</figcaption></figure>")
 
 

@@ -61,7 +61,7 @@ def default_run_dir(root="runs"):
     return path
 
 
-def check_free(folder):
+def _check_free(folder):
     """Refuse a folder (already locked by this run) that holds a run, so nothing saved is lost."""
     out, state = folder.path, folder.state()
     if (out / CHECKPOINT_NAME).exists() or (state is not None and state["phase"] == "writeup"):
@@ -73,7 +73,7 @@ def check_free(folder):
                         f"folder or delete that one first")
 
 
-def data_folder(data_dir, dataset=DEFAULT_DATASET):
+def _data_folder(data_dir, dataset=DEFAULT_DATASET):
     """The data folder ``data_dir`` names (the default one of ``dataset`` for None), absolute:
     what a run records so that ``evaluate`` reads the same images without being told where."""
     return Path(default_folder(dataset) if data_dir is None else data_dir).expanduser().resolve()
@@ -92,7 +92,7 @@ def run_training(config, *, data_dir=None, download=True, out=None, log=print, p
         (out_dir, metrics dict).
     """
     with RunFolder(out or default_run_dir()).open(check=RUN_WRITES) as folder:
-        check_free(folder)
+        _check_free(folder)
         folder.write_json("config.json", config.to_dict())
         folder.record_start(data_dir=data_dir, download=download)
         with _logged_data(config, folder, data_dir=data_dir, download=download, log=log,
@@ -146,7 +146,7 @@ def resume_training(out, *, data_dir=None, overrides=None, download=True, log=pr
         with _logged_data(config, folder, data_dir=data_dir, download=download, log=log,
                           progress=progress) as (data, say, t0):
             if phase == "writeup":
-                result = result_of_checkpoint(config, data, out, say=say)
+                result = _result_of_checkpoint(config, data, out, say=say)
             else:
                 result = train_with_checkpoints(config, data, out, say=say, progress=progress,
                                                 resume=True, data_dir=data_dir, folder=folder)
@@ -182,7 +182,7 @@ def _write_up(folder, config, data, result, *, data_dir, say, t0):
     """:func:`~numpy_mlp.runs.writeup.write_up` of the trained run; returns the metrics."""
     model = result.model
     W1_init = initial_params(config, model.input_dim, model.num_classes)["W1"]
-    return write_up(folder, config, data, result, data_dir=data_folder(data_dir, config.dataset),
+    return write_up(folder, config, data, result, data_dir=_data_folder(data_dir, config.dataset),
                     W1_init=W1_init, say=say, t0=t0)
 
 
@@ -193,7 +193,7 @@ def train_with_checkpoints(config, data, out, *, say=None, progress=False, resum
 
     A checkpoint (``out/checkpoint.npz``, see training/checkpoint_file.py) is written every
     ``config.checkpoint_every`` steps and at the last step (an early stop included, so
-    that the write-up can be finished from it: :func:`result_of_checkpoint`). With
+    that the write-up can be finished from it: :func:`_result_of_checkpoint`). With
     ``resume`` the run goes on from it (or from step 0 if there is none yet) and ends bit
     for bit where the uninterrupted run would; without, it starts at step 0. Ctrl-C finishes
     the step, writes a checkpoint and raises :class:`Interrupted`. If the loss diverges, the
@@ -218,7 +218,7 @@ def train_with_checkpoints(config, data, out, *, say=None, progress=False, resum
     hint = f"numpy-mlp train --resume {out}"
     saver = Checkpointer(path, config, every=checkpoint_interval(config, n_train), total=total,
                          resume_hint=hint, fingerprint=data_fingerprint(data),
-                         data_dir=None if data_dir is None else data_folder(data_dir),
+                         data_dir=None if data_dir is None else _data_folder(data_dir),
                          folder=folder)
     display = TrainingDisplay(total, say=say, bar=progress, initial=run.loop.step)
 
@@ -231,7 +231,7 @@ def train_with_checkpoints(config, data, out, *, say=None, progress=False, resum
             result = train(config, data, state=run, on_step=on_step, on_eval=display.on_eval)
     except DivergenceError as e:
         saved = save_best_so_far(out, config, data, run,
-                                 data_dir=data_folder(data_dir, config.dataset), folder=folder)
+                                 data_dir=_data_folder(data_dir, config.dataset), folder=folder)
         message = f"{e}; {saved}"
         if say:
             say(message)
@@ -253,7 +253,7 @@ def train_with_checkpoints(config, data, out, *, say=None, progress=False, resum
     return result
 
 
-def result_of_checkpoint(config, data, out, *, say=None):
+def _result_of_checkpoint(config, data, out, *, say=None):
     """The ``TrainResult`` of a run whose training had ended, rebuilt from its last checkpoint
     in ``out`` without a step: what the write-up of a run stopped in it starts from.
 

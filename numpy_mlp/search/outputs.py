@@ -80,7 +80,7 @@ def finish(settings, study, data, *, search_seconds=None, log=print):
     write_trials_csv(out / "trials.csv", trials)
     c = counts(study)
     if not complete:
-        raise UserError(f"no trial of study {settings.study_name!r} completed ({count_text(c)}); "
+        raise UserError(f"no trial of study {settings.study_name!r} completed ({_count_text(c)}); "
                         f"widen the space, use --pruner none or run more trials")
     best = max(complete, key=lambda t: (t.value, -t.number))
     config = TrainConfig.from_dict(as_config_values(best.user_attrs["config"]))
@@ -110,10 +110,10 @@ def finish(settings, study, data, *, search_seconds=None, log=print):
         "search_seconds": None if search_seconds is None else round(search_seconds, 1),
     }
     write_json(out / "best.json", summary)
-    plot_search(trials, effective_space(settings), study, out)
+    _plot_search(trials, effective_space(settings), study, out)
     if log:
         params = ", ".join(f"{k}={fmt(v)}" for k, v in best.params.items())
-        log(f"{count_text(c)}; best trial {best.number}: val {acc['val']:.4f}  "
+        log(f"{_count_text(c)}; best trial {best.number}: val {acc['val']:.4f}  "
             f"test {acc['test']:.4f}  ({source}); params {params}")
         log(f"saved to {out}/")
     return summary
@@ -141,7 +141,7 @@ def _best_model(checkpoint, config, data, log):
     return result.model, result.preprocessor, "trained again from its config"
 
 
-def count_text(c):
+def _count_text(c):
     """'3 complete, 1 pruned, 0 failed' from the counts of study.counts."""
     return (f"{c.get('COMPLETE', 0)} complete, {c.get('PRUNED', 0)} pruned, "
             f"{c.get('FAIL', 0)} failed"
@@ -157,13 +157,13 @@ def fmt(v):
 def write_trials_csv(path, trials):
     """One row per trial: number, state, value, last reported val_acc, params, times, worker."""
     names = sorted({k for t in trials for k in t.params})
-    cols = ["number", "state", "val_accuracy", "last_reported", "evaluations", *names,
+    cols = ["number", "state", "val_accuracy", "_last_reported", "evaluations", *names,
             "seconds", "diverged", "worker"]
     text = io.StringIO()
     w = csv.writer(text)
     w.writerow(cols)
     for t in trials:
-        last = last_reported(t) if t.intermediate_values else None
+        last = _last_reported(t) if t.intermediate_values else None
         seconds = ((t.datetime_complete - t.datetime_start).total_seconds()
                    if t.datetime_complete and t.datetime_start else None)
         worker = t.user_attrs.get("worker") or {}
@@ -180,18 +180,18 @@ def _cell(v):
     return f"{v:.6g}" if isinstance(v, float) else v
 
 
-def last_reported(t):
+def _last_reported(t):
     """The validation accuracy a trial reported last (it must have reported one)."""
     return t.intermediate_values[max(t.intermediate_values)]
 
 
-def plot_search(trials, space, study, out):
+def _plot_search(trials, space, study, out):
     """history.png, params.png and importance.png in ``out``, from the study's trials."""
     from ..runs import plots
 
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     pruned = [t for t in trials if t.state == TrialState.PRUNED and t.intermediate_values]
-    values, pruned_values = [t.value for t in complete], [last_reported(t) for t in pruned]
+    values, pruned_values = [t.value for t in complete], [_last_reported(t) for t in pruned]
     plots.plot_search_history([t.number for t in complete], values, [t.number for t in pruned],
                               pruned_values, out / PICTURES[0])
     params = {name: ([t.params.get(name) for t in complete], [t.params.get(name) for t in pruned],

@@ -23,7 +23,7 @@ tests/test_search.py:
 2. The heartbeat judges by time alone, so a worker killed on this machine leaves its
    trial RUNNING for ``grace_period`` seconds
    (``test_a_trial_whose_process_is_gone_fails_at_once``): on every storage, a RUNNING
-   trial whose process on this host is gone is stale as well (:func:`process_gone`).
+   trial whose process on this host is gone is stale as well (:func:`_process_gone`).
 
 A FAIL trial does not count towards ``n_trials``, so the study still reaches its target.
 """
@@ -98,7 +98,7 @@ def _rdb_storage(url, retry):
         # SQLAlchemy 2.1 reads postgresql:// as psycopg 3; our [postgres] extra installs psycopg2
         url = "postgresql+psycopg2://" + url.split("://", 1)[1]
     try:
-        return _quiet(DeadWorkerRDBStorage, url, heartbeat_interval=HEARTBEAT,
+        return _quiet(_DeadWorkerRDBStorage, url, heartbeat_interval=HEARTBEAT,
                       grace_period=STALE_AFTER, heartbeat_stale_trial_callback=retry)
     except ImportError as e:
         raise UserError(f"--storage {shown}: a database driver is missing ({e}); "
@@ -145,7 +145,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
 
     ``record_heartbeat`` writes the time as the trial's system attr :data:`BEAT`; a
     RUNNING trial is stale when it has been silent (since its start or its last beat) for
-    :data:`STALE_AFTER` seconds, or when :func:`process_gone`.
+    :data:`STALE_AFTER` seconds, or when :func:`_process_gone`.
     """
 
     def __init__(self, backend, where, retry=None, *, unit="line",
@@ -171,7 +171,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         now = time.time()
         return [t._trial_id for t in self.get_all_trials(study_id, deepcopy=False,
                                                          states=(TrialState.RUNNING,))
-                if now - _last_sign_of_life(t) > self.grace_period or process_gone(t)]
+                if now - _last_sign_of_life(t) > self.grace_period or _process_gone(t)]
 
     def get_heartbeat_interval(self):
         return self.heartbeat_interval
@@ -180,13 +180,13 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         return self._retry
 
 
-class DeadWorkerRDBStorage(RDBStorage):
-    """Optuna's RDBStorage, whose stale trials include those of :func:`process_gone`."""
+class _DeadWorkerRDBStorage(RDBStorage):
+    """Optuna's RDBStorage, whose stale trials include those of :func:`_process_gone`."""
 
     def _get_stale_trial_ids(self, study_id):
         gone = {t._trial_id for t in self.get_all_trials(study_id, deepcopy=False,
                                                           states=(TrialState.RUNNING,))
-                if process_gone(t)}
+                if _process_gone(t)}
         return sorted(set(super()._get_stale_trial_ids(study_id)) | gone)
 
 
@@ -206,7 +206,7 @@ def worker_identity(trial_number):
             "trial": trial_number}
 
 
-def process_gone(trial):
+def _process_gone(trial):
     """Whether the process on this host that runs the RUNNING ``trial`` is gone."""
     w = trial.user_attrs.get("worker")
     if not (isinstance(w, dict) and w.get("trial") == trial.number and w.get("host") == HOST

@@ -26,9 +26,6 @@ from .config import RESUMABLE_FIELDS, TrainConfig
 from .loop import LoopState, RunState, build, total_steps
 from .signals import catching_stop_signals
 
-# config fields that do not change what a run computes, so they may differ on resume
-RESUMABLE_CHANGES = RESUMABLE_FIELDS
-
 
 def data_fingerprint(data):
     """A small summary of a ``CIFAR10`` split that a resumed run must find again."""
@@ -44,12 +41,12 @@ def restore(path, config, data):
     """Rebuild the :class:`~numpy_mlp.training.loop.RunState` in the checkpoint at ``path``.
 
     ``config`` and ``data`` must be those of the run that wrote it (up to
-    ``RESUMABLE_CHANGES``); the result goes to ``train(config, data, state=...)``.
+    ``RESUMABLE_FIELDS``); the result goes to ``train(config, data, state=...)``.
     """
     meta, arrays = read_checkpoint(path)
     # through TrainConfig, so that fields added since (at their defaults) compare equal
     saved, now = TrainConfig.from_dict(meta["config"]).to_dict(), config.to_dict()
-    for k in RESUMABLE_CHANGES:
+    for k in RESUMABLE_FIELDS:
         saved.pop(k, None)
         now.pop(k, None)
     if saved != now:

@@ -129,7 +129,7 @@ def _plain(x):
 # ----------------------------------------------------------------------- reading, checked
 
 
-def check_state(state, fields):
+def _check_state(state, fields):
     """The checked state table of a checkpoint; returns ``(state, config)``."""
     fields.mapping(state, "state", keys=("format", "format_version", "config", "loop", "history",
                                          "rng"))
@@ -156,7 +156,7 @@ def check_state(state, fields):
     if loop["best_step"] > loop["step"]:
         fields.fail("state.loop.best_step", loop["best_step"], "after the step done "
                                                                f"({loop['step']})")
-    check_history(state["history"], fields, loop["step"],
+    _check_history(state["history"], fields, loop["step"],
                   keys=HISTORY_KEYS + (EMA_HISTORY_KEYS if config.ema else ()))
     rng = fields.mapping(state["rng"], "state.rng", keys=GENERATORS)
     for k in GENERATORS + tuple(k for k in OPTIONAL_GENERATORS if k in rng):
@@ -174,7 +174,7 @@ def check_state(state, fields):
     return state, config
 
 
-def check_history(history, fields, steps, keys=HISTORY_KEYS):
+def _check_history(history, fields, steps, keys=HISTORY_KEYS):
     """The loop's history lists ``keys``: the per-step ones ``steps`` long, the rest of one
     length."""
     fields.mapping(history, "state.history", keys=keys)
@@ -194,7 +194,7 @@ def check_history(history, fields, steps, keys=HISTORY_KEYS):
                                                                    f"({steps})")
 
 
-def expected_members(archive, state, config, has_best, fields):
+def _expected_members(archive, state, config, has_best, fields):
     """{member: shape} of the arrays a checkpoint of ``config`` with ``state`` holds (perm and
     eval_idx: None)."""
     # the head's width is C; any D and C give the number of affine maps
@@ -235,7 +235,7 @@ def expected_members(archive, state, config, has_best, fields):
 def read_checkpoint(path, *, arrays=True):
     """The checked contents of the checkpoint ``path``: ``(state, arrays)``.
 
-    ``state`` is the JSON table (see :func:`check_state`); ``arrays`` maps the member
+    ``state`` is the JSON table (see :func:`_check_state`); ``arrays`` maps the member
     names (``param/W1``, ``m/W1``, ``best/W1``, ``perm``, ``eval_idx``, ``stats/mean``, ...)
     to arrays, or is None with ``arrays=False`` (only the state is read: to learn the data
     folder before the data is loaded).
@@ -251,9 +251,9 @@ def read_checkpoint(path, *, arrays=True):
         text = archive.text("state", max_chars=MAX_STATE_CHARS)
         state = parse_json(text, where=f"{fields.where}: state", error=CheckpointError,
                            fix=CHECKPOINT_FIX)
-        state, config = check_state(state, fields)
+        state, config = _check_state(state, fields)
         has_best = any(k.startswith("best/") for k in archive.members)
-        shapes = expected_members(archive, state, config, has_best, fields)
+        shapes = _expected_members(archive, state, config, has_best, fields)
         names = sorted(set(archive.members) - {"state"})
         if names != sorted(shapes):
             missing, extra = sorted(set(shapes) - set(names)), sorted(set(names) - set(shapes))
@@ -271,11 +271,11 @@ def read_checkpoint(path, *, arrays=True):
             out[k] = archive.read(k, kinds="iu", ndim=1)
             if out[k].size and (out[k].min() < 0 or out[k].max() >= n):
                 archive.fail(f"{k} holds positions outside the {n:,} training images")
-    check_positions(state, out, fields)
+    _check_positions(state, out, fields)
     return state, out
 
 
-def check_positions(state, arrays, fields):
+def _check_positions(state, arrays, fields):
     """The loop's place in the epoch and the data fingerprint agree with ``perm``."""
     n = len(arrays["perm"])
     if not 0 <= state["loop"]["pos"] <= n:

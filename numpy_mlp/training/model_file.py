@@ -6,7 +6,7 @@ JSON string ``meta``: the format and its version, the architecture, the preproce
 (``Preprocessor.to_dict``), the class names, the training config, the data folder and the
 images' geometry: everything ``evaluate`` and ``predict`` need (:class:`SavedModel`). A
 model trained on whitened images is saved as the per_channel model it equals
-(:func:`image_model`).
+(:func:`_image_model`).
 
 Writing: :func:`save_model`. Reading: :func:`load_model` builds the model from
 :func:`read_model_file`, the one validation, which reads the file through
@@ -60,7 +60,7 @@ DTYPES = ("float32", "float64")
 # the modes whose inputs are images (of the model's geometry)
 IMAGE_MODES = tuple(m for m in PREPROCESSING_MODES if m != "per_feature")
 STATS_MODES = ("per_channel", "per_feature", "whiten")  # modes that keep training statistics
-# a whitened model is saved as the per_channel model it equals (image_model)
+# a whitened model is saved as the per_channel model it equals (_image_model)
 FILE_MODES = tuple(m for m in PREPROCESSING_MODES if m != "whiten")
 
 
@@ -83,7 +83,7 @@ def model_file(path):
     return path / MODEL_NAME if path.is_dir() else path
 
 
-def image_model(model, preprocessor):
+def _image_model(model, preprocessor):
     """``(model, preprocessor)`` as a model file holds them: themselves, or for ``whiten`` a
     copy of the model that takes the per_channel images (D inputs, not K), the whitening
     folded into W1 and b1 (:meth:`Preprocessor.unwhitened`; equal up to float rounding).
@@ -111,7 +111,7 @@ def save_model(path, model, preprocessor, *, class_names, config=None, data_dir=
             finds it again; None if not known.
         geometry: the shape of its input images (a Geometry; CIFAR-10's by default).
     """
-    model, preprocessor = image_model(model, preprocessor)
+    model, preprocessor = _image_model(model, preprocessor)
     meta = {
         "format": MODEL_FORMAT,
         "format_version": MODEL_FORMAT_VERSION,
