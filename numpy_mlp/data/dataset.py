@@ -3,8 +3,9 @@
 Every image is a uint8 row (D,) laid out channel-first, as CIFAR-10's batch files store it:
 ``channels`` planes, each a row-major ``height x width`` grid. A :class:`Dataset` carries its
 :class:`Geometry` and class names, so that augmentation, pictures, image files and the ONNX
-export reshape every row the same way. Each ``--dataset`` choice is a :class:`DatasetKind`
-(the registry lists them: numpy_mlp/data/registry.py).
+export reshape every row the same way. Each ``--dataset`` choice is a :class:`DatasetKind`,
+declared by the module of its file format (cifar10.py, cifar100.py, idx.py, folder.py) with
+the reader that turns its files into :class:`Parts`; registry.py lists them.
 
     N  images      D  channels * height * width      C  classes
 """
@@ -12,8 +13,10 @@ export reshape every row the same way. Each ``--dataset`` choice is a :class:`Da
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -61,34 +64,59 @@ CIFAR10_GEOMETRY = Geometry(3, 32, 32)
 MNIST_GEOMETRY = Geometry(1, 28, 28)
 
 
-@dataclass(frozen=True)
-class OfficialFile:
-    """One file as its publishers serve it, and its md5."""
+class Parts(NamedTuple):
+    """What a format's reader returns: the images and labels before the validation split."""
 
-    name: str
-    url: str
-    md5: str
+    train: tuple  # (X (N_train, D) uint8, y (N_train,) int64)
+    test: tuple  # (X (N_test, D) uint8, y (N_test,) int64)
+    class_names: tuple  # C names, label i is the i-th
+    source: str  # the folder or archive read, for logs
 
 
 @dataclass(frozen=True)
 class DatasetKind:
-    """One ``--dataset`` choice."""
+    """One ``--dataset`` choice: its images' geometry, its files, and how they are read.
+
+    ``read(kind, data_dir, geometry, fetch) -> Parts`` reads the files of ``kind`` from
+    ``data_dir`` (None: :meth:`folder` says), getting each official file through ``fetch``
+    (a :class:`~numpy_mlp.data.download.Fetch`: there, refused, or downloaded).
+    """
 
     name: str                     # the --dataset value
     title: str                    # for messages: "MNIST"
     geometry: Geometry | None     # None: 3 x image_size x image_size (a folder of images)
+    read: Callable[..., Parts]    # the format's reader, see above
     files: tuple = ()             # the OfficialFiles downloaded into the data folder
     class_names: tuple = ()       # fixed names; empty: read from the files or subfolders
     labels: str = ""              # CIFAR-100: which labels, "fine" or "coarse"
     home: str | None = None       # its subfolder of the default data folder (None: its name)
 
-    def geometry_for(self, image_size: int) -> Geometry:
+    def geometry_for(self, image_size: int | None) -> Geometry:
         return self.geometry or Geometry(3, image_size, image_size)
 
     def default_folder(self) -> Path:
         """Where it lives unless --data-dir says: a subfolder of :func:`default_data_dir`
         (CIFAR-10: that folder itself)."""
         return default_data_dir() / (self.name if self.home is None else self.home)
+
+    def folder(self, data_dir) -> tuple[Path, bool]:
+        """The folder to read, ``data_dir`` else :meth:`default_folder`, and whether it is
+        the default one (a download may create it with its parents)."""
+        if data_dir is not None:
+            return Path(data_dir).expanduser(), False
+        return self.default_folder(), True
+
+    def load(self, data_dir, fetch, *, val_size: int, seed: int,
+             image_size: int | None = None) -> Dataset:
+        """The dataset read from ``data_dir`` (see ``read``), with ``val_size`` training
+        images held out for validation (chosen by ``np.random.default_rng(seed)``);
+        ``image_size``: the side a folder of images is resized to (other kinds have their
+        own geometry). DataError if it cannot be read."""
+        geometry = self.geometry_for(image_size)
+        parts = self.read(self, data_dir, geometry, fetch)
+        return Dataset.split(parts.train, parts.test, val_size=val_size, seed=seed,
+                             class_names=parts.class_names, source=parts.source,
+                             geometry=geometry, name=self.name)
 
 
 @dataclass(frozen=True)
@@ -114,6 +142,15 @@ class Dataset:
             f"test={len(self.y_test)}, source={self.source!r})"
         )
 
+    @classmethod
+    def split(cls, train, test, *, val_size: int, seed: int, class_names, source, geometry,
+              name) -> Dataset:
+        """``train`` (X (N, D), y (N,)) with ``val_size`` random rows held out for validation
+        (:func:`split_validation` with ``np.random.default_rng(seed)``), and ``test``."""
+        X_train, y_train, X_val, y_val = split_validation(*train, val_size,
+                                                          np.random.default_rng(seed))
+        return cls(X_train, y_train, X_val, y_val, *test, tuple(class_names), str(source),
+                   geometry=geometry, name=name)
 
 
 def default_data_dir() -> Path:
