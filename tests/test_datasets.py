@@ -22,7 +22,8 @@ from test_download import server  # noqa: F401  (the fixture)
 
 from numpy_mlp.cli.commands import main
 from numpy_mlp.data.cifar100 import CIFAR100_DIR
-from numpy_mlp.data.dataset import MNIST_GEOMETRY, Geometry, Parts, to_images
+from numpy_mlp.data.dataset import Geometry, Parts, to_images
+from numpy_mlp.data.idx import MNIST_GEOMETRY
 from numpy_mlp.data.registry import DATASETS, default_folder, load_dataset
 from numpy_mlp.errors import DataError, ModelFileError
 from numpy_mlp.training.config import TrainConfig, data_config

@@ -50,7 +50,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..files.safe_pickle import MAX_BYTES, safe_load
-from .dataset import CIFAR10_GEOMETRY, Dataset, DatasetKind, Parts
+from .dataset import Dataset, DatasetKind, Geometry, Parts
 from .download import DEADLINE, READ_TIMEOUT, Fetch, OfficialFile, download_file
 from .download import MAX_BYTES as MAX_DOWNLOAD_BYTES
 
@@ -58,7 +58,8 @@ CLASS_NAMES: tuple[str, ...] = (
     "airplane", "automobile", "bird", "cat", "deer",
     "dog", "frog", "horse", "ship", "truck",
 )
-D = 3072  # values per image: 3 channels * 32 * 32
+CIFAR10_GEOMETRY = Geometry(3, 32, 32)  # CIFAR-100 shares it
+D = CIFAR10_GEOMETRY.D  # 3072 values per image: 3 channels * 32 * 32
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
 OFFICIAL_BYTES = 170_498_071  # the size of the official archive

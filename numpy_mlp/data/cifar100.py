@@ -11,8 +11,8 @@ read the same archive, from the same default folder.
 
 from __future__ import annotations
 
-from .cifar10 import MAX_META_BYTES, check_batch, check_meta, read_tar
-from .dataset import CIFAR10_GEOMETRY, DatasetKind, Parts
+from .cifar10 import CIFAR10_GEOMETRY, MAX_META_BYTES, check_batch, check_meta, read_tar
+from .dataset import DatasetKind, Parts
 from .download import Fetch, OfficialFile
 
 CIFAR100_DIR = "cifar-100-python"  # the folder inside the official archive

@@ -20,10 +20,11 @@ import numpy as np
 
 from ..errors import DataError
 from .cifar10 import check_labels
-from .dataset import MNIST_GEOMETRY, DatasetKind, Parts
+from .dataset import DatasetKind, Geometry, Parts
 from .download import Fetch, OfficialFile
 
 MAX_IMAGES = 100_000  # images an idx file may declare (MNIST's training file has 60,000)
+MNIST_GEOMETRY = Geometry(1, 28, 28)  # Fashion-MNIST's too
 IDX_UBYTE = 0x08  # the idx type code of unsigned bytes, the only one MNIST uses
 # the order the reader expects: train images, train labels, test images, test labels
 IDX_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",

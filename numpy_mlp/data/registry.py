@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .cifar10 import CIFAR10
 from .cifar100 import CIFAR100, CIFAR100_COARSE
-from .dataset import CIFAR10_GEOMETRY, Dataset, DatasetKind, Geometry
+from .dataset import Dataset, DatasetKind
 from .download import Fetch
 from .folder import FOLDER
 from .idx import FASHION_MNIST, MNIST
@@ -31,12 +31,6 @@ def default_folder(dataset: str):
     """Where ``dataset`` lives unless --data-dir says: a subfolder of
     :func:`~numpy_mlp.data.default_data_dir` (CIFAR-10: that folder itself)."""
     return DATASETS[dataset].default_folder()
-
-
-def geometry_of_data(data) -> Geometry:
-    """The geometry of ``data``'s rows: its own, else CIFAR-10's (for any object with
-    X_train ... y_test, such as a test's synthetic set)."""
-    return getattr(data, "geometry", CIFAR10_GEOMETRY)
 
 
 def load_dataset(config, data_dir=None, *, download=True, create=True, progress=True,

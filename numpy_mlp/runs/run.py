@@ -31,7 +31,7 @@ from tqdm import tqdm
 from ..training.checkpoint import (CHECKPOINT_NAME, Checkpointer, checkpoint_interval,
     data_fingerprint, load_checkpoint, restore)
 from ..training.config import TrainConfig
-from ..data.registry import DEFAULT_DATASET, default_folder, geometry_of_data, load_dataset
+from ..data.registry import DEFAULT_DATASET, default_folder, load_dataset
 from ..training.config import data_config
 from ..errors import DivergenceError, Interrupted, UserError
 from ..training.config import read_config
@@ -314,7 +314,7 @@ def save_best_so_far(out, config, data, run, data_dir=None, folder=None):
     def write_model(f):
         save_model(f, model, run.preprocessor, class_names=data.class_names,
                    config=config.to_dict(), data_dir=data_folder(data_dir, config.dataset),
-                   geometry=geometry_of_data(data))
+                   geometry=data.geometry)
 
     if folder is None:
         write_model(out / MODEL_NAME)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.dataset import CIFAR10_GEOMETRY, Geometry
+from ..data.cifar10 import CIFAR10_GEOMETRY
+from ..data.dataset import Geometry
 from ..data.preprocessing import Preprocessor
 from ..errors import ConfigError, ModelFileError, UserError
 from ..files.atomic import atomic_write
@@ -41,7 +42,7 @@ class SavedModel:
     class_names: tuple            # the C class names, in label order
     config: dict | None           # the training config, as TrainConfig.to_dict() wrote it
     data_dir: str | None          # the data folder it was trained on (None: not recorded)
-    geometry: Geometry = CIFAR10_GEOMETRY  # the shape of its input images (D = geometry.D)
+    geometry: Geometry            # the shape of its input rows (D = geometry.D)
 
 
 def model_file(path):
@@ -65,8 +66,8 @@ def image_model(model, preprocessor):
     return folded, plain
 
 
-def save_model(path, model, preprocessor, *, class_names, config=None, data_dir=None,
-               geometry=CIFAR10_GEOMETRY):
+def save_model(path, model, preprocessor, *, class_names, geometry, config=None,
+               data_dir=None):
     """Write ``model`` to ``path`` (.npz), atomically, or into ``path`` if it is a binary
     file object (a RunFolder's write).
 
@@ -76,7 +77,7 @@ def save_model(path, model, preprocessor, *, class_names, config=None, data_dir=
         config: optional dict of the training config, kept for reference.
         data_dir: the data folder it was trained on (absolute), so that ``evaluate``
             finds it again; None if not known.
-        geometry: the shape of its input images (a Geometry; CIFAR-10's by default).
+        geometry: the shape of its input rows (a Geometry: the data's).
     """
     model, preprocessor = image_model(model, preprocessor)
     meta = {

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import math
 
-from ..data.dataset import CIFAR10_GEOMETRY, Geometry
+from ..data.cifar10 import CIFAR10_GEOMETRY
+from ..data.dataset import Geometry
 from ..data.preprocessing import PREPROCESSING_MODES
 from ..errors import ConfigError, ModelFileError
 from ..files.jsonfile import Fields, parse_json
@@ -72,7 +73,7 @@ def check_meta(meta, fields):
                      kind="numpy-mlp model", then="load it")
     mode = check_preprocessing(meta["preprocessing"], fields, modes=FILE_MODES)["mode"]
     input_dim = fields.integer(meta["input_dim"], "meta.input_dim", low=1)
-    geometry = CIFAR10_GEOMETRY  # files written before geometries were recorded
+    geometry = CIFAR10_GEOMETRY  # files written before geometries were recorded: all CIFAR-10
     if meta.get("geometry") is not None:
         try:
             geometry = Geometry.from_dict(meta["geometry"])
