@@ -344,7 +344,8 @@ def run_phases(config, data):
             idx = perm[pos:pos + N]
             pos += N
             t = [time.perf_counter()]
-            X_uint8 = augment(X_train[idx], aug_rng, flip=config.flip, crop_pad=config.crop_pad)
+            X_uint8 = augment(X_train[idx], aug_rng, flip=config.flip, crop_pad=config.crop_pad,
+                              geometry=data.geometry)
             t.append(time.perf_counter())
             X = prepare(X_uint8, out=batch)  # (N, D)
             t.append(time.perf_counter())

@@ -38,7 +38,7 @@ import numpy as np
 
 import numpy_mlp.training.threads as threads_module
 from numpy_mlp import TrainConfig, train
-from numpy_mlp.data.cifar10 import CLASS_NAMES
+from numpy_mlp.data.cifar10 import CIFAR10_GEOMETRY, CLASS_NAMES
 from numpy_mlp.data.dataset import Dataset
 from numpy_mlp.training.threads import blas_libraries, blas_threads, set_blas_threads
 
@@ -63,7 +63,8 @@ def random_data(n_train=2000, n_small=50, seed=0):
         return rng.integers(0, 256, (n, 3072), dtype=np.uint8), rng.integers(0, 10, n)
 
     (Xtr, ytr), (Xva, yva), (Xte, yte) = split(n_train), split(n_small), split(n_small)
-    return Dataset(Xtr, ytr, Xva, yva, Xte, yte, CLASS_NAMES, "random")
+    return Dataset(Xtr, ytr, Xva, yva, Xte, yte, CLASS_NAMES, "random",
+                   geometry=CIFAR10_GEOMETRY)
 
 
 def run(policy, recipe, data, seconds):

@@ -76,7 +76,7 @@ print("classes:", ", ".join(data.class_names))
 fig, axes = plt.subplots(2, 10, figsize=(12, 2.8))
 for c, name in enumerate(data.class_names):  # two training images of each class
     for row, i in enumerate(np.flatnonzero(data.y_train == c)[:2]):
-        axes[row, c].imshow(to_images(data.X_train[i]))
+        axes[row, c].imshow(to_images(data.X_train[i], data.geometry))
         axes[row, c].axis("off")
     axes[0, c].set_title(name, fontsize=9)
 plt.show()"""),
@@ -222,11 +222,13 @@ initial value: blobs of colour and rough shapes — templates of horses, cars an
     ("code", """# the same seed: the same start
 W1_init = FullyConnectedNet(hidden_dim=200, seed=0).params["W1"]
 display(Image(filename=plots.plot_first_layer_weights(model.params["W1"], PICTURES / "weights.png",
-                                                      W1_init=W1_init, count=50)))
+                                                      W1_init=W1_init, count=50,
+                                                      geometry=data.geometry)))
 
 pred = model.predict(X_test[:24])
-display(Image(filename=plots.plot_predictions(to_images(data.X_test[:24]), y_test[:24], pred,
-                                              data.class_names, PICTURES / "predictions.png")))"""),
+display(Image(filename=plots.plot_predictions(to_images(data.X_test[:24], data.geometry),
+                                              y_test[:24], pred, data.class_names,
+                                              PICTURES / "predictions.png")))"""),
 
     ("md", """## The same, with the package's trainer
 

@@ -3,7 +3,7 @@
 Needs the optional extra ``pip install numpy-mlp[sklearn]``; the rest of the package never
 imports this module. The estimator trains through the package's own ``train(config, data)``:
 its parameters are TrainConfig's fields (:data:`PARAMS`, from :data:`config.SETTINGS`), and
-``fit(X, y)`` builds a TrainConfig and a :class:`FeatureData` from them::
+``fit(X, y)`` builds a TrainConfig from them and a Dataset from X, y (:func:`feature_data`)::
 
     from numpy_mlp.sklearn import FullyConnectedClassifier
 
@@ -16,14 +16,14 @@ its parameters are TrainConfig's fields (:data:`PARAMS`, from :data:`config.SETT
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .data.dataset import CIFAR10_GEOMETRY, split_validation
+from .data.cifar10 import CIFAR10_GEOMETRY
+from .data.dataset import Dataset, Geometry
 from .errors import ConfigError
 from .nn.rules import BOOL, real, shown
 from .training import inference
@@ -31,7 +31,8 @@ from .training.config import SETTINGS, Setting, TrainConfig
 from .training.loop import build, train
 from .training.model_file import IMAGE_MODES
 
-IMAGE_D = CIFAR10_GEOMETRY.D  # the image layout the image-only options work on
+IMAGE_GEOMETRY = CIFAR10_GEOMETRY  # the image layout the image-only options work on
+IMAGE_D = IMAGE_GEOMETRY.D
 
 IMAGE_ONLY = ("flip", "crop_pad", "cutmix", "tta_shift")  # need rows of 3 x 32 x 32 images
 # Where the estimator's default differs from TrainConfig's, and why (docstring, below).
@@ -60,23 +61,21 @@ class ParameterError(ConfigError, ValueError):
     scikit-learn's conventions expect from ``fit``."""
 
 
-@dataclass(frozen=True)
-class FeatureData:
-    """What ``train`` reads, as ``data.CIFAR10`` has it, built from the X, y given to fit."""
+def geometry_of(d: int) -> Geometry:
+    """The geometry of rows of d values: CIFAR-10's images for d = 3072 (what the image-only
+    options need), else d plain features (:meth:`Geometry.features`)."""
+    return IMAGE_GEOMETRY if d == IMAGE_D else Geometry.features(d)
 
-    X_train: np.ndarray  # (N_train, D) numeric
-    y_train: np.ndarray  # (N_train,) int64 in 0..C-1, the index into classes_
-    X_val: np.ndarray    # (N_val, D)
-    y_val: np.ndarray    # (N_val,)
-    X_test: np.ndarray   # (0, D): the test set is the caller's, through predict and score
-    y_test: np.ndarray   # (0,)
-    class_names: tuple   # str of each of classes_
 
-    @classmethod
-    def split(cls, X, y, class_names, val_size, seed):
-        """``X`` (N, D), encoded ``y`` (N,), with ``val_size`` random rows held out."""
-        parts = split_validation(X, y, val_size, np.random.default_rng(seed))
-        return cls(*parts, X[:0], y[:0], tuple(class_names))
+def feature_data(X, y, class_names, val_size, seed) -> Dataset:
+    """The Dataset ``train`` reads, from the X (N, D) numeric and the encoded y (N,) int64
+    (the index into classes_) given to fit: ``val_size`` random rows held out for
+    validation (chosen by ``np.random.default_rng(seed)``), an empty (0, D) test set (the
+    test set is the caller's, through predict and score), the geometry of
+    :func:`geometry_of`."""
+    return Dataset.split((X, y), (X[:0], y[:0]), val_size=val_size, seed=seed,
+                         class_names=class_names, source="the X given to fit",
+                         geometry=geometry_of(X.shape[1]), name="features")
 
 
 def _parameter_docs():
@@ -182,8 +181,8 @@ class FullyConnectedClassifier(ClassifierMixin, BaseEstimator):
         else:
             classes, codes = np.unique(y, return_inverse=True)
         config = self._config(*X.shape)
-        data = FeatureData.split(X, codes.astype(np.int64), map(str, classes), config.val_size,
-                                 config.seed)
+        data = feature_data(X, codes.astype(np.int64), map(str, classes), config.val_size,
+                            config.seed)
         run = build(config, data)
         if warm:
             previous = self.run_
@@ -215,13 +214,15 @@ class FullyConnectedClassifier(ClassifierMixin, BaseEstimator):
         """Class probabilities (N, C) float64 of X (N, D), columns in the order of classes_."""
         X = self._inputs(X)
         return inference.probabilities(self.model_, self.run_.preprocessor, X,
-                                       tta_shift=self.config_.tta_shift)
+                                       tta_shift=self.config_.tta_shift,
+                                       geometry=geometry_of(self.n_features_in_))
 
     def predict(self, X):
         """Predicted labels (N,) of X (N, D), taken from classes_."""
         X = self._inputs(X)
         codes = inference.predict(self.model_, self.run_.preprocessor, X,
-                                  tta_shift=self.config_.tta_shift)
+                                  tta_shift=self.config_.tta_shift,
+                                  geometry=geometry_of(self.n_features_in_))
         return self.classes_[codes]
 
 

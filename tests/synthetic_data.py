@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from numpy_mlp.data.cifar10 import CLASS_NAMES
+from numpy_mlp.data.cifar10 import CIFAR10_GEOMETRY, CLASS_NAMES
 from numpy_mlp.data.dataset import Dataset
 
 
@@ -17,4 +17,5 @@ def synthetic(n_train=300, n_val=100, seed=0):
         return X, y
 
     (Xtr, ytr), (Xva, yva), (Xte, yte) = make(n_train), make(n_val), make(n_val)
-    return Dataset(Xtr, ytr, Xva, yva, Xte, yte, CLASS_NAMES, "synthetic")
+    return Dataset(Xtr, ytr, Xva, yva, Xte, yte, CLASS_NAMES, "synthetic",
+                   geometry=CIFAR10_GEOMETRY)

@@ -23,7 +23,7 @@ from fixtures_cifar import batch_dict, dumps, write_archive, write_cifar_dir
 
 from numpy_mlp.cli.commands import main
 from numpy_mlp.data import download
-from numpy_mlp.data.download import ARCHIVE_NAME
+from numpy_mlp.data.cifar10 import ARCHIVE_NAME
 from numpy_mlp.training.checkpoint_file import CHECKPOINT_NAME
 
 TINY = ["--hidden-dim", "8", "--batch-size", "10", "--num-iters", "3", "--val-size", "10",

@@ -251,12 +251,13 @@ def test_a_second_sigterm_stops_at_once_and_keeps_the_last_checkpoint(data, tmp_
 def test_a_run_on_float_features_resumes_bit_for_bit(tmp_path, monkeypatch):
     # per_feature: any numeric (N, D), here float64 with D = 7; its statistics travel with
     # the checkpoint as they do for per_channel
-    from numpy_mlp.data.dataset import Dataset
+    from numpy_mlp.data.dataset import Dataset, Geometry
 
     rng = np.random.default_rng(1)
     X, y = rng.normal(5, [1, 10, 100, 1, 1, 3, 0.1], size=(160, 7)), rng.integers(0, 3, 160)
     X[:, 0] += 3 * y
-    data = Dataset(X[:120], y[:120], X[120:], y[120:], X[:0], y[:0], ("a", "b", "c"), "floats")
+    data = Dataset(X[:120], y[:120], X[120:], y[120:], X[:0], y[:0], ("a", "b", "c"), "floats",
+                   geometry=Geometry.features(7))
     config = TrainConfig(hidden_dim=(16,), batch_size=16, num_iters=40, evals=4, flip=False,
                          preprocessing="per_feature", checkpoint_every=7, threads=1)
     reference = train_with_checkpoints(config, data, tmp_path / "ref")

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from fixtures_cifar import all_train, batch_dict, dumps, meta_dict, write_archive, write_cifar_dir
 
-from numpy_mlp.data.cifar10 import CLASS_NAMES, load_cifar10
+from numpy_mlp.data.cifar10 import CIFAR10_GEOMETRY, CLASS_NAMES, load_cifar10
 from numpy_mlp.data.dataset import Dataset, default_data_dir, split_validation, to_images
-from numpy_mlp.data.preprocessing import channel_stats, preprocess
+from numpy_mlp.data.preprocessing import Preprocessor, channel_stats, preprocess
 from numpy_mlp.errors import DataError
 from numpy_mlp.files.safe_pickle import safe_load
 
@@ -366,16 +366,41 @@ def test_out_buffer_is_reused_and_X_untouched(mode):
         preprocess(X, mode, stats, out=np.empty((len(X) + 1, 3072), np.float32))
 
 
+def test_a_dataset_states_its_geometry_and_it_must_fit_the_rows():
+    X, y = np.zeros((4, 3072), np.uint8), np.zeros(4, np.int64)
+    rows = (X, y, X[:1], y[:1], X[:1], y[:1], CLASS_NAMES, "here")
+    with pytest.raises(TypeError, match="geometry"):
+        Dataset(*rows)  # no default: CIFAR-10's is not assumed
+    with pytest.raises(TypeError, match="states the Geometry of its rows"):
+        Dataset(*rows, geometry=None)
+    with pytest.raises(ValueError, match="X_val has shape"):
+        Dataset(X, y, X[:1, :784], y[:1], X[:1], y[:1], CLASS_NAMES, "here",
+                geometry=CIFAR10_GEOMETRY)
+    assert Dataset(*rows, geometry=CIFAR10_GEOMETRY).geometry.D == 3072
+
+
+def test_test_time_views_need_a_geometry():
+    from numpy_mlp.nn.model import FullyConnectedNet
+    from numpy_mlp.training.inference import predict, probabilities
+
+    X = np.zeros((2, 3072), np.uint8)
+    model, prep = FullyConnectedNet(hidden_dim=4, seed=0), Preprocessor("per_image", None)
+    for f in (predict, probabilities):
+        with pytest.raises(ValueError, match="geometry"):
+            f(model, prep, X, tta_shift=1)
+        assert len(f(model, prep, X, tta_shift=1, geometry=CIFAR10_GEOMETRY)) == 2
+
+
 def test_to_images_is_channel_first_to_hwc():
     X = np.zeros((2, 3072), dtype=np.uint8)
     X[1, 0] = 10  # red, row 0, col 0
     X[1, 1024 + 5] = 20  # green, row 0, col 5
     X[1, 2048 + 32 * 3 + 1] = 30  # blue, row 3, col 1
-    img = to_images(X)
+    img = to_images(X, CIFAR10_GEOMETRY)
     assert img.shape == (2, 32, 32, 3) and img.dtype == np.uint8
     assert img[1, 0, 0, 0] == 10 and img[1, 0, 5, 1] == 20 and img[1, 3, 1, 2] == 30
     assert img.sum() == 60
-    assert to_images(X[1]).shape == (32, 32, 3)
+    assert to_images(X[1], CIFAR10_GEOMETRY).shape == (32, 32, 3)
 
 
 # ------------------------------------------------------------------ the real data

@@ -6,6 +6,7 @@ a local HTTP server with its md5 checked, then trained on, evaluated, predicted,
 exported to ONNX and searched through the command line. Hostile files get one line.
 """
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -20,8 +21,9 @@ from PIL import Image
 from test_download import server  # noqa: F401  (the fixture)
 
 from numpy_mlp.cli.commands import main
-from numpy_mlp.data.dataset import MNIST_GEOMETRY, Geometry, to_images
-from numpy_mlp.data.formats import CIFAR100_DIR
+from numpy_mlp.data.cifar100 import CIFAR100_DIR
+from numpy_mlp.data.dataset import Geometry, Parts, to_images
+from numpy_mlp.data.idx import MNIST_GEOMETRY
 from numpy_mlp.data.registry import DATASETS, default_folder, load_dataset
 from numpy_mlp.errors import DataError, ModelFileError
 from numpy_mlp.training.config import TrainConfig, data_config
@@ -294,6 +296,33 @@ def test_a_bad_image_folder_is_one_line(tmp_path, capsys):
             Image.new("RGB", (9, 9)).save(tmp_path / c / f"{i}.png")
     (tmp_path / "second" / "2.png").write_bytes(b"%!PS-Adobe-3.0 not a png")
     _one_line_error(tmp_path, "folder", capsys, "2.png is not an image this tool can read")
+
+
+def test_every_kind_in_the_registry_has_its_reader_and_its_files():
+    for name, kind in DATASETS.items():
+        assert kind.name == name and callable(kind.read), name
+        assert kind.files or kind.geometry is None, name  # only a folder of images has none
+        assert all(f.name and f.url.startswith("http") and len(f.md5) == 32 for f in kind.files)
+
+
+def test_load_dataset_dispatches_through_the_kind(monkeypatch, tmp_path):
+    """No dataset is special-cased by name: each is read by the reader its kind declares."""
+    seen = []
+
+    def read(kind, data_dir, geometry, fetch):
+        seen.append((kind.name, data_dir, geometry, fetch.download))
+        X = np.zeros((6, geometry.D), np.uint8)
+        return Parts((X, np.arange(6) % 2), (X[:2], np.arange(2)), ("a", "b"), "here")
+
+    for name, kind in DATASETS.items():
+        monkeypatch.setitem(DATASETS, name, dataclasses.replace(kind, read=read))
+        data = load_dataset(TrainConfig(dataset=name, val_size=2, image_size=8), tmp_path,
+                            download=False)
+        geometry = kind.geometry or Geometry(3, 8, 8)  # a folder: --image-size
+        assert seen[-1] == (name, tmp_path, geometry, False)
+        assert data.name == name and data.geometry == geometry and data.source == "here"
+        assert data.X_train.shape == (4, geometry.D) and data.class_names == ("a", "b")
+    assert len(seen) == len(DATASETS)
 
 
 def test_each_dataset_has_its_default_folder_and_cifar100_one_for_both_labels(monkeypatch,

@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from numpy_mlp.data.cifar10 import CIFAR10_GEOMETRY
 from numpy_mlp.data.images import FORMATS, MAX_PIXELS, image_to_row
 from numpy_mlp.errors import UserError
+
+G = CIFAR10_GEOMETRY  # the rows read here are CIFAR-10's, 3 x 32 x 32
 
 
 def gradient(h=48, w=64, top=65535):
@@ -59,7 +62,7 @@ def test_layout_is_channel_first_rows_of_32_by_32(tmp_path):
     img[:, :32, 0] = 255  # left half red
     img[:, 32:, 2] = 200  # right half blue
     Image.fromarray(img).save(tmp_path / "a.png")
-    row = image_to_row(tmp_path / "a.png")
+    row = image_to_row(tmp_path / "a.png", geometry=G)
     assert row.shape == (3072,) and row.dtype == np.uint8
     red, green, blue = row.reshape(3, 32, 32)
     assert red[:, :14].min() == 255 and red[:, 18:].max() == 0
@@ -73,12 +76,13 @@ def test_same_rows_as_plain_pillow_for_ordinary_images(tmp_path, fmt):
     Image.fromarray(rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(path, format=fmt)
     with Image.open(path) as im:  # the plain conversion, for files that need no hardening
         hwc = np.asarray(im.convert("RGB").resize((32, 32), Image.Resampling.BICUBIC))
-    np.testing.assert_array_equal(image_to_row(path), hwc.transpose(2, 0, 1).reshape(-1))
+    np.testing.assert_array_equal(image_to_row(path, geometry=G),
+                                  hwc.transpose(2, 0, 1).reshape(-1))
 
 
 def test_the_format_is_read_from_the_content_not_the_name(tmp_path):
     Image.fromarray(np.full((8, 8, 3), 77, np.uint8)).save(tmp_path / "photo.png", format="JPEG")
-    assert abs(int(image_to_row(tmp_path / "photo.png").mean()) - 77) <= 1
+    assert abs(int(image_to_row(tmp_path / "photo.png", geometry=G).mean()) - 77) <= 1
 
 
 # ------------------------------------------------------------------ 16-bit images
@@ -90,12 +94,12 @@ def test_a_16_bit_grey_png_is_scaled_not_clipped(tmp_path):
     with Image.open(tmp_path / "g16.png") as im:
         assert im.mode == "I;16"
     Image.fromarray(to_8_bits(a)).save(tmp_path / "g8.png")
-    row16 = image_to_row(tmp_path / "g16.png").astype(int)
-    row8 = image_to_row(tmp_path / "g8.png").astype(int)
+    row16 = image_to_row(tmp_path / "g16.png", geometry=G).astype(int)
+    row8 = image_to_row(tmp_path / "g8.png", geometry=G).astype(int)
     assert np.abs(row16 - row8).max() <= 1  # in fact equal: the same 8-bit image is read
     rounded = Image.fromarray(np.rint(a / 257).astype(np.uint8))  # the other common scaling
     rounded.save(tmp_path / "r8.png")
-    assert np.abs(row16 - image_to_row(tmp_path / "r8.png")).max() <= 2
+    assert np.abs(row16 - image_to_row(tmp_path / "r8.png", geometry=G)).max() <= 2
     assert row8.min() < 10 and row8.max() > 245 and len(np.unique(row8)) > 100  # a gradient
     with Image.open(tmp_path / "g16.png") as im:  # control: a plain conversion clips
         plain = np.asarray(im.convert("RGB").resize((32, 32), Image.Resampling.BICUBIC))
@@ -110,8 +114,8 @@ def test_other_16_bit_grey_modes_are_scaled(mode):
         Image.frombytes(mode, (a.shape[1], a.shape[0]), a.astype(">u2").tobytes())
     assert im.mode == mode
     from numpy_mlp.data import images
-    ref = images._small(Image.fromarray(to_8_bits(a)))
-    np.testing.assert_array_equal(images._small(im), ref)
+    ref = images._small(Image.fromarray(to_8_bits(a)), G)
+    np.testing.assert_array_equal(images._small(im, G), ref)
 
 
 def test_a_16_bit_rgb_png_is_read_as_its_8_bit_version(tmp_path):
@@ -122,8 +126,8 @@ def test_a_16_bit_rgb_png_is_read_as_its_8_bit_version(tmp_path):
     with Image.open(tmp_path / "c16.png") as im:
         assert im.mode == "RGB"
     Image.fromarray(to_8_bits(rgb)).save(tmp_path / "c8.png")
-    row16 = image_to_row(tmp_path / "c16.png").astype(int)
-    row8 = image_to_row(tmp_path / "c8.png").astype(int)
+    row16 = image_to_row(tmp_path / "c16.png", geometry=G).astype(int)
+    row8 = image_to_row(tmp_path / "c8.png", geometry=G).astype(int)
     assert np.abs(row16 - row8).max() <= 1 and row8.std() > 50
 
 
@@ -131,7 +135,8 @@ def test_a_16_bit_grey_png_reads_like_the_same_picture_in_16_bit_colour(tmp_path
     g = gradient()
     Image.fromarray(g).save(tmp_path / "g16.png")
     (tmp_path / "c16.png").write_bytes(rgb16_png(np.stack([g, g, g], axis=-1)))
-    diff = image_to_row(tmp_path / "g16.png").astype(int) - image_to_row(tmp_path / "c16.png")
+    diff = (image_to_row(tmp_path / "g16.png", geometry=G).astype(int)
+            - image_to_row(tmp_path / "c16.png", geometry=G))
     assert np.abs(diff).max() <= 1
 
 
@@ -144,7 +149,7 @@ def test_a_float_tiff_is_refused_naming_the_formats(tmp_path):
     with Image.open(path) as im:
         assert im.mode == "F"  # a real float TIFF, which Pillow could open
     with pytest.raises(UserError) as err:
-        image_to_row(path)
+        image_to_row(path, geometry=G)
     msg = one_line(err)
     assert str(path) in msg and ", ".join(FORMATS) in msg and "PNG, JPEG" in msg
 
@@ -156,7 +161,7 @@ def test_formats_not_named_are_refused_even_when_pillow_reads_them(tmp_path, fmt
     with Image.open(path) as im:
         assert im.format == fmt  # control: Pillow alone would open it
     with pytest.raises(UserError, match="formats accepted are PNG, JPEG") as err:
-        image_to_row(path)
+        image_to_row(path, geometry=G)
     one_line(err)
 
 
@@ -199,9 +204,10 @@ def test_postscript_named_png_never_starts_ghostscript(tmp_path):
 
     done, marker = _with_fake_gs(tmp_path, f"""
         from numpy_mlp.errors import UserError
+        from numpy_mlp.data.cifar10 import CIFAR10_GEOMETRY
         from numpy_mlp.data.images import image_to_row
         try:
-            image_to_row({str(path)!r})
+            image_to_row({str(path)!r}, geometry=CIFAR10_GEOMETRY)
         except UserError as e:
             print(e)
     """)
@@ -240,7 +246,7 @@ def test_a_decompression_bomb_is_refused_before_decoding(tmp_path, case):
     start = time.perf_counter()
     with _no_warnings():
         with pytest.raises(UserError) as err:
-            image_to_row(path)
+            image_to_row(path, geometry=G)
     assert time.perf_counter() - start < 2
     msg = one_line(err)
     assert str(path) in msg and "pixels" in msg and "scale it down" in msg
@@ -262,9 +268,9 @@ class _no_warnings:
 
 def test_the_pixel_bound_is_a_parameter_and_pillows_default(tmp_path):
     Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(tmp_path / "a.png")
-    assert image_to_row(tmp_path / "a.png", max_pixels=2000).shape == (3072,)
+    assert image_to_row(tmp_path / "a.png", max_pixels=2000, geometry=G).shape == (3072,)
     with pytest.raises(UserError, match="declares 50 x 40 = 2,000 pixels, more than the 1,999"):
-        image_to_row(tmp_path / "a.png", max_pixels=1999)
+        image_to_row(tmp_path / "a.png", max_pixels=1999, geometry=G)
     assert MAX_PIXELS == 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS out of the box
 
 
@@ -278,12 +284,12 @@ def test_damaged_files_are_one_line(tmp_path, damage):
             "empty": b"", "text": b"just some text, not a picture"}[damage]
     (tmp_path / "x.png").write_bytes(data)
     with pytest.raises(UserError, match="not an image this tool can read") as err:
-        image_to_row(tmp_path / "x.png")
+        image_to_row(tmp_path / "x.png", geometry=G)
     assert str(tmp_path / "x.png") in one_line(err)
 
 
 def test_missing_file_and_folder(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
-        image_to_row(tmp_path / "nope.png")
+        image_to_row(tmp_path / "nope.png", geometry=G)
     with pytest.raises(UserError, match="is not a file"):
-        image_to_row(tmp_path)
+        image_to_row(tmp_path, geometry=G)

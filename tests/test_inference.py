@@ -108,12 +108,12 @@ def run(tmp_path_factory):
 
 def no_download(monkeypatch, tmp_path):
     """Downloads fail the test; the default data folder is an empty one."""
-    import numpy_mlp.data.cifar10
+    import numpy_mlp.data.download
 
     def refuse(*a, **kw):
         raise AssertionError("evaluate tried to download")
 
-    monkeypatch.setattr(numpy_mlp.data.cifar10, "download_cifar10", refuse)
+    monkeypatch.setattr(numpy_mlp.data.download, "download_file", refuse)
     (tmp_path / "default").mkdir()
     monkeypatch.setenv("NUMPY_MLP_DATA", str(tmp_path / "default"))
 

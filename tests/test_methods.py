@@ -10,11 +10,14 @@ from synthetic_data import synthetic
 from numpy_mlp import FullyConnectedNet, TrainConfig, train
 from numpy_mlp.cli.commands import build_parser, config_from_args, main
 from numpy_mlp.data.augment import augment, mirror, random_crop, random_flip, shift, tta_views
+from numpy_mlp.data.cifar10 import CIFAR10_GEOMETRY
 from numpy_mlp.data.preprocessing import Preprocessor, channel_stats
 from numpy_mlp.errors import ConfigError
 from numpy_mlp.nn.losses import softmax
 from numpy_mlp.runs.evaluate import evaluate_saved
 from numpy_mlp.training.inference import predict, probabilities
+
+G = CIFAR10_GEOMETRY  # the images' geometry: their rows are CIFAR-10's
 
 
 def images(n=8, seed=0):
@@ -24,7 +27,7 @@ def images(n=8, seed=0):
 def test_flip_mirrors_about_half_of_the_images_and_leaves_the_input_alone():
     X = images(400)
     before = X.copy()
-    out = random_flip(X, np.random.default_rng(0))
+    out = random_flip(X, np.random.default_rng(0), G)
     np.testing.assert_array_equal(X, before)
     a, b = X.reshape(-1, 3, 32, 32), out.reshape(-1, 3, 32, 32)
     mirrored = np.all(b == a[..., ::-1], axis=(1, 2, 3))
@@ -36,7 +39,7 @@ def test_flip_mirrors_about_half_of_the_images_and_leaves_the_input_alone():
 def test_crop_takes_a_window_of_the_zero_padded_image():
     X = images(50)
     pad = 3
-    out = random_crop(X, pad, np.random.default_rng(1)).reshape(-1, 3, 32, 32)
+    out = random_crop(X, pad, np.random.default_rng(1), G).reshape(-1, 3, 32, 32)
     padded = np.pad(X.reshape(-1, 3, 32, 32), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     shifts = set()
     for i in range(50):
@@ -49,7 +52,7 @@ def test_crop_takes_a_window_of_the_zero_padded_image():
 
 def test_no_augmentation_returns_the_batch_itself():
     X = images()
-    assert augment(X, np.random.default_rng(0)) is X
+    assert augment(X, np.random.default_rng(0), geometry=G) is X
 
 
 def test_trainer_with_every_method_on_still_learns():
@@ -106,21 +109,21 @@ def test_shift_is_the_window_a_training_crop_at_that_offset_sees(dy, dx):
     X, pad = images(5), 4
     padded = np.pad(X.reshape(-1, 3, 32, 32), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     window = padded[:, :, pad + dy:pad + dy + 32, pad + dx:pad + dx + 32]
-    np.testing.assert_array_equal(shift(X, dy, dx).reshape(-1, 3, 32, 32), window)
+    np.testing.assert_array_equal(shift(X, dy, dx, G).reshape(-1, 3, 32, 32), window)
 
 
 def test_the_ten_views_are_the_image_and_four_diagonal_shifts_each_also_mirrored():
     X = images(3)
     before = X.copy()
-    views = list(tta_views(X, 2))
+    views = list(tta_views(X, 2, G))
     np.testing.assert_array_equal(X, before)
-    expected = [f(shift(X, dy, dx)) for dy, dx in ((0, 0), (2, 2), (2, -2), (-2, 2), (-2, -2))
-                for f in (lambda v: v, mirror)]
+    expected = [f(shift(X, dy, dx, G)) for dy, dx in ((0, 0), (2, 2), (2, -2), (-2, 2), (-2, -2))
+                for f in (lambda v: v, lambda v: mirror(v, G))]
     assert len(views) == 10
     for got, want in zip(views, expected):
         np.testing.assert_array_equal(got, want)
     assert len({v.tobytes() for v in views}) == 10
-    np.testing.assert_array_equal(mirror(X).reshape(-1, 3, 32, 32),
+    np.testing.assert_array_equal(mirror(X, G).reshape(-1, 3, 32, 32),
                                   X.reshape(-1, 3, 32, 32)[..., ::-1])
 
 
@@ -130,14 +133,14 @@ def test_tta_predicts_the_class_of_the_mean_probability_over_the_views(mode):
     prep = Preprocessor(mode, channel_stats(X) if mode == "per_channel" else None)
     model = FullyConnectedNet(hidden_dim=[64, 32], seed=1)
     # by hand: normalise each view, the whole network, softmax, the mean over the ten views
-    views = [shift(X, dy, dx) for dy, dx in ((0, 0), (3, 3), (3, -3), (-3, 3), (-3, -3))]
-    views += [mirror(v) for v in views]
+    views = [shift(X, dy, dx, G) for dy, dx in ((0, 0), (3, 3), (3, -3), (-3, 3), (-3, -3))]
+    views += [mirror(v, G) for v in views]
     mean_probs = sum(softmax(model.forward(prep(v), train=False)[0].astype(np.float64))
                      for v in views) / 10
-    probs = probabilities(model, prep, X, batch_size=128, tta_shift=3)  # folded, 3 batches
+    probs = probabilities(model, prep, X, batch_size=128, tta_shift=3, geometry=G)  # 3 batches
     assert probs.shape == (300, 10) and probs.dtype == np.float64
     np.testing.assert_allclose(probs, mean_probs, rtol=1e-4, atol=1e-7)
-    pred = predict(model, prep, X, batch_size=128, tta_shift=3)
+    pred = predict(model, prep, X, batch_size=128, tta_shift=3, geometry=G)
     np.testing.assert_array_equal(pred, mean_probs.argmax(axis=1))
     # one view: the softmax of the scores, and the class of the highest score
     one = softmax(model.forward(prep(X), train=False)[0].astype(np.float64))
@@ -200,22 +203,22 @@ def test_predict_averages_the_ten_views_and_a_bad_saved_shift_is_refused(tmp_pat
         Image.fromarray(images(1, seed=i).reshape(3, 32, 32).transpose(1, 2, 0)).save(paths[-1])
     saved = load_model(model_path)
     model, prep = saved.model, saved.preprocessor
-    rows = np.stack([image_to_row(p) for p in paths])
+    rows = np.stack([image_to_row(p, geometry=G) for p in paths])
 
     def probs(views):
         return sum(softmax(model.forward(prep(v), train=False)[0].astype(np.float64))
                    for v in views) / len(views)
 
     names = saved.class_names
-    for shift_arg, expected in ((None, probs(list(tta_views(rows, 3)))), (0, probs([rows])),
-                                (1, probs(list(tta_views(rows, 1))))):
+    for shift_arg, expected in ((None, probs(list(tta_views(rows, 3, G)))), (0, probs([rows])),
+                                (1, probs(list(tta_views(rows, 1, G))))):
         # default: the run's own shift, 3
         got = predict_files(model_path, paths, top=10, tta_shift=shift_arg)
         for (path, top), p in zip(got, expected):
             np.testing.assert_allclose([q for _, q in top], np.sort(p)[::-1], rtol=1e-5)
             assert top[0][0] == names[int(np.argmax(p))]
     # the views do change the answer
-    assert not np.allclose(probs(list(tta_views(rows, 3))), probs([rows]))
+    assert not np.allclose(probs(list(tta_views(rows, 3, G))), probs([rows]))
     capsys.readouterr()
     assert main(["predict", "--model", str(model_path), "--tta-shift", "40", str(paths[0])]) == 2
     err = capsys.readouterr().err.strip()
@@ -224,7 +227,7 @@ def test_predict_averages_the_ten_views_and_a_bad_saved_shift_is_refused(tmp_pat
     # a hand-edited model file whose saved shift is not one: refused by name,
     # unless a shift is given
     cfg = dict(saved.config, tta_shift=99)
-    save_model(model_path, model, prep, class_names=names, config=cfg)
+    save_model(model_path, model, prep, class_names=names, config=cfg, geometry=G)
     for cmd in (["evaluate", "--model", str(model_path), *data, "--no-pictures"],
                 ["predict", "--model", str(model_path), str(paths[0])]):
         assert main(cmd) == 2

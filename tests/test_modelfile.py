@@ -14,11 +14,13 @@ import zipfile
 import numpy as np
 import pytest
 
+from numpy_mlp.data.cifar10 import CIFAR10_GEOMETRY
+from numpy_mlp.data.dataset import Geometry
 from numpy_mlp.data.preprocessing import Preprocessor
 from numpy_mlp.errors import ModelFileError
 from numpy_mlp.files.npzfile import MAX_RATIO
 from numpy_mlp.nn.model import FullyConnectedNet
-from numpy_mlp.training.model_file import MAX_MODEL_BYTES, read_model_file, save_model
+from numpy_mlp.training.model_file import MAX_MODEL_BYTES, load_model, read_model_file, save_model
 
 CLASSES = [f"class{i}" for i in range(10)]
 
@@ -27,7 +29,8 @@ def good_model(path, hidden=(8,), mode="per_channel"):
     model = FullyConnectedNet(3072, hidden, 10, seed=0)
     stats = {"mean": np.array([120.0, 121.0, 122.0]), "std": np.array([60.0, 61.0, 62.0])}
     preprocessor = Preprocessor(mode, stats if mode == "per_channel" else None)
-    save_model(path, model, preprocessor, class_names=CLASSES, config={"reg": 0.01, "dropout": 0.0})
+    save_model(path, model, preprocessor, class_names=CLASSES, config={"reg": 0.01, "dropout": 0.0},
+               geometry=CIFAR10_GEOMETRY)
     return model
 
 
@@ -321,12 +324,33 @@ def test_a_symlinked_model_is_read_like_its_target(tmp_path):
     assert sorted(read_model_file(tmp_path / "link.npz")[0]) == ["W1", "W2", "b1", "b2"]
 
 
+@pytest.mark.parametrize("D", [7, 20_000])
+def test_a_model_of_features_records_their_geometry_and_reads_back(tmp_path, D):
+    # wider than an image's side (4096) but no more values than the largest image has
+    model = FullyConnectedNet(D, (2,), 3, seed=0)
+    stats = {"mean": np.zeros(D), "std": np.ones(D)}
+    save_model(tmp_path / "m.npz", model, Preprocessor("per_feature", stats),
+               class_names=["a", "b", "c"], geometry=Geometry.features(D))
+    saved = load_model(tmp_path / "m.npz")
+    assert saved.geometry == Geometry(1, 1, D) and saved.model.input_dim == D
+
+
+def test_geometries_are_images_or_a_row_of_features():
+    for good in ((3, 32, 32), (1, 28, 28), (1, 4096, 4096), (1, 1, 20_000)):
+        assert Geometry.from_dict(Geometry(*good).to_dict()) == Geometry(*good)
+    for bad in ((2, 32, 32), (3, 1, 20_000), (1, 2, 5000), (1, 1, 3 * 4096 ** 2 + 1),
+                (1, 0, 5), (3, 32, 32.0)):
+        with pytest.raises(ValueError, match="expected 1 or 3 channels"):
+            Geometry.from_dict(dict(zip(("channels", "height", "width"), bad)))
+
+
 def test_a_model_of_float_features_reads_and_its_statistics_must_fit_its_width(tmp_path):
     # per_feature: any D, one mean and one std per feature
     model = FullyConnectedNet(7, (4,), 3, seed=0)
     stats = {"mean": np.arange(7.0), "std": np.ones(7)}
     path = tmp_path / "features.npz"
-    save_model(path, model, Preprocessor("per_feature", stats), class_names=["a", "b", "c"])
+    save_model(path, model, Preprocessor("per_feature", stats), class_names=["a", "b", "c"],
+               geometry=Geometry.features(7))
     params, meta = read_model_file(path)
     assert params["W1"].shape == (7, 4) and meta["input_dim"] == 7
     arrays, meta = members(path)
@@ -335,7 +359,8 @@ def test_a_model_of_float_features_reads_and_its_statistics_must_fit_its_width(t
              "not one per input feature (7)"),
             (lambda m: m["preprocessing"]["stats"].update(std=[1.0] * 6),
              "meta.preprocessing.stats.std is"),
-            (lambda m: m.update(preprocessing={"mode": "per_image", "stats": None}),
+            (lambda m: m.update(preprocessing={"mode": "per_image", "stats": None},
+                                geometry=CIFAR10_GEOMETRY.to_dict()),
              "meta.input_dim is 7, not 3072")):
         broken = json.loads(json.dumps(meta))
         change(broken)

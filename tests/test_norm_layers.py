@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from numpy_mlp.data.augment import cutmix, mixup, one_hot
+from numpy_mlp.data.cifar10 import CIFAR10_GEOMETRY
 from numpy_mlp.nn.gradient_check import numerical_gradient, rel_error
 from numpy_mlp.nn.layers import (
     batchnorm_backward,
@@ -101,7 +102,7 @@ def test_mixup_blends_images_and_targets_with_one_lambda(rng):
 def test_cutmix_pastes_one_box_and_weights_labels_by_its_area(rng):
     X = rng.integers(0, 256, (16, 3072), dtype=np.uint8)
     y = np.arange(16) % 10
-    Xm, T = cutmix(X, y, 1.0, np.random.default_rng(3), 10)
+    Xm, T = cutmix(X, y, 1.0, np.random.default_rng(3), 10, geometry=CIFAR10_GEOMETRY)
     assert Xm.dtype == np.uint8 and not np.shares_memory(Xm, X)
     changed = (Xm != X).reshape(16, 3, 32, 32).any(axis=(0, 1))  # (32, 32) pixels touched
     rows, cols = np.nonzero(changed)

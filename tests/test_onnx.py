@@ -35,7 +35,7 @@ def save_run(folder, config, data):
     r = train(config, data)
     folder.mkdir(parents=True, exist_ok=True)
     save_model(folder / "model.npz", r.model, r.preprocessor,
-               class_names=data.class_names, config=config.to_dict())
+               class_names=data.class_names, config=config.to_dict(), geometry=data.geometry)
 
 
 def ours(model_file, X):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from numpy_mlp.data.cifar10 import CLASS_NAMES
+from numpy_mlp.data.cifar10 import CIFAR10_GEOMETRY, CLASS_NAMES
 from numpy_mlp.data.dataset import to_images
 from numpy_mlp.runs import plots
 
@@ -18,7 +18,7 @@ def test_weight_templates_put_each_column_back_as_a_channel_last_image_in_0_1():
     rng = np.random.default_rng(0)
     W1 = rng.standard_normal((3072, 4))
     W1[:, 2] = 0.0  # a constant unit must not divide by zero
-    t = plots.weight_templates(W1)
+    t = plots.weight_templates(W1, CIFAR10_GEOMETRY)
     assert t.shape == (4, 32, 32, 3)
     # unit 0: channel-first layout (1024 red, 1024 green, 1024 blue), row-major planes
     col = W1[:, 0]
@@ -30,7 +30,7 @@ def test_weight_templates_put_each_column_back_as_a_channel_last_image_in_0_1():
         assert t[k].min() == 0.0 and t[k].max() == pytest.approx(1.0)
     assert np.all(t[2] == 0.0)
     with pytest.raises(ValueError, match="3072"):
-        plots.weight_templates(np.zeros((100, 4)))
+        plots.weight_templates(np.zeros((100, 4)), CIFAR10_GEOMETRY)
 
 
 def test_first_layer_picture_of_a_template_shows_the_template(tmp_path):
@@ -39,19 +39,21 @@ def test_first_layer_picture_of_a_template_shows_the_template(tmp_path):
     img[2] = 1.0
     img[0, 8:24, 8:24], img[2, 8:24, 8:24] = 1.0, 0.0
     W1 = img.reshape(3072, 1)
-    path = plots.plot_first_layer_weights(W1, tmp_path / "w.png")
+    path = plots.plot_first_layer_weights(W1, tmp_path / "w.png", geometry=CIFAR10_GEOMETRY)
     px = read_png(path).astype(int)
     red = (px[..., 0] > 200) & (px[..., 1] < 60) & (px[..., 2] < 60)
     blue = (px[..., 2] > 200) & (px[..., 0] < 60) & (px[..., 1] < 60)
     assert red.sum() > 100 and blue.sum() > red.sum()  # the square inside a larger frame
     # with W1_init the picture shows the change, W1 - W1_init: here exactly zero -> all black
-    path = plots.plot_first_layer_weights(W1 + 5.0, tmp_path / "d.png", W1_init=W1 + 5.0)
+    path = plots.plot_first_layer_weights(W1 + 5.0, tmp_path / "d.png", W1_init=W1 + 5.0,
+                                          geometry=CIFAR10_GEOMETRY)
     px = read_png(path).astype(int)
     assert not ((px[..., 0] > 200) & (px[..., 2] < 60)).any()
     # a shrunken random start (as L2 leaves it) plus the template: the template shows, not the noise
     W0 = np.random.default_rng(0).standard_normal((3072, 1)) * 3
     W0 -= (W0 * W1).sum() / (W1 * W1).sum() * W1  # noise orthogonal to the template
-    path = plots.plot_first_layer_weights(0.35 * W0 + W1, tmp_path / "s.png", W1_init=W0)
+    path = plots.plot_first_layer_weights(0.35 * W0 + W1, tmp_path / "s.png", W1_init=W0,
+                                          geometry=CIFAR10_GEOMETRY)
     px = read_png(path).astype(int)
     red = (px[..., 0] > 200) & (px[..., 1] < 60) & (px[..., 2] < 60)
     assert red.sum() > 100
@@ -113,6 +115,7 @@ def test_to_images_and_the_grid_agree_on_the_layout(tmp_path):
     # a CIFAR-10 row that is pure red must be drawn red
     row = np.zeros((1, 3072), dtype=np.uint8)
     row[0, :1024] = 255
-    path = plots.plot_predictions(to_images(row), [3], [3], CLASS_NAMES, tmp_path / "r.png", cols=1)
+    path = plots.plot_predictions(to_images(row, CIFAR10_GEOMETRY), [3], [3], CLASS_NAMES,
+                                  tmp_path / "r.png", cols=1)
     px = read_png(path).astype(int)
     assert ((px[..., 0] > 240) & (px[..., 1] < 20) & (px[..., 2] < 20)).sum() > 1000

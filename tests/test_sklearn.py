@@ -132,6 +132,32 @@ def test_image_options_work_on_image_rows():
     assert clf.run_.preprocessor.mode == "per_channel"
 
 
+@pytest.mark.parametrize("D", [5, 3072, 20_000])
+def test_the_estimators_data_is_a_dataset_of_its_geometry(D, monkeypatch):
+    import numpy_mlp.sklearn as sk
+    from numpy_mlp.data.cifar10 import CIFAR10_GEOMETRY
+    from numpy_mlp.data.dataset import Dataset, Geometry
+
+    seen = []
+    real_train = sk.train
+
+    def spy(config, data, **kw):
+        seen.append(data)
+        return real_train(config, data, **kw)
+
+    monkeypatch.setattr(sk, "train", spy)
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(30, D)), np.arange(30) % 3
+    clf = FullyConnectedClassifier(hidden_dim=(4,), epochs=1, evals=1, threads=1,
+                                   validation_fraction=0.2)
+    assert clf.fit(X, y).predict(X[:4]).shape == (4,)
+    data, = seen
+    assert isinstance(data, Dataset) and data.class_names == ("0", "1", "2")
+    assert data.geometry == (CIFAR10_GEOMETRY if D == 3072 else Geometry.features(D))
+    assert data.X_train.shape == (24, D) and data.X_val.shape == (6, D)
+    assert data.X_test.shape == (0, D)
+
+
 def test_bad_parameter_is_one_clear_value_error():
     X, y = blobs()
     with pytest.raises(ValueError, match="alpha=0 must be"):

@@ -1,7 +1,7 @@
 """Data augmentation on uint8 image rows: random for training, fixed views for testing.
 
 A row is laid out channel-first: (D,) = channels x height x width, as its ``geometry``
-(:class:`~numpy_mlp.datasets.Geometry`, CIFAR-10's 3 x 32 x 32 by default) says.
+(:class:`~numpy_mlp.data.dataset.Geometry`, the data's: ``data.geometry``) says.
 Augmentation works on a copy of the minibatch, before preprocessing, so the training set
 stays uint8 and untouched. :func:`tta_views` gives the fixed views that test-time
 augmentation averages over.
@@ -14,20 +14,19 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .dataset import CIFAR10_GEOMETRY
-
 
 def _grid(X, g):
     """Rows X (N, D) as the images (N, channels, height, width) of geometry ``g``: a view."""
     return X.reshape(len(X), g.channels, g.height, g.width)
 
 
-def random_flip(X, rng, geometry=CIFAR10_GEOMETRY):
+def random_flip(X, rng, geometry):
     """Mirror a random half of the images left-right.
 
     Args:
         X: (N, D) uint8 images; not modified.
         rng: ``numpy.random.Generator``.
+        geometry: the images' Geometry.
     Returns:
         (N, D) uint8, a new array.
     """
@@ -38,7 +37,7 @@ def random_flip(X, rng, geometry=CIFAR10_GEOMETRY):
     return out
 
 
-def random_crop(X, pad, rng, geometry=CIFAR10_GEOMETRY):
+def random_crop(X, pad, rng, geometry):
     """Pad each image with ``pad`` zero pixels on every side, then cut a random window of
     the image's own size.
 
@@ -46,6 +45,7 @@ def random_crop(X, pad, rng, geometry=CIFAR10_GEOMETRY):
         X: (N, D) uint8 images; not modified.
         pad: pixels of zero padding (0 returns a copy).
         rng: ``numpy.random.Generator``.
+        geometry: the images' Geometry.
     Returns:
         (N, D) uint8, a new array.
     """
@@ -62,8 +62,9 @@ def random_crop(X, pad, rng, geometry=CIFAR10_GEOMETRY):
     return np.ascontiguousarray(crops).reshape(N, -1)
 
 
-def augment(X, rng, flip=False, crop_pad=0, geometry=CIFAR10_GEOMETRY):
-    """Apply the chosen augmentations to a uint8 minibatch (N, D); returns X itself if none."""
+def augment(X, rng, flip=False, crop_pad=0, *, geometry):
+    """Apply the chosen augmentations to a uint8 minibatch (N, D) of ``geometry``; returns X
+    itself if none."""
     if crop_pad:
         X = random_crop(X, crop_pad, rng, geometry)
     if flip:
@@ -71,7 +72,7 @@ def augment(X, rng, flip=False, crop_pad=0, geometry=CIFAR10_GEOMETRY):
     return X
 
 
-def shift(X, dy, dx, geometry=CIFAR10_GEOMETRY):
+def shift(X, dy, dx, geometry):
     """Move every image ``dy`` pixels up and ``dx`` pixels left, filling the edge with zeros.
 
     Pixel (i, j) of the result is pixel (i + dy, j + dx) of the image, or 0 outside it:
@@ -81,6 +82,7 @@ def shift(X, dy, dx, geometry=CIFAR10_GEOMETRY):
     Args:
         X: (N, D) uint8 images; not modified.
         dy, dx: integer shifts (within the image: below its height, width).
+        geometry: the images' Geometry.
     Returns:
         (N, D) uint8, a new array.
     """
@@ -93,12 +95,13 @@ def shift(X, dy, dx, geometry=CIFAR10_GEOMETRY):
     return out
 
 
-def mirror(X, geometry=CIFAR10_GEOMETRY):
-    """Every image mirrored left-right: (N, D) uint8 -> (N, D) uint8, a new array."""
+def mirror(X, geometry):
+    """Every image (of ``geometry``) mirrored left-right: (N, D) uint8 -> (N, D) uint8, a
+    new array."""
     return np.ascontiguousarray(_grid(X, geometry)[:, :, :, ::-1]).reshape(len(X), -1)
 
 
-def tta_views(X, s, geometry=CIFAR10_GEOMETRY):
+def tta_views(X, s, geometry):
     """The ten views of test-time augmentation: each image as it is and shifted ``s`` pixels
     diagonally (four ways), each of the five also mirrored -- the "ten-crop" of image
     classification, on images zero-padded as the training crops are.
@@ -106,6 +109,7 @@ def tta_views(X, s, geometry=CIFAR10_GEOMETRY):
     Args:
         X: (N, D) uint8 images; not modified.
         s: shift in pixels, >= 1 (about half the training crops' padding works well).
+        geometry: the images' Geometry.
     Yields:
         10 arrays (N, D) uint8.
     """
@@ -143,7 +147,7 @@ def mixup(X, y, alpha, rng, num_classes):
     return lam * X + (1 - lam) * X[perm], lam * T + (1 - lam) * T[perm]
 
 
-def cutmix(X, y, alpha, rng, num_classes, dtype=np.float32, geometry=CIFAR10_GEOMETRY):
+def cutmix(X, y, alpha, rng, num_classes, dtype=np.float32, *, geometry):
     """CutMix (Yun et al. 2019): a box of each image replaced by the same box of another.
 
     ``lam ~ Beta(alpha, alpha)`` sets the box's area to about ``(1 - lam)`` of the image;
@@ -156,6 +160,8 @@ def cutmix(X, y, alpha, rng, num_classes, dtype=np.float32, geometry=CIFAR10_GEO
         alpha: > 0.
         rng: ``numpy.random.Generator``.
         num_classes: C.
+        dtype: of the targets.
+        geometry: the images' Geometry (the box is cut in their height x width).
     Returns:
         X_mixed: (N, D) uint8 new array, targets: (N, C) of ``dtype``.
     """

@@ -1,4 +1,5 @@
-"""CIFAR-10: its constants, its files read safely, and :func:`load_cifar10`.
+"""CIFAR-10: its constants and official archive, its files read safely, its
+:data:`CIFAR10` kind (``--dataset cifar10``) and :func:`load_cifar10`.
 
 Dimension letters used in every docstring: N images, D = 3072 = 3 * 32 * 32 values per
 CIFAR-10 image, stored channel-first exactly as in the batch files (1024 red, then 1024
@@ -15,8 +16,9 @@ c. the official archive ``cifar-10-python.tar.gz``, read member by member with
 d. otherwise the official archive is downloaded there (:mod:`numpy_mlp.data.download`) and
    read.
 
-:func:`read_folder` finds the files and returns their arrays; nothing else in the package
-opens them. Each kind is checked before anything is built from it:
+:func:`read_cifar10` finds the files and returns their arrays; nothing else in the package
+opens them (:mod:`numpy_mlp.data.cifar100` reads CIFAR-100 with the same checks). Each kind
+is checked before anything is built from it:
 
 - a batch (``data_batch_1`` .. ``data_batch_5``, ``test_batch``): at most
   :data:`~numpy_mlp.files.safe_pickle.MAX_BYTES` bytes, unpickled by the restricted
@@ -48,14 +50,22 @@ import numpy as np
 
 from ..errors import DataError
 from ..files.safe_pickle import MAX_BYTES, safe_load
-from .dataset import Dataset, default_data_dir, split_validation
-from .download import ARCHIVE_NAME, OFFICIAL_MD5, OFFICIAL_URL, download_cifar10
+from .dataset import Dataset, DatasetKind, Geometry, Parts
+from .download import DEADLINE, READ_TIMEOUT, Fetch, OfficialFile, download_file
+from .download import MAX_BYTES as MAX_DOWNLOAD_BYTES
 
 CLASS_NAMES: tuple[str, ...] = (
     "airplane", "automobile", "bird", "cat", "deer",
     "dog", "frog", "horse", "ship", "truck",
 )
-D = 3072  # values per image: 3 channels * 32 * 32
+CIFAR10_GEOMETRY = Geometry(3, 32, 32)  # CIFAR-100 shares it
+D = CIFAR10_GEOMETRY.D  # 3072 values per image: 3 channels * 32 * 32
+OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
+OFFICIAL_BYTES = 170_498_071  # the size of the official archive
+ARCHIVE_NAME = "cifar-10-python.tar.gz"
+OFFICIAL_FILE = OfficialFile(ARCHIVE_NAME, OFFICIAL_URL, OFFICIAL_MD5)
+ARCHIVE_SIZE = "about 170 MB"  # told when the download starts
 ARCHIVE_DIR = "cifar-10-batches-py"  # the folder inside the official archive
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILE = "test_batch"
@@ -71,31 +81,44 @@ MAX_TAR_BYTES = len(BATCH_FILES) * MAX_BYTES
 _REDOWNLOAD = "delete it and download CIFAR-10 again"
 
 
-def read_folder(folder: Path, *, download: bool, create: bool, parents: bool, progress: bool,
-                url: str, md5: str, log=None):
-    """Find CIFAR-10 in ``folder`` (layouts a-d of :mod:`numpy_mlp.data`) and read it.
+def download_cifar10(
+    dest_dir: str | os.PathLike,
+    url: str = OFFICIAL_URL,
+    md5: str = OFFICIAL_MD5,
+    progress: bool = True,
+    log=None,
+    *,
+    parents: bool = False,
+    timeout: float = READ_TIMEOUT,
+    deadline: float = DEADLINE,
+    max_bytes: int = MAX_DOWNLOAD_BYTES,
+) -> Path:
+    """Download the CIFAR-10 archive into ``dest_dir`` and return its path
+    (:func:`~numpy_mlp.data.download.download_file` of ``cifar-10-python.tar.gz``)."""
+    return download_file(dest_dir, ARCHIVE_NAME, url, md5, progress, log, what="CIFAR-10",
+                         size=ARCHIVE_SIZE, official_url=OFFICIAL_URL, parents=parents,
+                         timeout=timeout, deadline=deadline, max_bytes=max_bytes)
 
-    ``download``: fetch the archive if nothing is there; ``create``: the folder may be
-    created for it (its missing parents too with ``parents``). Returns ``(arrays,
-    source)``, see :func:`read_batches`.
-    """
+
+def read_cifar10(kind: DatasetKind, data_dir, geometry, fetch: Fetch) -> Parts:
+    """Find CIFAR-10 in ``data_dir`` (layouts a-d of the module docstring) and read it;
+    the archive, if that is what is needed, comes through ``fetch``."""
+    folder, default = kind.folder(data_dir)
     for candidate in (folder, folder / ARCHIVE_DIR):
         if any((candidate / name).exists() for name in BATCH_FILES):
-            return read_batches(lambda name, c=candidate: _load_file(c / name)), str(candidate)
-    archive = folder / ARCHIVE_NAME
-    if not archive.exists():
-        if not download:
-            raise DataError(
-                f"CIFAR-10 not found in {folder} (looked for the batch files, "
-                f"{ARCHIVE_DIR}/ and {ARCHIVE_NAME}); download {OFFICIAL_URL} into that "
-                "folder, or pass --data-dir / set NUMPY_MLP_DATA to where it is"
-            )
-        if not create and not folder.is_dir():
-            raise DataError(f"the CIFAR-10 folder {folder} does not exist (it is not created "
-                            "again here); pass --data-dir with the folder that has CIFAR-10")
-        archive = download_cifar10(folder, url=url, md5=md5, progress=progress, log=log,
-                                   parents=parents)
-    return read_archive(archive), str(archive)
+            arrays = read_batches(lambda name, c=candidate: _load_file(c / name))
+            return Parts(arrays["train"], arrays["test"], arrays["names"], str(candidate))
+    archive = fetch(folder, OFFICIAL_FILE, what=kind.title, parents=default, size=ARCHIVE_SIZE,
+                    offline=f"CIFAR-10 not found in {folder} (looked for the batch files, "
+                            f"{ARCHIVE_DIR}/ and {ARCHIVE_NAME}); download {OFFICIAL_URL} "
+                            "into that folder, or pass --data-dir / set NUMPY_MLP_DATA to "
+                            "where it is")
+    arrays = read_archive(archive)
+    return Parts(arrays["train"], arrays["test"], arrays["names"], str(archive))
+
+
+CIFAR10 = DatasetKind("cifar10", "CIFAR-10", CIFAR10_GEOMETRY, read_cifar10, (OFFICIAL_FILE,),
+                      home="")  # in the default data folder itself, where it always was
 
 
 def _limit(name: str) -> int:
@@ -317,17 +340,11 @@ def load_cifar10(
         log: callable taking one line of text: told when a download starts and ends.
 
     Returns:
-        CIFAR10 with X_train (50000 - val_size, D), X_val (val_size, D), X_test (10000, D),
-        all uint8, and int64 labels.
+        a Dataset with X_train (50000 - val_size, D), X_val (val_size, D), X_test
+        (10000, D), all uint8, and int64 labels.
 
     Raises:
         DataError: data not found (and not downloadable), or a file is missing or damaged.
     """
-    folder = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
-    arrays, source = read_folder(folder, download=download, create=create,
-                                 parents=data_dir is None, progress=progress, url=url, md5=md5,
-                                 log=log)
-    X, y = arrays["train"]
-    X_train, y_train, X_val, y_val = split_validation(X, y, val_size, np.random.default_rng(seed))
-    X_test, y_test = arrays["test"]
-    return Dataset(X_train, y_train, X_val, y_val, X_test, y_test, arrays["names"], source)
+    fetch = Fetch(download, create, progress, log, sources={ARCHIVE_NAME: (url, md5)})
+    return CIFAR10.load(data_dir, fetch, val_size=val_size, seed=seed)

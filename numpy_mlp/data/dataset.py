@@ -1,10 +1,14 @@
 """What a dataset is: images of one geometry, split into train / validation / test.
 
 Every image is a uint8 row (D,) laid out channel-first, as CIFAR-10's batch files store it:
-``channels`` planes, each a row-major ``height x width`` grid. A :class:`Dataset` carries its
-:class:`Geometry` and class names, so that augmentation, pictures, image files and the ONNX
-export reshape every row the same way. Each ``--dataset`` choice is a :class:`DatasetKind`
-(the registry lists them: numpy_mlp/data/registry.py).
+``channels`` planes, each a row-major ``height x width`` grid. A :class:`Dataset` states its
+:class:`Geometry` and class names (there is no default), so that augmentation, pictures,
+image files and the ONNX export reshape every row the same way; rows that are not images
+(the scikit-learn estimator's features) say so with :meth:`Geometry.features`.
+
+Each ``--dataset`` choice is a :class:`DatasetKind`, declared by the module of its file
+format (cifar10.py, cifar100.py, idx.py, folder.py) with the reader that turns its files
+into :class:`Parts`; registry.py lists them.
 
     N  images      D  channels * height * width      C  classes
 """
@@ -12,12 +16,17 @@ export reshape every row the same way. Each ``--dataset`` choice is a :class:`Da
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from ..errors import DataError
+
+MAX_SIDE = 4096  # pixels: the largest height or width of an image
+MAX_VALUES = 3 * MAX_SIDE * MAX_SIDE  # the most values a row may have (the largest image's)
 
 
 @dataclass(frozen=True)
@@ -42,14 +51,29 @@ class Geometry:
         return {"channels": self.channels, "height": self.height, "width": self.width}
 
     @classmethod
+    def features(cls, D: int) -> Geometry:
+        """Rows of D plain features, not images: one channel, one row of D values. Nothing
+        that needs an image (flips, crops, CutMix, test-time views) makes sense on them."""
+        return cls(1, 1, int(D))
+
+    @property
+    def is_features(self) -> bool:
+        """One channel of one row: the shape :meth:`features` gives."""
+        return self.channels == 1 and self.height == 1
+
+    @classmethod
     def from_dict(cls, d) -> Geometry:
         """The geometry :meth:`to_dict` wrote; ValueError if ``d`` is not one."""
         try:
             g = cls(*(d[k] for k in ("channels", "height", "width")))
         except (KeyError, TypeError):
             raise ValueError(f"geometry {d!r}: expected channels, height and width") from None
-        if g.channels not in (1, 3) or not all(type(v) is int and 1 <= v <= 4096
-                                               for v in (g.height, g.width)):
+        sides = (g.height, g.width)
+        image = g.channels in (1, 3) and all(type(v) is int and 1 <= v <= MAX_SIDE
+                                             for v in sides)
+        # features (1 x 1 x D) may be a wider row than an image, never more values
+        features = g.is_features and type(g.width) is int and 1 <= g.width <= MAX_VALUES
+        if not (image or features):
             raise ValueError(f"geometry {d!r}: expected 1 or 3 channels and sides 1..4096")
         return g
 
@@ -57,32 +81,34 @@ class Geometry:
         return f"{self.channels}x{self.height}x{self.width}"
 
 
-CIFAR10_GEOMETRY = Geometry(3, 32, 32)
-MNIST_GEOMETRY = Geometry(1, 28, 28)
+class Parts(NamedTuple):
+    """What a format's reader returns: the images and labels before the validation split."""
 
-
-@dataclass(frozen=True)
-class OfficialFile:
-    """One file as its publishers serve it, and its md5."""
-
-    name: str
-    url: str
-    md5: str
+    train: tuple  # (X (N_train, D) uint8, y (N_train,) int64)
+    test: tuple  # (X (N_test, D) uint8, y (N_test,) int64)
+    class_names: tuple  # C names, label i is the i-th
+    source: str  # the folder or archive read, for logs
 
 
 @dataclass(frozen=True)
 class DatasetKind:
-    """One ``--dataset`` choice."""
+    """One ``--dataset`` choice: its images' geometry, its files, and how they are read.
+
+    ``read(kind, data_dir, geometry, fetch) -> Parts`` reads the files of ``kind`` from
+    ``data_dir`` (None: :meth:`folder` says), getting each official file through ``fetch``
+    (a :class:`~numpy_mlp.data.download.Fetch`: there, refused, or downloaded).
+    """
 
     name: str                     # the --dataset value
     title: str                    # for messages: "MNIST"
     geometry: Geometry | None     # None: 3 x image_size x image_size (a folder of images)
+    read: Callable[..., Parts]    # the format's reader, see above
     files: tuple = ()             # the OfficialFiles downloaded into the data folder
     class_names: tuple = ()       # fixed names; empty: read from the files or subfolders
     labels: str = ""              # CIFAR-100: which labels, "fine" or "coarse"
     home: str | None = None       # its subfolder of the default data folder (None: its name)
 
-    def geometry_for(self, image_size: int) -> Geometry:
+    def geometry_for(self, image_size: int | None) -> Geometry:
         return self.geometry or Geometry(3, image_size, image_size)
 
     def default_folder(self) -> Path:
@@ -90,11 +116,36 @@ class DatasetKind:
         (CIFAR-10: that folder itself)."""
         return default_data_dir() / (self.name if self.home is None else self.home)
 
+    def folder(self, data_dir) -> tuple[Path, bool]:
+        """The folder to read, ``data_dir`` else :meth:`default_folder`, and whether it is
+        the default one (a download may create it with its parents)."""
+        if data_dir is not None:
+            return Path(data_dir).expanduser(), False
+        return self.default_folder(), True
+
+    def load(self, data_dir, fetch, *, val_size: int, seed: int,
+             image_size: int | None = None) -> Dataset:
+        """The dataset read from ``data_dir`` (see ``read``), with ``val_size`` training
+        images held out for validation (chosen by ``np.random.default_rng(seed)``);
+        ``image_size``: the side a folder of images is resized to (other kinds have their
+        own geometry). DataError if it cannot be read."""
+        geometry = self.geometry_for(image_size)
+        parts = self.read(self, data_dir, geometry, fetch)
+        return Dataset.split(parts.train, parts.test, val_size=val_size, seed=seed,
+                             class_names=parts.class_names, source=parts.source,
+                             geometry=geometry, name=self.name)
+
 
 @dataclass(frozen=True)
 class Dataset:
-    """A dataset (CIFAR-10 by default) split into train / validation / test; every X is
-    (N, D) uint8 rows of ``geometry`` (D = geometry.D), y (N,) int64 in 0..C-1."""
+    """A dataset split into train / validation / test; every X is (N, D) rows of
+    ``geometry`` (D = geometry.D; uint8 images, or numeric features for the scikit-learn
+    estimator), y (N,) int64 in 0..C-1, C = len(class_names).
+
+    Raises:
+        TypeError: ``geometry`` is not a :class:`Geometry`.
+        ValueError: an X is not (N, geometry.D).
+    """
 
     X_train: np.ndarray  # (N_train, D) uint8, rows in batch-file order
     y_train: np.ndarray  # (N_train,) int64 in 0..C-1 (CIFAR-10: 0..9)
@@ -104,8 +155,17 @@ class Dataset:
     y_test: np.ndarray  # (N_test,) int64
     class_names: tuple[str, ...]  # label i is class_names[i]
     source: str  # the folder or archive it was read from, for logs
-    geometry: Geometry = CIFAR10_GEOMETRY  # the shape of each row: channels x height x width
-    name: str = "cifar10"  # its --dataset name (numpy_mlp.datasets.DATASETS)
+    geometry: Geometry  # the shape of each row: channels x height x width
+    name: str = "cifar10"  # its --dataset name (registry.DATASETS); "features": sklearn's X
+
+    def __post_init__(self):
+        g = self.geometry
+        if not isinstance(g, Geometry):
+            raise TypeError(f"a Dataset states the Geometry of its rows, got {g!r}")
+        for split in ("X_train", "X_val", "X_test"):
+            shape = np.shape(getattr(self, split))
+            if len(shape) != 2 or shape[1] != g.D:
+                raise ValueError(f"{split} has shape {shape}: rows of {g} have {g.D} values")
 
     def __repr__(self) -> str:
         kind = f"Dataset({self.name!r}, "
@@ -114,6 +174,15 @@ class Dataset:
             f"test={len(self.y_test)}, source={self.source!r})"
         )
 
+    @classmethod
+    def split(cls, train, test, *, val_size: int, seed: int, class_names, source, geometry,
+              name) -> Dataset:
+        """``train`` (X (N, D), y (N,)) with ``val_size`` random rows held out for validation
+        (:func:`split_validation` with ``np.random.default_rng(seed)``), and ``test``."""
+        X_train, y_train, X_val, y_val = split_validation(*train, val_size,
+                                                          np.random.default_rng(seed))
+        return cls(X_train, y_train, X_val, y_val, *test, tuple(class_names), str(source),
+                   geometry=geometry, name=name)
 
 
 def default_data_dir() -> Path:
@@ -151,7 +220,7 @@ def split_validation(
     return X[train_idx], y[train_idx], X[val_idx], y[val_idx]
 
 
-def to_images(X: np.ndarray, geometry: Geometry = CIFAR10_GEOMETRY) -> np.ndarray:
+def to_images(X: np.ndarray, geometry: Geometry) -> np.ndarray:
     """Rows X (N, D) uint8 as images (N, height, width, 3) uint8 (RGB) for plotting.
 
     A single row (D,) gives one (height, width, 3) image. Colour rows give a view, grey

@@ -1,5 +1,5 @@
-"""Download an official dataset file (CIFAR-10's archive, ...) and verify it before anyone
-opens it.
+"""Download an official dataset file and verify it before anyone opens it; and what a loader
+does about a file missing from its data folder (:class:`Fetch`), the same for every format.
 
 The file is streamed to ``<dest>/<name>.part`` (``cifar-10-python.tar.gz.part``) while its
 md5 is computed; only if the byte count matches ``Content-Length`` and the md5 matches is it
@@ -30,19 +30,19 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
 from ..errors import DataError
 
-OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
-OFFICIAL_BYTES = 170_498_071  # the size of the official archive
-ARCHIVE_NAME = "cifar-10-python.tar.gz"
 READ_TIMEOUT = 60.0  # seconds without data before giving up
 DEADLINE = 3600.0  # seconds for the whole download: 170 MB at 47 kB/s or faster
-MAX_BYTES = OFFICIAL_BYTES + OFFICIAL_BYTES // 100  # 1% above the official archive
+# 1% above the largest official file, CIFAR-10's archive of 170,498,071 bytes
+# (numpy_mlp.data.cifar10.OFFICIAL_BYTES; tests/test_download.py holds the two together)
+MAX_BYTES = 172_203_051
 _CHUNK = 1 << 20  # the most bytes asked of the network at once
 _QUEUED = 8  # chunks the helper thread may read ahead of the writer
 
@@ -56,23 +56,62 @@ def md5_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def download_cifar10(
-    dest_dir: str | os.PathLike,
-    url: str = OFFICIAL_URL,
-    md5: str = OFFICIAL_MD5,
-    progress: bool = True,
-    log=None,
-    *,
-    parents: bool = False,
-    timeout: float = READ_TIMEOUT,
-    deadline: float = DEADLINE,
-    max_bytes: int = MAX_BYTES,
-) -> Path:
-    """Download the CIFAR-10 archive into ``dest_dir`` and return its path
-    (:func:`download_file` of ``cifar-10-python.tar.gz``)."""
-    return download_file(dest_dir, ARCHIVE_NAME, url, md5, progress, log, what="CIFAR-10",
-                         size="about 170 MB", parents=parents, timeout=timeout,
-                         deadline=deadline, max_bytes=max_bytes)
+@dataclass(frozen=True)
+class OfficialFile:
+    """One file as its publishers serve it, and its md5."""
+
+    name: str
+    url: str
+    md5: str
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """What a loader may do about an official file missing from its data folder; the same
+    for every dataset format.
+
+    Args:
+        download: fetch a missing file (False, the CLI's ``--offline``: never touch the
+            network).
+        create: a missing data folder may be created to download into (False: for a folder
+            recorded by an earlier run, gone means moved).
+        progress: show a progress bar while downloading.
+        log: callable taking one line of text: told when a download starts and ends.
+        sources: ``{file name: (url, md5)}`` instead of the official ones (tests, mirrors).
+    """
+
+    download: bool = True
+    create: bool = True
+    progress: bool = True
+    log: Callable[[str], None] | None = None
+    sources: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    def __call__(self, folder: Path, official: OfficialFile, *, what: str, parents: bool,
+                 size: str = "a few MB or more", offline: str | None = None) -> Path:
+        """``folder/official.name``: the file there, else downloaded with its md5 checked.
+
+        ``what`` names the dataset in messages ("MNIST"); ``parents``: the folder's missing
+        parents may be created too (the default data folder's way); ``size`` is told in the
+        log line; ``offline`` is the message when the file is missing and downloads are off
+        (default: the file is missing, download it by hand).
+
+        Raises:
+            DataError: the file is missing and downloads are off; the folder is missing and
+                may not be created; or the download failed (:func:`download_file`).
+        """
+        path = folder / official.name
+        if path.exists():
+            return path
+        if not self.download:
+            raise DataError(offline or f"{what}: {path} is missing; download {official.url} "
+                                       f"into {folder}, or pass --data-dir with the folder "
+                                       "that has it")
+        if not self.create and not folder.is_dir():
+            raise DataError(f"the {what} folder {folder} does not exist (it is not created "
+                            f"again here); pass --data-dir with the folder that has {what}")
+        url, md5 = self.sources.get(official.name, (official.url, official.md5))
+        return download_file(folder, official.name, url, md5, self.progress, self.log,
+                             what=what, size=size, official_url=official.url, parents=parents)
 
 
 def download_file(
@@ -94,7 +133,7 @@ def download_file(
     """Download the file ``name`` of dataset ``what`` (e.g. "MNIST") into ``dest_dir``.
 
     ``size`` is told in the log line ("about 170 MB"); ``official_url`` is where a message
-    sends a person downloading by hand (default ``url``; CIFAR-10's: :data:`OFFICIAL_URL`).
+    sends a person downloading by hand (default ``url``: a mirror's is not the official one).
 
     ``progress`` shows a progress bar (for terminals); ``log``, a callable taking one line
     of text, gets a plain line when the download starts and one when it is checked (for
@@ -116,7 +155,7 @@ def download_file(
     final = dest_dir / name
     part = dest_dir / (name + ".part")
     if official_url is None:
-        official_url = OFFICIAL_URL if name == ARCHIVE_NAME else url
+        official_url = url
     by_hand = (f"download {official_url} by hand into {dest_dir}, "
                f"or pass --data-dir / set NUMPY_MLP_DATA to a folder that has {what}")
     if final.exists():
@@ -165,7 +204,7 @@ def _fetch(url: str, part: Path, progress: bool, *, what: str, timeout: float, d
     chunks: queue.Queue = queue.Queue(maxsize=_QUEUED)
     stop = threading.Event()
     helper = threading.Thread(target=_receive, args=(url, timeout, chunks, stop),
-                              name="cifar10-download", daemon=True)
+                              name="dataset-download", daemon=True)
     helper.start()
     received = 0
 

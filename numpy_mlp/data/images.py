@@ -1,10 +1,10 @@
 """Image files as dataset rows: the one place that opens a user's picture.
 
 Each image is converted to RGB (or grey, for a one-channel geometry such as MNIST's),
-resized to the geometry's height x width (CIFAR-10's 32 x 32 by default; the whole image,
-aspect ratio not kept, as CIFAR-10's own thumbnails were made) and laid out like a
-CIFAR-10 row: 1024 red, 1024 green, 1024 blue values, each row-major (D = 3072 values,
-uint8).
+resized to the geometry's height x width (the whole image, aspect ratio not kept, as
+CIFAR-10's own thumbnails were made) and laid out like a CIFAR-10 row: the red plane, then
+green, then blue, each row-major (D = channels x height x width values, uint8; CIFAR-10's
+3 x 32 x 32 is 3072).
 
 What a file may make Pillow do is bounded before any pixel is decoded:
 
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .dataset import CIFAR10_GEOMETRY, Geometry
+from .dataset import Geometry
 
 FORMATS = ("PNG", "JPEG")  # Pillow format names, the only ones opened
 MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3  # a quarter GiB of RGB, Pillow's own default bound
@@ -35,10 +35,9 @@ _WIDE_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # Pillow's modes of 16-bi
 _WIDE_MAX = 65535  # the largest 16-bit value
 
 
-def image_to_row(path, max_pixels: int = MAX_PIXELS,
-                 geometry: Geometry = CIFAR10_GEOMETRY) -> np.ndarray:
-    """Read an image file into one uint8 row (D,) of ``geometry``: channel-first, by default
-    CIFAR-10's 3 x 32 x 32.
+def image_to_row(path, max_pixels: int = MAX_PIXELS, *, geometry: Geometry) -> np.ndarray:
+    """Read an image file into one uint8 row (D,) of ``geometry``, channel-first (the model's
+    or the dataset's geometry: CIFAR-10's is 3 x 32 x 32).
 
     Raises:
         UserError: the file is missing, not one of :data:`FORMATS` (by content), declares
@@ -76,9 +75,9 @@ def _too_large(path: Path, width: int, height: int, max_pixels: int) -> str:
             f"{max_pixels:,} this tool decodes (a decompression bomb?); scale it down first")
 
 
-def _small(im, geometry: Geometry = CIFAR10_GEOMETRY) -> np.ndarray:
-    """An open Pillow image as (height, width, channels) uint8, RGB or grey, resized with
-    bicubic filtering."""
+def _small(im, geometry: Geometry) -> np.ndarray:
+    """An open Pillow image as (height, width, channels) uint8 of ``geometry``, RGB or grey,
+    resized with bicubic filtering."""
     from PIL import Image
 
     if im.mode in _WIDE_GREY:

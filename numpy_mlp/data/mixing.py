@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from ..nn.rules import check, real
 from .augment import cutmix, mixup
-from .dataset import CIFAR10_GEOMETRY
 
 MIXUP = real(0, note="try 0.2")  # Beta(A, A) of MixUp's lam; 0 = off
 CUTMIX = real(0, note="try 1.0")  # Beta(A, A) of CutMix's lam; 0 = off
@@ -33,11 +32,10 @@ class Mixer:
         cutmix: CutMix's Beta parameter, > 0 on, 0 off.
         prob: the share of minibatches mixed, in [0, 1].
         num_classes: C.
-        geometry: the images' :class:`~numpy_mlp.datasets.Geometry` (CutMix's boxes).
+        geometry: the images' :class:`~numpy_mlp.data.dataset.Geometry` (CutMix's boxes).
     """
 
-    def __init__(self, mixup=0.0, cutmix=0.0, prob=1.0, *, num_classes,
-                 geometry=CIFAR10_GEOMETRY):
+    def __init__(self, mixup=0.0, cutmix=0.0, prob=1.0, *, num_classes, geometry):
         self.mixup = check(MIXUP, "mixup", mixup)
         self.cutmix = check(CUTMIX, "cutmix", cutmix)
         self.prob = check(MIX_PROB, "mix_prob", prob)

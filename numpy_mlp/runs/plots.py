@@ -15,8 +15,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..data.dataset import CIFAR10_GEOMETRY
-
 MAX_COUNTED_CLASSES = 20  # above this many classes the confusion matrix shows no counts
 
 
@@ -126,7 +124,7 @@ def plot_predictions(images, y_true, y_pred, class_names, path, cols=8,
     return save_figure(fig, path)
 
 
-def weight_templates(W1, geometry=CIFAR10_GEOMETRY):
+def weight_templates(W1, geometry):
     """The columns of W1 (D, H) as H images (H, height, width, 3) in [0, 1].
 
     Column ``j`` holds the weights of hidden unit ``j`` on the input laid out channel-first
@@ -145,8 +143,7 @@ def weight_templates(W1, geometry=CIFAR10_GEOMETRY):
     return (t - lo) / np.maximum(hi - lo, 1e-12)
 
 
-def plot_first_layer_weights(W1, path, W1_init=None, count=100, cols=10,
-                             geometry=CIFAR10_GEOMETRY):
+def plot_first_layer_weights(W1, path, W1_init=None, count=100, cols=10, *, geometry):
     """The first ``count`` hidden units' weights W1[:, j] as templates of the images' size.
 
     Args:
@@ -159,6 +156,7 @@ def plot_first_layer_weights(W1, path, W1_init=None, count=100, cols=10,
             the templates under noise; L2 or weight decay shrinks it (c_j < 1) without
             removing it, so subtracting it whole (c_j = 1) would leave noise as well.
         count: how many units to show (the first ones; at most H).
+        geometry: the Geometry of the images the network takes.
     """
     W1 = np.asarray(W1)
     H = W1.shape[1]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.registry import geometry_of_data
 from ..training.checkpoint_file import CHECKPOINT_NAME
 from ..training.loop import initial_params
 from ..training.model_file import MODEL_NAME, save_model
@@ -36,7 +35,7 @@ def save_best_so_far(out, config, data, run, *, data_dir=None, folder=None):
 
     def write_model(f):
         save_model(f, model, run.preprocessor, class_names=data.class_names,
-                   config=config.to_dict(), data_dir=data_dir, geometry=geometry_of_data(data))
+                   config=config.to_dict(), data_dir=data_dir, geometry=data.geometry)
 
     if folder is None:
         write_model(out / MODEL_NAME)

@@ -17,7 +17,6 @@ import json
 import time
 
 from ..data.dataset import to_images
-from ..data.registry import geometry_of_data
 from ..files.atomic import atomic_write
 from ..training.checkpoint_file import CHECKPOINT_NAME
 from ..training.inference import predict
@@ -64,7 +63,7 @@ def evaluate_splits(model, preprocessor, data, tta_shift=0):
             cm = confusion_matrix(y, pred, len(data.class_names))
         if tta_shift and name != "train":
             out[name + "_tta"] = accuracy(y, predict(model, preprocessor, X, tta_shift=tta_shift,
-                                                     geometry=geometry_of_data(data)))
+                                                     geometry=data.geometry))
     return out, cm
 
 
@@ -80,7 +79,7 @@ def write_pictures(folder, model, preprocessor, data, cm, *, history=None, W1_in
     """
     X, y = data.X_test[:n_images], data.y_test[:n_images]
     pred = predict(model, preprocessor, X)
-    names, geometry = data.class_names, geometry_of_data(data)
+    names, geometry = data.class_names, data.geometry
     draw = {"predictions.png": lambda f: plots.plot_predictions(to_images(X, geometry), y, pred,
                                                                 names, f),
             "confusion.png": lambda f: plots.plot_confusion(cm, names, f),
@@ -125,7 +124,7 @@ def write_up(folder, config, data, result, *, data_dir, W1_init, say, t0):
         folder.write(MODEL_NAME, lambda f: save_model(f, model, preprocessor,
                                                       class_names=data.class_names,
                                                       config=config.to_dict(), data_dir=data_dir,
-                                                      geometry=geometry_of_data(data)))
+                                                      geometry=data.geometry))
         folder.write_text("history.csv", history_csv(result.history))
         folder.write_json("metrics.json", metrics)
         write_pictures(folder, model, preprocessor, data, cm, history=result.history,

@@ -24,7 +24,6 @@ import optuna
 from optuna.trial import TrialState
 from threadpoolctl import threadpool_limits
 
-from ..data.registry import geometry_of_data
 from ..errors import UserError
 from ..files.atomic import atomic_write
 from ..runs.writeup import evaluate_splits, write_json
@@ -88,7 +87,7 @@ def finish(settings, study, data, *, search_seconds=None, log=print):
     model, preprocessor, source = _best_model(checkpoint, config, data, log)
     acc, _ = evaluate_splits(model, preprocessor, data)  # the test set's one use
     save_trial_model(out / "best_model.npz", model, preprocessor, data.class_names,
-                     config.to_dict(), geometry_of_data(data))
+                     config.to_dict(), data.geometry)
     for f in checkpoint.parent.glob("trial-*.npz"):  # keep the best's, for a resumed search
         if f != checkpoint:
             f.unlink()

@@ -18,7 +18,7 @@ import optuna
 from optuna.trial import TrialState
 from threadpoolctl import threadpool_limits
 
-from ..data.registry import geometry_of_data, load_dataset
+from ..data.registry import load_dataset
 from ..errors import DivergenceError, UserError
 from ..training.loop import train
 from .outputs import checkpoint_path, fmt, save_trial_model
@@ -86,7 +86,7 @@ def _keep_if_best(trial, result, data, settings):
         return
     save_trial_model(checkpoint_path(settings, trial.number), result.model, result.preprocessor,
                      data.class_names, trial.user_attrs["config"],
-                     geometry_of_data(data))
+                     data.geometry)
     for t in done:  # checkpoints of worse trials are no longer needed
         checkpoint_path(settings, t.number).unlink(missing_ok=True)
 

@@ -12,9 +12,10 @@ trained with flips and crops. The BLAS thread count is chosen batch by batch as 
 (:mod:`numpy_mlp.threads`), among 1 .. the count BLAS is allowed when called (inside the
 trainer: its choice).
 
-The views need the images' geometry (``geometry``, CIFAR-10's by default).
+The views need the images' geometry (``geometry``: the data's or the saved model's); rows
+that are not images (``geometry=None``) have no views.
 
-    N  number of images      D  channels x height x width (3072)      C  classes
+    N  number of images      D  channels x height x width (CIFAR-10: 3072)      C  classes
 """
 
 from __future__ import annotations
@@ -22,19 +23,18 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.augment import tta_views
-from ..data.dataset import CIFAR10_GEOMETRY
 from ..nn.losses import softmax
 from .threads import ThreadChooser
 
 BATCH_SIZE = 2000  # images per batch: one reused float buffer of this many rows
 
 
-def predict(model, preprocessor, X, *, tta_shift=0, batch_size=BATCH_SIZE,
-            geometry=CIFAR10_GEOMETRY):
+def predict(model, preprocessor, X, *, tta_shift=0, batch_size=BATCH_SIZE, geometry=None):
     """Predicted labels (N,) int64 of uint8 images X (N, D).
 
     Without views the class of the highest score (the same as of the highest
-    probability); with ``tta_shift`` > 0 the class of the highest mean probability.
+    probability); with ``tta_shift`` > 0 the class of the highest mean probability over the
+    views of the images of ``geometry`` (required then: ValueError without it).
     """
     pred = np.empty(len(X), dtype=np.int64)
     for start, out in _batches(model, preprocessor, X, tta_shift, batch_size, geometry,
@@ -44,9 +44,10 @@ def predict(model, preprocessor, X, *, tta_shift=0, batch_size=BATCH_SIZE,
 
 
 def probabilities(model, preprocessor, X, *, tta_shift=0, batch_size=BATCH_SIZE,
-                  geometry=CIFAR10_GEOMETRY):
+                  geometry=None):
     """Class probabilities (N, C) float64 of uint8 images X (N, D): the softmax of the
-    scores, or with ``tta_shift`` > 0 the mean softmax over the ten views."""
+    scores, or with ``tta_shift`` > 0 the mean softmax over the ten views of the images of
+    ``geometry`` (required then: ValueError without it)."""
     probs = np.empty((len(X), model.num_classes), dtype=np.float64)
     for start, out in _batches(model, preprocessor, X, tta_shift, batch_size, geometry,
                                probabilities=True):
@@ -57,6 +58,8 @@ def probabilities(model, preprocessor, X, *, tta_shift=0, batch_size=BATCH_SIZE,
 def _batches(model, preprocessor, X, tta_shift, batch_size, geometry, *, probabilities):
     """Yield ``(start, out)`` for each batch of X: ``out`` (n, C) is the mean softmax over
     the views, or with one view its softmax if ``probabilities`` else its scores."""
+    if tta_shift and geometry is None:
+        raise ValueError("test-time views need the images' geometry")
     buf = np.empty((min(batch_size, max(len(X), 1)), X.shape[1]), dtype=model.dtype)  # (n, D)
     folded = model.eval_params()
     first_layer = preprocessor.folded(folded[0]["W1"], folded[0]["b1"])

@@ -24,7 +24,6 @@ import numpy as np
 from ..data.augment import augment
 from ..data.mixing import Mixer
 from ..data.preprocessing import Preprocessor
-from ..data.registry import geometry_of_data
 from ..errors import ConfigError, DivergenceError
 from ..nn.ema import EMA
 from ..nn.losses import cross_entropy_loss
@@ -123,7 +122,7 @@ def build(config, data, preprocessor=None):
     if preprocessor is None:
         preprocessor = Preprocessor.fit(
             config.preprocessing, data.X_train, np.dtype(config.dtype),
-            channels=geometry_of_data(data).channels, whiten_dim=config.whiten_dim,
+            channels=data.geometry.channels, whiten_dim=config.whiten_dim,
             whiten_eps=config.whiten_eps)
     model = _new_model(config, preprocessor.output_dim(D), len(data.class_names), init_rng)
     # the optimizer adds the L2 gradient (backward(..., add_l2=False) below leaves it out)
@@ -144,9 +143,10 @@ def train(config, data, *, state=None, on_step=None, on_eval=None):
 
     Args:
         config: a ``TrainConfig``.
-        data: a ``CIFAR10`` (uint8 images, int labels, with a validation split), or any
-            numeric features (N, D) alike with ``preprocessing="per_feature"`` and no
-            augmentation (``numpy_mlp.sklearn.FeatureData``).
+        data: a :class:`~numpy_mlp.data.dataset.Dataset` (uint8 images of its geometry, int
+            labels, with a validation split), or numeric features (N, D) in one with
+            ``preprocessing="per_feature"`` and no augmentation
+            (``numpy_mlp.sklearn.feature_data``).
         state: a :class:`RunState` to continue (restored from a checkpoint); default: a new
             run, :func:`build`. It is updated in place, step by step.
         on_step: callable ``(state)`` after every step (checkpoints, a progress bar).
@@ -161,7 +161,7 @@ def train(config, data, *, state=None, on_step=None, on_eval=None):
         with an EMA (``config.ema``) also ``val_acc_ema``, the average's validation accuracy.
     """
     X_train, y_train = data.X_train, data.y_train
-    geometry = geometry_of_data(data)
+    geometry = data.geometry
     if config.batch_size > len(X_train):
         raise ConfigError(f"batch_size={config.batch_size} is larger than the training set "
                           f"({len(X_train)} images); use a smaller --batch-size")

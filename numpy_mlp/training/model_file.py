@@ -37,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.dataset import CIFAR10_GEOMETRY, Geometry
+from ..data.cifar10 import CIFAR10_GEOMETRY
+from ..data.dataset import Geometry
 from ..data.preprocessing import PREPROCESSING_MODES, Preprocessor
 from ..errors import ConfigError, ModelFileError, UserError
 from ..files.atomic import atomic_write
@@ -74,7 +75,7 @@ class SavedModel:
     class_names: tuple            # the C class names, in label order
     config: dict | None           # the training config, as TrainConfig.to_dict() wrote it
     data_dir: str | None          # the data folder it was trained on (None: not recorded)
-    geometry: Geometry = CIFAR10_GEOMETRY  # the shape of its input images (D = geometry.D)
+    geometry: Geometry            # the shape of its input rows (D = geometry.D)
 
 
 def model_file(path):
@@ -98,8 +99,8 @@ def _image_model(model, preprocessor):
     return folded, plain
 
 
-def save_model(path, model, preprocessor, *, class_names, config=None, data_dir=None,
-               geometry=CIFAR10_GEOMETRY):
+def save_model(path, model, preprocessor, *, class_names, geometry, config=None,
+               data_dir=None):
     """Write ``model`` to ``path`` (.npz), atomically, or into ``path`` if it is a binary
     file object (a RunFolder's write).
 
@@ -109,7 +110,7 @@ def save_model(path, model, preprocessor, *, class_names, config=None, data_dir=
         config: optional dict of the training config, kept for reference.
         data_dir: the data folder it was trained on (absolute), so that ``evaluate``
             finds it again; None if not known.
-        geometry: the shape of its input images (a Geometry; CIFAR-10's by default).
+        geometry: the shape of its input rows (a Geometry: the data's).
     """
     model, preprocessor = _image_model(model, preprocessor)
     meta = {
@@ -255,7 +256,7 @@ def _check_meta(meta, fields):
                      kind="numpy-mlp model", then="load it")
     mode = check_preprocessing(meta["preprocessing"], fields, modes=FILE_MODES)["mode"]
     input_dim = fields.integer(meta["input_dim"], "meta.input_dim", low=1)
-    geometry = CIFAR10_GEOMETRY  # files written before geometries were recorded
+    geometry = CIFAR10_GEOMETRY  # files written before geometries were recorded: all CIFAR-10
     if meta.get("geometry") is not None:
         try:
             geometry = Geometry.from_dict(meta["geometry"])
