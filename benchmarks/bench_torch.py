@@ -19,7 +19,7 @@ The last column is the ceiling: the GFLOP/s the step's five matrix products reac
 themselves at that shape, against the same large product.
 ``auto`` is numpy-mlp's default thread choice (numpy_mlp/threads.py), compared with the better
 of its own 1- and 2-thread runs. A third table times full-set evaluation (50,000 images,
-``inference.predict``: uint8 batches of 2000, copied to float32 with the normalisation folded
+``inference.predict_labels``: uint8 batches of 2000, copied to float32 with the normalisation folded
 into the first layer, forward, argmax) against its matrix products alone.
 
 FLOPs counted per training step (multiply-add = 2): forward 2N(DH + HC), weight gradients
@@ -45,7 +45,7 @@ from numpy_mlp import TrainConfig
 from numpy_mlp.data.cifar10 import load_cifar10
 from numpy_mlp.data.preprocessing import Preprocessor
 from numpy_mlp.nn.model import FullyConnectedNet
-from numpy_mlp.training.inference import predict
+from numpy_mlp.training.inference import predict_labels
 from numpy_mlp.training.loop import train
 
 D, C = 3072, 10
@@ -147,23 +147,23 @@ def step_products_gflops(N, H, threads, seconds=0.3):
 
 
 def eval_case(data, H, threads, reps):
-    """(seconds of inference.predict on 50,000 images, seconds of its matrix products alone).
+    """(seconds of inference.predict_labels on 50,000 images, seconds of its matrix products alone).
 
-    With ``threads`` > 1 inference.predict chooses among 1..threads itself, and the products
+    With ``threads`` > 1 inference.predict_labels chooses among 1..threads itself, and the products
     alone are timed with the better of 1 and ``threads``.
     """
     X = np.concatenate([data.X_train, data.X_val])[:50000]  # (50000, D) uint8
     model = FullyConnectedNet(D, H, C, seed=0)
     prepare = Preprocessor("per_image", None, np.float32)
     W1, W2 = model.params["W1"], model.params["W2"]
-    B = 2000  # inference.predict's batch size
+    B = 2000  # inference.predict_labels's batch size
     xb = prepare(X[:B])  # (B, D) float32
     h, s = np.empty((B, H), np.float32), np.empty((B, C), np.float32)
     full, products = [], {n: [] for n in range(1, threads + 1)}
     for _ in range(reps):
         with threadpool_limits(threads, user_api="blas"):
             t = time.perf_counter()
-            predict(model, prepare, X, batch_size=B)
+            predict_labels(model, prepare, X, batch_size=B)
             full.append(time.perf_counter() - t)
         for n in products:
             with threadpool_limits(n, user_api="blas"):

@@ -88,7 +88,7 @@ from numpy_mlp.data.augment import augment
 from numpy_mlp.data.preprocessing import channel_stats
 from numpy_mlp.nn.losses import cross_entropy_loss
 from numpy_mlp.nn.schedules import lr_at
-from numpy_mlp.training.inference import predict
+from numpy_mlp.training.inference import predict_labels
 from numpy_mlp.training.loop import build
 from numpy_mlp.training.metrics import accuracy
 from numpy_mlp.training.presets import PRESETS
@@ -255,7 +255,7 @@ def run_torch(config, data):
         lr=config.alpha, momentum=config.beta, dampening=0, nesterov=config.nesterov)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
-    def accuracy_t(Xs, ys):  # fraction right, in batches of 2000 as inference.predict
+    def accuracy_t(Xs, ys):  # fraction right, in batches of 2000 as inference.predict_labels
         if len(ys) == 0:
             return float("nan")
         model.eval()
@@ -364,8 +364,8 @@ def run_phases(config, data):
                 for phase, start, end in zip(times, t, t[1:]):
                     times[phase].append(end - start)
         start = time.perf_counter()
-        accuracy(y_eval, predict(model, prepare, X_eval))
-        accuracy(data.y_val, predict(model, prepare, data.X_val))
+        accuracy(y_eval, predict_labels(model, prepare, X_eval))
+        accuracy(data.y_val, predict_labels(model, prepare, data.X_val))
         model.copy_params()
         evaluation = time.perf_counter() - start
     ms = {phase: 1e3 * statistics.median(v) for phase, v in times.items()}

@@ -16,7 +16,7 @@ from numpy_mlp.nn.losses import softmax
 from numpy_mlp.nn.optim import SGD
 from numpy_mlp.runs.train import train_with_checkpoints
 from numpy_mlp.training.checkpoint_file import CHECKPOINT_NAME, read_checkpoint
-from numpy_mlp.training.inference import predict, probabilities
+from numpy_mlp.training.inference import predict_labels, probabilities
 from numpy_mlp.training.model_file import load_model, save_model
 
 # every architecture option, on the widths hidden (a plain stack) or one width (blocks)
@@ -168,7 +168,7 @@ def test_folded_evaluation_path_equals_the_plain_forward(name, mode):
     want = model.scores(prep(data.X_val))  # unfolded: batch norm with running statistics
     got = probabilities(model, prep, data.X_val)
     np.testing.assert_allclose(got, softmax(want), rtol=0, atol=1e-9)
-    np.testing.assert_array_equal(predict(model, prep, data.X_val), want.argmax(axis=1))
+    np.testing.assert_array_equal(predict_labels(model, prep, data.X_val), want.argmax(axis=1))
     assert np.ptp(want) > 0.1  # the scores differ: the check can fail
     if model.norm == "batch":  # folded: no normalisation left, other weights
         params, norm = model.eval_params()

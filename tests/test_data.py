@@ -381,11 +381,11 @@ def test_a_dataset_states_its_geometry_and_it_must_fit_the_rows():
 
 def test_test_time_views_need_a_geometry():
     from numpy_mlp.nn.model import FullyConnectedNet
-    from numpy_mlp.training.inference import predict, probabilities
+    from numpy_mlp.training.inference import predict_labels, probabilities
 
     X = np.zeros((2, 3072), np.uint8)
     model, prep = FullyConnectedNet(hidden_dim=4, seed=0), Preprocessor("per_image", None)
-    for f in (predict, probabilities):
+    for f in (predict_labels, probabilities):
         with pytest.raises(ValueError, match="geometry"):
             f(model, prep, X, tta_shift=1)
         assert len(f(model, prep, X, tta_shift=1, geometry=CIFAR10_GEOMETRY)) == 2

@@ -12,7 +12,7 @@ from numpy_mlp.nn.optim import BLOCK
 from numpy_mlp.runs.display import eval_line
 from numpy_mlp.runs.plots import plot_accuracy
 from numpy_mlp.runs.writeup import history_csv, run_metrics
-from numpy_mlp.training.loop import HISTORY_KEYS, build, evaluate, result_of, train
+from numpy_mlp.training.loop import HISTORY_KEYS, build, record_evaluation, result_of, train
 
 
 def test_three_updates_worked_by_hand_with_the_warm_up():
@@ -111,7 +111,7 @@ def crafted_run(data, good, *, ema_is_good):
 
 def test_the_ema_is_kept_as_the_best_when_it_is_better_on_val(data, good_params):
     run = crafted_run(data, good_params, ema_is_good=True)
-    evaluate(run, data, epoch=1.0, alpha=0.1, seconds=0.0)
+    record_evaluation(run, data, epoch=1.0, alpha=0.1, seconds=0.0)
     h, s = run.loop.history, run.loop
     assert h["val_acc_ema"][-1] > 0.9 > h["val_acc"][-1]
     assert s.best_ema and s.best_val == h["val_acc_ema"][-1] and s.best_step == 10
@@ -124,11 +124,11 @@ def test_the_ema_is_kept_as_the_best_when_it_is_better_on_val(data, good_params)
 
 def test_the_trained_weights_are_kept_when_better_and_on_a_tie(data, good_params):
     run = crafted_run(data, good_params, ema_is_good=False)
-    evaluate(run, data, epoch=1.0, alpha=0.1, seconds=0.0)
+    record_evaluation(run, data, epoch=1.0, alpha=0.1, seconds=0.0)
     assert not run.loop.best_ema and run.loop.best_val == run.loop.history["val_acc"][-1]
     run.ema.load_state_dict(run.model.params)  # the same weights: a tie
     run.loop.loss_count, run.loop.step = 1, 11
-    evaluate(run, data, epoch=1.1, alpha=0.1, seconds=0.0)
+    record_evaluation(run, data, epoch=1.1, alpha=0.1, seconds=0.0)
     assert not run.loop.best_ema and run.loop.best_step == 10  # not better than the best
     assert run.loop.history["val_acc_ema"] == [pytest.approx(0.1, abs=0.15),
                                                run.loop.history["val_acc"][-1]]

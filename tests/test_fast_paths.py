@@ -138,7 +138,7 @@ def test_folded_first_layer_equals_normalising_then_the_product(mode):
 
 def test_predictions_with_the_folded_layer_equal_the_plain_forward_pass():
     from numpy_mlp.data.preprocessing import Preprocessor
-    from numpy_mlp.training.inference import predict
+    from numpy_mlp.training.inference import predict_labels
 
     rng = np.random.default_rng(12)
     X = _odd_images(rng, 700)
@@ -146,5 +146,5 @@ def test_predictions_with_the_folded_layer_equal_the_plain_forward_pass():
     for mode in ("per_image", "per_channel"):
         prep = Preprocessor.fit(mode, X, np.float32)
         plain = model.predict(prep(X))  # normalise all the images, then the whole network
-        np.testing.assert_array_equal(predict(model, prep, X, batch_size=256), plain)
-        np.testing.assert_array_equal(predict(model, prep, X), plain)
+        np.testing.assert_array_equal(predict_labels(model, prep, X, batch_size=256), plain)
+        np.testing.assert_array_equal(predict_labels(model, prep, X), plain)

@@ -15,7 +15,7 @@ from numpy_mlp.data.preprocessing import Preprocessor, channel_stats
 from numpy_mlp.errors import ConfigError
 from numpy_mlp.nn.losses import softmax
 from numpy_mlp.runs.evaluate import evaluate_saved
-from numpy_mlp.training.inference import predict, probabilities
+from numpy_mlp.training.inference import predict_labels, probabilities
 
 G = CIFAR10_GEOMETRY  # the images' geometry: their rows are CIFAR-10's
 
@@ -140,14 +140,14 @@ def test_tta_predicts_the_class_of_the_mean_probability_over_the_views(mode):
     probs = probabilities(model, prep, X, batch_size=128, tta_shift=3, geometry=G)  # 3 batches
     assert probs.shape == (300, 10) and probs.dtype == np.float64
     np.testing.assert_allclose(probs, mean_probs, rtol=1e-4, atol=1e-7)
-    pred = predict(model, prep, X, batch_size=128, tta_shift=3, geometry=G)
+    pred = predict_labels(model, prep, X, batch_size=128, tta_shift=3, geometry=G)
     np.testing.assert_array_equal(pred, mean_probs.argmax(axis=1))
     # one view: the softmax of the scores, and the class of the highest score
     one = softmax(model.forward(prep(X), train=False)[0].astype(np.float64))
     np.testing.assert_allclose(probabilities(model, prep, X), one, rtol=1e-4, atol=1e-7)
-    np.testing.assert_array_equal(predict(model, prep, X), one.argmax(axis=1))
+    np.testing.assert_array_equal(predict_labels(model, prep, X), one.argmax(axis=1))
     # and it is not one view: on random images the votes change some answers
-    assert np.any(pred != predict(model, prep, X))
+    assert np.any(pred != predict_labels(model, prep, X))
 
 
 @pytest.mark.parametrize("bad", [-1, 17, True, 1.5])

@@ -171,12 +171,12 @@ def test_a_fixed_thread_count_repeats_bit_for_bit():
 def test_evaluation_gives_back_the_thread_count_it_found(two_threads):
     from numpy_mlp import FullyConnectedNet
     from numpy_mlp.data.preprocessing import Preprocessor
-    from numpy_mlp.training.inference import predict
+    from numpy_mlp.training.inference import predict_labels
 
     model = FullyConnectedNet(3072, 16, 10, seed=0)
     X = np.random.default_rng(0).integers(0, 256, size=(50, 3072), dtype=np.uint8)
     prepare = Preprocessor("per_image")
-    pred = predict(model, prepare, X, batch_size=7)
+    pred = predict_labels(model, prepare, X, batch_size=7)
     assert blas_threads() == 2
     np.testing.assert_array_equal(pred, model.predict(prepare(X)))
 

@@ -38,10 +38,10 @@ def test_trainer_learns_and_keeps_the_best_params():
     i = int(np.argmax(h["val_acc"]))
     assert result.best_step == h["eval_step"][i] and result.best_val_acc == h["val_acc"][i]
     # the model holds the best parameters: its val accuracy is the best one recorded
-    from numpy_mlp.training.inference import predict
+    from numpy_mlp.training.inference import predict_labels
     from numpy_mlp.training.metrics import accuracy
     assert result.preprocessor.mode == "per_image"
-    pred = predict(result.model, result.preprocessor, data.X_val)
+    pred = predict_labels(result.model, result.preprocessor, data.X_val)
     assert accuracy(data.y_val, pred) == pytest.approx(result.best_val_acc)
 
 

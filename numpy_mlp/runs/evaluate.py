@@ -11,7 +11,7 @@ from ..training.loop import initial_params
 from ..training.metrics import per_class_accuracy
 from ..training.model_file import load_model, tta_shift_for
 from .folder import RunFolder
-from .writeup import evaluate_splits, write_pictures
+from .writeup import score_splits, write_pictures
 
 # the pictures an evaluation writes (a run's write-up also draws its history)
 EVALUATE_PICTURES = ("predictions.png", "confusion.png", "weights.png")
@@ -24,7 +24,7 @@ def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, 
     ``model_path`` is a model file or a run folder. The data is read from ``data_dir``,
     else from the folder the run recorded (if it is still there), else from the default
     folder. ``tta_shift`` (default: the saved config's, else 0) adds "val_tta" and
-    "test_tta" to the accuracies (see :func:`~numpy_mlp.runs.writeup.evaluate_splits`).
+    "test_tta" to the accuracies (see :func:`~numpy_mlp.runs.writeup.score_splits`).
 
     The validation split is carved exactly as in training (the saved config's val_size
     and seed), so "val" means the images the run did not train on. With ``pictures``,
@@ -42,7 +42,7 @@ def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, 
     data = load_dataset(data_config(cfg), data_dir, download=download, progress=progress,
                         log=log)
     model, preprocessor = saved.model, saved.preprocessor
-    acc, cm = evaluate_splits(model, preprocessor, data, tta_shift)
+    acc, cm = score_splits(model, preprocessor, data, tta_shift)
     written = []
     if pictures:
         where = Path(out) if out is not None else saved.path.parent

@@ -19,7 +19,7 @@ import time
 from ..data.dataset import to_images
 from ..files.atomic import atomic_write
 from ..training.checkpoint_file import CHECKPOINT_NAME
-from ..training.inference import predict
+from ..training.inference import predict_labels
 from ..training.metrics import accuracy, confusion_matrix, per_class_accuracy
 from ..training.model_file import MODEL_NAME, save_model
 from . import plots
@@ -47,23 +47,24 @@ def history_csv(history):
     return text.getvalue()
 
 
-def evaluate_splits(model, preprocessor, data, tta_shift=0):
+def score_splits(model, preprocessor, data, tta_shift=0):
     """Accuracy on train, val and test, and the test confusion matrix (C, C), one view per
     image.
 
     With ``tta_shift`` > 0, also ``"val_tta"`` and ``"test_tta"``: the accuracy of
-    predictions averaged over ten views (``inference.predict(..., tta_shift=...)``).
+    predictions averaged over ten views (``inference.predict_labels(..., tta_shift=...)``).
     """
     out = {}
     for name, X, y in (("train", data.X_train, data.y_train), ("val", data.X_val, data.y_val),
                        ("test", data.X_test, data.y_test)):
-        pred = predict(model, preprocessor, X)
+        pred = predict_labels(model, preprocessor, X)
         out[name] = accuracy(y, pred)
         if name == "test":
             cm = confusion_matrix(y, pred, len(data.class_names))
         if tta_shift and name != "train":
-            out[name + "_tta"] = accuracy(y, predict(model, preprocessor, X, tta_shift=tta_shift,
-                                                     geometry=data.geometry))
+            views = predict_labels(model, preprocessor, X, tta_shift=tta_shift,
+                                   geometry=data.geometry)
+            out[name + "_tta"] = accuracy(y, views)
     return out, cm
 
 
@@ -78,7 +79,7 @@ def write_pictures(folder, model, preprocessor, data, cm, *, history=None, W1_in
     history, loss.png and accuracy.png. Returns the paths written.
     """
     X, y = data.X_test[:n_images], data.y_test[:n_images]
-    pred = predict(model, preprocessor, X)
+    pred = predict_labels(model, preprocessor, X)
     names, geometry = data.class_names, data.geometry
     draw = {"predictions.png": lambda f: plots.plot_predictions(to_images(X, geometry), y, pred,
                                                                 names, f),
@@ -119,7 +120,7 @@ def write_up(folder, config, data, result, *, data_dir, W1_init, say, t0):
     """
     model, preprocessor = result.model, result.preprocessor
     with folder.writing_up():
-        acc, cm = evaluate_splits(model, preprocessor, data, config.tta_shift)
+        acc, cm = score_splits(model, preprocessor, data, config.tta_shift)
         metrics = run_metrics(acc, cm, result, data, config, t0)
         folder.write(MODEL_NAME, lambda f: save_model(f, model, preprocessor,
                                                       class_names=data.class_names,

@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from ..errors import UserError
 from ..files.atomic import atomic_write
-from ..runs.writeup import evaluate_splits, write_json
+from ..runs.writeup import score_splits, write_json
 from ..training.config import TrainConfig
 from ..training.loop import train
 from ..training.model_file import load_model, save_model
@@ -85,7 +85,7 @@ def finish(settings, study, data, *, search_seconds=None, log=print):
     config = TrainConfig.from_dict(as_config_values(best.user_attrs["config"]))
     checkpoint = checkpoint_path(settings, best.number)
     model, preprocessor, source = _best_model(checkpoint, config, data, log)
-    acc, _ = evaluate_splits(model, preprocessor, data)  # the test set's one use
+    acc, _ = score_splits(model, preprocessor, data)  # the test set's one use
     save_trial_model(out / "best_model.npz", model, preprocessor, data.class_names,
                      config.to_dict(), data.geometry)
     for f in checkpoint.parent.glob("trial-*.npz"):  # keep the best's, for a resumed search

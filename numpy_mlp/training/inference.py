@@ -29,7 +29,8 @@ from .threads import ThreadChooser
 BATCH_SIZE = 2000  # images per batch: one reused float buffer of this many rows
 
 
-def predict(model, preprocessor, X, *, tta_shift=0, batch_size=BATCH_SIZE, geometry=None):
+def predict_labels(model, preprocessor, X, *, tta_shift=0, batch_size=BATCH_SIZE,
+                   geometry=None):
     """Predicted labels (N,) int64 of uint8 images X (N, D).
 
     Without views the class of the highest score (the same as of the highest

@@ -30,7 +30,7 @@ from ..nn.losses import cross_entropy_loss
 from ..nn.model import FullyConnectedNet
 from ..nn.optim import SGD
 from ..nn.schedules import lr_at
-from .inference import predict
+from .inference import predict_labels
 from .metrics import accuracy
 from .threads import ThreadChooser
 
@@ -215,7 +215,7 @@ def train(config, data, *, state=None, on_step=None, on_eval=None):
 
             # 4. every 1/evals of the run: accuracies, the best parameters so far
             if step % eval_every == 0 or step == total:
-                evaluate(run, data, epoch=step / steps_per_epoch, alpha=alpha,
+                record_evaluation(run, data, epoch=step / steps_per_epoch, alpha=alpha,
                          seconds=time.perf_counter() - start)
                 if on_eval is not None:
                     on_eval(step, s.history)
@@ -246,7 +246,7 @@ def result_of(run, data, *, seconds, stopped_early):
                        best_source="ema" if s.best_ema else "raw")
 
 
-def evaluate(run, data, *, epoch, alpha, seconds):
+def record_evaluation(run, data, *, epoch, alpha, seconds):
     """One evaluation of ``run`` at its current step, appended to its history: accuracy on
     its training subset and on the validation split; the parameters are kept as the best
     so far if their validation accuracy is higher (always, without a validation split).
@@ -255,9 +255,10 @@ def evaluate(run, data, *, epoch, alpha, seconds):
     kept instead if they beat both the trained weights (a tie goes to the trained ones)
     and the best so far; the train accuracy stays the trained weights'."""
     model, s = run.model, run.loop
-    train_pred = predict(model, run.preprocessor, data.X_train[run.eval_idx])
+    train_pred = predict_labels(model, run.preprocessor, data.X_train[run.eval_idx])
     train_acc = accuracy(data.y_train[run.eval_idx], train_pred)
-    val_acc = accuracy(data.y_val, predict(model, run.preprocessor, data.X_val))  # NaN if no split
+    val_pred = predict_labels(model, run.preprocessor, data.X_val)
+    val_acc = accuracy(data.y_val, val_pred)  # NaN if there is no validation split
     for k, v in (("eval_step", s.step), ("epoch", epoch),
                  ("train_loss", s.loss_sum / s.loss_count), ("train_acc", train_acc),
                  ("val_acc", val_acc), ("alpha", alpha), ("seconds", seconds)):
@@ -266,7 +267,7 @@ def evaluate(run, data, *, epoch, alpha, seconds):
     candidate, from_ema = val_acc, False
     if run.ema is not None:
         with run.ema.swapped_into(model):
-            val_acc_ema = accuracy(data.y_val, predict(model, run.preprocessor, data.X_val))
+            val_acc_ema = accuracy(data.y_val, predict_labels(model, run.preprocessor, data.X_val))
         s.history["val_acc_ema"].append(val_acc_ema)
         from_ema = val_acc_ema > val_acc  # NaN (no split) compares False: the trained weights
         candidate = val_acc_ema if from_ema else val_acc
