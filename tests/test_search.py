@@ -442,13 +442,13 @@ def test_two_studies_in_one_folder_keep_their_own_models(tmp_path, tiny_dir):
     run_search(narrow, log=None)  # its trial 0 is another model than wide's trial 0
     best = run_search(wide, log=None)  # nothing left to run: picks wide's best again
     (trial,) = load(wide).trials
-    assert best["model"] == "reused the checkpoint of the trial"
+    assert best["model"] == "reused the saved model of the trial"
     assert best["val_accuracy"] == pytest.approx(trial.value)
     assert best["config"]["hidden_dim"] == [32]
     saved = load_model(out / "best_model.npz")
     assert saved.model.hidden_dims == (32,) and saved.config["hidden_dim"] == [32]
     for name in ("wide", "narrow"):
-        assert (out / "checkpoints" / name / "trial-0.npz").is_file()
+        assert (out / "trial-models" / name / "trial-0.npz").is_file()
     # names that are not plain file names still get folders of their own
     assert len({study_folder(n) for n in ("a/b", "a_b", "a b", "..")}) == 4
 
@@ -510,7 +510,7 @@ def test_two_workers_and_a_second_machine_share_a_postgresql_study(tmp_path, tin
     trials, _ = check_result(b, load(sb), 8)
     assert len(trials) == 8 and best["trials"]["total"] == 8
     # the best trial may have run in machine a's folder: then b trains it again from its config
-    assert best["model"] in ("reused the checkpoint of the trial", "trained again from its config")
+    assert best["model"] in ("reused the saved model of the trial", "trained again from its config")
 
 
 # --------------------------------------------------------------------------- Redis

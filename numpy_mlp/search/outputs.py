@@ -4,10 +4,10 @@
 - ``best.json``: the best trial by *validation* accuracy, evaluated once on the test set;
   ``best_model.npz``: its model (usable with ``numpy-mlp evaluate`` and ``predict``);
 - ``history.png``, ``params.png``, ``importance.png`` (drawn by numpy_mlp/plots.py);
-- ``checkpoints/<study>/trial-N.npz``: the best model each worker has seen, one folder per
+- ``trial-models/<study>/trial-N.npz``: the best model each worker has seen, one folder per
   study, so that two studies in one DIR never take each other's models.
 
-The best model is its trial's checkpoint when that was written here for the same config,
+The best model is its trial's saved model when that was written here for the same config,
 else it is trained again from the trial's config (the trial ran on another machine).
 """
 
@@ -44,14 +44,14 @@ def study_folder(name):
     return plain if plain == name else f"{plain}-{zlib.crc32(name.encode()):08x}"
 
 
-def checkpoint_path(settings, number):
+def trial_model_path(settings, number):
     """Where a worker keeps the model of trial ``number`` of the study of ``settings``."""
-    return Path(settings.out) / "checkpoints" / study_folder(settings.study_name) / (
+    return Path(settings.out) / "trial-models" / study_folder(settings.study_name) / (
         f"trial-{number}.npz")
 
 
 def save_trial_model(path, model, preprocessor, class_names, config, geometry):
-    """Write a trial's model (a checkpoint or best_model.npz) with its config and the
+    """Write a trial's model (trial-N.npz or best_model.npz) with its config and the
     geometry of its images."""
     save_model(path, model, preprocessor, class_names=class_names, config=config,
                geometry=geometry)
@@ -83,13 +83,13 @@ def finish(settings, study, data, *, search_seconds=None, log=print):
                         f"widen the space, use --pruner none or run more trials")
     best = max(complete, key=lambda t: (t.value, -t.number))
     config = TrainConfig.from_dict(as_config_values(best.user_attrs["config"]))
-    checkpoint = checkpoint_path(settings, best.number)
-    model, preprocessor, source = _best_model(checkpoint, config, data, log)
+    trial_model = trial_model_path(settings, best.number)
+    model, preprocessor, source = _best_model(trial_model, config, data, log)
     acc, _ = score_splits(model, preprocessor, data)  # the test set's one use
     save_trial_model(out / "best_model.npz", model, preprocessor, data.class_names,
                      config.to_dict(), data.geometry)
-    for f in checkpoint.parent.glob("trial-*.npz"):  # keep the best's, for a resumed search
-        if f != checkpoint:
+    for f in trial_model.parent.glob("trial-*.npz"):  # keep the best's, for a resumed search
+        if f != trial_model:
             f.unlink()
 
     summary = {
@@ -118,21 +118,21 @@ def finish(settings, study, data, *, search_seconds=None, log=print):
     return summary
 
 
-def _best_model(checkpoint, config, data, log):
-    """``(model, preprocessor, how)`` of the best trial: its checkpoint when that holds a
+def _best_model(trial_model, config, data, log):
+    """``(model, preprocessor, how)`` of the best trial: its saved model when that holds a
     model of the same config, else the config trained again."""
-    why = "its checkpoint is not in this folder"
-    if checkpoint.is_file():
+    why = "its saved model is not in this folder"
+    if trial_model.is_file():
         try:
-            saved_model = load_model(checkpoint)
+            saved_model = load_model(trial_model)
             saved = TrainConfig.from_dict(as_config_values(saved_model.config))
         except (UserError, KeyError, TypeError) as e:
-            why = f"its checkpoint cannot be used ({e})"
+            why = f"its saved model cannot be used ({e})"
         else:
             if saved == config:
                 return (saved_model.model, saved_model.preprocessor,
-                        "reused the checkpoint of the trial")
-            why = "its checkpoint holds another config"
+                        "reused the saved model of the trial")
+            why = "its saved model holds another config"
     if log:
         log(f"training the best trial again from its config: {why}")
     with threadpool_limits(1):  # as in the workers, so the run repeats theirs

@@ -28,7 +28,7 @@ RULES = {
 
 @dataclass(frozen=True)
 class SearchSettings:
-    out: str                         # folder of the search: results, journal, checkpoints
+    out: str                         # folder of the search: results, journal, trial models
     n_trials: int = 20               # target number of finished (complete + pruned) trials
     workers: int = 1                 # processes on this machine, one BLAS thread each
     storage: str | None = None       # Optuna storage URL or journal path; None = DIR/study.journal

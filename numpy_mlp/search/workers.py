@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from ..data.registry import load_dataset
 from ..errors import DivergenceError, UserError
 from ..training.loop import train
-from .outputs import checkpoint_path, fmt, save_trial_model
+from .outputs import fmt, save_trial_model, trial_model_path
 from .space import base_config, suggest_config
 from .study import (
     counts,
@@ -77,18 +77,18 @@ def objective(trial, data, settings):
 
 
 def _keep_if_best(trial, result, data, settings):
-    """Save the model of this trial as a checkpoint if it beats every finished trial."""
+    """Save the model of this trial (trial-N.npz) if it beats every finished trial."""
     def rank(value, number):  # the order of outputs.finish: higher accuracy, then earlier
         return (value, -number)
 
     done = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if any(rank(t.value, t.number) > rank(result.best_val_acc, trial.number) for t in done):
         return
-    save_trial_model(checkpoint_path(settings, trial.number), result.model, result.preprocessor,
+    save_trial_model(trial_model_path(settings, trial.number), result.model, result.preprocessor,
                      data.class_names, trial.user_attrs["config"],
                      data.geometry)
-    for t in done:  # checkpoints of worse trials are no longer needed
-        checkpoint_path(settings, t.number).unlink(missing_ok=True)
+    for t in done:  # the models of worse trials are no longer needed
+        trial_model_path(settings, t.number).unlink(missing_ok=True)
 
 
 def run_worker(settings, worker, n_trials, *, data=None, log=print):
