@@ -61,7 +61,7 @@ class ParameterError(ConfigError, ValueError):
     scikit-learn's conventions expect from ``fit``."""
 
 
-def geometry_of(d: int) -> Geometry:
+def _geometry_of(d: int) -> Geometry:
     """The geometry of rows of d values: CIFAR-10's images for d = 3072 (what the image-only
     options need), else d plain features (:meth:`Geometry.features`)."""
     return IMAGE_GEOMETRY if d == IMAGE_D else Geometry.features(d)
@@ -72,10 +72,10 @@ def feature_data(X, y, class_names, val_size, seed) -> Dataset:
     (the index into classes_) given to fit: ``val_size`` random rows held out for
     validation (chosen by ``np.random.default_rng(seed)``), an empty (0, D) test set (the
     test set is the caller's, through predict and score), the geometry of
-    :func:`geometry_of`."""
+    :func:`_geometry_of`."""
     return Dataset.split((X, y), (X[:0], y[:0]), val_size=val_size, seed=seed,
                          class_names=class_names, source="the X given to fit",
-                         geometry=geometry_of(X.shape[1]), name="features")
+                         geometry=_geometry_of(X.shape[1]), name="features")
 
 
 def _parameter_docs():
@@ -215,14 +215,14 @@ class FullyConnectedClassifier(ClassifierMixin, BaseEstimator):
         X = self._inputs(X)
         return inference.probabilities(self.model_, self.run_.preprocessor, X,
                                        tta_shift=self.config_.tta_shift,
-                                       geometry=geometry_of(self.n_features_in_))
+                                       geometry=_geometry_of(self.n_features_in_))
 
     def predict(self, X):
         """Predicted labels (N,) of X (N, D), taken from classes_."""
         X = self._inputs(X)
         codes = inference.predict_labels(self.model_, self.run_.preprocessor, X,
                                   tta_shift=self.config_.tta_shift,
-                                  geometry=geometry_of(self.n_features_in_))
+                                  geometry=_geometry_of(self.n_features_in_))
         return self.classes_[codes]
 
 

@@ -106,7 +106,7 @@ def read_cifar10(kind: DatasetKind, data_dir, geometry, fetch: Fetch) -> Parts:
     folder, default = kind.folder(data_dir)
     for candidate in (folder, folder / ARCHIVE_DIR):
         if any((candidate / name).exists() for name in BATCH_FILES):
-            arrays = read_batches(lambda name, c=candidate: _load_file(c / name))
+            arrays = _read_batches(lambda name, c=candidate: _load_file(c / name))
             return Parts(arrays["train"], arrays["test"], arrays["names"], str(candidate))
     archive = fetch(folder, OFFICIAL_FILE, what=kind.title, parents=default, size=ARCHIVE_SIZE,
                     offline=f"CIFAR-10 not found in {folder} (looked for the batch files, "
@@ -179,11 +179,11 @@ class _Capped:
 def read_archive(archive: Path, max_bytes: int = MAX_TAR_BYTES) -> dict:
     """Read the batches straight out of the .tar.gz: expected, regular members only.
 
-    At most ``max_bytes`` are decompressed. Returns what :func:`read_batches` does.
+    At most ``max_bytes`` are decompressed. Returns what :func:`_read_batches` does.
     """
     redownload = f"it is not the official archive: delete it and download {OFFICIAL_URL}"
     return read_tar(archive, top=ARCHIVE_DIR, members=ARCHIVE_MEMBERS, limit=_limit,
-                    read=read_batches, max_bytes=max_bytes, redownload=redownload)
+                    read=_read_batches, max_bytes=max_bytes, redownload=redownload)
 
 
 def read_tar(archive: Path, *, top: str, members, limit, read, max_bytes: int, redownload: str,
@@ -230,7 +230,7 @@ def read_tar(archive: Path, *, top: str, members, limit, read, max_bytes: int, r
         ) from exc
 
 
-def read_batches(load) -> dict:
+def _read_batches(load) -> dict:
     """Read and validate the 7 files through ``load(name) -> (unpickled object, where)``.
 
     Returns ``{"train": (X (N, D) uint8, y (N,) int64), "test": (X, y), "names": tuple}``.

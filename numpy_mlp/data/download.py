@@ -47,7 +47,7 @@ _CHUNK = 1 << 20  # the most bytes asked of the network at once
 _QUEUED = 8  # chunks the helper thread may read ahead of the writer
 
 
-def md5_of(path: Path) -> str:
+def _md5_of(path: Path) -> str:
     """Hex md5 of a file, read in chunks."""
     h = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
@@ -271,7 +271,7 @@ def _receive(url: str, timeout: float, chunks: queue.Queue, stop: threading.Even
 
 def _check_existing(final: Path, md5: str) -> None:
     """Raise DataError if the archive already at ``final`` does not have ``md5``."""
-    got = md5_of(final)
+    got = _md5_of(final)
     if got != md5.lower():
         raise DataError(f"{final} already exists but its md5 is {got}, expected {md5}; "
                         "delete it to download it again")

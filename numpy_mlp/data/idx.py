@@ -47,7 +47,7 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
                    "Sneaker", "Bag", "Ankle boot")
 
 
-def read_idx(path: Path, ndim: int, dims: tuple = ()) -> np.ndarray:
+def _read_idx(path: Path, ndim: int, dims: tuple = ()) -> np.ndarray:
     """One idx ``.gz`` file of unsigned bytes with ``ndim`` dimensions, the ones after the
     first equal to ``dims``; returns its (count, *dims) uint8 array. DataError otherwise."""
     bad = f"{path} is not a valid idx file"
@@ -84,7 +84,7 @@ def read_mnist(kind: DatasetKind, data_dir, geometry, fetch: Fetch) -> Parts:
     arrays = []
     for i, official in enumerate(kind.files):
         path = fetch(folder, official, what=kind.title, parents=default)
-        arrays.append(read_idx(path, 3, (g.height, g.width)) if i % 2 == 0 else read_idx(path, 1))
+        arrays.append(_read_idx(path, 3, (g.height, g.width)) if i % 2 == 0 else _read_idx(path, 1))
     parts = []
     for (X, y), image_file in zip((arrays[0:2], arrays[2:4]), kind.files[0::2]):
         bad = f"{folder / image_file.name} and its labels"

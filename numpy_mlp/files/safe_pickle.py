@@ -4,7 +4,7 @@ A pickle is a small program: unpickling one with :func:`pickle.load` may call an
 importable function (``os.system``, ``builtins.eval``, ...), and even NumPy's own array
 reconstruction crashes the interpreter on a 150-byte object-array pickle whose list is
 shorter than its shape. CIFAR-10 batches are a dict of bytes keys, plain numbers, strings,
-flat lists and arrays of numbers, so :class:`CifarUnpickler` executes only the opcodes
+flat lists and arrays of numbers, so :class:`_CifarUnpickler` executes only the opcodes
 that build those and checks each array before NumPy sees it:
 
 - globals: ``numpy.core.multiarray._reconstruct`` / ``numpy._core.multiarray._reconstruct``
@@ -189,7 +189,7 @@ def _target(stack: list, kind: type) -> None:
         raise _Refused(f"adding items to something other than a {kind.__name__}")
 
 
-class CifarUnpickler(pickle._Unpickler):
+class _CifarUnpickler(pickle._Unpickler):
     """A pure-Python :class:`pickle.Unpickler` limited to CIFAR-10's contents (module doc).
 
     Args:
@@ -257,7 +257,7 @@ class CifarUnpickler(pickle._Unpickler):
     table[pickle.BUILD[0]] = load_build
 
     def __repr__(self) -> str:
-        return f"CifarUnpickler({self.name!r})"
+        return f"_CifarUnpickler({self.name!r})"
 
 
 def _build_dtype(dtype: np.dtype, state) -> None:
@@ -320,7 +320,7 @@ def safe_load(fileobj: IO[bytes], name: str | None = None, max_bytes: int = MAX_
     if name is None:
         name = str(getattr(fileobj, "name", "<stream>"))
     try:
-        obj = CifarUnpickler(_BoundedReader(fileobj, max_bytes, name), name).load()
+        obj = _CifarUnpickler(_BoundedReader(fileobj, max_bytes, name), name).load()
     except DataError:
         raise
     except _Refused as exc:
