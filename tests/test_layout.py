@@ -137,3 +137,32 @@ def test_every_room_is_a_package_that_setuptools_finds():
     assert not missing, f"rooms without __init__.py: {missing}"
     found = set(find_packages(str(PACKAGE.parent), include=["numpy_mlp*"]))
     assert {module_name(f / "__init__.py") for f in folders} <= found
+
+
+def test_the_face_hands_on_its_names_and_loads_each_room_only_when_asked():
+    """``from numpy_mlp import ...`` gives the notebook's names as before; the network's
+    names load the network alone, the trainer's the machinery it needs."""
+    heavy = ["urllib.request", "tqdm", "PIL", "matplotlib", "optuna", "threadpoolctl"]
+    code = ("import sys\n"
+            "import numpy_mlp\n"
+            "print(sorted(m for m in sys.modules if m.startswith('numpy_mlp.')))\n"
+            "from numpy_mlp import FullyConnectedNet, SGD, cross_entropy_loss\n"
+            f"print([m for m in {heavy!r} if m in sys.modules])\n"
+            "from numpy_mlp import (TrainConfig, UserError, load_cifar10, preprocess, train,\n"
+            "                       CLASS_NAMES)\n"
+            "import numpy_mlp.nn.model, numpy_mlp.training.loop, numpy_mlp.data.cifar10\n"
+            "assert FullyConnectedNet is numpy_mlp.nn.model.FullyConnectedNet\n"
+            "assert train is numpy_mlp.training.loop.train\n"
+            "assert load_cifar10 is numpy_mlp.data.cifar10.load_cifar10\n"
+            "assert set(numpy_mlp.__all__) <= set(dir(numpy_mlp))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out[0] == "['numpy_mlp.version']"
+    assert out[1] == "[]"
+    import numpy_mlp
+
+    assert set(numpy_mlp.__all__) == {"CLASS_NAMES", "FullyConnectedNet", "SGD", "TrainConfig",
+                                      "UserError", "cross_entropy_loss", "load_cifar10",
+                                      "preprocess", "train"}
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        numpy_mlp.nope  # noqa: B018
