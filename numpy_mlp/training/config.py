@@ -98,9 +98,9 @@ class TrainConfig:
                               "training-set channel statistics; per_feature: training-set "
                               "statistics of each input value (any numeric features, as the "
                               "scikit-learn estimator); whiten: per_channel, then PCA whitening to "
-                              "--whiten-dim components (ZCA up to a rotation; preprocessing.py), "
-                              "which "
-                              "wants about 10x the learning rate (--alpha 0.1 at batch 128)")
+                              "--whiten-dim components (ZCA up to a rotation; "
+                              "numpy_mlp/data/preprocessing.py), which wants about 10x the "
+                              "learning rate (--alpha 0.1 at batch 128)")
     whiten_dim: int = knob(1024, whole(1, 10**5), "--preprocessing whiten: the principal "
                            "components kept, at most the values of an image (3072)",
                            metavar="K")
@@ -140,9 +140,9 @@ class TrainConfig:
                                         "STEPS steps, atomically (0 = only at the end and on "
                                         "Ctrl-C); does not change the results", metavar="STEPS",
                                         none="20 per run", resumable=True)
-    threads: int | str = knob("auto", THREADS, "BLAS threads for the "
-                              "matrix products: a number, or auto = all cores unless other "
-                              "jobs hold one, rechecked every 30 s (numpy_mlp/threads.py); "
+    threads: int | str = knob("auto", THREADS, "BLAS threads for the matrix products: a "
+                              "number, or auto = all cores unless other jobs hold one, "
+                              "rechecked every 30 s (numpy_mlp/training/threads.py); "
                               "changes results only in their last bits", metavar="auto|N",
                               resumable=True)
 
