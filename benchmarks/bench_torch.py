@@ -17,8 +17,8 @@ reported: samples/s for both, their ratio, and our GFLOP/s against the GFLOP/s o
 float32 matrix product (2048^3, numpy's BLAS) timed in the same rounds with the same threads.
 The last column is the ceiling: the GFLOP/s the step's five matrix products reach by
 themselves at that shape, against the same large product.
-``auto`` is numpy-mlp's default thread choice (numpy_mlp/threads.py), compared with the better
-of its own 1- and 2-thread runs. A third table times full-set evaluation (50,000 images,
+``auto`` is numpy-mlp's default thread choice (numpy_mlp/training/threads.py), compared with
+the better of its own 1- and 2-thread runs. A third table times full-set evaluation (50,000 images,
 ``inference.predict_labels``: uint8 batches of 2000, copied to float32 with the normalisation folded
 into the first layer, forward, argmax) against its matrix products alone.
 

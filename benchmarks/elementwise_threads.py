@@ -12,7 +12,8 @@ as medians of ``--reps`` rounds run in blocks of 10 that alternate 1 and 2 BLAS 
 - the first layer's product ``x @ W1``, (N, 3072) @ (3072, H): 1 and 2 BLAS threads;
 - ``SGD.step`` on a (3072, H) weight (numpy_mlp.nn.optim, its 256 KB blocks): one thread,
   and two Python threads each stepping half of the rows;
-- ``preprocess`` of N uint8 images, per image (numpy_mlp.data.cifar10, its 1 MB blocks): likewise;
+- ``preprocess`` of N uint8 images, per image (numpy_mlp.data.preprocessing, its 1 MB blocks):
+  likewise;
 - one ``np.add`` of two (3072, H) arrays, a single call per thread.
 
 Each element-wise part is timed twice: right after the product on 1 BLAS thread (the second

@@ -11,9 +11,9 @@ README's deep recipe (2048-1024-512, dropout 0.1, 170 epochs of batch 256) and i
 two-layer recipe (H = 4096, 150 epochs of batch 256), both on per-channel images rather than
 the presets' whitened ones, and the deep recipe at batch 128,
 to set the batch-size lever against (``--recipes deep,deep-128 --no-torch``). For each, a fixed
-number of real steps runs end to end in a fresh process, first ``numpy_mlp.training.loop(config,
-data)`` and then PyTorch doing the same recipe, A B A B for ``--repeats`` repeats, and
-medians are reported:
+number of real steps runs end to end in a fresh process, first
+``numpy_mlp.training.loop.train(config, data)`` and then PyTorch doing the same recipe, A B A B
+for ``--repeats`` repeats, and medians are reported:
 
 - PyTorch's loop is the one it is usually written with: the batch taken from a permutation
   of the uint8 training tensor, random crops with zero padding and left-right flips on the

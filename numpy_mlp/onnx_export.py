@@ -50,8 +50,9 @@ MAX_BYTES = 2**31 - 2**20  # protobuf refuses messages of 2 GiB; leave room for 
 def _load_for_export(path):
     """The model file's network, its input preparation and its class names.
 
-    The one place that reads a saved model for export, through :func:`saving.load_model`
-    and the Preprocessor's public attributes (``mode``, ``stats``, ``dtype``).
+    The one place that reads a saved model for export, through
+    :func:`~numpy_mlp.training.model_file.load_model` and the Preprocessor's public
+    attributes (``mode``, ``stats``, ``dtype``).
 
     Returns:
         ``(model, preprocessor, class_names)``: a FullyConnectedNet, a Preprocessor
@@ -176,8 +177,8 @@ def _network(node, const, h, model):
 def _normalisation(node, const, x, preprocessor, D):
     """The nodes of ``preprocessor`` on the float pixels ``x`` (N, D); returns their output.
 
-    The same operations as :func:`data.preprocess`, in its order, so that the exported
-    network sees what ours does (up to the rounding of the sums).
+    The same operations as :func:`~numpy_mlp.data.preprocessing.preprocess`, in its order,
+    so that the exported network sees what ours does (up to the rounding of the sums).
     """
     if preprocessor.mode == "per_image":
         mean = node("ReduceMean", [x], "row_mean", axes=[1], keepdims=1)  # (N, 1)

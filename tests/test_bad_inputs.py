@@ -1,10 +1,10 @@
 """Every bad input, through the command line: one line ``numpy-mlp: error: ...`` naming the
 problem (and what to do), exit status 2, no traceback; ``--debug`` shows the traceback.
 
-The table BAD_INPUTS is what README's reliability section counts. Each case builds its
-files in ``tmp_path`` and returns the command's arguments; ``words`` must appear in the
-message. A flag's value is checked by its setting's rule like any other input (one line
-naming the flag); errors of the command line's shape (an unknown flag or command, both
+The table BAD_INPUTS is what docs/reliability.md's bad-input table counts. Each case
+builds its files in ``tmp_path`` and returns the command's arguments; ``words`` must appear
+in the message. A flag's value is checked by its setting's rule like any other input (one
+line naming the flag); errors of the command line's shape (an unknown flag or command, both
 flags of an either-or pair, missing image files) are argparse's own: a usage line and one
 ``error:`` line, status 2 (BAD_FLAGS).
 """
@@ -257,7 +257,7 @@ BAD_INPUTS = [
      lambda t, m: ((t / "data").mkdir(), (t / "data" / ARCHIVE_NAME).write_bytes(b"x" * 999),
                    train(t, t / "data"))[2],
      "could not read"),
-    # --- flag values: each refused by its rule's one message (config.Rule), naming the flag
+    # --- flag values: each refused by its rule's one message (rules.Rule), naming the flag
     *[(f"--{flag} {value}", lambda t, m, f=flag, v=value: hyper(t, f, v), words)
       for flag, value, words in [
           ("alpha", "-1", "--alpha -1 must be a finite number > 0"),
@@ -428,7 +428,7 @@ def test_divergence_before_any_evaluation_saves_the_initial_weights(tmp_path, ca
 
 
 def test_table_size():
-    """README's reliability table quotes these counts; keep them in step."""
+    """docs/reliability.md's bad-input table quotes these counts; keep them in step."""
     assert (len(BAD_INPUTS), len(BAD_FLAGS)) == (80, 4)
 
 

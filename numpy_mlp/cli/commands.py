@@ -4,7 +4,7 @@
     numpy-mlp evaluate  accuracy of a saved model on train/val/test, per class
     numpy-mlp predict   classify image files with a saved model
     numpy-mlp report    write DIR/report.html again from a run folder
-    numpy-mlp search    hyperparameter search with Optuna (see search.py)
+    numpy-mlp search    hyperparameter search with Optuna (see numpy_mlp/search/)
     numpy-mlp export    write a saved model as ONNX (uint8 images in, probabilities out)
 
 Each command's options are declared once, as data: ``config.Setting`` objects (the flags

@@ -1,6 +1,6 @@
 """Command-line flags and ``--config`` TOML keys, both derived from declared Settings.
 
-A command's options are a tuple of :class:`~numpy_mlp.config.Setting` (the fields of
+A command's options are a tuple of :class:`~numpy_mlp.training.config.Setting` (the fields of
 TrainConfig are ``config.SETTINGS``). :func:`add_flags` makes their argparse flags, with
 help lines that state each one's bounds and real default; every argparse default is None
 ("not given"), and argparse only converts a flag's text, never judges it. :func:`fill`
@@ -177,7 +177,7 @@ def space_entry(text):
 
 
 def hidden_dims(text):
-    """'1000' or '512,256' -> tuple of widths (config.parse_hidden_dims, as an argparse type)."""
+    """'1000' or '512,256' -> tuple of widths (rules.parse_hidden_dims, as an argparse type)."""
     try:
         return parse_hidden_dims(text)
     except ConfigError as e:

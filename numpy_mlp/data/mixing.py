@@ -2,9 +2,9 @@
 
 :class:`Mixer` takes a minibatch after it is prepared and returns it mixed with soft
 targets (N, C), or as it was with its integer labels (N,); the loss
-(:func:`~numpy_mlp.losses.cross_entropy_loss`) takes either. The mixing itself is
-:func:`~numpy_mlp.augment.mixup` (on the normalised floats) and
-:func:`~numpy_mlp.augment.cutmix` (on the uint8 images, so that a pasted box is
+(:func:`~numpy_mlp.nn.losses.cross_entropy_loss`) takes either. The mixing itself is
+:func:`~numpy_mlp.data.augment.mixup` (on the normalised floats) and
+:func:`~numpy_mlp.data.augment.cutmix` (on the uint8 images, so that a pasted box is
 normalised with the image it lands in). All draws come from one generator of their own,
 so a run without mixing draws the same batches, augmentations and weights as before.
 

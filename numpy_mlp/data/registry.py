@@ -4,10 +4,10 @@ Each kind is declared by the module of its file format, with its geometry, offic
 class names and reader: :mod:`~numpy_mlp.data.cifar10`, :mod:`~numpy_mlp.data.idx` (MNIST,
 Fashion-MNIST), :mod:`~numpy_mlp.data.cifar100` (fine and coarse labels) and
 :mod:`~numpy_mlp.data.folder` (a folder of images). :data:`DATASETS` lists them; the
-``--dataset`` flag's choices come from its keys (config.py). A dataset's :class:`Geometry`
-travels with the data (``data.geometry``), the TrainConfig (``dataset``, ``image_size``)
-and the saved model, so that augmentation, pictures, image files and the ONNX export
-reshape every row the same way.
+``--dataset`` flag's choices come from its keys (training/config.py). A dataset's
+:class:`~numpy_mlp.data.dataset.Geometry` travels with the data (``data.geometry``), the
+TrainConfig (``dataset``, ``image_size``) and the saved model, so that augmentation,
+pictures, image files and the ONNX export reshape every row the same way.
 
     N  images      D  channels * height * width      C  classes
 """
@@ -29,7 +29,7 @@ DATA_FIELDS = ("dataset", "image_size", "val_size", "seed")  # the TrainConfig f
 
 def default_folder(dataset: str):
     """Where ``dataset`` lives unless --data-dir says: a subfolder of
-    :func:`~numpy_mlp.data.default_data_dir` (CIFAR-10: that folder itself)."""
+    :func:`~numpy_mlp.data.dataset.default_data_dir` (CIFAR-10: that folder itself)."""
     return DATASETS[dataset].default_folder()
 
 
@@ -38,8 +38,8 @@ def load_dataset(config, data_dir=None, *, download=True, create=True, progress=
     """The dataset ``config.dataset`` names, split as ``config`` says (val_size, seed; a
     folder of images also image_size), read by its kind's reader.
 
-    ``data_dir``: its folder (default: :func:`~numpy_mlp.data.default_data_dir`, with a
-    subfolder per dataset other than CIFAR-10; a folder of images has no default).
+    ``data_dir``: its folder (default: :func:`~numpy_mlp.data.dataset.default_data_dir`, with
+    a subfolder per dataset other than CIFAR-10; a folder of images has no default).
     ``download``, ``create``, ``progress``, ``log``: what may happen to a missing official
     file (:class:`~numpy_mlp.data.download.Fetch`); ``sources``: ``{file name: (url, md5)}``
     overriding the official ones (for tests and mirrors). Returns a

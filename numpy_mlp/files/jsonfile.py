@@ -9,7 +9,7 @@ file, the field, what was found and what to do::
 
 The run folder's own files are read where they are written: config.json by
 :func:`numpy_mlp.training.config.read_config`, metrics.json by
-:func:`numpy_mlp.runs.writeup.read_metrics`.
+:func:`numpy_mlp.runs.report.read_metrics`.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ itself (``numpy.lib.format``) and refuses, before reading any data:
   ``DEFLATE_LIMIT`` times (what deflate can do at all).
 
 What is left is bounded by the file's size; callers add their own bound from what the
-file declares (see modelfile.py) and read only then. Every failure is one line of the
+file declares (see training/model_file.py) and read only then. Every failure is one line of the
 caller's error class naming the file and the member.
 """
 

@@ -2,7 +2,7 @@
 
 One place derives the arrays from the architecture's settings, for the model that
 allocates them and for the readers of model files and checkpoints that check them before
-anything is allocated (modelfile.py, checkpointfile.py).
+anything is allocated (training/model_file.py, training/checkpoint_file.py).
 
 Plain stack (``blocks = 0``), widths ``(D, H1, ..., C)`` and L = len(widths) - 1 affine maps::
 

@@ -1,5 +1,5 @@
 """A fully-connected network: a plain (affine -> [norm] -> act [-> dropout]) stack, or a
-residual net of pre-norm inverted-bottleneck blocks (numpy_mlp/architecture.py).
+residual net of pre-norm inverted-bottleneck blocks (numpy_mlp/nn/architecture.py).
 
 Dimension letters:
     N  batch size
@@ -12,7 +12,7 @@ The parameters live in one plain dict, ``model.params = {"W1", "b1", ..., "WL", 
 of shape (H_l,). ``model.grads`` holds arrays of the same keys and shapes, filled by
 :meth:`FullyConnectedNet.backward`. Batch norm's running statistics are not trained: they
 are ``model.buffers`` (``running_mean{k}``, ``running_var{k}``), updated by training-mode
-forward passes. The optimizer (``numpy_mlp.optim``) is kept apart and updates
+forward passes. The optimizer (``numpy_mlp.nn.optim``) is kept apart and updates
 ``model.params`` in place.
 
 The call shapes are the course notebook's::
@@ -346,7 +346,7 @@ class FullyConnectedNet:
         """Copy ``params`` (same keys and shapes) into the model's arrays, in place.
 
         The buffers come from ``params`` too if it has them (:meth:`copy_params`); a dict of
-        parameters alone (a new run's, ``train.initial_params``) resets them to their start.
+        parameters alone (a new run's, ``loop.initial_params``) resets them to their start.
         """
         for k, v in self.params.items():
             if params[k].shape != v.shape:

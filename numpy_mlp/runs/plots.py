@@ -82,7 +82,7 @@ def plot_accuracy(history, path):
         else:
             ema = val_acc  # never better: the trained weights' curve alone
         from_ema = ema > val_acc  # (evals,) where the EMA was the better one
-        kept = np.where(from_ema, ema, val_acc)  # what the run compared, as train.evaluate
+        kept = np.where(from_ema, ema, val_acc)  # what the run compared, as loop.record_evaluation
         best = int(np.nanargmax(kept))
         color, what = ("tab:purple", "EMA ") if from_ema[best] else ("tab:green", "")
         ax.plot(epoch[best], kept[best], "*", ms=14, color=color, mec="black", zorder=4,
@@ -96,7 +96,8 @@ def plot_predictions(images, y_true, y_pred, class_names, path, cols=8,
     """A grid of images, each titled with its predicted label; mistakes in red with the true label.
 
     Args:
-        images: (N, height, width, 3) uint8 images, e.g. ``data.to_images(X_test[:32])``.
+        images: (N, height, width, 3) uint8 images, e.g.
+            ``dataset.to_images(X_test[:32], geometry)``.
         y_true, y_pred: (N,) integer labels.
         class_names: the C class names, in label order.
         cols: images per row.

@@ -1,6 +1,6 @@
 """Classify image files (PNG, JPEG, any size), or the images in a folder, with a saved model.
 
-Each image is read as the model's images are (its saved geometry; numpy_mlp.images):
+Each image is read as the model's images are (its saved geometry; numpy_mlp.data.images):
 for CIFAR-10 converted to RGB, resized to 32 x 32 (the whole image, aspect ratio not
 kept, as CIFAR-10's own thumbnails were made) and laid out like a CIFAR-10 row: 1024 red,
 1024 green, 1024 blue values, each row-major; for MNIST grey, 28 x 28.
@@ -46,8 +46,8 @@ def predict_files(model_path, paths, top=3, tta_shift=None):
 
     ``model_path`` is a model file or a run folder. With a test-time shift s > 0
     (``tta_shift``; default: the one the model's run was trained with) the probabilities
-    are the mean over the ten views of :func:`~numpy_mlp.augment.tta_views`, as
-    ``evaluate`` counts its ten-view accuracy (:func:`numpy_mlp.inference.probabilities`).
+    are the mean over the ten views of :func:`~numpy_mlp.data.augment.tta_views`, as
+    ``evaluate`` counts its ten-view accuracy (:func:`numpy_mlp.training.inference.probabilities`).
 
     Returns:
         list of ``(path, [(class_name, probability), ...])``, most likely first.

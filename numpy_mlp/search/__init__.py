@@ -1,4 +1,4 @@
-"""Hyperparameter search with Optuna: a loop over :func:`numpy_mlp.train.train`.
+"""Hyperparameter search with Optuna: a loop over :func:`numpy_mlp.training.loop.train`.
 
 What ``numpy-mlp search`` does, in order, and the module that does it:
 
@@ -13,7 +13,7 @@ What ``numpy-mlp search`` does, in order, and the module that does it:
    the trials of dead workers, marks them FAIL and runs each once more.
 4. **Workers** (workers.py): ``workers`` processes (spawned; one BLAS thread each) load
    the data once and run trials; the pruner stops poor ones early.
-5. **Outputs** (outputs.py; pictures in numpy_mlp/plots.py): the trial with the best
+5. **Outputs** (outputs.py; pictures in numpy_mlp/runs/plots.py): the trial with the best
    *validation* accuracy wins, its model is evaluated once on the test set, and DIR gets
    ``search.json``, ``trials.csv``, ``best.json``, ``best_model.npz`` and three pictures.
 

@@ -3,7 +3,7 @@
 - ``search.json``: the settings; ``trials.csv``: one row per trial;
 - ``best.json``: the best trial by *validation* accuracy, evaluated once on the test set;
   ``best_model.npz``: its model (usable with ``numpy-mlp evaluate`` and ``predict``);
-- ``history.png``, ``params.png``, ``importance.png`` (drawn by numpy_mlp/plots.py);
+- ``history.png``, ``params.png``, ``importance.png`` (drawn by numpy_mlp/runs/plots.py);
 - ``trial-models/<study>/trial-N.npz``: the best model each worker has seen, one folder per
   study, so that two studies in one DIR never take each other's models.
 

@@ -15,7 +15,7 @@ SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "halving", "none")
 
 # The rule of each bounded setting, for the Python API (check_settings) and the flags
-# (cli.search_settings) alike.
+# (cli.commands.search_settings) alike.
 RULES = {
     "n_trials": whole(1, 10**6),
     "workers": whole(1, 256),
@@ -40,7 +40,7 @@ class SearchSettings:
     seed: int = 0                    # seeds the samplers (mixed with worker number and host)
     fixed: dict = field(default_factory=dict)  # TrainConfig fields fixed for every trial
     space: dict = field(default_factory=lambda: dict(DEFAULT_SPACE))  # searched fields
-    data_dir: str | None = None      # CIFAR-10 folder (None = the default, see data.py)
+    data_dir: str | None = None      # CIFAR-10 folder (None = the default, see data/dataset.py)
     download: bool = True            # False = --offline
 
 
@@ -72,7 +72,7 @@ DEFAULTS = {f.name: f.default for f in fields(SearchSettings)}
 
 def flag_settings():
     """The flags of ``numpy-mlp search`` besides the data and --debug ones, one per setting
-    (cli.py turns them into argparse options and checks their values by these rules)."""
+    (cli/flags.py turns them into argparse options and checks their values by these rules)."""
     return (
         Setting("n_trials", RULES["n_trials"], "finished trials the study should hold; a "
                 "resumed or joined study continues to it", default=DEFAULTS["n_trials"]),

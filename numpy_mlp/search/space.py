@@ -1,6 +1,6 @@
 """The search space: which TrainConfig fields are searched, over what, as Optuna samples them.
 
-A space maps a field of :class:`~numpy_mlp.config.TrainConfig` to a range
+A space maps a field of :class:`~numpy_mlp.training.config.TrainConfig` to a range
 ``{"low", "high", "log"}`` or to a list of values ``{"choices": [...]}``.
 :data:`DEFAULT_SPACE` is updated by a search file's ``[space]`` table and by ``--space``;
 its ``[fixed]`` table and ``--set`` fix fields for every trial (a fixed field is not

@@ -28,7 +28,7 @@ from .signals import catching_stop_signals
 
 
 def data_fingerprint(data):
-    """A small summary of a ``CIFAR10`` split that a resumed run must find again."""
+    """A small summary of a ``Dataset`` split that a resumed run must find again."""
     return {"n_train": int(len(data.y_train)), "n_val": int(len(data.y_val)),
             "train_labels_crc32": _crc32(data.y_train), "val_labels_crc32": _crc32(data.y_val)}
 

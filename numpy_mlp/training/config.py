@@ -4,13 +4,14 @@ Each field of :class:`TrainConfig` is declared once, with :func:`knob`: its defa
 line, its :class:`Rule` (the values it takes: bounds or choices) and whether a resumed run
 may change it. Everything else is derived from that declaration:
 
-- :meth:`TrainConfig.validate` and the checks of ``optim``, ``model`` and ``threads``
-  (:func:`check`), each rule kind with one message: ``{what} must be {description}``;
+- :meth:`TrainConfig.validate`, each rule kind with one message: ``{what} must be
+  {description}`` (the rules of the network's arguments, ``optim.ALPHA``,
+  ``model.DROPOUT``, ..., are declared beside the code that checks them: nn/rules.py);
 - the ``train`` flags, their help and shown defaults, and the keys of a ``--config`` TOML
-  file (flags.py, from :data:`SETTINGS`);
+  file (cli/flags.py, from :data:`SETTINGS`);
 - :data:`RESUMABLE_FIELDS`, the fields ``train --resume`` may change.
 
-:data:`numpy_mlp.presets.PRESETS` are named sets of field values (``train --preset NAME``).
+:data:`numpy_mlp.training.presets.PRESETS` are named sets of field values (``train --preset NAME``).
 Every run saves its config as ``config.json``; :meth:`TrainConfig.from_dict` reads it back.
 """
 
@@ -38,7 +39,7 @@ MAX_SHIFT = 16  # pixels: the largest crop_pad and tta_shift (half an image)
 DTYPES = ("float32", "float64")
 MAX_SEED = 2**32 - 1  # the seeds every NumPy and Optuna generator takes
 # a folder's images: 8 px at least; at most 128 px, where a row's sum (3 * 128**2 * 255)
-# still stays below 2**24 and is exact in float32 (data.preprocess)
+# still stays below 2**24 and is exact in float32 (preprocessing.preprocess)
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 128
 
 
@@ -180,7 +181,7 @@ class Setting:
     """One setting of a command, declared once: a TrainConfig field or another option.
 
     The flag, its ``--help`` line, the key of a ``--config`` file and the check of a value
-    all come from it (flags.py).
+    all come from it (cli/flags.py).
     """
 
     name: str                  # the field or option; its flag is --name-with-dashes

@@ -2,15 +2,15 @@
 evaluations and search all take.
 
 Images go through in batches; the input normalisation is folded into the first layer
-(:meth:`~numpy_mlp.data.Preprocessor.folded`), so that a batch is only copied to floats, and
-batch norm (a fixed affine map in evaluation) into the affine maps beside it
-(:meth:`~numpy_mlp.model.FullyConnectedNet.eval_params`);
+(:meth:`~numpy_mlp.data.preprocessing.Preprocessor.folded`), so that a batch is only copied
+to floats, and batch norm (a fixed affine map in evaluation) into the affine maps beside it
+(:meth:`~numpy_mlp.nn.model.FullyConnectedNet.eval_params`);
 with a test-time shift s > 0 each image is seen as the ten views of
-:func:`~numpy_mlp.augment.tta_views` (itself and its diagonal shifts by s pixels, each also
-mirrored) and its answer is their mean softmax probability: ten times the work, for a model
-trained with flips and crops. The BLAS thread count is chosen batch by batch as in training
-(:mod:`numpy_mlp.threads`), among 1 .. the count BLAS is allowed when called (inside the
-trainer: its choice).
+:func:`~numpy_mlp.data.augment.tta_views` (itself and its diagonal shifts by s pixels, each
+also mirrored) and its answer is their mean softmax probability: ten times the work, for a
+model trained with flips and crops. The BLAS thread count is chosen batch by batch as in
+training (:mod:`numpy_mlp.training.threads`), among 1 .. the count BLAS is allowed when
+called (inside the trainer: its choice).
 
 The views need the images' geometry (``geometry``: the data's or the saved model's); rows
 that are not images (``geometry=None``) have no views.

@@ -3,7 +3,7 @@
 ``train(config, data)`` returns a :class:`TrainResult` with the model (holding the best
 parameters by validation accuracy) and a history of plain lists. It prints nothing: the
 caller's ``on_step`` and ``on_eval`` callbacks draw progress bars, write log lines (see
-:mod:`numpy_mlp.runs`), save checkpoints or prune a search trial.
+:mod:`numpy_mlp.runs.display`), save checkpoints or prune a search trial.
 
 Everything a run is made of and changes while it trains (parameters, momentum, the
 input normalisation, random generators, the batch order, the best parameters, the

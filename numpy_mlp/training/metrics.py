@@ -1,5 +1,5 @@
 """Accuracy, confusion matrices and per-class accuracy of predicted labels (predictions
-themselves come from :mod:`numpy_mlp.inference`).
+themselves come from :mod:`numpy_mlp.training.inference`).
 
     N  number of images
     C  number of classes
