@@ -18,13 +18,13 @@ from synthetic_data import synthetic
 from numpy_mlp import TrainConfig
 from numpy_mlp.errors import Interrupted, ModelFileError
 from numpy_mlp.runs.train import train_with_checkpoints
-from numpy_mlp.training import checkpoint as ckpt
-from numpy_mlp.training.checkpoint import restore
+from numpy_mlp.training import checkpointing as ckpt
 from numpy_mlp.training.checkpoint_file import (
     CHECKPOINT_FORMAT_VERSION,
     CHECKPOINT_NAME,
     read_checkpoint,
 )
+from numpy_mlp.training.checkpointing import restore
 
 # every source of randomness and every piece of loop state is in use: dropout masks
 # (model.rng), flips and crops (aug_rng), reshuffles (order_rng), per-channel statistics,

@@ -357,7 +357,7 @@ class Crash(Exception):
 
 def test_a_crashed_mnist_run_resumes_to_the_same_model(folders, tmp_path, monkeypatch):
     from numpy_mlp.runs.train import run_training
-    from numpy_mlp.training import checkpoint as ckpt
+    from numpy_mlp.training import checkpointing as ckpt
 
     config = TrainConfig(dataset="mnist", hidden_dim=(8,), batch_size=10, num_iters=6,
                          val_size=5, evals=2, eval_train_size=10, checkpoint_every=2, threads=1,

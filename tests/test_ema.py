@@ -190,8 +190,8 @@ def test_checkpoints_of_an_ema_run_are_checked_and_older_ones_still_read(data, t
     import json
 
     from numpy_mlp.errors import CheckpointError
-    from numpy_mlp.training.checkpoint import restore
     from numpy_mlp.training.checkpoint_file import read_checkpoint, save_checkpoint
+    from numpy_mlp.training.checkpointing import restore
 
     config = TrainConfig(hidden_dim=(6,), batch_size=20, num_iters=4, evals=2, ema=0.9, threads=1)
     run = build(config, data)

@@ -12,8 +12,8 @@ from numpy_mlp import TrainConfig
 from numpy_mlp.cli.commands import main
 from numpy_mlp.data.preprocessing import Preprocessor
 from numpy_mlp.runs.predict import predict_files
-from numpy_mlp.training.checkpoint import restore
 from numpy_mlp.training.checkpoint_file import save_checkpoint
+from numpy_mlp.training.checkpointing import restore
 from numpy_mlp.training.loop import build, initial_params, train
 from numpy_mlp.training.model_file import load_model
 

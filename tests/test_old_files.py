@@ -17,7 +17,7 @@ import pytest
 from fixtures_cifar import write_cifar_dir
 
 from numpy_mlp import TrainConfig, load_cifar10, train
-from numpy_mlp.training.checkpoint import restore
+from numpy_mlp.training.checkpointing import restore
 from numpy_mlp.training.inference import predict_labels
 from numpy_mlp.training.loop import build
 from numpy_mlp.training.model_file import load_model

@@ -33,8 +33,8 @@ from tqdm import tqdm
 
 from ..data.registry import DEFAULT_DATASET, default_folder, load_dataset
 from ..errors import DivergenceError, Interrupted, UserError
-from ..training.checkpoint import Checkpointer, checkpoint_interval, data_fingerprint, restore
 from ..training.checkpoint_file import CHECKPOINT_NAME, read_checkpoint
+from ..training.checkpointing import Checkpointer, checkpoint_interval, data_fingerprint, restore
 from ..training.config import read_config
 from ..training.loop import build, initial_params, result_of, total_steps, train
 from ..training.model_file import MODEL_NAME

@@ -6,7 +6,7 @@
 - ``inference``: batched prediction with the normalisation, and test-time views
 - ``metrics``: accuracy and the confusion matrix
 - ``threads``: the BLAS thread count, chosen on purpose
-- ``checkpoint``: resumable training state (when to save it, how to restore it)
+- ``checkpointing``: resumable training (when to save a checkpoint, how to restore a run)
 - ``checkpoint_file``: checkpoint.npz, written and read back
 - ``signals``: Ctrl-C and SIGTERM caught to stop at a safe point
 - ``model_file``: model.npz, saved and loaded

@@ -38,7 +38,7 @@ allocated, no pickle, so loading one never runs code); it checks:
 
 Each failure is one :class:`~numpy_mlp.errors.CheckpointError` line naming the file and
 the field; the checkpoint is then best deleted, which restarts the run from step 0.
-Rebuilding a run from what is read is :func:`numpy_mlp.training.checkpoint.restore`.
+Rebuilding a run from what is read is :func:`numpy_mlp.training.checkpointing.restore`.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def save_checkpoint(path, config, run, *, fingerprint=None, data_dir=None):
 
     Args:
         config: the run's ``TrainConfig``.
-        fingerprint: :func:`~numpy_mlp.training.checkpoint.data_fingerprint` of the data,
+        fingerprint: :func:`~numpy_mlp.training.checkpointing.data_fingerprint` of the data,
             checked by ``restore``.
         data_dir: the data folder the run read (absolute path or None for the default),
             so that ``--resume`` finds it again.

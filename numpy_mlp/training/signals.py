@@ -3,7 +3,7 @@ notice before it kills), which ask a run to stop at a safe point.
 
 :func:`catching_stop_signals` is the one place that installs a handler for them and puts
 the previous ones back. What a handler does is its user's: the training loop's
-:class:`~numpy_mlp.training.checkpoint.Checkpointer` finishes the step and saves a
+:class:`~numpy_mlp.training.checkpointing.Checkpointer` finishes the step and saves a
 checkpoint first; the write-up (:meth:`~numpy_mlp.runs.folder.RunFolder.writing_up`)
 stops at once, every file being whole or absent. Either way the run ends with
 :class:`~numpy_mlp.errors.Interrupted`, whose ``signum`` gives the exit status
