@@ -156,7 +156,7 @@ class Dataset:
     class_names: tuple[str, ...]  # label i is class_names[i]
     source: str  # the folder or archive it was read from, for logs
     geometry: Geometry  # the shape of each row: channels x height x width
-    name: str = "cifar10"  # its --dataset name (registry.DATASETS); "features": sklearn's X
+    name: str = ""  # its --dataset name (registry.DATASETS); "features": sklearn's X
 
     def __post_init__(self):
         g = self.geometry
@@ -168,11 +168,9 @@ class Dataset:
                 raise ValueError(f"{split} has shape {shape}: rows of {g} have {g.D} values")
 
     def __repr__(self) -> str:
-        kind = f"Dataset({self.name!r}, "
-        return (
-            f"{kind}train={len(self.y_train)}, val={len(self.y_val)}, "
-            f"test={len(self.y_test)}, source={self.source!r})"
-        )
+        name = f"{self.name!r}, " if self.name else ""
+        return (f"Dataset({name}train={len(self.y_train)}, val={len(self.y_val)}, "
+                f"test={len(self.y_test)}, source={self.source!r})")
 
     @classmethod
     def split(cls, train, test, *, val_size: int, seed: int, class_names, source, geometry,
