@@ -71,13 +71,37 @@ def test_every_room_has_a_layer():
     assert rooms <= set(LAYERS), f"rooms without a layer: {sorted(rooms - set(LAYERS))}"
 
 
+def climbs(graph):
+    """The (module, target) pairs of ``graph`` (module -> imported modules) where the target
+    stands in another room on the same layer or above."""
+    return [(m, t) for m, targets in graph.items() for t in targets
+            if room(t) != room(m) and layer(t) >= layer(m)]
+
+
+def cycles(graph):
+    """Every circle of ``graph`` (module -> imported modules), as 'a -> b -> a'."""
+    state, found = {}, []
+
+    def visit(m, stack):
+        state[m] = "open"
+        for t in sorted(graph.get(m, ())):
+            if state.get(t) == "open":
+                found.append(" -> ".join(stack[stack.index(t):] + [t]))
+            elif t not in state:
+                visit(t, stack + [t])
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    return found
+
+
 def test_no_module_imports_from_a_room_above_or_beside_it():
-    bad = []
-    for module, path in MODULES.items():
-        for target, line in imports(path):
-            same_room = room(target) == room(module)
-            if not same_room and layer(target) >= layer(module):
-                bad.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {target}")
+    lines = {(m, t): line for m, p in MODULES.items() for t, line in imports(p)}
+    graph = {m: [t for t, _ in imports(p)] for m, p in MODULES.items()}
+    bad = [f"{MODULES[m].relative_to(PACKAGE.parent)}:{lines[m, t]} imports {t}"
+           for m, t in climbs(graph)]
     assert not bad, "imports that climb a layer:\n" + "\n".join(bad)
 
 
@@ -86,27 +110,22 @@ def test_no_import_cycles():
     # a package's face (__init__) is left out: importing a submodule runs it first anyway
     graph = {m: {t for t in ts if MODULES[t].name != "__init__.py"}
              for m, ts in graph.items() if MODULES[m].name != "__init__.py"}
-    state, cycles = {}, []
-
-    def visit(m, stack):
-        state[m] = "open"
-        for t in sorted(graph.get(m, ())):
-            if state.get(t) == "open":
-                cycles.append(" -> ".join(stack[stack.index(t):] + [t]))
-            elif t not in state:
-                visit(t, stack + [t])
-        state[m] = "done"
-
-    for m in sorted(graph):
-        if m not in state:
-            visit(m, [m])
-    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+    found = cycles(graph)
+    assert not found, "import cycles:\n" + "\n".join(found)
 
 
-def test_the_layout_check_sees_an_upward_import(tmp_path):
-    """The checks above can fail: an nn module importing the trainer is caught."""
-    assert layer("numpy_mlp.training.loop") > layer("numpy_mlp.nn.model")
-    assert room("numpy_mlp.nn.model") != room("numpy_mlp.training.loop")
+def test_the_checks_catch_a_climb_and_a_circle():
+    """The checks above can fail: the network importing the trainer, data importing a run,
+    files importing the network beside it, and two modules importing each other."""
+    graph = {"numpy_mlp.nn.model": ["numpy_mlp.training.loop", "numpy_mlp.nn.layers"],
+             "numpy_mlp.data.augment": ["numpy_mlp.runs.plots", "numpy_mlp.errors"],
+             "numpy_mlp.files.npzfile": ["numpy_mlp.nn.rules"],
+             "numpy_mlp.cli.commands": ["numpy_mlp.runs.train", "numpy_mlp.nn.model"]}
+    assert climbs(graph) == [("numpy_mlp.nn.model", "numpy_mlp.training.loop"),
+                             ("numpy_mlp.data.augment", "numpy_mlp.runs.plots"),
+                             ("numpy_mlp.files.npzfile", "numpy_mlp.nn.rules")]
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a -> b -> c -> a"]
+    assert cycles({"a": {"b"}, "b": set()}) == []
 
 
 @pytest.mark.parametrize("room_name", ["numpy_mlp.nn"])
