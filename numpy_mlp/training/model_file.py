@@ -161,10 +161,7 @@ def load_model(path):
                                   reg=trained.get("reg", 0.0), dropout=trained.get("dropout", 0.0))
         preprocessor = Preprocessor.from_dict(meta["preprocessing"], model.dtype)
         data_dir = meta.get("data_dir")
-        # checked against the weights and statistics by read_model_file; files written
-        # before geometries were recorded all hold CIFAR-10 models
-        recorded = meta.get("geometry")
-        geometry = CIFAR10_GEOMETRY if recorded is None else Geometry.from_dict(recorded)
+        geometry = _recorded_geometry(meta)  # checked against the weights by read_model_file
     except (KeyError, ValueError, TypeError, ConfigError) as e:
         raise ModelFileError(f"{path}: its 'meta' entry does not describe a model ({e}); "
                              f"{MODEL_FIX}") from None
@@ -248,6 +245,13 @@ def check_size(fields, shapes, itemsize, limit=None, what="the model"):
     return nbytes
 
 
+def _recorded_geometry(meta):
+    """The Geometry of the input rows that a model file's meta records; ValueError if it is
+    not one. Files written before geometries were recorded all hold CIFAR-10 models."""
+    recorded = meta.get("geometry")
+    return CIFAR10_GEOMETRY if recorded is None else Geometry.from_dict(recorded)
+
+
 def _check_meta(meta, fields):
     """The checked meta table of a model file: returns ``(arch, meta)``, an Architecture."""
     fields.mapping(meta, "meta", keys=("format", "format_version", "input_dim", "hidden_dim",
@@ -256,12 +260,10 @@ def _check_meta(meta, fields):
                      kind="numpy-mlp model", then="load it")
     mode = check_preprocessing(meta["preprocessing"], fields, modes=FILE_MODES)["mode"]
     input_dim = fields.integer(meta["input_dim"], "meta.input_dim", low=1)
-    geometry = CIFAR10_GEOMETRY  # files written before geometries were recorded: all CIFAR-10
-    if meta.get("geometry") is not None:
-        try:
-            geometry = Geometry.from_dict(meta["geometry"])
-        except ValueError as e:
-            raise fields.error(f"{fields.where}: meta.{e}; {fields.fix}") from None
+    try:
+        geometry = _recorded_geometry(meta)
+    except ValueError as e:
+        raise fields.error(f"{fields.where}: meta.{e}; {fields.fix}") from None
     if mode in IMAGE_MODES and input_dim != geometry.D:
         fields.fail("meta.input_dim", input_dim, f"not {geometry.D}: {mode} prepares "
                                                  f"{geometry} images")
