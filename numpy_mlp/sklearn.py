@@ -221,8 +221,8 @@ class FullyConnectedClassifier(ClassifierMixin, BaseEstimator):
         """Predicted labels (N,) of X (N, D), taken from classes_."""
         X = self._inputs(X)
         codes = inference.predict_labels(self.model_, self.run_.preprocessor, X,
-                                  tta_shift=self.config_.tta_shift,
-                                  geometry=_geometry_of(self.n_features_in_))
+                                         tta_shift=self.config_.tta_shift,
+                                         geometry=_geometry_of(self.n_features_in_))
         return self.classes_[codes]
 
 

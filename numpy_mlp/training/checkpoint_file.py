@@ -47,6 +47,7 @@ import json
 
 import numpy as np
 
+from ..data.preprocessing import PREPROCESSING_MODES
 from ..data.registry import DATASETS
 from ..errors import CheckpointError
 from ..files.atomic import atomic_write
@@ -55,13 +56,7 @@ from ..files.npzfile import NpzArchive
 from ..nn.architecture import Architecture
 from .config import train_config
 from .loop import EMA_HISTORY_KEYS, HISTORY_KEYS
-from .model_file import (
-    IMAGE_MODES,
-    PREPROCESSING_MODES,
-    array_shapes,
-    check_preprocessing,
-    check_size,
-)
+from .model_file import IMAGE_MODES, array_shapes, check_preprocessing, check_size
 
 CHECKPOINT_NAME = "checkpoint.npz"  # the checkpoint file in a run folder
 CHECKPOINT_FORMAT = "numpy-mlp-checkpoint"
