@@ -25,6 +25,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "numpy_mlp"
 LAYERS = {"errors": 0, "version": 0, "nn": 1, "files": 1, "data": 2, "training": 3, "runs": 4,
           "search": 5, "sklearn": 5, "onnx_export": 5, "cli": 6}
 FACES = {"numpy_mlp", "numpy_mlp.__main__"}  # the package's face sits above every room
+# what the network must not load: the downloader, progress bars, images, plots, search, BLAS control
+MACHINERY = ["urllib.request", "tqdm", "PIL", "matplotlib", "optuna", "threadpoolctl"]
 
 
 def module_name(path):
@@ -132,9 +134,8 @@ def test_the_checks_catch_a_climb_and_a_circle():
 def test_the_network_loads_no_machinery(room_name):
     """``import numpy_mlp.nn`` loads NumPy and the network alone: no downloader, no image
     reader, no plotting, no search, no BLAS control."""
-    heavy = ["urllib.request", "tqdm", "PIL", "matplotlib", "optuna", "threadpoolctl"]
     code = (f"import sys, {room_name}; "
-            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+            f"print(','.join(m for m in {MACHINERY!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "", f"import {room_name} loaded {out}"
@@ -161,12 +162,11 @@ def test_every_room_is_a_package_that_setuptools_finds():
 def test_the_face_hands_on_its_names_and_loads_each_room_only_when_asked():
     """``from numpy_mlp import ...`` gives the notebook's names as before; the network's
     names load the network alone, the trainer's the machinery it needs."""
-    heavy = ["urllib.request", "tqdm", "PIL", "matplotlib", "optuna", "threadpoolctl"]
     code = ("import sys\n"
             "import numpy_mlp\n"
             "print(sorted(m for m in sys.modules if m.startswith('numpy_mlp.')))\n"
             "from numpy_mlp import FullyConnectedNet, SGD, cross_entropy_loss\n"
-            f"print([m for m in {heavy!r} if m in sys.modules])\n"
+            f"print([m for m in {MACHINERY!r} if m in sys.modules])\n"
             "from numpy_mlp import (TrainConfig, UserError, load_cifar10, preprocess, train,\n"
             "                       CLASS_NAMES)\n"
             "import numpy_mlp.nn.model, numpy_mlp.training.loop, numpy_mlp.data.cifar10\n"
