@@ -62,9 +62,12 @@ def random_crop(X, pad, rng, geometry):
     return np.ascontiguousarray(crops).reshape(N, -1)
 
 
-def augment(X, rng, flip=False, crop_pad=0, *, geometry):
+def augment(X, rng, flip=False, crop_pad=0, *, geometry, deformer=None):
     """Apply the chosen augmentations to a uint8 minibatch (N, D) of ``geometry``; returns X
-    itself if none."""
+    itself if none. A :class:`~numpy_mlp.data.deform.Deformer` takes the crops and flips
+    into its own gather."""
+    if deformer is not None:
+        return deformer(X, rng, flip=flip, crop_pad=crop_pad)
     if crop_pad:
         X = random_crop(X, crop_pad, rng, geometry)
     if flip:

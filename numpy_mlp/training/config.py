@@ -21,6 +21,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data.deform import ELASTIC, ROTATE, SHEAR, ZOOM
 from ..data.mixing import CUTMIX, MIX_PROB, MIXUP
 from ..data.preprocessing import PREPROCESSING_MODES
 from ..data.registry import DATA_FIELDS, DATASETS, DEFAULT_DATASET
@@ -114,6 +115,17 @@ class TrainConfig:
                       "left-right")
     crop_pad: int = knob(0, whole(0, MAX_SHIFT), "augmentation: random 32x32 crops of the images "
                          "padded by P pixels", metavar="P")
+    rotate: float = knob(0.0, ROTATE, "augmentation: rotate each training image by a random "
+                         "angle of up to R degrees either way (nearest pixel; with --zoom, "
+                         "--shear, --elastic, the crops and flips one gather: "
+                         "numpy_mlp/data/deform.py)", metavar="R")
+    zoom: float = knob(0.0, ZOOM, "augmentation: scale each training image by a random "
+                       "factor in [1-Z, 1+Z] about its centre", metavar="Z")
+    shear: float = knob(0.0, SHEAR, "augmentation: shear each training image by a random "
+                        "angle of up to S degrees either way", metavar="S")
+    elastic: float = knob(0.0, ELASTIC, "augmentation: elastic distortion, a smooth random "
+                          "displacement of E pixels root mean square (one of 512 fields made "
+                          "from --seed)", metavar="E")
     mixup: float = knob(0.0, MIXUP, "MixUp (0 = off): each image of a minibatch "
                         "blended with another, lam*x + (1-lam)*x', lam ~ Beta(A, A), the targets "
                         "likewise", metavar="A")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..data.augment import augment
+from ..data.deform import Deformer
 from ..data.mixing import Mixer
 from ..data.preprocessing import Preprocessor
 from ..errors import ConfigError, DivergenceError
@@ -174,6 +175,7 @@ def train(config, data, *, state=None, on_step=None, on_eval=None):
     stopped_early = False
     threads = ThreadChooser(config.threads)  # BLAS threads per step: fixed, or from the load
     mixer = Mixer.of(config, len(data.class_names), geometry)  # None: no MixUp/CutMix
+    deformer = Deformer.of(config, geometry)  # None: no rotations, zoom, shear, elastic
     # overflow warnings would only clutter what the non-finite-loss check below says clearly
     old_errors = np.seterr(over="ignore", invalid="ignore", divide="ignore")
     try:
@@ -186,7 +188,7 @@ def train(config, data, *, state=None, on_step=None, on_eval=None):
             idx = s.perm[s.pos:s.pos + config.batch_size]
             s.pos += config.batch_size
             X_uint8 = augment(X_train[idx], s.aug_rng, flip=config.flip, crop_pad=config.crop_pad,
-                              geometry=geometry)
+                              geometry=geometry, deformer=deformer)
             X, y = run.preprocessor(X_uint8, out=batch), y_train[idx]  # (N, D or K) float, (N,)
             if mixer is not None:  # MixUp/CutMix: y becomes (N, C) soft targets
                 X, y = mixer(X_uint8, X, y, s.mix_rng, lambda U: run.preprocessor(U, out=batch))
