@@ -34,7 +34,9 @@ from .training.model_file import IMAGE_MODES
 IMAGE_GEOMETRY = CIFAR10_GEOMETRY  # the image layout the image-only options work on
 IMAGE_D = IMAGE_GEOMETRY.D
 
-IMAGE_ONLY = ("flip", "crop_pad", "cutmix", "tta_shift")  # need rows of 3 x 32 x 32 images
+# need rows of 3 x 32 x 32 images; each with its value that turns it off
+IMAGE_ONLY = {"flip": False, "crop_pad": 0, "rotate": 0, "zoom": 0, "shear": 0, "elastic": 0,
+              "cutmix": 0, "tta_shift": 0}
 # Where the estimator's default differs from TrainConfig's, and why (docstring, below).
 OWN_DEFAULTS = {
     "flip": (False, "an image augmentation; features are not images"),
@@ -97,7 +99,8 @@ class FullyConnectedClassifier(ClassifierMixin, BaseEstimator):
 
     - ``preprocessing`` defaults to ``per_feature``: each feature minus its training mean,
       over its training std. ``per_image`` and ``per_channel``, like the image-only options
-      ``flip`` (off here by default), ``crop_pad``, ``cutmix`` and ``tta_shift``, need rows
+      ``flip`` (off here by default), ``crop_pad``, the deformations (``rotate``, ``zoom``,
+      ``shear``, ``elastic``), ``cutmix`` and ``tta_shift``, need rows
       that are 3 x 32 x 32 images (D = 3072, CIFAR-10's layout); on other features fit refuses them
       with a ParameterError naming the option.
     - ``dataset`` and ``image_size`` are not parameters: the data is X.
@@ -154,14 +157,16 @@ class FullyConnectedClassifier(ClassifierMixin, BaseEstimator):
         except ConfigError as e:
             raise ParameterError(str(e)) from None
         if d != IMAGE_D:
-            on = [shown(k, getattr(config, k)) for k in IMAGE_ONLY if getattr(config, k)]
+            names = [k for k in IMAGE_ONLY if getattr(config, k)]
+            off = [shown(k, IMAGE_ONLY[k]) for k in names]
             if config.preprocessing in IMAGE_MODES:
-                on.append(shown("preprocessing", config.preprocessing))
-            if on:
-                raise ParameterError(f"{', '.join(on)}: only for rows of 3 x 32 x 32 images "
+                names.append("preprocessing")
+                off.append("preprocessing='per_feature'")
+            if names:
+                on = ", ".join(shown(k, getattr(config, k)) for k in names)
+                raise ParameterError(f"{on}: only for rows of 3 x 32 x 32 images "
                                      f"(D = {IMAGE_D}); these have D = {d}: turn it off "
-                                     f"(flip=False, crop_pad=0, cutmix=0, tta_shift=0, "
-                                     f"preprocessing='per_feature')")
+                                     f"({', '.join(off)})")
         return config
 
     def fit(self, X, y):

@@ -165,3 +165,13 @@ def test_a_deformed_run_resumed_is_bit_for_bit(step, deformed_data, tmp_path, mo
     monkeypatch.undo()
     result = train_with_checkpoints(config, deformed_data, tmp_path / "cut", resume=True)
     assert_same_run(reference, (result, read_checkpoint(tmp_path / "cut" / CHECKPOINT_NAME)))
+
+
+def test_the_estimator_refuses_deformations_of_rows_that_are_not_images():
+    from numpy_mlp.sklearn import FullyConnectedClassifier, ParameterError
+
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((40, 6)), rng.integers(0, 2, 40)
+    with pytest.raises(ParameterError, match=r"^rotate=10(\.0)?: only for rows of 3 x 32 x 32 "
+                                             r".*turn it off \(rotate=0\)$"):
+        FullyConnectedClassifier(rotate=10.0, num_iters=2).fit(X, y)
