@@ -270,7 +270,7 @@ def _cmd_evaluate(args):
         tta = f" ({views}: {acc['test_tta']:.4f})" if r["tta_shift"] else ""
         print(f"test accuracy {acc['test']:.4f}{tta}")
         return 0
-    print(f"model: {r['model']!r}")
+    print(f"model: {r['description']}")  # the words of the run's metrics.json
     for split in ("train", "val", "test"):
         tta = f"   {views}: {acc[split + '_tta']:.4f}" if split + "_tta" in acc else ""
         print(f"{split:>5} accuracy: {acc[split]:.4f}{tta}")

@@ -267,7 +267,8 @@ def _result_of_checkpoint(config, data, out, *, say=None):
                         f"checkpoint is gone; train it again")
     run = _restored(path, config, data, say)
     total = total_steps(config, len(data.y_train))[0]
-    return result_of(run, data, seconds=run.loop.seconds, stopped_early=run.loop.step < total)
+    return result_of(run, config, data, seconds=run.loop.seconds,
+                     stopped_early=run.loop.step < total)
 
 
 def _restored(path, config, data, say):

@@ -21,7 +21,7 @@ from ..files.atomic import atomic_write
 from ..training.checkpoint_file import CHECKPOINT_NAME
 from ..training.inference import predict_labels
 from ..training.metrics import accuracy, confusion_matrix, per_class_accuracy
-from ..training.model_file import MODEL_NAME, save_model
+from ..training.model_file import MODEL_NAME, describe_model, write_model_file
 from . import plots
 from .report import write_report
 
@@ -106,7 +106,7 @@ def run_metrics(acc, cm, result, data, config, t0):
         **({"best_source": result.best_source} if config.ema else {}),  # "raw" or "ema"
         "train_seconds": round(result.seconds, 2),
         "total_seconds": round(time.perf_counter() - t0, 2),
-        "model": repr(result.model),
+        "model": describe_model(result.model, result.preprocessor),
     }
 
 
@@ -122,10 +122,9 @@ def write_up(folder, config, data, result, *, data_dir, W1_init, say, t0):
     with folder.writing_up():
         acc, cm = score_splits(model, preprocessor, data, config.tta_shift)
         metrics = run_metrics(acc, cm, result, data, config, t0)
-        folder.write(MODEL_NAME, lambda f: save_model(f, model, preprocessor,
-                                                      class_names=data.class_names,
-                                                      config=config.to_dict(), data_dir=data_dir,
-                                                      geometry=data.geometry))
+        folder.write(MODEL_NAME, lambda f: write_model_file(
+            f, model, preprocessor, class_names=data.class_names, config=config.to_dict(),
+            data_dir=data_dir, geometry=data.geometry))
         folder.write_text("history.csv", history_csv(result.history))
         folder.write_json("metrics.json", metrics)
         write_pictures(folder, model, preprocessor, data, cm, history=result.history,

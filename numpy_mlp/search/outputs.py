@@ -29,7 +29,7 @@ from ..files.atomic import atomic_write
 from ..runs.writeup import score_splits, write_json
 from ..training.config import TrainConfig
 from ..training.loop import train
-from ..training.model_file import load_model, save_model
+from ..training.model_file import load_model, write_model_file
 from .settings import settings_dict
 from .space import as_config_values, effective_space
 from .study import counts, fail_dead_trials
@@ -53,8 +53,8 @@ def trial_model_path(settings, number):
 def save_trial_model(path, model, preprocessor, class_names, config, geometry):
     """Write a trial's model (trial-N.npz or best_model.npz) with its config and the
     geometry of its images."""
-    save_model(path, model, preprocessor, class_names=class_names, config=config,
-               geometry=geometry)
+    write_model_file(path, model, preprocessor, class_names=class_names, config=config,
+                     geometry=geometry)
 
 
 def write_settings(settings):
