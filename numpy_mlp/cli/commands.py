@@ -99,6 +99,10 @@ COMMANDS = {
         _tta_setting("also report val/test accuracy averaged"), *DATA, *OUTPUT, DEBUG)),
     "predict": Command("classify PNG/JPEG files with a saved model", (
         MODEL, Setting("top", whole(1), "how many classes to show per image", default=3),
+        Setting("format", choice("text", "json", "csv"), "how to print the classes: text "
+                "lines, or for scripts a JSON list or CSV rows (file,rank,class,probability,"
+                "error); a file that cannot be read is named on stderr, the others are still "
+                "classified, and the exit status is 2", default="text"),
         _tta_setting("average the probabilities"), *OUTPUT, DEBUG),
         (("images", "+", "IMAGE", "image files of any size (resized to the model's image size, "
           "32x32 for CIFAR-10), or folders of PNG/JPEG files"),)),
@@ -329,13 +333,23 @@ def _cmd_export(args):
 
 
 def _cmd_predict(args):
-    from ..runs.predict import predict_files
+    from ..runs.predict import as_csv, as_json, classify_files
 
-    for path, top in predict_files(args.model, args.images, top=1 if args.quiet else args.top,
-                                   tta_shift=args.tta_shift):
-        shown = top[0][0] if args.quiet else ", ".join(f"{name} {p:.1%}" for name, p in top)
-        print(f"{path}: {shown}")
-    return 0
+    predictions = classify_files(args.model, args.images, top=1 if args.quiet else args.top,
+                                 tta_shift=args.tta_shift)
+    if args.format == "json":
+        print(as_json(predictions))
+    elif args.format == "csv":
+        print(as_csv(predictions), end="")
+    failed = [p for p in predictions if p.error is not None]
+    for p in predictions:
+        if p.error is not None:  # every file it cannot read, one line each, the rest still shown
+            print(f"numpy-mlp: error: {p.error}", file=sys.stderr)
+        elif args.format == "text":
+            shown = (p.top[0][0] if args.quiet else
+                     ", ".join(f"{name} {q:.1%}" for name, q in p.top))
+            print(f"{p.path}: {shown}")
+    return 2 if failed else 0
 
 
 # what to do when a command runs out of memory: the flags that size the work, where it has them
