@@ -25,7 +25,15 @@ from dataclasses import fields as dataclass_fields
 
 from ..errors import UserError
 from ..nn.rules import BOOL, TEXT, choice, whole
-from ..training.config import EITHER_OR, RESUMABLE_FIELDS, SETTINGS, Setting, TrainConfig, layered
+from ..training.config import (
+    EITHER_OR,
+    RESUMABLE_FIELDS,
+    SETTINGS,
+    Setting,
+    TrainConfig,
+    layered,
+    read_search_best,
+)
 from ..training.presets import PRESET_HELP, PRESETS
 from .flags import add_flags, as_flags, field_value, fill, read_flag_file, space_entry
 
@@ -59,7 +67,8 @@ OUTPUT = (Setting("quiet", BOOL, "print only the result", short="-q"),
           Setting("verbose", BOOL, "print more: the files written, BLAS threads, ...",
                   short="-v"))
 CONFIG = Setting("config", TEXT, "read flags from a TOML file (see below)", metavar="FILE.toml")
-PAIRS = (*EITHER_OR, ("quiet", "verbose"))  # either-or flags: one of each pair may be given
+# either-or flags: one of each pair may be given
+PAIRS = (*EITHER_OR, ("quiet", "verbose"), ("preset", "from_search"))
 MODEL = Setting("model", TEXT, "a model.npz written by 'numpy-mlp train', or its run folder",
                 metavar="MODEL.npz",
                 required=True)
@@ -91,7 +100,10 @@ COMMANDS = {
                        none="runs/<timestamp>"),
         Setting("resume", TEXT, "continue the run in DIR (killed, crashed or stopped with "
                 "Ctrl-C) from its checkpoint, with its own config.json: no other training "
-                "flags", metavar="DIR"), PRESET, *OUTPUT, DEBUG)),
+                "flags", metavar="DIR"), PRESET,
+        Setting("from_search", TEXT, "start from the config of the best trial of the search "
+                "in DIR (DIR/best.json): its best trial trained again; flags and --config "
+                "override its values", metavar="DIR"), *OUTPUT, DEBUG)),
     "evaluate": Command("accuracy of a saved model on train/val/test and per class", (
         MODEL, Setting("out", TEXT, "folder for its pictures", metavar="DIR",
                        none="the model's folder"),
@@ -203,6 +215,8 @@ def config_from_args(args):
     given = {name: getattr(args, name) for name in SETTINGS
              if getattr(args, name, None) is not None}
     preset = getattr(args, "preset", None)
+    if getattr(args, "from_search", None):  # a search's best trial, as the search trained it
+        return TrainConfig(**layered(read_search_best(args.from_search).to_dict(), given))
     return TrainConfig(**layered(PRESETS[PRESET.check(preset)] if preset else {}, given))
 
 
@@ -237,7 +251,7 @@ def check_resume_flags(args):
     do not change what is computed).
     """
     given = {name for name in SETTINGS if getattr(args, name, None) is not None}
-    refused = sorted(given - set(RESUMABLE_FIELDS)) + [n for n in ("out", "preset")
+    refused = sorted(given - set(RESUMABLE_FIELDS)) + [n for n in ("out", "preset", "from_search")
                                                         if getattr(args, n)]
     if refused:
         flags = ", ".join("--" + name.replace("_", "-") for name in refused)
