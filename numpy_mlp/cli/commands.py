@@ -119,8 +119,12 @@ COMMANDS = {
         (("images", "+", "IMAGE", "image files of any size (resized to the model's image size, "
           "32x32 for CIFAR-10), or folders of PNG/JPEG files"),)),
     "report": Command("write DIR/report.html again: one page with the config, metrics and "
-                      "pictures of a run", (*OUTPUT, DEBUG),
-                      (("run_dir", None, "DIR", "a run folder written by 'numpy-mlp train'"),)),
+                      "pictures of a run; for several runs, one page comparing them", (
+        Setting("out", TEXT, "with several runs: the folder of the page comparing them, "
+                "compare.html (never one of the runs' folders, which are only read)",
+                metavar="DIR", none="runs/compare/<timestamp>"), *OUTPUT, DEBUG),
+        (("run_dirs", "+", "DIR", "a run folder written by 'numpy-mlp train'; two or more: "
+          "their configs side by side, their curves overlaid, their pictures"),)),
     "export": Command("write a saved model as ONNX, input normalisation included", (
         Setting("onnx", TEXT, "the .onnx file to write: uint8 images (N, D) in, class "
                 "probabilities (N, C) out (needs pip install 'numpy-mlp[onnx]')",
@@ -234,7 +238,7 @@ def _cmd_train(args):
     if args.resume:
         out, m = resume_training(args.resume, overrides=resume_overrides, **how)
     else:
-        out, m = run_training(config, out=args.out, **how)
+        out, m = run_training(config, out=args.out, command=["numpy-mlp", *args.argv], **how)
     if args.quiet:
         print(f"test accuracy {m['test_accuracy']:.4f} (val {m['val_accuracy']:.4f}) in "
               f"{m['total_seconds']:.0f}s; run saved to {out}/")
@@ -310,9 +314,16 @@ def _cmd_evaluate(args):
 
 
 def _cmd_report(args):
+    from ..runs.compare import write_comparison
     from ..runs.report import write_report
 
-    path = write_report(args.run_dir)
+    if len(args.run_dirs) > 1:
+        path = write_comparison(args.run_dirs, args.out)
+    elif args.out is not None:
+        raise UserError(f"--out is for comparing several runs; the report of one run goes into "
+                        f"its folder: numpy-mlp report {args.run_dirs[0]}")
+    else:
+        path = write_report(args.run_dirs[0])
     if not args.quiet:
         print(f"wrote {path}; open it in any browser")
     return 0
@@ -379,6 +390,7 @@ def main(argv=None):
         parser.print_help()
         return 0
     args = parser.parse_args(argv)
+    args.argv = argv  # the command line, as a run records it (run.json)
     try:
         resolve(args)
         return {"train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
