@@ -11,6 +11,10 @@ The course notebook's names and call shapes::
     optimizer = SGD(model.params, alpha=1e-2, beta=0.9)
     optimizer.step(model.grads)                      # m = beta*m + g; theta -= alpha*m
 
+    result = train(TrainConfig(hidden_dim=(200,)), data)  # the whole loop
+    save_model(result, "model.npz")                  # as numpy-mlp train writes a run's
+    load_model("runs/first").predict(data.X_test)    # (N,) labels of uint8 images (N, D)
+
 The package is a house of rooms, the network at the bottom (docs/development.md):
 ``nn`` (NumPy only), ``files``, ``data``, ``training``, ``runs``, ``search``, ``cli``. The
 names below are looked up in their rooms when first used (PEP 562), so that
@@ -31,6 +35,8 @@ _HOMES = {
     "SGD": "nn.optim",
     "TrainConfig": "training.config",
     "train": "training.loop",
+    "save_model": "training.model_file",
+    "load_model": "training.model_file",
 }
 __all__ = sorted(_HOMES)
 

@@ -17,7 +17,7 @@ from numpy_mlp.nn.optim import SGD
 from numpy_mlp.runs.train import train_with_checkpoints
 from numpy_mlp.training.checkpoint_file import CHECKPOINT_NAME, read_checkpoint
 from numpy_mlp.training.inference import predict_labels, probabilities
-from numpy_mlp.training.model_file import load_model, save_model
+from numpy_mlp.training.model_file import load_model, write_model_file
 
 # every architecture option, on the widths hidden (a plain stack) or one width (blocks)
 ARCHS = {
@@ -184,8 +184,8 @@ def test_model_file_round_trip_keeps_params_buffers_and_predictions(name, tmp_pa
     data = synthetic(n_train=60, n_val=20)
     model = trained_like(name, dtype=np.float32)
     prep = Preprocessor.fit("per_channel", data.X_train, model.dtype, channels=3)
-    save_model(tmp_path / "m.npz", model, prep, class_names=data.class_names,
-               geometry=data.geometry)
+    write_model_file(tmp_path / "m.npz", model, prep, class_names=data.class_names,
+                     geometry=data.geometry)
     back = load_model(tmp_path / "m.npz").model
     assert back.arch == model.arch
     assert sorted(back.params) == sorted(model.params)
@@ -205,8 +205,8 @@ def test_a_model_file_missing_its_buffers_is_refused(tmp_path):
     model = trained_like("plain+batch", dtype=np.float32)
     prep = Preprocessor.fit("per_image", data.X_train, model.dtype, channels=3)
     model.buffers.clear()  # as if the saving forgot them
-    save_model(tmp_path / "m.npz", model, prep, class_names=data.class_names,
-               geometry=data.geometry)
+    write_model_file(tmp_path / "m.npz", model, prep, class_names=data.class_names,
+                     geometry=data.geometry)
     with pytest.raises(ModelFileError, match="running_mean1") as e:
         load_model(tmp_path / "m.npz")
     assert "\n" not in str(e.value)
@@ -343,8 +343,8 @@ def test_every_architecture_exports_to_onnx_and_matches_ours(name, dtype, atol, 
     data = synthetic(n_train=60, n_val=20)
     model = trained_like(name, dtype=np.dtype(dtype))
     prep = Preprocessor.fit("per_channel", data.X_train, model.dtype, channels=3)
-    save_model(tmp_path / "m.npz", model, prep, class_names=data.class_names,
-               geometry=data.geometry)
+    write_model_file(tmp_path / "m.npz", model, prep, class_names=data.class_names,
+                     geometry=data.geometry)
     path = export_onnx(tmp_path / "m.npz", tmp_path / "m.onnx")
     exported = onnx.load(path)
     onnx.checker.check_model(exported, full_check=True)

@@ -182,6 +182,6 @@ def test_the_face_hands_on_its_names_and_loads_each_room_only_when_asked():
 
     assert set(numpy_mlp.__all__) == {"CLASS_NAMES", "FullyConnectedNet", "SGD", "TrainConfig",
                                       "UserError", "cross_entropy_loss", "load_cifar10",
-                                      "preprocess", "train"}
+                                      "load_model", "preprocess", "save_model", "train"}
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         numpy_mlp.nope  # noqa: B018

@@ -189,7 +189,7 @@ def test_predict_averages_the_ten_views_and_a_bad_saved_shift_is_refused(tmp_pat
     from PIL import Image
 
     from numpy_mlp.runs.predict import image_to_row, predict_files
-    from numpy_mlp.training.model_file import load_model, save_model
+    from numpy_mlp.training.model_file import load_model, write_model_file
 
     write_cifar_dir(tmp_path / "cifar", n_per_batch=20, n_test=40)
     data = ["--data-dir", str(tmp_path / "cifar"), "--offline"]
@@ -227,7 +227,7 @@ def test_predict_averages_the_ten_views_and_a_bad_saved_shift_is_refused(tmp_pat
     # a hand-edited model file whose saved shift is not one: refused by name,
     # unless a shift is given
     cfg = dict(saved.config, tta_shift=99)
-    save_model(model_path, model, prep, class_names=names, config=cfg, geometry=G)
+    write_model_file(model_path, model, prep, class_names=names, config=cfg, geometry=G)
     for cmd in (["evaluate", "--model", str(model_path), *data, "--no-pictures"],
                 ["predict", "--model", str(model_path), str(paths[0])]):
         assert main(cmd) == 2

@@ -20,7 +20,12 @@ from numpy_mlp.data.preprocessing import Preprocessor
 from numpy_mlp.errors import ModelFileError
 from numpy_mlp.files.npzfile import MAX_RATIO
 from numpy_mlp.nn.model import FullyConnectedNet
-from numpy_mlp.training.model_file import MAX_MODEL_BYTES, load_model, read_model_file, save_model
+from numpy_mlp.training.model_file import (
+    MAX_MODEL_BYTES,
+    load_model,
+    read_model_file,
+    write_model_file,
+)
 
 CLASSES = [f"class{i}" for i in range(10)]
 
@@ -29,8 +34,8 @@ def good_model(path, hidden=(8,), mode="per_channel"):
     model = FullyConnectedNet(3072, hidden, 10, seed=0)
     stats = {"mean": np.array([120.0, 121.0, 122.0]), "std": np.array([60.0, 61.0, 62.0])}
     preprocessor = Preprocessor(mode, stats if mode == "per_channel" else None)
-    save_model(path, model, preprocessor, class_names=CLASSES, config={"reg": 0.01, "dropout": 0.0},
-               geometry=CIFAR10_GEOMETRY)
+    write_model_file(path, model, preprocessor, class_names=CLASSES,
+                     config={"reg": 0.01, "dropout": 0.0}, geometry=CIFAR10_GEOMETRY)
     return model
 
 
@@ -329,8 +334,8 @@ def test_a_model_of_features_records_their_geometry_and_reads_back(tmp_path, D):
     # wider than an image's side (4096) but no more values than the largest image has
     model = FullyConnectedNet(D, (2,), 3, seed=0)
     stats = {"mean": np.zeros(D), "std": np.ones(D)}
-    save_model(tmp_path / "m.npz", model, Preprocessor("per_feature", stats),
-               class_names=["a", "b", "c"], geometry=Geometry.features(D))
+    write_model_file(tmp_path / "m.npz", model, Preprocessor("per_feature", stats),
+                     class_names=["a", "b", "c"], geometry=Geometry.features(D))
     saved = load_model(tmp_path / "m.npz")
     assert saved.geometry == Geometry(1, 1, D) and saved.model.input_dim == D
 
@@ -349,8 +354,8 @@ def test_a_model_of_float_features_reads_and_its_statistics_must_fit_its_width(t
     model = FullyConnectedNet(7, (4,), 3, seed=0)
     stats = {"mean": np.arange(7.0), "std": np.ones(7)}
     path = tmp_path / "features.npz"
-    save_model(path, model, Preprocessor("per_feature", stats), class_names=["a", "b", "c"],
-               geometry=Geometry.features(7))
+    write_model_file(path, model, Preprocessor("per_feature", stats), class_names=["a", "b", "c"],
+                     geometry=Geometry.features(7))
     params, meta = read_model_file(path)
     assert params["W1"].shape == (7, 4) and meta["input_dim"] == 7
     arrays, meta = members(path)

@@ -24,7 +24,7 @@ from numpy_mlp.nn.losses import softmax
 from numpy_mlp.onnx_export import CLASS_NAMES_KEY, INPUT_NAME, OUTPUT_NAME, export_onnx
 from numpy_mlp.training.config import TrainConfig
 from numpy_mlp.training.loop import train
-from numpy_mlp.training.model_file import load_model, save_model
+from numpy_mlp.training.model_file import load_model, write_model_file
 
 TINY = ["--hidden-dim", "8", "--batch-size", "10", "--num-iters", "3", "--val-size", "10",
         "--threads", "1", "--quiet", "--offline"]
@@ -34,8 +34,8 @@ def save_run(folder, config, data):
     """Train ``config`` on ``data`` and save its model.npz in ``folder`` as a run does."""
     r = train(config, data)
     folder.mkdir(parents=True, exist_ok=True)
-    save_model(folder / "model.npz", r.model, r.preprocessor,
-               class_names=data.class_names, config=config.to_dict(), geometry=data.geometry)
+    write_model_file(folder / "model.npz", r.model, r.preprocessor,
+                     class_names=data.class_names, config=config.to_dict(), geometry=data.geometry)
 
 
 def ours(model_file, X):

@@ -21,7 +21,7 @@ from numpy_mlp.runs.train import train_with_checkpoints
 from numpy_mlp.training.checkpoint_file import CHECKPOINT_NAME, read_checkpoint
 from numpy_mlp.training.inference import probabilities
 from numpy_mlp.training.loop import train
-from numpy_mlp.training.model_file import load_model, save_model
+from numpy_mlp.training.model_file import load_model, write_model_file
 
 GEOMETRY = Geometry(3, 8, 8)  # D = 192: an eigendecomposition in milliseconds
 D = GEOMETRY.D
@@ -110,8 +110,8 @@ def test_a_whitened_model_file_holds_the_per_channel_model_it_equals(tmp_path):
     # without flips and crops, which these class patterns do not survive
     result = train(CONFIG.replace(checkpoint_every=None, flip=False, crop_pad=0), data)
     assert result.model.input_dim == 20 and result.best_val_acc > 0.8  # chance is 0.25
-    save_model(tmp_path / "m.npz", result.model, result.preprocessor, class_names="abcd",
-               geometry=GEOMETRY)
+    write_model_file(tmp_path / "m.npz", result.model, result.preprocessor, class_names="abcd",
+                     geometry=GEOMETRY)
     saved = load_model(tmp_path / "m.npz")
     assert saved.model.input_dim == D and saved.preprocessor.mode == "per_channel"
     np.testing.assert_allclose(
@@ -124,7 +124,7 @@ def test_a_model_file_that_claims_whitening_is_refused(tmp_path):
     data = small_data()
     result = train(CONFIG.replace(checkpoint_every=None, num_iters=5), data)
     path = tmp_path / "m.npz"
-    save_model(path, result.model, result.preprocessor, class_names="abcd", geometry=GEOMETRY)
+    write_model_file(path, result.model, result.preprocessor, class_names="abcd", geometry=GEOMETRY)
     arrays = dict(np.load(path))
     meta = json.loads(str(arrays["meta"]))
     meta["preprocessing"]["mode"] = "whiten"

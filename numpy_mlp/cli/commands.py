@@ -25,7 +25,15 @@ from dataclasses import fields as dataclass_fields
 
 from ..errors import UserError
 from ..nn.rules import BOOL, TEXT, choice, whole
-from ..training.config import EITHER_OR, RESUMABLE_FIELDS, SETTINGS, Setting, TrainConfig, layered
+from ..training.config import (
+    EITHER_OR,
+    RESUMABLE_FIELDS,
+    SETTINGS,
+    Setting,
+    TrainConfig,
+    layered,
+    read_search_best,
+)
 from ..training.presets import PRESET_HELP, PRESETS
 from .flags import add_flags, as_flags, field_value, fill, read_flag_file, space_entry
 
@@ -59,7 +67,8 @@ OUTPUT = (Setting("quiet", BOOL, "print only the result", short="-q"),
           Setting("verbose", BOOL, "print more: the files written, BLAS threads, ...",
                   short="-v"))
 CONFIG = Setting("config", TEXT, "read flags from a TOML file (see below)", metavar="FILE.toml")
-PAIRS = (*EITHER_OR, ("quiet", "verbose"))  # either-or flags: one of each pair may be given
+# either-or flags: one of each pair may be given
+PAIRS = (*EITHER_OR, ("quiet", "verbose"), ("preset", "from_search"))
 MODEL = Setting("model", TEXT, "a model.npz written by 'numpy-mlp train', or its run folder",
                 metavar="MODEL.npz",
                 required=True)
@@ -91,7 +100,10 @@ COMMANDS = {
                        none="runs/<timestamp>"),
         Setting("resume", TEXT, "continue the run in DIR (killed, crashed or stopped with "
                 "Ctrl-C) from its checkpoint, with its own config.json: no other training "
-                "flags", metavar="DIR"), PRESET, *OUTPUT, DEBUG)),
+                "flags", metavar="DIR"), PRESET,
+        Setting("from_search", TEXT, "start from the config of the best trial of the search "
+                "in DIR (DIR/best.json): its best trial trained again; flags and --config "
+                "override its values", metavar="DIR"), *OUTPUT, DEBUG)),
     "evaluate": Command("accuracy of a saved model on train/val/test and per class", (
         MODEL, Setting("out", TEXT, "folder for its pictures", metavar="DIR",
                        none="the model's folder"),
@@ -99,12 +111,20 @@ COMMANDS = {
         _tta_setting("also report val/test accuracy averaged"), *DATA, *OUTPUT, DEBUG)),
     "predict": Command("classify PNG/JPEG files with a saved model", (
         MODEL, Setting("top", whole(1), "how many classes to show per image", default=3),
+        Setting("format", choice("text", "json", "csv"), "how to print the classes: text "
+                "lines, or for scripts a JSON list or CSV rows (file,rank,class,probability,"
+                "error); a file that cannot be read is named on stderr, the others are still "
+                "classified, and the exit status is 2", default="text"),
         _tta_setting("average the probabilities"), *OUTPUT, DEBUG),
         (("images", "+", "IMAGE", "image files of any size (resized to the model's image size, "
           "32x32 for CIFAR-10), or folders of PNG/JPEG files"),)),
     "report": Command("write DIR/report.html again: one page with the config, metrics and "
-                      "pictures of a run", (*OUTPUT, DEBUG),
-                      (("run_dir", None, "DIR", "a run folder written by 'numpy-mlp train'"),)),
+                      "pictures of a run; for several runs, one page comparing them", (
+        Setting("out", TEXT, "with several runs: the folder of the page comparing them, "
+                "compare.html (never one of the runs' folders, which are only read)",
+                metavar="DIR", none="runs/compare/<timestamp>"), *OUTPUT, DEBUG),
+        (("run_dirs", "+", "DIR", "a run folder written by 'numpy-mlp train'; two or more: "
+          "their configs side by side, their curves overlaid, their pictures"),)),
     "export": Command("write a saved model as ONNX, input normalisation included", (
         Setting("onnx", TEXT, "the .onnx file to write: uint8 images (N, D) in, class "
                 "probabilities (N, C) out (needs pip install 'numpy-mlp[onnx]')",
@@ -199,6 +219,8 @@ def config_from_args(args):
     given = {name: getattr(args, name) for name in SETTINGS
              if getattr(args, name, None) is not None}
     preset = getattr(args, "preset", None)
+    if getattr(args, "from_search", None):  # a search's best trial, as the search trained it
+        return TrainConfig(**layered(read_search_best(args.from_search).to_dict(), given))
     return TrainConfig(**layered(PRESETS[PRESET.check(preset)] if preset else {}, given))
 
 
@@ -216,7 +238,7 @@ def _cmd_train(args):
     if args.resume:
         out, m = resume_training(args.resume, overrides=resume_overrides, **how)
     else:
-        out, m = run_training(config, out=args.out, **how)
+        out, m = run_training(config, out=args.out, command=["numpy-mlp", *args.argv], **how)
     if args.quiet:
         print(f"test accuracy {m['test_accuracy']:.4f} (val {m['val_accuracy']:.4f}) in "
               f"{m['total_seconds']:.0f}s; run saved to {out}/")
@@ -233,7 +255,7 @@ def check_resume_flags(args):
     do not change what is computed).
     """
     given = {name for name in SETTINGS if getattr(args, name, None) is not None}
-    refused = sorted(given - set(RESUMABLE_FIELDS)) + [n for n in ("out", "preset")
+    refused = sorted(given - set(RESUMABLE_FIELDS)) + [n for n in ("out", "preset", "from_search")
                                                         if getattr(args, n)]
     if refused:
         flags = ", ".join("--" + name.replace("_", "-") for name in refused)
@@ -270,7 +292,7 @@ def _cmd_evaluate(args):
         tta = f" ({views}: {acc['test_tta']:.4f})" if r["tta_shift"] else ""
         print(f"test accuracy {acc['test']:.4f}{tta}")
         return 0
-    print(f"model: {r['model']!r}")
+    print(f"model: {r['description']}")  # the words of the run's metrics.json
     for split in ("train", "val", "test"):
         tta = f"   {views}: {acc[split + '_tta']:.4f}" if split + "_tta" in acc else ""
         print(f"{split:>5} accuracy: {acc[split]:.4f}{tta}")
@@ -292,9 +314,16 @@ def _cmd_evaluate(args):
 
 
 def _cmd_report(args):
+    from ..runs.compare import write_comparison
     from ..runs.report import write_report
 
-    path = write_report(args.run_dir)
+    if len(args.run_dirs) > 1:
+        path = write_comparison(args.run_dirs, args.out)
+    elif args.out is not None:
+        raise UserError(f"--out is for comparing several runs; the report of one run goes into "
+                        f"its folder: numpy-mlp report {args.run_dirs[0]}")
+    else:
+        path = write_report(args.run_dirs[0])
     if not args.quiet:
         print(f"wrote {path}; open it in any browser")
     return 0
@@ -329,13 +358,23 @@ def _cmd_export(args):
 
 
 def _cmd_predict(args):
-    from ..runs.predict import predict_files
+    from ..runs.predict import as_csv, as_json, classify_files
 
-    for path, top in predict_files(args.model, args.images, top=1 if args.quiet else args.top,
-                                   tta_shift=args.tta_shift):
-        shown = top[0][0] if args.quiet else ", ".join(f"{name} {p:.1%}" for name, p in top)
-        print(f"{path}: {shown}")
-    return 0
+    predictions = classify_files(args.model, args.images, top=1 if args.quiet else args.top,
+                                 tta_shift=args.tta_shift)
+    if args.format == "json":
+        print(as_json(predictions))
+    elif args.format == "csv":
+        print(as_csv(predictions), end="")
+    failed = [p for p in predictions if p.error is not None]
+    for p in predictions:
+        if p.error is not None:  # every file it cannot read, one line each, the rest still shown
+            print(f"numpy-mlp: error: {p.error}", file=sys.stderr)
+        elif args.format == "text":
+            shown = (p.top[0][0] if args.quiet else
+                     ", ".join(f"{name} {q:.1%}" for name, q in p.top))
+            print(f"{p.path}: {shown}")
+    return 2 if failed else 0
 
 
 # what to do when a command runs out of memory: the flags that size the work, where it has them
@@ -351,6 +390,7 @@ def main(argv=None):
         parser.print_help()
         return 0
     args = parser.parse_args(argv)
+    args.argv = argv  # the command line, as a run records it (run.json)
     try:
         resolve(args)
         return {"train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,

@@ -122,13 +122,15 @@ class Architecture:
             shapes[f"running_mean{k}"] = shapes[f"running_var{k}"] = (self.norm_width(k),)
         return shapes
 
-    def describe(self):
+    def describe(self, inputs=None):
         """A short text of the layers, for ``repr``: ``3072 -> 1000 -> 10`` or
-        ``3072 -> 256 x 2 blocks (e=4) -> 10``, with the norm and the activation."""
+        ``3072 -> 256 x 2 blocks (e=4) -> 10``, with the norm and the activation. ``inputs``
+        is the text of what the first layer reads (default: its input_dim D)."""
+        inputs = str(self.input_dim) if inputs is None else inputs
         if self.residual:
-            body = (f"{self.input_dim} -> {self.hidden_dims[0]} x {self.blocks} blocks "
+            body = (f"{inputs} -> {self.hidden_dims[0]} x {self.blocks} blocks "
                     f"(e={self.expansion}) -> {self.num_classes}")
         else:
-            body = " -> ".join(map(str, (self.input_dim, *self.hidden_dims, self.num_classes)))
+            body = " -> ".join(map(str, (inputs, *self.hidden_dims, self.num_classes)))
         extra = "" if self.norm == "none" else f", {self.norm} norm"
         return f"{body}{extra}" + ("" if self.activation == "relu" else f", {self.activation}")

@@ -24,6 +24,8 @@ The call shapes are the course notebook's::
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .architecture import Architecture
@@ -122,9 +124,17 @@ class FullyConnectedNet:
             self.buffers[k] = fill(shape, dtype=self.dtype)
 
     def __repr__(self):
-        return (f"FullyConnectedNet({self.arch.describe()}, reg={self.reg:g}, "
-                f"dropout={self.dropout:g}, dtype={self.dtype.name}, "
-                f"params={self.num_params():,})")
+        return self.describe()
+
+    def describe(self, arch=None, inputs=None):
+        """``FullyConnectedNet(3072 -> 1000 -> 10, reg=..., dropout=..., dtype=..., params=...)``:
+        the model as the architecture ``arch`` (default its own) with the first layer reading
+        ``inputs`` (text; default D). A whitened model's file describes the net it trained
+        (training/model_file.py: describe_model); params counts ``arch``'s parameters."""
+        arch = self.arch if arch is None else arch
+        params = sum(math.prod(shape) for shape in arch.param_shapes().values())
+        return (f"FullyConnectedNet({arch.describe(inputs)}, reg={self.reg:g}, "
+                f"dropout={self.dropout:g}, dtype={self.dtype.name}, params={params:,})")
 
     def num_params(self):
         """Total number of scalars in ``params``."""

@@ -51,8 +51,8 @@ def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, 
             written = write_pictures(folder, model, preprocessor, data, cm,
                                      W1_init=initial_W1(cfg, model))
     per_class = dict(zip(data.class_names, per_class_accuracy(cm).tolist()))
-    return {"model": model, "saved": saved, "accuracy": acc, "confusion": cm, "pictures": written,
-            "tta_shift": tta_shift, "per_class": per_class}
+    return {"model": model, "description": saved.description, "saved": saved, "accuracy": acc,
+            "confusion": cm, "pictures": written, "tta_shift": tta_shift, "per_class": per_class}
 
 
 def initial_W1(cfg, model):

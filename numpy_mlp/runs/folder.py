@@ -49,6 +49,7 @@ STATE_NAME = "run.json"
 STATE_FORMAT = "numpy-mlp-run"
 STATE_VERSION = 1
 PHASES = ("training", "writeup", "done")
+MAX_PROVENANCE_CHARS = 1 << 16  # each text of run.json's provenance: a command line, versions
 STATE_FIX = "delete run.json to treat the folder as a run started without it"
 # never follow a link, never block on a FIFO, never leak into a child program
 _OPEN_FLAGS = (getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
@@ -284,12 +285,14 @@ class RunFolder:
         """The checked run.json of the folder, or None if there is none (an older run)."""
         return read_run_state(self.path)
 
-    def record_start(self, *, data_dir, download):
+    def record_start(self, *, data_dir, download, provenance=None):
         """run.json for a run that starts now: phase ``training``, its data folder (absolute,
-        or None for the default) and whether it may download."""
+        or None for the default), whether it may download and, if given, its
+        ``provenance`` (a table of texts: :func:`numpy_mlp.runs.train.run_provenance`)."""
         data_dir = None if data_dir is None else str(Path(data_dir).expanduser().absolute())
-        self._write_state({"format": STATE_FORMAT, "format_version": STATE_VERSION,
-                           "phase": "training", "data_dir": data_dir, "download": bool(download)})
+        state = {"format": STATE_FORMAT, "format_version": STATE_VERSION, "phase": "training",
+                 "data_dir": data_dir, "download": bool(download)}
+        self._write_state(state if provenance is None else {**state, "provenance": provenance})
 
     def set_phase(self, phase):
         state = self.state()
@@ -336,6 +339,9 @@ def read_run_state(folder):
         fields.text(state["data_dir"], "data_dir", max_chars=4096)
     if not isinstance(state["download"], bool):
         fields.fail("download", state["download"], "not true or false")
+    if "provenance" in state:  # absent in runs of older versions
+        for k, v in fields.mapping(state["provenance"], "provenance").items():
+            fields.text(v, f"provenance.{k}", max_chars=MAX_PROVENANCE_CHARS)
     return state
 
 

@@ -18,16 +18,16 @@ import numpy as np  # noqa: E402
 MAX_COUNTED_CLASSES = 20  # above this many classes the confusion matrix shows no counts
 
 
-def save_figure(fig, path):
-    """Lay out, write as PNG at 110 dpi and close ``fig``; returns ``path`` (a file name or a
-    binary file object, as a RunFolder's write gives)."""
+def save_figure(fig, path, fmt="png"):
+    """Lay out, write as PNG at 110 dpi (or ``fmt``, such as svg) and close ``fig``; returns
+    ``path`` (a file name or a binary file object, as a RunFolder's write gives)."""
     fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
+    fig.savefig(path, dpi=110, format=fmt)
     plt.close(fig)
     return path
 
 
-def _finish_curves(fig, ax, path, *, xlabel, ylabel, title):
+def _finish_curves(fig, ax, path, *, xlabel, ylabel, title, fmt="png"):
     """Label the axes and title of a curves plot, add the faint grid and the legend, and save
     ``fig`` with :func:`save_figure`; returns ``path``."""
     ax.set_xlabel(xlabel)
@@ -35,7 +35,7 @@ def _finish_curves(fig, ax, path, *, xlabel, ylabel, title):
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
-    return save_figure(fig, path)
+    return save_figure(fig, path, fmt)
 
 
 def smooth(values, window):
@@ -89,6 +89,31 @@ def plot_accuracy(history, path):
                 label=f"best validation {what}{kept[best]:.3f} (kept)")
     return _finish_curves(fig, ax, path, xlabel="epoch", ylabel="accuracy",
                           title="Classification accuracy")
+
+
+MAX_CURVE_POINTS = 1000  # points of each run's loss curve drawn on a comparison
+
+
+def plot_compared(histories, labels, kind, path, fmt="svg"):
+    """Several runs' curves on one plot: ``kind`` "loss" (the running mean of each run's
+    minibatch loss, against the step) or "val_acc" (validation accuracy at each
+    evaluation, against the epoch). Run i's line has the id ``{kind}-{i}`` in an SVG."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (history, label) in enumerate(zip(histories, labels)):
+        if kind == "loss":
+            x, y = np.asarray(history["step"]), smooth(history["loss"],
+                                                      max(1, len(history["loss"]) // 50))
+            every = max(1, math.ceil(len(x) / MAX_CURVE_POINTS))
+            x, y = x[::every], y[::every]
+        else:
+            x, y = history["epoch"], history["val_acc"]
+        (line,) = ax.plot(x, y, "-" if kind == "loss" else "o-", ms=3, lw=1.8, label=label)
+        line.set_gid(f"{kind}-{i}")
+    if kind == "loss":
+        return _finish_curves(fig, ax, path, xlabel="iteration", ylabel="cross-entropy loss "
+                              "(running mean)", title="Training loss", fmt=fmt)
+    return _finish_curves(fig, ax, path, xlabel="epoch", ylabel="validation accuracy",
+                          title="Validation accuracy", fmt=fmt)
 
 
 def plot_predictions(images, y_true, y_pred, class_names, path, cols=8,

@@ -8,7 +8,11 @@ kept, as CIFAR-10's own thumbnails were made) and laid out like a CIFAR-10 row: 
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,13 +24,18 @@ from ..training.model_file import load_model, tta_shift_for
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")  # what a folder given to predict is searched for
 
 
-def _image_paths(paths):
-    """The image files ``paths`` name: each file itself, each folder's PNG/JPEG files
-    (sorted by name, not in subfolders), in the order given.
+class Prediction(NamedTuple):
+    """What ``predict`` says of one file: its top classes, or why it could not classify it."""
 
-    Raises:
-        UserError: a folder holds no such file.
-    """
+    path: str          # the file (a folder's image files each get their own)
+    top: tuple         # ((class_name, probability), ...), most likely first; () on an error
+    error: str | None  # one line naming the file and what is wrong with it; None if classified
+
+
+def _image_paths(paths):
+    """The image files ``paths`` name, in the order given: each file itself, each folder's
+    PNG/JPEG files (sorted by name, not in subfolders); a folder without any is
+    ``(folder, message)`` instead of a path."""
     out = []
     for p in map(Path, paths):
         if not p.is_dir():
@@ -35,31 +44,84 @@ def _image_paths(paths):
         found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
         if not found:
             kinds = ", ".join(IMAGE_SUFFIXES)
-            raise UserError(f"folder {p} holds no image files ({kinds}); give image files or a "
-                            f"folder of them")
+            out.append((p, f"folder {p} holds no image files ({kinds}); give image files or a "
+                           f"folder of them"))
         out += found
     return out
 
 
-def predict_files(model_path, paths, top=3, tta_shift=None):
-    """Top-``top`` classes with probabilities for each image file (a folder: its images).
+def classify_files(model_path, paths, top=3, tta_shift=None):
+    """A :class:`Prediction` for each image file ``paths`` name (a folder: its images), in
+    that order: every file that can be read is classified, and every one that cannot
+    (missing, not an image, damaged, too large; an empty folder) is named with its error.
 
     ``model_path`` is a model file or a run folder. With a test-time shift s > 0
     (``tta_shift``; default: the one the model's run was trained with) the probabilities
     are the mean over the ten views of :func:`~numpy_mlp.data.augment.tta_views`, as
     ``evaluate`` counts its ten-view accuracy (:func:`numpy_mlp.training.inference.probabilities`).
 
-    Returns:
-        list of ``(path, [(class_name, probability), ...])``, most likely first.
+    Raises:
+        UserError: the model cannot be read or the shift is not one (nothing is classified).
     """
     saved = load_model(model_path)
     tta_shift = tta_shift_for(saved, tta_shift)
-    files = _image_paths(paths)
-    rows = np.stack([image_to_row(p, geometry=saved.geometry) for p in files])  # (N, D) uint8
-    probs = probabilities(saved.model, saved.preprocessor, rows, tta_shift=tta_shift,
-                          geometry=saved.geometry)  # (N, C)
-    out = []
-    for p, row in zip(files, probs):
-        order = np.argsort(row)[::-1][:top]
-        out.append((str(p), [(saved.class_names[i], float(row[i])) for i in order]))
+    out, rows = [], {}  # rows: index in out -> (D,) uint8
+    for p in _image_paths(paths):
+        if isinstance(p, tuple):
+            out.append(Prediction(str(p[0]), (), p[1]))
+            continue
+        try:
+            rows[len(out)] = image_to_row(p, geometry=saved.geometry)
+        except UserError as e:
+            out.append(Prediction(str(p), (), str(e)))
+            continue
+        out.append(Prediction(str(p), (), None))
+    if rows:
+        probs = probabilities(saved.model, saved.preprocessor, np.stack(list(rows.values())),
+                              tta_shift=tta_shift, geometry=saved.geometry)  # (N, C)
+        for i, row in zip(rows, probs):
+            order = np.argsort(row)[::-1][:top]
+            out[i] = out[i]._replace(top=tuple((saved.class_names[k], float(row[k]))
+                                               for k in order))
     return out
+
+
+def predict_files(model_path, paths, top=3, tta_shift=None):
+    """Top-``top`` classes with probabilities for each image file (a folder: its images), as
+    :func:`classify_files`, all or nothing.
+
+    Returns:
+        list of ``(path, [(class_name, probability), ...])``, most likely first.
+    Raises:
+        UserError: the first file that cannot be classified, named.
+    """
+    out = classify_files(model_path, paths, top=top, tta_shift=tta_shift)
+    for p in out:
+        if p.error is not None:
+            raise UserError(p.error)
+    return [(p.path, list(p.top)) for p in out]
+
+
+# the columns of --format csv: one row per class shown, one row with its error per bad file
+CSV_COLUMNS = ("file", "rank", "class", "probability", "error")
+
+
+def as_json(predictions):
+    """``--format json``: a list with, per file, ``{"file", "top": [{"class", "probability"}]}``
+    or ``{"file", "error"}``."""
+    return json.dumps([{"file": p.path, "error": p.error} if p.error is not None else
+                       {"file": p.path, "top": [{"class": c, "probability": q} for c, q in p.top]}
+                       for p in predictions], indent=2)
+
+
+def as_csv(predictions):
+    """``--format csv``: :data:`CSV_COLUMNS`, one row per class shown (rank 1 first)."""
+    text = io.StringIO()
+    w = csv.writer(text, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for p in predictions:
+        if p.error is not None:
+            w.writerow([p.path, "", "", "", p.error])
+        for rank, (c, q) in enumerate(p.top, 1):
+            w.writerow([p.path, rank, c, f"{q:.6g}", ""])
+    return text.getvalue()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..training.checkpoint_file import CHECKPOINT_NAME
 from ..training.loop import initial_params
-from ..training.model_file import MODEL_NAME, save_model
+from ..training.model_file import MODEL_NAME, write_model_file
 from .writeup import history_csv
 
 
@@ -34,8 +34,8 @@ def save_best_so_far(out, config, data, run, *, data_dir=None, folder=None):
     out = Path(out)
 
     def write_model(f):
-        save_model(f, model, run.preprocessor, class_names=data.class_names,
-                   config=config.to_dict(), data_dir=data_dir, geometry=data.geometry)
+        write_model_file(f, model, run.preprocessor, class_names=data.class_names,
+                         config=config.to_dict(), data_dir=data_dir, geometry=data.geometry)
 
     if folder is None:
         write_model(out / MODEL_NAME)

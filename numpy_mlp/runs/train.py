@@ -6,7 +6,8 @@ train through :func:`train_with_checkpoints`. The folder of a run is written onl
 its :class:`~numpy_mlp.runs.folder.RunFolder`, locked for the run's whole life, and holds::
 
     config.json     the TrainConfig, as given
-    run.json        how the run was started (data folder, downloads) and its phase
+    run.json        how the run was started (data folder, downloads; provenance: versions,
+                    BLAS, UTC time, command line) and its phase
     train.log       the log lines printed during training
     checkpoint.npz  while the run is unfinished: everything to continue it
                     (training/checkpoint_file.py)
@@ -24,11 +25,15 @@ rescue.py; the progress bar and log lines, display.py.
 from __future__ import annotations
 
 import json
+import platform
+import shlex
+import sys
 import time
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from ..data.registry import DEFAULT_DATASET, default_folder, load_dataset
@@ -38,6 +43,7 @@ from ..training.checkpointing import Checkpointer, checkpoint_interval, data_fin
 from ..training.config import read_config
 from ..training.loop import build, initial_params, result_of, total_steps, train
 from ..training.model_file import MODEL_NAME
+from ..version import __version__
 from .display import TrainingDisplay
 from .folder import STATE_NAME, RunFolder, read_run_state, resume_data_dir
 from .report import PICTURES
@@ -79,14 +85,32 @@ def _data_folder(data_dir, dataset=DEFAULT_DATASET):
     return Path(default_folder(dataset) if data_dir is None else data_dir).expanduser().resolve()
 
 
-def run_training(config, *, data_dir=None, download=True, out=None, log=print, progress=False):
+def run_provenance(command=None):
+    """How and where a run was started, as run.json records it: the package, Python and
+    NumPy versions, the BLAS library, the UTC date and time, and the command line
+    (``command``, a list of words; default this process's)."""
+    from threadpoolctl import threadpool_info
+
+    blas = [f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')}, "
+            f"{p.get('num_threads')} threads)" for p in threadpool_info()
+            if p.get("user_api") == "blas"]
+    command = [Path(sys.argv[0]).name, *sys.argv[1:]] if command is None else command
+    return {"numpy_mlp": __version__,
+            "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": shlex.join(map(str, command)), "python": platform.python_version(),
+            "numpy": np.__version__, "blas": "; ".join(blas) or "none found"}
+
+
+def run_training(config, *, data_dir=None, download=True, out=None, log=print, progress=False,
+                 command=None):
     """Start a run: train as ``config`` says and write a complete run folder.
 
     ``out`` (default: :func:`default_run_dir`) is locked for the whole run and must not hold
     another run. A checkpoint is kept in it while training (see
     :func:`train_with_checkpoints`), so that a run stopped on the way goes on with
     :func:`resume_training`. ``log`` gets the log lines (None: only train.log);
-    ``progress`` shows a progress bar.
+    ``progress`` shows a progress bar; ``command`` is the command line run.json records
+    (:func:`run_provenance`).
 
     Returns:
         (out_dir, metrics dict).
@@ -94,7 +118,8 @@ def run_training(config, *, data_dir=None, download=True, out=None, log=print, p
     with RunFolder(out or default_run_dir()).open(check=RUN_WRITES) as folder:
         _check_free(folder)
         folder.write_json("config.json", config.to_dict())
-        folder.record_start(data_dir=data_dir, download=download)
+        folder.record_start(data_dir=data_dir, download=download,
+                            provenance=run_provenance(command))
         with _logged_data(config, folder, data_dir=data_dir, download=download, log=log,
                           progress=progress) as (data, say, t0):
             result = train_with_checkpoints(config, data, folder.path, say=say,
@@ -142,7 +167,8 @@ def resume_training(out, *, data_dir=None, overrides=None, download=True, log=pr
         data_dir = resume_data_dir(out, recorded, data_dir)
         download = download and (state is None or state["download"])
         if state is None:  # a folder of an older numpy-mlp: from now on
-            folder.record_start(data_dir=data_dir, download=download)
+            folder.record_start(data_dir=data_dir, download=download,
+                                provenance=run_provenance())
         with _logged_data(config, folder, data_dir=data_dir, download=download, log=log,
                           progress=progress) as (data, say, t0):
             if phase == "writeup":
@@ -267,7 +293,8 @@ def _result_of_checkpoint(config, data, out, *, say=None):
                         f"checkpoint is gone; train it again")
     run = _restored(path, config, data, say)
     total = total_steps(config, len(data.y_train))[0]
-    return result_of(run, data, seconds=run.loop.seconds, stopped_early=run.loop.step < total)
+    return result_of(run, config, data, seconds=run.loop.seconds,
+                     stopped_early=run.loop.step < total)
 
 
 def _restored(path, config, data, say):

@@ -17,11 +17,13 @@ import json
 import time
 
 from ..data.dataset import to_images
+from ..errors import RunFileError, printable
 from ..files.atomic import atomic_write
+from ..files.jsonfile import read_regular_bytes
 from ..training.checkpoint_file import CHECKPOINT_NAME
 from ..training.inference import predict_labels
 from ..training.metrics import accuracy, confusion_matrix, per_class_accuracy
-from ..training.model_file import MODEL_NAME, save_model
+from ..training.model_file import MODEL_NAME, describe_model, write_model_file
 from . import plots
 from .report import write_report
 
@@ -45,6 +47,37 @@ def history_csv(history):
         w.writerow([step, f"{loss:.6g}"] + ["" if i is None else f"{history[c][i]:.6g}"
                                             for c in HISTORY_COLUMNS[2:]])
     return text.getvalue()
+
+
+MAX_HISTORY_BYTES = 256 << 20  # a row per step: about 40 bytes; 10^6 steps take 40 MB
+HISTORY_FIX = "the run folder is damaged: train the run again, or leave it out"
+
+
+def read_history(path):
+    """A run's ``history.csv`` (as :func:`history_csv` writes it) read back, checked: the
+    lists ``step`` and ``loss`` of every step, and ``eval_step``, ``epoch``, ``train_acc``
+    and ``val_acc`` of every evaluation. A link is refused; RunFileError names the row."""
+    data = read_regular_bytes(path, limit=MAX_HISTORY_BYTES, error=RunFileError,
+                              fix=HISTORY_FIX, follow_links=False)
+    rows = csv.reader(io.StringIO(data.decode("utf-8", errors="replace")))
+    if next(rows, None) != HISTORY_COLUMNS:
+        raise RunFileError(f"{printable(path)}: its first row is not {','.join(HISTORY_COLUMNS)}; "
+                           f"{HISTORY_FIX}")
+    out = {k: [] for k in ("step", "loss", "eval_step", "epoch", "train_acc", "val_acc")}
+    for n, row in enumerate(rows, 2):
+        try:
+            if len(row) != len(HISTORY_COLUMNS):
+                raise ValueError(f"{len(row)} columns")
+            out["step"].append(int(row[0]))
+            out["loss"].append(float(row[1]))
+            if row[2]:  # an evaluation's row
+                out["eval_step"].append(int(row[0]))
+                for k in ("epoch", "train_acc", "val_acc"):
+                    out[k].append(float(row[HISTORY_COLUMNS.index(k)]))
+        except ValueError as e:
+            raise RunFileError(f"{printable(path)}: row {n} is not a step of a history ({e}); "
+                               f"{HISTORY_FIX}") from None
+    return out
 
 
 def score_splits(model, preprocessor, data, tta_shift=0):
@@ -106,7 +139,7 @@ def run_metrics(acc, cm, result, data, config, t0):
         **({"best_source": result.best_source} if config.ema else {}),  # "raw" or "ema"
         "train_seconds": round(result.seconds, 2),
         "total_seconds": round(time.perf_counter() - t0, 2),
-        "model": repr(result.model),
+        "model": describe_model(result.model, result.preprocessor),
     }
 
 
@@ -122,10 +155,9 @@ def write_up(folder, config, data, result, *, data_dir, W1_init, say, t0):
     with folder.writing_up():
         acc, cm = score_splits(model, preprocessor, data, config.tta_shift)
         metrics = run_metrics(acc, cm, result, data, config, t0)
-        folder.write(MODEL_NAME, lambda f: save_model(f, model, preprocessor,
-                                                      class_names=data.class_names,
-                                                      config=config.to_dict(), data_dir=data_dir,
-                                                      geometry=data.geometry))
+        folder.write(MODEL_NAME, lambda f: write_model_file(
+            f, model, preprocessor, class_names=data.class_names, config=config.to_dict(),
+            data_dir=data_dir, geometry=data.geometry))
         folder.write_text("history.csv", history_csv(result.history))
         folder.write_json("metrics.json", metrics)
         write_pictures(folder, model, preprocessor, data, cm, history=result.history,

@@ -27,9 +27,9 @@ from threadpoolctl import threadpool_limits
 from ..errors import UserError
 from ..files.atomic import atomic_write
 from ..runs.writeup import score_splits, write_json
-from ..training.config import TrainConfig
+from ..training.config import SEARCH_BEST_NAME, TrainConfig
 from ..training.loop import train
-from ..training.model_file import load_model, save_model
+from ..training.model_file import load_model, write_model_file
 from .settings import settings_dict
 from .space import as_config_values, effective_space
 from .study import counts, fail_dead_trials
@@ -53,8 +53,8 @@ def trial_model_path(settings, number):
 def save_trial_model(path, model, preprocessor, class_names, config, geometry):
     """Write a trial's model (trial-N.npz or best_model.npz) with its config and the
     geometry of its images."""
-    save_model(path, model, preprocessor, class_names=class_names, config=config,
-               geometry=geometry)
+    write_model_file(path, model, preprocessor, class_names=class_names, config=config,
+                     geometry=geometry)
 
 
 def write_settings(settings):
@@ -108,7 +108,7 @@ def finish(settings, study, data, *, search_seconds=None, log=print):
                    "waiting": c.get("WAITING", 0), "total": len(trials)},
         "search_seconds": None if search_seconds is None else round(search_seconds, 1),
     }
-    write_json(out / "best.json", summary)
+    write_json(out / SEARCH_BEST_NAME, summary)
     _plot_search(trials, effective_space(settings), study, out)
     if log:
         params = ", ".join(f"{k}={fmt(v)}" for k, v in best.params.items())

@@ -25,7 +25,7 @@ from ..data.deform import ELASTIC, ROTATE, SHEAR, ZOOM
 from ..data.mixing import CUTMIX, MIX_PROB, MIXUP
 from ..data.preprocessing import PREPROCESSING_MODES
 from ..data.registry import DATA_FIELDS, DATASETS, DEFAULT_DATASET
-from ..errors import ConfigError, RunFileError
+from ..errors import ConfigError, RunFileError, UserError
 from ..files.jsonfile import Fields, read_json
 from ..nn.architecture import ACTIVATION, BLOCKS, EXPANSION, NORM
 from ..nn.ema import DECAY
@@ -270,3 +270,21 @@ def read_config(path):
     path = Path(path)
     fields = Fields(path, RunFileError, CONFIG_FIX)
     return train_config(read_json(path, fix=CONFIG_FIX), fields, field="config.json")
+
+
+SEARCH_BEST_NAME = "best.json"  # a search's best trial, in its folder (search/outputs.py)
+SEARCH_FIX = "run the search again with the same --out to rewrite it"
+
+
+def read_search_best(path):
+    """The TrainConfig of a search's best trial: ``path`` is the search's folder or its
+    best.json (written by ``numpy-mlp search``, whose ``config`` is the trial's whole
+    TrainConfig), checked field by field (RunFileError); UserError if there is none."""
+    given = Path(path)
+    path = given / SEARCH_BEST_NAME if given.is_dir() else given
+    if not path.is_file():
+        raise UserError(f"--from-search {given}: there is no {path}; give the folder of a "
+                        f"finished 'numpy-mlp search --out DIR' (it writes DIR/{SEARCH_BEST_NAME})")
+    fields = Fields(path, RunFileError, SEARCH_FIX)
+    best = fields.mapping(read_json(path, fix=SEARCH_FIX), SEARCH_BEST_NAME, keys=("config",))
+    return train_config(best["config"], fields)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..data.augment import augment
+from ..data.dataset import Geometry
 from ..data.deform import Deformer
 from ..data.mixing import Mixer
 from ..data.preprocessing import Preprocessor
@@ -31,6 +32,7 @@ from ..nn.losses import cross_entropy_loss
 from ..nn.model import FullyConnectedNet
 from ..nn.optim import SGD
 from ..nn.schedules import lr_at
+from .config import TrainConfig
 from .inference import predict_labels
 from .metrics import accuracy
 from .threads import ThreadChooser
@@ -51,6 +53,10 @@ class TrainResult:
     preprocessor: Preprocessor  # prepares new inputs as the model was trained on them
     stopped_early: bool = False  # early stopping ended the run before its last step
     best_source: str = "raw"     # the model's parameters: "raw" (trained) or "ema" (averaged)
+    # what its model file records (numpy_mlp.save_model): the run's config and its data's
+    config: TrainConfig | None = None  # the config it was trained with
+    class_names: tuple = ()            # the C class names, in label order
+    geometry: Geometry | None = None   # the Geometry of its input rows (D = geometry.D)
 
 
 @dataclass
@@ -231,10 +237,11 @@ def train(config, data, *, state=None, on_step=None, on_eval=None):
         threads.close()
         np.seterr(**old_errors)
 
-    return result_of(run, data, seconds=time.perf_counter() - start, stopped_early=stopped_early)
+    return result_of(run, config, data, seconds=time.perf_counter() - start,
+                     stopped_early=stopped_early)
 
 
-def result_of(run, data, *, seconds, stopped_early):
+def result_of(run, config, data, *, seconds, stopped_early):
     """The :class:`TrainResult` of the :class:`RunState` ``run`` as it stands (the end of
     ``train``, or a finished run restored from its last checkpoint): its model is given
     the best parameters so far."""
@@ -245,7 +252,8 @@ def result_of(run, data, *, seconds, stopped_early):
     return TrainResult(model=run.model, history=s.history, best_step=s.best_step,
                        best_val_acc=s.best_val if has_val else float("nan"), steps=s.step,
                        seconds=seconds, preprocessor=run.preprocessor, stopped_early=stopped_early,
-                       best_source="ema" if s.best_ema else "raw")
+                       best_source="ema" if s.best_ema else "raw", config=config,
+                       class_names=tuple(data.class_names), geometry=data.geometry)
 
 
 def record_evaluation(run, data, *, epoch, alpha, seconds):

@@ -8,8 +8,11 @@ images' geometry: everything ``evaluate`` and ``predict`` need (:class:`SavedMod
 model trained on whitened images is saved as the per_channel model it equals
 (:func:`_image_model`).
 
-Writing: :func:`save_model`. Reading: :func:`load_model` builds the model from
-:func:`read_model_file`, the one validation, which reads the file through
+The public pair (``numpy_mlp.save_model``, ``numpy_mlp.load_model``): :func:`save_model`
+writes what ``train()`` returns, :func:`load_model` reads any model file back as a
+:class:`SavedModel` that predicts. Underneath, :func:`write_model_file` writes the arrays
+and meta, and :func:`load_model` builds the model from :func:`read_model_file`, the one
+validation, which reads the file through
 :class:`~numpy_mlp.files.npzfile.NpzArchive` (sizes bounded before anything is allocated,
 no pickle, so loading one never runs code) and checks, in order:
 
@@ -30,6 +33,7 @@ field and what to do.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -48,6 +52,7 @@ from ..nn.architecture import Architecture
 from ..nn.model import FullyConnectedNet
 from ..nn.rules import parse_hidden_dims
 from .config import MAX_SHIFT, is_tta_shift
+from .inference import predict_labels, probabilities
 
 MODEL_NAME = "model.npz"  # the model file in a run folder
 MODEL_FORMAT = "numpy-mlp"
@@ -67,7 +72,12 @@ FILE_MODES = tuple(m for m in PREPROCESSING_MODES if m != "whiten")
 
 @dataclass(frozen=True)
 class SavedModel:
-    """A model file read back: everything ``evaluate`` and ``predict`` need."""
+    """A model file read back: everything ``evaluate`` and ``predict`` need.
+
+    ``saved.predict(X)`` gives the labels (N,) and ``saved.predict_proba(X)`` the class
+    probabilities (N, C) of uint8 images X (N, D) laid out as the data set's rows
+    (CIFAR-10: 1024 red, 1024 green, 1024 blue values), prepared as in training.
+    """
 
     path: Path                    # the .npz file read
     model: FullyConnectedNet      # the trained parameters
@@ -76,6 +86,52 @@ class SavedModel:
     config: dict | None           # the training config, as TrainConfig.to_dict() wrote it
     data_dir: str | None          # the data folder it was trained on (None: not recorded)
     geometry: Geometry            # the shape of its input rows (D = geometry.D)
+
+    def predict(self, X):
+        """Labels (N,) int64 of the uint8 images ``X`` (N, D)."""
+        return predict_labels(self.model, self.preprocessor, self._rows(X))
+
+    def predict_proba(self, X):
+        """Class probabilities (N, C) float64 of the uint8 images ``X`` (N, D)."""
+        return probabilities(self.model, self.preprocessor, self._rows(X))
+
+    def _rows(self, X):
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.geometry.D:
+            raise UserError(f"{self.path} takes images as rows (N, {self.geometry.D}) of "
+                            f"{self.geometry} values, not an array of shape {X.shape}")
+        return X
+
+    @property
+    def description(self):
+        """The model in one line, as its run's metrics.json says it (:func:`describe_model`)."""
+        return describe_model(self.model, self.preprocessor, self.config)
+
+
+def describe_model(model, preprocessor, config=None):
+    """The one line that describes a trained model wherever it is shown (metrics.json, the
+    report, ``evaluate``): ``FullyConnectedNet(3072 -> 1000 -> 10, ..., params=3,083,010)``.
+
+    A whitened model reads K whitened components of the D values of an image, and is
+    saved with its whitening folded into W1 (D inputs, :func:`_image_model`) beside the
+    config that says K. Both are described as the net that was trained:
+    ``3072 -> whiten 1024 -> 4096 -> 10``, its params those it trained (W1 is K x H1).
+
+    Args:
+        model: the FullyConnectedNet, as ``train()`` returns it or as its file holds it.
+        preprocessor: its Preprocessor (with the whitening, for the model ``train()`` returns).
+        config: the training config as a dict (a model file's), or None.
+    """
+    if preprocessor.whitening is not None:  # the trained model: (N, K) inputs
+        D, K = preprocessor.whitening["proj"].shape
+        return model.describe(inputs=f"{D} -> whiten {K}")
+    config = config or {}
+    K, D = config.get("whiten_dim"), model.input_dim
+    if (config.get("preprocessing") == "whiten" and isinstance(K, int)
+            and not isinstance(K, bool) and 1 <= K <= D):  # a model file: the whitening folded in
+        return model.describe(dataclasses.replace(model.arch, input_dim=K),
+                              inputs=f"{D} -> whiten {K}")
+    return model.describe()
 
 
 def model_file(path):
@@ -99,8 +155,38 @@ def _image_model(model, preprocessor):
     return folded, plain
 
 
-def save_model(path, model, preprocessor, *, class_names, geometry, config=None,
-               data_dir=None):
+def save_model(trained, path, *, data_dir=None):
+    """Write the model ``train()`` returned to the file ``path`` (a model.npz), atomically:
+    ``numpy-mlp evaluate --model`` and ``predict --model`` read it as a run's model.npz.
+
+    Args:
+        trained: the TrainResult of ``train(config, data)`` (its model, preprocessing,
+            config, class names and image geometry), or a :class:`SavedModel`.
+        data_dir: the data folder it was trained on, so that ``evaluate`` finds it without
+            ``--data-dir``; None if not known (a SavedModel keeps its own).
+    Returns:
+        the Path written.
+    Raises:
+        UserError: ``trained`` is neither.
+    """
+    if not all(hasattr(trained, k) for k in ("model", "preprocessor", "class_names", "geometry",
+                                             "config")) or trained.geometry is None:
+        raise UserError(f"save_model takes what train(config, data) returns or what load_model "
+                        f"reads, not {type(trained).__name__}")
+    config = trained.config
+    config = config.to_dict() if hasattr(config, "to_dict") else config
+    if data_dir is None:
+        data_dir = getattr(trained, "data_dir", None)
+    else:
+        data_dir = Path(data_dir).expanduser().absolute()
+    write_model_file(Path(path), trained.model, trained.preprocessor,
+                     class_names=trained.class_names, geometry=trained.geometry, config=config,
+                     data_dir=data_dir)
+    return Path(path)
+
+
+def write_model_file(path, model, preprocessor, *, class_names, geometry, config=None,
+                     data_dir=None):
     """Write ``model`` to ``path`` (.npz), atomically, or into ``path`` if it is a binary
     file object (a RunFolder's write).
 
@@ -136,7 +222,9 @@ def save_model(path, model, preprocessor, *, class_names, geometry, config=None,
 
 
 def load_model(path):
-    """Read a model file written by :func:`save_model`, or ``path/model.npz`` of a run folder.
+    """Read a model file (``numpy-mlp train``'s model.npz, :func:`save_model`'s), or
+    ``path/model.npz`` of a run folder: a :class:`SavedModel`, whose ``predict(X)`` takes
+    uint8 images (N, D).
 
     Every field is checked before anything is built, every size before anything is
     allocated (:func:`read_model_file`).
