@@ -66,7 +66,8 @@ CAUSES = {
     errno.ENOENT: ("a folder on its path does not exist", "check the path"),
     errno.ENOTDIR: ("a part of its path is a file, not a folder", "check the path"),
     errno.EISDIR: ("a folder has that name", "remove the folder"),
-    errno.ENAMETOOLONG: ("the name is too long", "choose a shorter folder name"),
+    errno.ENAMETOOLONG: ("a name in the path is too long (File name too long: at most 255 "
+                         "bytes a part on most systems)", "choose a shorter name"),
     errno.ELOOP: ("it is a symbolic link, which numpy-mlp never writes through", "remove the link"),
 }
 
@@ -76,6 +77,18 @@ def _write_error(path, error, then=None):
     what, todo = CAUSES.get(error.errno, (error.strerror or str(error), "check the folder"))
     then = f", then {then}" if then else ""
     return RunFolderError(f"cannot write {printable(path)}: {what}; {todo}{then}")
+
+
+def os_error_line(error):
+    """One line for an OSError that reached the command line (a path too long, a part of it
+    a file, a read-only disk, no permission): the path and what to do, from CAUSES; None for
+    an errno CAUSES does not know (a bug, which keeps its traceback)."""
+    if error.errno not in CAUSES:
+        return None
+    what, todo = CAUSES[error.errno]
+    where = error.filename if error.filename is not None else error.filename2
+    shown = f"cannot use {printable(where)}" if where is not None else "cannot go on"
+    return f"{shown}: {what}; {todo}"
 
 
 def _check_utf8_name(path, flag):
