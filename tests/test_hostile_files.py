@@ -12,7 +12,6 @@ import os
 import stat
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -124,7 +123,8 @@ def test_the_one_opener_refuses_what_is_not_a_regular_file(tmp_path, node):
 
     path = {"fifo": lambda: _fifo(tmp_path / "f"), "device": lambda: Path(os.devnull),
             "folder": lambda: tmp_path}[node]()
-    kind = {"fifo": r"a FIFO \(named pipe\)", "device": "a character device", "folder": "a folder"}[node]
+    kind = {"fifo": r"a FIFO \(named pipe\)", "device": "a character device",
+            "folder": "a folder"}[node]
     with pytest.raises(DataError, match=f"{path} is {kind}, not a regular file; fix it"):
         open_regular(path, error=DataError, fix="fix it")
 
@@ -369,3 +369,67 @@ def test_a_name_with_a_newline_cannot_forge_a_second_error_line(tmp_path, args, 
     assert main(args) == 2
     line = one_error_line(capsys.readouterr().err)
     assert "\\nnumpy-mlp: error: forged" in line, line
+
+
+# --------------------------------------------------------------- one owner for every folder written
+
+def _tree(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def other_run(run_dir):
+    """A second finished run beside ``run_dir``, trained on the same files."""
+    other = run_dir.parent / "other"
+    assert main(["train", "--data-dir", str(run_dir.parent / "data"), "--out", str(other),
+                 *TINY, "--seed", "1"]) == 0
+    return other
+
+
+def test_evaluate_out_into_another_run_is_refused_and_its_pictures_kept(run_dir, other_run):
+    before = _tree(other_run)
+    rc, _, err = run_cli("evaluate", "--model", run_dir, "--out", other_run)
+    line = one_error_line(err)
+    assert rc == 2 and f"--out {other_run} holds a training run" in line, line
+    assert f"e.g. --out {other_run}-2" in line and not Path(f"{other_run}-2").exists()
+    assert _tree(other_run) == before
+
+
+def test_evaluate_out_into_its_own_folder_or_a_new_one_is_written(tmp_path, run_dir):
+    assert main(["evaluate", "--model", str(run_dir / "model.npz"), "--out", str(run_dir),
+                 "--quiet"]) == 0
+    assert main(["evaluate", "--model", str(run_dir), "--out", str(tmp_path / "new"),
+                 "--quiet"]) == 0
+    assert (tmp_path / "new" / "confusion.png").is_file()
+
+
+def test_search_out_into_a_finished_run_is_refused_and_the_run_kept(run_dir, other_run):
+    before = _tree(other_run)
+    rc, _, err = run_cli("search", "--out", other_run, "--data-dir", run_dir.parent / "data",
+                         "--offline", "--n-trials", "1")
+    line = one_error_line(err)
+    assert rc == 2 and f"--out {other_run} holds a training run" in line, line
+    assert _tree(other_run) == before
+
+
+@pytest.mark.parametrize("owner, command", [
+    ("run", "search"), ("search", "train"), ("search", "search")])
+def test_a_live_folder_is_shared_only_between_searches(tmp_path, run_dir, owner, command):
+    """A live owner (held here, as the command holds it): a run excludes everyone; the
+    searches of one folder share it (they may join one study) and exclude a run."""
+    from numpy_mlp.runs.folder import RunFolder
+
+    out = tmp_path / "live"
+    data = run_dir.parent / "data"
+    args = {"search": ["search", "--out", out, "--data-dir", data, "--offline", "--n-trials", "1",
+                       *[a for kv in ("hidden_dim=8", "num_iters=3", "val_size=10", "evals=1")
+                         for a in ("--set", kv)], "-q"],
+            "train": ["train", "--out", out, "--data-dir", data, *TINY]}[command]
+    with RunFolder(out).open(shared=owner == "search"):
+        rc, _, err = run_cli(*args)
+    if owner == "search" and command == "search":
+        assert rc == 0, err
+        assert (out / "best.json").is_file()
+    else:
+        line = one_error_line(err)
+        assert rc == 2 and f"--out {out} is in use by another numpy-mlp run" in line, line
