@@ -433,3 +433,18 @@ def test_a_live_folder_is_shared_only_between_searches(tmp_path, run_dir, owner,
     else:
         line = one_error_line(err)
         assert rc == 2 and f"--out {out} is in use by another numpy-mlp run" in line, line
+
+
+def test_train_out_into_a_finished_search_is_refused_and_the_search_kept(tmp_path, run_dir,
+                                                                         capsys):
+    search = tmp_path / "search"
+    search.mkdir()
+    (search / "search.json").write_text("{}\n")
+    (search / "trials.csv").write_text("number\n")
+    before = _tree(search)
+    assert main(["train", "--out", str(search), "--data-dir", str(run_dir.parent / "data"),
+                 *TINY]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert f"--out {search} holds a search (search.json)" in line, line
+    assert f"e.g. --out {search}-2" in line
+    assert {k: v for k, v in _tree(search).items() if k.name != ".lock"} == before  # lock: empty
