@@ -448,3 +448,18 @@ def test_train_out_into_a_finished_search_is_refused_and_the_search_kept(tmp_pat
     assert f"--out {search} holds a search (search.json)" in line, line
     assert f"e.g. --out {search}-2" in line
     assert {k: v for k, v in _tree(search).items() if k.name != ".lock"} == before  # lock: empty
+
+
+def test_a_fifo_among_a_folders_images_is_passed_over_not_waited_on(tmp_path):
+    from PIL import Image
+
+    data = tmp_path / "images"
+    for c in ("cat", "dog"):
+        (data / c).mkdir(parents=True)
+        for i in range(5):
+            Image.new("RGB", (9, 9), (40 * i, 0, 0)).save(data / c / f"{i}.png")
+    _fifo(data / "cat" / "fifo.png")
+    rc, _, err = run_cli("train", "--dataset", "folder", "--data-dir", data, "--image-size", "8",
+                         "--out", tmp_path / "o", *TINY, "--val-size", "2", "--batch-size", "4")
+    assert rc == 0, err
+    assert (tmp_path / "o" / "model.npz").is_file()
