@@ -56,9 +56,15 @@ class RunFolderError(UserError):
 
 
 def printable(path):
-    """``path`` as text for a message: bytes that are not UTF-8 appear as ``\\xNN`` escapes.
+    """``path`` as text for a message: bytes that are not UTF-8 appear as ``\\xNN`` escapes,
+    control characters (a newline, a terminal escape) as ``\\n``, ``\\x1b``.
 
     A name read from the command line keeps such bytes as lone surrogates, which no
-    UTF-8 stream (the terminal, the log, a JSON file) can write.
+    UTF-8 stream (the terminal, the log, a JSON file) can write; a newline in a file name
+    would otherwise start a second, forged ``numpy-mlp: error:`` line.
     """
-    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    text = str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)

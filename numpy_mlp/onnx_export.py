@@ -33,7 +33,7 @@ import numpy as np
 
 from .data.preprocessing import EPS
 from .errors import ModelFileError, UserError
-from .files.atomic import atomic_write
+from .files.atomic import atomic_write, check_output_path
 from .training.model_file import MODEL_NAME, load_model
 from .version import __version__
 
@@ -213,6 +213,7 @@ def export_onnx(run, path):
     path = Path(path)
     if path.is_dir():
         raise UserError(f"--onnx {path} is a folder; give a file name, e.g. {path / 'model.onnx'}")
+    check_output_path(path, "--onnx")  # a device, a FIFO or a link: refused before any work
     if path.is_file() and path.suffix != ".onnx":  # e.g. the model.npz itself, by a slip
         raise UserError(f"--onnx {path} exists and is not an .onnx file; choose another name "
                         f"(an existing .onnx file is replaced)")

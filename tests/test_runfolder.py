@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from numpy_mlp.errors import Interrupted, RunFileError, RunFolderError
+from numpy_mlp.errors import Interrupted, RunFileError, RunFolderError, UserError
 from numpy_mlp.runs.folder import LOCK_NAME, STATE_NAME, RunFolder, read_run_state, resume_data_dir
 
 
@@ -95,10 +95,12 @@ def test_a_symlink_where_a_run_file_goes_is_refused_and_its_target_untouched(nam
 
 
 def test_a_link_that_appears_after_the_check_is_replaced_not_written_through(tmp_path, monkeypatch):
+    from numpy_mlp.files import atomic
+
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
     with RunFolder(tmp_path / "run").open() as folder:
-        real_target = folder.target
+        real_target, real_check = folder.target, atomic.check_output_path
 
         def target_then_link(name):  # the attacker's link lands between the check and the write
             path = real_target(name)
@@ -106,6 +108,17 @@ def test_a_link_that_appears_after_the_check_is_replaced_not_written_through(tmp
             return path
 
         monkeypatch.setattr(folder, "target", target_then_link)
+        with pytest.raises(UserError, match="loss.png is a symbolic link"):  # atomic_write's check
+            folder.write_bytes("loss.png", b"png")
+        assert (tmp_path / "run" / "loss.png").is_symlink()
+        (tmp_path / "run" / "loss.png").unlink()
+
+        def check_then_link(path, flag=""):  # later still: after atomic_write's own check
+            real_check(path, flag)
+            path.symlink_to(victim)
+
+        monkeypatch.setattr(folder, "target", real_target)
+        monkeypatch.setattr(atomic, "check_output_path", check_then_link)
         folder.write_bytes("loss.png", b"png")
     assert victim.read_text() == "precious"
     assert not (tmp_path / "run" / "loss.png").is_symlink()

@@ -23,7 +23,7 @@ import textwrap
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 
-from ..errors import UserError
+from ..errors import UserError, printable
 from ..nn.rules import BOOL, TEXT, choice, whole
 from ..training.config import (
     EITHER_OR,
@@ -399,7 +399,15 @@ def main(argv=None):
     except UserError as e:
         if args.debug:
             raise
-        print(f"numpy-mlp: error: {e}", file=sys.stderr)
+        print(f"numpy-mlp: error: {printable(e)}", file=sys.stderr)  # one line whatever names hold
+        return 2
+    except OSError as e:  # a path the system refuses (too long, under a file, read-only)
+        from ..runs.folder import os_error_line
+
+        line = os_error_line(e)
+        if args.debug or line is None:
+            raise
+        print(f"numpy-mlp: error: {line}", file=sys.stderr)
         return 2
     except MemoryError as e:
         if args.debug:
@@ -408,7 +416,7 @@ def main(argv=None):
         print(f"numpy-mlp: error: not enough memory ({e}); {hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:  # Interrupted says what was saved and how to go on
-        print("numpy-mlp: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
+        print("numpy-mlp: interrupted" + (f": {printable(e)}" if str(e) else ""), file=sys.stderr)
         return 128 + getattr(e, "signum", 2)  # 130 for Ctrl-C, 143 for SIGTERM, as a shell says
 
 

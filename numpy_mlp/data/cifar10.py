@@ -49,6 +49,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ..errors import DataError
+from ..files.regular import open_regular
 from ..files.safe_pickle import MAX_BYTES, safe_load
 from .dataset import Dataset, DatasetKind, Geometry, Parts
 from .download import DEADLINE, READ_TIMEOUT, Fetch, OfficialFile, download_file
@@ -128,12 +129,10 @@ def _limit(name: str) -> int:
 
 def _load_file(path: Path):
     """``(unpickled object, its name for messages)`` for one batch file in a folder."""
-    if not path.is_file():
-        raise DataError(
-            f"{path} is missing; the folder needs all of {', '.join(BATCH_FILES)} "
-            f"(download {OFFICIAL_URL} again)"
-        )
-    with open(path, "rb") as f:
+    fix = f"the folder needs all of {', '.join(BATCH_FILES)} (download {OFFICIAL_URL} again)"
+    if not os.path.lexists(path):
+        raise DataError(f"{path} is missing; {fix}")
+    with open_regular(path, error=DataError, fix=fix) as f:
         return safe_load(f, name=str(path), max_bytes=_limit(path.name)), str(path)
 
 
@@ -194,7 +193,8 @@ def read_tar(archive: Path, *, top: str, members, limit, read, max_bytes: int, r
     are decompressed; every message ends with ``redownload``."""
     largest = max(limit(PurePosixPath(m).name) for m in members)
     try:
-        with gzip.open(archive, "rb") as gz, \
+        with open_regular(archive, error=DataError, fix=redownload) as raw, \
+                gzip.GzipFile(fileobj=raw, mode="rb") as gz, \
                 tarfile.open(fileobj=_Capped(gz, max_bytes, str(archive), what, largest),
                              mode="r:") as tar:
             by_name = {}

@@ -36,7 +36,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..errors import DataError
+from ..errors import DataError, printable
+from ..files.regular import open_regular
 
 READ_TIMEOUT = 60.0  # seconds without data before giving up
 DEADLINE = 3600.0  # seconds for the whole download: 170 MB at 47 kB/s or faster
@@ -50,7 +51,7 @@ _QUEUED = 8  # chunks the helper thread may read ahead of the writer
 def _md5_of(path: Path) -> str:
     """Hex md5 of a file, read in chunks."""
     h = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
+    with open_regular(path, error=DataError, fix="delete it to download it again") as f:
         for chunk in iter(lambda: f.read(_CHUNK), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -102,6 +103,12 @@ class Fetch:
         path = folder / official.name
         if path.exists():
             return path
+        # the first part of the folder's path that exists must be a folder: a file there
+        # (--data-dir FILE, NUMPY_MLP_DATA=FILE) can hold no dataset and no download
+        there = next((p for p in (folder, *folder.parents) if os.path.lexists(p)), None)
+        if there is not None and not there.is_dir():
+            raise DataError(f"the {what} folder {printable(folder)}: {printable(there)} is a file, "
+                            f"not a folder; pass --data-dir (or set NUMPY_MLP_DATA to) a folder")
         if not self.download:
             raise DataError(offline or f"{what}: {path} is missing; download {official.url} "
                                        f"into {folder}, or pass --data-dir with the folder "

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..files.regular import open_regular
 from .cifar10 import check_labels
 from .dataset import DatasetKind, Geometry, Parts
 from .download import Fetch, OfficialFile
@@ -53,7 +54,8 @@ def _read_idx(path: Path, ndim: int, dims: tuple = ()) -> np.ndarray:
     bad = f"{path} is not a valid idx file"
     redownload = "delete it and download it again"
     try:
-        with gzip.open(path, "rb") as f:
+        with open_regular(path, error=DataError, fix=redownload) as raw, \
+                gzip.GzipFile(fileobj=raw, mode="rb") as f:
             head = f.read(4 + 4 * ndim)
             if len(head) < 4 or head[:2] != b"\0\0" or head[2] != IDX_UBYTE or head[3] != ndim:
                 raise DataError(f"{bad}: wrong magic number {head[:4].hex() or 'none'} (expected "

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..files.regular import open_regular
 from .dataset import Geometry
 
 FORMATS = ("PNG", "JPEG")  # Pillow format names, the only ones opened
@@ -53,7 +54,8 @@ def image_to_row(path, max_pixels: int = MAX_PIXELS, *, geometry: Geometry) -> n
         with warnings.catch_warnings():
             # the size is checked below, with this tool's bound and message
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path, formats=list(FORMATS)) as im:
+            with open_regular(path, fix="give a PNG or JPEG file", what="image") as f, \
+                    Image.open(f, formats=list(FORMATS)) as im:
                 if im.width * im.height > max_pixels:
                     raise UserError(_too_large(path, im.width, im.height, max_pixels))
                 hwc = _small(im, geometry)  # (height, width, channels)

@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 import math
 import os
-import stat
 
 from ..errors import RunFileError, printable
+from .regular import open_regular
 
 MAX_BYTES = 1 << 20  # config.json, metrics.json and run.json are a few KB
 MAX_DEPTH = 16       # none of them nests more than three levels
@@ -27,40 +27,25 @@ SHOWN_CHARS = 60     # how much of a wrong value a message repeats
 
 
 
-def read_regular_bytes(path, *, limit, error, fix, follow_links=True):
+def read_regular_bytes(path, *, limit, error, fix, follow_links=True, what=""):
     """The bytes of the regular file ``path``, at most ``limit`` of them.
 
     A folder, a FIFO or a device is refused (a FIFO would block the read for ever), and
-    with ``follow_links=False`` so is a symbolic link. Raises ``error`` naming the file.
+    with ``follow_links=False`` so is a symbolic link. Raises ``error`` naming the file
+    (after ``what``, "config file", where given).
     """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    if not follow_links:
-        flags |= getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise error(f"{printable(path)} does not exist; {fix}") from None
-    except OSError as e:
-        if not follow_links and os.path.islink(path):
-            raise error(f"{printable(path)} is a symbolic link, which numpy-mlp does not follow "
-                        f"inside a run folder; replace it with the file itself") from None
-        raise error(f"{printable(path)} cannot be read ({e.strerror}); {fix}") from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-        raise error(f"{printable(path)} is {kind}; {fix}")
-    with os.fdopen(fd, "rb") as f:
-        if st.st_size > limit:
-            raise error(f"{printable(path)} is {st.st_size:,} bytes, more than the {limit:,} such "
-                        f"a file can hold; {fix}")
+    name = f"{what} {printable(path)}" if what else printable(path)
+    with open_regular(path, error=error, fix=fix, what=what, follow_links=follow_links) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > limit:
+            raise error(f"{name} is {size:,} bytes, more than the {limit:,} such a file can "
+                        f"hold; {fix}")
         try:
             data = f.read(limit + 1)
         except OSError as e:
-            raise error(f"{printable(path)} cannot be read ({e.strerror}); {fix}") from None
+            raise error(f"{name} cannot be read ({e.strerror}); {fix}") from None
     if len(data) > limit:  # it grew while being read
-        raise error(f"{printable(path)} is larger than the {limit:,} bytes such a file can hold; "
-                    f"{fix}")
+        raise error(f"{name} is larger than the {limit:,} bytes such a file can hold; {fix}")
     return data
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 import tokenize
 import zipfile
 import zlib
@@ -32,6 +31,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from ..errors import ModelFileError, printable
+from .regular import open_regular
 
 MAX_MEMBERS = 1024          # a model holds 2 per layer; a checkpoint about 6 per layer
 MAX_HEADER = 10_000         # numpy's own limit on an .npy header
@@ -98,19 +98,8 @@ class NpzArchive:
         self._zip = self._file = None
 
     def _open(self):
-        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-        try:
-            fd = os.open(self.path, flags)
-        except FileNotFoundError:
-            raise self.error(f"{printable(self.path)} does not exist; {self.fix}") from None
-        except OSError as e:
-            raise self.error(f"{printable(self.path)} cannot be read ({e.strerror}); "
-                             f"{self.fix}") from None
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            os.close(fd)
-            self.fail("it is a folder" if stat.S_ISDIR(st.st_mode) else "it is not a regular file")
-        self._file = os.fdopen(fd, "rb")
+        self._file = open_regular(self.path, error=self.error, fix=self.fix)
+        size = os.fstat(self._file.fileno()).st_size
         try:
             self._zip = zipfile.ZipFile(self._file)
             infos = self._zip.infolist()
@@ -120,7 +109,7 @@ class NpzArchive:
         if len(infos) > MAX_MEMBERS:
             self.fail(f"it holds {len(infos)} members, more than a numpy-mlp file ({MAX_MEMBERS})")
         for info in infos:
-            member = self._header(info, st.st_size)
+            member = self._header(info, size)
             if member.name in self.members:
                 self.fail(f"member {info.filename!r} appears twice")
             self.members[member.name] = member

@@ -11,7 +11,8 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from ..errors import UserError
+from ..errors import UserError, printable
+from .jsonfile import read_regular_bytes
 
 MAX_BYTES = 1 << 20  # a config file is a few lines; a larger one is not a config file
 
@@ -19,29 +20,19 @@ MAX_BYTES = 1 << 20  # a config file is a few lines; a larger one is not a confi
 def read_toml(path, flag="--config"):
     """The top-level table of the TOML file ``path``, given to ``flag``.
 
-    Raises UserError naming the file when it is missing, a folder, larger than
-    MAX_BYTES, not UTF-8 or not valid TOML.
+    Raises UserError naming the file when it is missing, not a regular file (a folder, a
+    FIFO: :func:`~numpy_mlp.files.regular.open_regular`), larger than MAX_BYTES, not UTF-8
+    or not valid TOML.
     """
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise UserError(f"config file {path} does not exist; check the path given to "
-                        f"{flag}") from None
-    except IsADirectoryError:
-        raise UserError(f"config file {path} is a folder; give a .toml file to {flag}") from None
-    except OSError as e:
-        raise UserError(f"config file {path} cannot be read ({e.strerror}); check the path "
-                        f"given to {flag}") from None
-    if len(raw) > MAX_BYTES:
-        raise UserError(f"config file {path} is larger than {MAX_BYTES >> 20} MB; give a TOML "
-                        f"file of settings to {flag}")
+    raw = read_regular_bytes(path, limit=MAX_BYTES, error=UserError, what="config file",
+                             fix=f"check the path given to {flag}")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise UserError(f"config file {path} is not UTF-8 text; save it as UTF-8 TOML") from None
+        raise UserError(f"config file {printable(path)} is not UTF-8 text; save it as UTF-8 "
+                        "TOML") from None
     try:
         return tomllib.loads(text)
     except (tomllib.TOMLDecodeError, RecursionError) as e:
-        raise UserError(f"config file {path} is not valid TOML ({e}); fix it or leave out "
-                        f"{flag}") from None
+        raise UserError(f"config file {printable(path)} is not valid TOML ({e}); fix it or "
+                        f"leave out {flag}") from None

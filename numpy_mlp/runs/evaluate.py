@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..data.registry import load_dataset
@@ -10,7 +11,7 @@ from ..training.config import TrainConfig, data_config
 from ..training.loop import initial_params
 from ..training.metrics import per_class_accuracy
 from ..training.model_file import load_model, tta_shift_for
-from .folder import RunFolder
+from .folder import RunFolder, check_owner
 from .writeup import score_splits, write_pictures
 
 # the pictures an evaluation writes (a run's write-up also draws its history)
@@ -33,6 +34,8 @@ def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, 
     """
     saved = load_model(model_path)
     tta_shift = tta_shift_for(saved, tta_shift)  # checked before the data is read
+    if pictures and out is not None and not _same_folder(out, saved.path.parent):
+        check_owner(out, "--out", owner=None)  # another run's or search's pictures stay theirs
     cfg = saved.config or {}
     if data_dir is None and saved.data_dir is not None:
         if Path(saved.data_dir).is_dir():
@@ -53,6 +56,14 @@ def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, 
     per_class = dict(zip(data.class_names, per_class_accuracy(cm).tolist()))
     return {"model": model, "description": saved.description, "saved": saved, "accuracy": acc,
             "confusion": cm, "pictures": written, "tta_shift": tta_shift, "per_class": per_class}
+
+
+def _same_folder(a, b):
+    """Whether the paths ``a`` and ``b`` name one folder (links and ``..`` resolved)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them is not there (yet)
+        return False
 
 
 def initial_W1(cfg, model):

@@ -7,6 +7,11 @@
   whole life, the write-up included; a second run on the folder is refused with one line
   naming the owner's pid. The kernel drops the lock when its process ends, by SIGKILL
   too, so a dead run never leaves the folder stuck (there is no stale lock to delete).
+  The searches of one folder share its lock (they may join one study), and exclude a run
+  as a run excludes them. A folder that holds another command's files (a run's
+  ``run.json`` or ``model.npz``, a search's ``search.json``) is refused by
+  :func:`check_owner` to every other command (``evaluate --out``, ``search --out``,
+  ``train --out``), with a free folder named instead.
 - **whole files**: each file is written to a temporary file beside it and renamed over it
   (:func:`numpy_mlp.files.atomic.atomic_write`); a crash, a kill or a full disk leaves the
   previous version whole.
@@ -50,6 +55,9 @@ STATE_FORMAT = "numpy-mlp-run"
 STATE_VERSION = 1
 PHASES = ("training", "writeup", "done")
 MAX_PROVENANCE_CHARS = 1 << 16  # each text of run.json's provenance: a command line, versions
+# a file that says whose a folder is: another command never writes into such a folder
+OWNER_MARKS = {STATE_NAME: "a training run", "model.npz": "a training run",
+               "config.json": "a training run", "search.json": "a search"}
 STATE_FIX = "delete run.json to treat the folder as a run started without it"
 # never follow a link, never block on a FIFO, never leak into a child program
 _OPEN_FLAGS = (getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
@@ -67,7 +75,8 @@ CAUSES = {
     errno.ENOENT: ("a folder on its path does not exist", "check the path"),
     errno.ENOTDIR: ("a part of its path is a file, not a folder", "check the path"),
     errno.EISDIR: ("a folder has that name", "remove the folder"),
-    errno.ENAMETOOLONG: ("the name is too long", "choose a shorter folder name"),
+    errno.ENAMETOOLONG: ("a name in the path is too long (File name too long: at most 255 "
+                         "bytes a part on most systems)", "choose a shorter name"),
     errno.ELOOP: ("it is a symbolic link, which numpy-mlp never writes through", "remove the link"),
 }
 
@@ -77,6 +86,40 @@ def _write_error(path, error, then=None):
     what, todo = CAUSES.get(error.errno, (error.strerror or str(error), "check the folder"))
     then = f", then {then}" if then else ""
     return RunFolderError(f"cannot write {printable(path)}: {what}; {todo}{then}")
+
+
+def os_error_line(error):
+    """One line for an OSError that reached the command line (a path too long, a part of it
+    a file, a read-only disk, no permission): the path and what to do, from CAUSES; None for
+    an errno CAUSES does not know (a bug, which keeps its traceback)."""
+    if error.errno not in CAUSES:
+        return None
+    what, todo = CAUSES[error.errno]
+    where = error.filename if error.filename is not None else error.filename2
+    shown = f"cannot use {printable(where)}" if where is not None else "cannot go on"
+    return f"{shown}: {what}; {todo}"
+
+
+def free_name(path):
+    """``path`` itself if nothing is there, else the first of ``path-2``, ``path-3``, ...
+    that is free: the folder a refusal suggests instead."""
+    path, n = Path(path), 2
+    free = path
+    while os.path.lexists(free):
+        free, n = path.with_name(f"{path.name}-{n}"), n + 1
+    return free
+
+
+def check_owner(path, flag, *, owner):
+    """Refuse to write into ``path`` when it belongs to another run or search: a folder
+    holding one of OWNER_MARKS of a kind other than ``owner`` ("a training run", "a search";
+    None: any mark refuses). The message names a free folder to use instead."""
+    path = Path(path)
+    for mark, kind in OWNER_MARKS.items():
+        if kind != owner and os.path.lexists(path / mark):
+            raise RunFolderError(f"{flag} {printable(path)} holds {kind} ({mark}), which numpy-mlp "
+                                 f"never writes over for another command; choose a new folder, "
+                                 f"e.g. {flag} {printable(free_name(path))}")
 
 
 def _check_utf8_name(path, flag):
@@ -130,7 +173,7 @@ class RunFolder:
     def __init__(self, path, *, flag="--out", then=None):
         self.path, self.flag = Path(path), flag
         self.then = then or f"continue with 'numpy-mlp train --resume {printable(path)}'"
-        self._lock_fd = None
+        self._lock_fd, self._shared = None, False
 
     def __repr__(self):
         held = "locked" if self._lock_fd is not None else "closed"
@@ -145,7 +188,9 @@ class RunFolder:
 
     # ------------------------------------------------------------------ owning the folder
 
-    def open(self, *, create=True, check=()):
+    def open(self, *, create=True, check=(), shared=False):
+        """``shared``: a lock other shared owners may hold at once (the processes of one
+        search); an exclusive owner (a run) and a shared one still exclude each other."""
         _check_utf8_name(self.path, self.flag)
         if self.path.exists() and not self.path.is_dir():
             raise RunFolderError(f"{self.flag} {printable(self.path)} is a file, not a folder; "
@@ -158,7 +203,7 @@ class RunFolder:
         elif not self.path.is_dir():
             raise RunFolderError(f"{self.flag} {printable(self.path)}: no such folder; give a "
                                  f"folder written by 'numpy-mlp train --out DIR'")
-        self._lock()
+        self._lock(shared)
         try:
             for name in check:
                 self.target(name)
@@ -167,7 +212,7 @@ class RunFolder:
             raise
         return self
 
-    def _lock(self):
+    def _lock(self, shared=False):
         lock = self.path / LOCK_NAME
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT | _OPEN_FLAGS, 0o666)
@@ -178,27 +223,29 @@ class RunFolder:
             raise RunFolderError(f"{printable(lock)} is not a regular file; remove it")
         if fcntl is not None:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             except BlockingIOError:
                 owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
                 os.close(fd)
                 raise RunFolderError(f"{self.flag} {printable(self.path)} is in use by another "
                                      f"numpy-mlp run (pid {owner}); wait until it ends, or choose "
                                      "another folder") from None
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        except OSError:
-            pass  # the pid only makes the message of a refused second run more helpful
-        self._lock_fd = fd
+        if not shared:  # a shared lock has several owners: no one pid to name
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            except OSError:
+                pass  # the pid only makes the message of a refused second run more helpful
+        self._lock_fd, self._shared = fd, shared
 
     def close(self):
         """Release the lock (the lock file stays: deleting it would let two runs own the folder)."""
         if self._lock_fd is not None:
-            try:
-                os.ftruncate(self._lock_fd, 0)
-            except OSError:
-                pass
+            if not self._shared:
+                try:
+                    os.ftruncate(self._lock_fd, 0)
+                except OSError:
+                    pass
             os.close(self._lock_fd)  # closing drops the flock
             self._lock_fd = None
 

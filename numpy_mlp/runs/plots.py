@@ -15,15 +15,24 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..files.atomic import atomic_write  # noqa: E402
+
 MAX_COUNTED_CLASSES = 20  # above this many classes the confusion matrix shows no counts
 
 
 def save_figure(fig, path, fmt="png"):
     """Lay out, write as PNG at 110 dpi (or ``fmt``, such as svg) and close ``fig``; returns
-    ``path`` (a file name or a binary file object, as a RunFolder's write gives)."""
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, format=fmt)
-    plt.close(fig)
+    ``path`` (a file name or a binary file object, as a RunFolder's write gives). A file name
+    is written atomically, and only if it is a regular file or a new name
+    (files.atomic.atomic_write)."""
+    try:
+        fig.tight_layout()
+        if hasattr(path, "write"):
+            fig.savefig(path, dpi=110, format=fmt)
+        else:
+            atomic_write(path, lambda f: fig.savefig(f, dpi=110, format=fmt))
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -45,7 +45,7 @@ from ..training.loop import build, initial_params, result_of, total_steps, train
 from ..training.model_file import MODEL_NAME
 from ..version import __version__
 from .display import TrainingDisplay
-from .folder import STATE_NAME, RunFolder, read_run_state, resume_data_dir
+from .folder import STATE_NAME, RunFolder, check_owner, read_run_state, resume_data_dir
 from .report import PICTURES
 from .rescue import save_best_so_far
 from .writeup import write_up
@@ -73,6 +73,7 @@ def _check_free(folder):
     if (out / CHECKPOINT_NAME).exists() or (state is not None and state["phase"] == "writeup"):
         raise UserError(f"--out {out} holds an unfinished run; continue it with 'numpy-mlp train "
                         f"--resume {out}', or choose another folder")
+    check_owner(out, "--out", owner="a training run")  # a search's folder is the search's
     taken = [f for f in RUN_FILES if (out / f).exists()]
     if taken:
         raise UserError(f"--out {out} already holds a run ({', '.join(taken)}); choose another "

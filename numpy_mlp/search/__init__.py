@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 
+from ..runs.folder import RunFolder, check_owner
 from .outputs import finish, study_folder, write_settings, write_trials_csv
 from .settings import PRUNERS, SAMPLERS, SearchSettings, check_settings
 from .space import (
@@ -70,6 +71,15 @@ def run_search(settings, *, log=print):
         the dict written to ``best.json``.
     """
     base = check_settings(settings)
+    check_owner(settings.out, "--out", owner="a search")  # a training run's folder is the run's
+    # the searches of one folder share it (they may join one study); a run may not enter
+    with RunFolder(settings.out, flag="--out", then="run the same search again").open(
+            shared=True):
+        return _search(settings, base, log)
+
+
+def _search(settings, base, log):
+    """The search itself, in the folder run_search holds."""
     write_settings(settings)
     quiet_optuna()
     study = open_study(settings, log=log)  # fails early on a bad storage, before reading data
