@@ -936,6 +936,12 @@ def main(argv=None):
 
     args.argv = argv
     args.threads = args.threads or blas_default_threads()
+    if args.time_to_accuracy:
+        narrowed = [f"--{k}" for k in ("recipes", "steps", "repeats")
+                    if getattr(args, k) != p.get_default(k)]
+        if narrowed:
+            p.error(f"--time-to-accuracy runs the recipe's full run once on each side: leave "
+                    f"out {', '.join(narrowed)}")
     names = [args.time_to_accuracy] if args.time_to_accuracy else \
         [s.strip() for s in args.recipes.split(",") if s.strip()]
     unknown = [s for s in names if s not in RECIPES]
