@@ -3,8 +3,10 @@
     .venv/bin/pip install -e '.[bench]'          # once: torch==2.13.0, the CPU wheel on disk
     .venv/bin/python benchmarks/recipes.py       # the step benchmark: every preset and default
     .venv/bin/python benchmarks/recipes.py --time-to-accuracy fast   # full runs, both sides
+                                                                     # (any recipe)
 
-    .venv/bin/python benchmarks/recipes.py --steps 5 --repeats 1   # smoke test, ~1 min;
+    .venv/bin/python benchmarks/recipes.py --steps 5 --repeats 1   # smoke test, a few min
+                                                                   # (the whitening's fit);
                                                                    # its figures mean nothing
 
 The recipes (``RECIPES``) are the presets of numpy_mlp/training/presets.py **as they are**
