@@ -3,7 +3,8 @@
 The file itself, ``checkpoint.npz``, both written and read, is
 :mod:`numpy_mlp.training.checkpoint_file`. Here: :class:`Checkpointer`, the ``on_step``
 callback of :func:`numpy_mlp.training.loop.train` that writes them every
-:func:`checkpoint_interval` steps and, used as a context manager, turns Ctrl-C or SIGTERM
+:func:`checkpoint_interval` steps or ``checkpoint_minutes`` of training, whichever comes
+first, and, used as a context manager, turns Ctrl-C or SIGTERM
 into "finish this step, save a checkpoint, stop" (:class:`~numpy_mlp.errors.Interrupted`);
 :func:`restore`, which rebuilds the :class:`~numpy_mlp.training.loop.RunState` exactly as
 ``train(..., state=...)`` takes it; and :func:`data_fingerprint`, the summary of the data
@@ -13,6 +14,7 @@ that a resumed run must find again.
 from __future__ import annotations
 
 import math
+import time
 import zlib
 from contextlib import ExitStack
 from pathlib import Path
@@ -126,8 +128,11 @@ def checkpoint_interval(config, n_train):
 
 
 class Checkpointer:
-    """``on_step`` callback for ``train``: a checkpoint every ``every`` steps, at the last step
-    (the early stop's included), and when Ctrl-C was pressed or SIGTERM came.
+    """``on_step`` callback for ``train``: a checkpoint every ``every`` steps, once
+    ``config.checkpoint_minutes`` have passed since the last one (or since training began),
+    at the last step (the early stop's included), and when Ctrl-C was pressed or SIGTERM came.
+    A checkpoint holds the whole state whatever the step, so when they come never changes
+    the results.
 
     Used as a context manager (in the main thread), the first Ctrl-C (SIGINT) or SIGTERM
     (``kill``, ``timeout``, a job scheduler's notice before it kills) only sets a flag: the
@@ -144,10 +149,11 @@ class Checkpointer:
             :func:`~numpy_mlp.training.checkpoint_file.save_checkpoint`).
         folder: the :class:`~numpy_mlp.runs.folder.RunFolder` that writes ``path`` (its
             file name), so that a failed write is one line; None: written directly.
+        clock: seconds, for the minutes between checkpoints (default ``time.monotonic``).
     """
 
     def __init__(self, path, config, *, every, total, resume_hint, fingerprint=None, data_dir=None,
-                 folder=None):
+                 folder=None, clock=None):
         self.path, self.folder = Path(path), folder
         self.config = config
         self.every, self.total = every, total
@@ -156,6 +162,8 @@ class Checkpointer:
         self.interrupted = 0  # the number of the signal that asked to stop, 0 = none
         self.saved_step = None  # step of the last checkpoint written by this process
         self._signals = ExitStack()
+        self._clock = clock or time.monotonic
+        self._last = self._clock()  # when the last checkpoint was written, or training began
 
     def __repr__(self):
         return f"Checkpointer({str(self.path)!r}, every={self.every}, saved_step={self.saved_step})"
@@ -170,12 +178,15 @@ class Checkpointer:
         else:
             self.folder.write(self.path.name, write)
         self.saved_step = run.loop.step
+        self._last = self._clock()
 
     def __call__(self, run):
         step, patience = run.loop.step, self.config.patience
         stops = patience and run.loop.evals_since_best >= patience  # early stopping ends the run
         periodic = self.every and step % self.every == 0
-        if periodic or step == self.total or self.interrupted or stops:
+        minutes = self.config.checkpoint_minutes
+        overdue = minutes and self._clock() - self._last >= 60 * minutes
+        if periodic or overdue or step == self.total or self.interrupted or stops:
             self.save(run)
         if self.interrupted:
             raise Interrupted(f"stopped at step {step} of {self.total}; checkpoint saved to "
