@@ -11,9 +11,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
-TINY = ["--hidden-dim", "8", "--batch-size", "10", "--num-iters", "4", "--val-size", "3",
+from numpy_mlp.cli.commands import main
+
+TINY = ["--hidden-dim", "8", "--batch-size", "4", "--num-iters", "4", "--val-size", "3",
         "--threads", "1", "--offline", "--evals", "2", "--eval-train-size", "10",
         "--image-size", "8"]
 
@@ -59,3 +62,116 @@ def test_class_names_with_markup_or_outside_the_font_are_drawn_as_text(tmp_path)
                              tmp_path / "ev", "--quiet", "--offline")
     assert status == 0 and err == "", err
     assert (tmp_path / "ev" / "confusion.png").stat().st_size > 1000
+
+
+# ------------------------------------------------------------------ a model meets data
+
+def one_line_error(argv, capsys, *words):
+    """``main(argv)`` refuses with one ``numpy-mlp: error:`` line holding ``words``."""
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("numpy-mlp: error: ") and err.count("\n") == 1, err
+    for w in words:
+        assert w in err, (w, err)
+    return err
+
+
+def trained(tmp_path, names, run="run"):
+    """A finished run on a folder with ``names``: (its folder, its data folder)."""
+    data = image_folder(tmp_path / f"data-{run}", names)
+    assert main(["train", "--dataset", "folder", "--data-dir", str(data), "--out",
+                 str(tmp_path / run), "--quiet", *TINY]) == 0
+    return tmp_path / run, data
+
+
+@pytest.mark.parametrize("model_names, data_names", [
+    (["cats", "dogs", "owls"], ["cats", "dogs"]),         # an IndexError before
+    (["cats", "dogs"], ["cats", "dogs", "owls"]),         # accuracies without a word before
+    (["cats", "dogs"], ["cats", "wolves"]),               # its own images, a class renamed
+], ids=["fewer", "more", "renamed"])
+def test_evaluate_refuses_data_with_other_classes(model_names, data_names, tmp_path, capsys):
+    run, _ = trained(tmp_path, model_names)
+    other = image_folder(tmp_path / "other", data_names)
+    one_line_error(["evaluate", "--model", str(run), "--data-dir", str(other), "--quiet"],
+                   capsys, f"the model {run / 'model.npz'} was trained on "
+                   f"{len(model_names)} classes {model_names}".replace('"', "'"),
+                   f"but the data in {other} has {len(data_names)} classes {data_names}"
+                   .replace('"', "'"),
+                   "pass --data-dir with the folder it was trained on")
+    assert not (tmp_path / "other" / "confusion.png").exists()
+
+
+def test_a_long_class_list_is_shortened_in_the_message(tmp_path):
+    from numpy_mlp.data.dataset import shown_classes
+    names = [f"class{i}" for i in range(100)]
+    assert shown_classes(names) == ("100 classes ['class0', 'class1', 'class2', 'class3', "
+                                    "'class4', ...]")
+
+
+class Crash(Exception):
+    """Stands in for a process dying right after a step."""
+
+
+def crashed_run(tmp_path, monkeypatch, names):
+    """A folder run killed after its checkpoint at step 2: (its folder, its data folder)."""
+    from numpy_mlp.runs.train import run_training
+    from numpy_mlp.training import checkpointing as ckpt
+    from numpy_mlp.training.config import TrainConfig
+
+    data = image_folder(tmp_path / "data", names)
+    config = TrainConfig(dataset="folder", image_size=8, hidden_dim=(8,), batch_size=4,
+                         num_iters=6, val_size=3, evals=2, eval_train_size=10,
+                         checkpoint_every=2, threads=1)
+    original = ckpt.Checkpointer.__call__
+
+    def crash(self, run):
+        original(self, run)
+        if run.loop.step == 3:
+            raise Crash
+
+    monkeypatch.setattr(ckpt.Checkpointer, "__call__", crash)
+    with pytest.raises(Crash):
+        run_training(config, data_dir=data, out=tmp_path / "run", log=None)
+    monkeypatch.setattr(ckpt.Checkpointer, "__call__", original)
+    return tmp_path / "run", data
+
+
+def test_resume_refuses_data_whose_classes_were_renamed(tmp_path, monkeypatch, capsys):
+    run, data = crashed_run(tmp_path, monkeypatch, ["cats", "dogs"])
+    (data / "dogs").rename(data / "wolves")
+    one_line_error(["train", "--resume", str(run), "--quiet"], capsys,
+                   "was trained on 2 classes ['cats', 'dogs'], but the data in",
+                   "has 2 classes ['cats', 'wolves']; resume with the --data-dir the run was "
+                   "trained on, or start a new run")
+    (data / "wolves").rename(data / "dogs")  # as it was: the run goes on
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+
+
+def test_resume_refuses_images_replaced_under_the_same_labels(tmp_path, monkeypatch, capsys):
+    """Every image replaced, each class keeping its count and its label: only the images'
+    CRC in the checkpoint's fingerprint tells."""
+    run, data = crashed_run(tmp_path, monkeypatch, ["cats", "dogs"])
+    image_folder(tmp_path / "again", ["cats", "dogs"], seed=7)
+    for f in sorted(data.glob("*/*.png")):
+        f.write_bytes((tmp_path / "again" / f.parent.name / f.name).read_bytes())
+    one_line_error(["train", "--resume", str(run), "--quiet"], capsys,
+                   "checkpoint.npz was written on other data (other images, with the same "
+                   "labels) than the data in", "resume with the --data-dir the run was trained on")
+
+
+def test_an_old_fingerprint_is_compared_on_what_it_records(tmp_path):
+    """Checkpoints from before images and class names were recorded still resume: their
+    fingerprint (sizes, training and validation labels) is compared as it was."""
+    from synthetic_data import synthetic
+
+    from numpy_mlp.training.checkpointing import _check_same_data, data_fingerprint
+
+    data = synthetic(n_train=30, n_val=10)
+    now = data_fingerprint(data)
+    old = {k: now[k] for k in ("n_train", "n_val", "train_labels_crc32", "val_labels_crc32")}
+    _check_same_data("c.npz", old, data)
+    _check_same_data("c.npz", now, data)
+    other = synthetic(n_train=30, n_val=10, seed=1)
+    with pytest.raises(Exception, match="other data"):
+        _check_same_data("c.npz", now, other)

@@ -30,13 +30,38 @@ from .signals import catching_stop_signals
 
 
 def data_fingerprint(data):
-    """A small summary of a ``Dataset`` split that a resumed run must find again."""
+    """A small summary of a ``Dataset`` that a resumed run must find again: the split sizes,
+    CRC-32s of the labels and of every image's bytes (train, val and test, in order), and
+    the class names. The images' CRC costs about 0.1 s for CIFAR-10's 184 MB."""
+    images = 0
+    for X in (data.X_train, data.X_val, data.X_test):
+        images = zlib.crc32(np.ascontiguousarray(X), images)
     return {"n_train": int(len(data.y_train)), "n_val": int(len(data.y_val)),
-            "train_labels_crc32": _crc32(data.y_train), "val_labels_crc32": _crc32(data.y_val)}
+            "train_labels_crc32": _crc32(data.y_train), "val_labels_crc32": _crc32(data.y_val),
+            "test_labels_crc32": _crc32(data.y_test), "images_crc32": images,
+            "class_names": list(data.class_names)}
 
 
 def _crc32(labels):
     return zlib.crc32(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+
+
+def _check_same_data(path, recorded, data):
+    """Raise unless ``data`` is what the checkpoint at ``path`` recorded (``recorded``, its
+    fingerprint): the same classes (one line naming both lists), then the same images and
+    labels. A checkpoint from before images, test labels and class names were recorded is
+    compared on what it holds: split sizes and training and validation labels."""
+    hint = "resume with the --data-dir the run was trained on, or start a new run"
+    if "class_names" in recorded:
+        data.require_classes(recorded["class_names"], whose=f"the run of {path}", then=hint)
+    now = data_fingerprint(data)
+    differ = [k for k in recorded if recorded[k] != now.get(k)]
+    if differ:
+        what = ("other images, with the same labels" if differ == ["images_crc32"] else
+                "other images or labels: another data folder, changed files, --val-size or "
+                "split")
+        raise CheckpointError(f"{path} was written on other data ({what}) than the data in "
+                              f"{data.source}; {hint}")
 
 
 def restore(path, config, data):
@@ -56,9 +81,8 @@ def restore(path, config, data):
         raise CheckpointError(f"{path} was written by a run with other settings "
                              f"({', '.join(diff)}) than its config.json; resume with the run "
                              "folder it came from")
-    if meta.get("data") is not None and meta["data"] != data_fingerprint(data):
-        raise CheckpointError(f"{path} was written on other data (another data folder, --val-size "
-                             "or split) than this one; resume with the same --data-dir")
+    if meta.get("data") is not None:
+        _check_same_data(path, meta["data"], data)
 
     try:  # the saved preprocessor, so that build() need not fit it on the images again
         whitening = {k.removeprefix("whiten/"): v for k, v in arrays.items()
