@@ -175,3 +175,63 @@ def test_an_old_fingerprint_is_compared_on_what_it_records(tmp_path):
     other = synthetic(n_train=30, n_val=10, seed=1)
     with pytest.raises(Exception, match="other data"):
         _check_same_data("c.npz", now, other)
+
+
+# ------------------------------------------------------------------ datasets at their edges
+
+def test_a_cifar100_meta_naming_one_class_100_times_is_refused(tmp_path, capsys):
+    from test_datasets import cifar100_bytes
+
+    archive = cifar100_bytes(fine_names=["apple"] * 100)
+    (tmp_path / "cifar-100-python.tar.gz").write_bytes(archive)
+    one_line_error(["train", "--dataset", "cifar100", "--data-dir", str(tmp_path), "--out",
+                    str(tmp_path / "run"), *TINY[:-2]], capsys,
+                   "CIFAR-100 (100 fine classes) in", "names the class 'apple' twice, and "
+                   "classes need distinct names")
+
+
+@pytest.mark.parametrize("empty", ["train", "t10k"])
+def test_mnist_without_training_or_test_images_says_so(empty, tmp_path, capsys):
+    from test_datasets import idx_bytes, idx_files
+
+    for f, body in idx_files().items():
+        (tmp_path / f).write_bytes(body)
+    (tmp_path / f"{empty}-images-idx3-ubyte.gz").write_bytes(
+        idx_bytes(np.zeros((0, 28, 28), np.uint8)))
+    (tmp_path / f"{empty}-labels-idx1-ubyte.gz").write_bytes(idx_bytes(np.zeros(0, np.uint8)))
+    split = "training" if empty == "train" else "test"
+    err = one_line_error(["train", "--dataset", "mnist", "--data-dir", str(tmp_path), "--out",
+                          str(tmp_path / "run"), *TINY[:-2]], capsys,
+                         f"MNIST in {tmp_path} has no {split} images; check {tmp_path}")
+    assert "val_size" not in err and "nan" not in err
+
+
+SLOW_FOLDER = """
+    import sys, time
+    from numpy_mlp.cli.commands import main
+    from numpy_mlp.data import folder
+
+    read = folder.image_to_row
+    def slow(*args, **kwargs):
+        print("loading", flush=True)
+        time.sleep(0.2)
+        return read(*args, **kwargs)
+    folder.image_to_row = slow
+    sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("signum, status", [(2, 130), (15, 143)], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_a_folder_loads_ends_with_one_line(signum, status, tmp_path):
+    import signal
+    import textwrap
+
+    data = image_folder(tmp_path / "pictures", ["cats", "dogs"], per_class=20)
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(SLOW_FOLDER), "train",
+                             "--dataset", "folder", "--data-dir", str(data), "--out",
+                             str(tmp_path / "run"), *TINY],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "loading"
+    proc.send_signal(signal.Signals(signum))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == status and err == "numpy-mlp: interrupted\n", (proc.returncode, err)

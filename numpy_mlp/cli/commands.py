@@ -27,6 +27,7 @@ from ..errors import UserError
 from ..nn.rules import BOOL, TEXT, choice, whole
 from ..training.config import EITHER_OR, RESUMABLE_FIELDS, SETTINGS, Setting, TrainConfig, layered
 from ..training.presets import PRESET_HELP, PRESETS
+from ..training.signals import catching_stop_signals, stop_now
 from .flags import add_flags, as_flags, field_value, fill, read_flag_file, space_entry
 
 EXAMPLES = """examples:
@@ -352,10 +353,13 @@ def main(argv=None):
         return 0
     args = parser.parse_args(argv)
     try:
-        resolve(args)
-        return {"train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
-                "search": _cmd_search, "report": _cmd_report,
-                "export": _cmd_export}[args.command](args)
+        # SIGTERM stops every phase as Ctrl-C does, with the same one line (training and the
+        # write-up put their own handlers over this one: they stop at a safe point)
+        with catching_stop_signals(stop_now):
+            resolve(args)
+            return {"train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
+                    "search": _cmd_search, "report": _cmd_report,
+                    "export": _cmd_export}[args.command](args)
     except UserError as e:
         if args.debug:
             raise

@@ -132,9 +132,26 @@ class DatasetKind:
         own geometry). DataError if it cannot be read."""
         geometry = self.geometry_for(image_size)
         parts = self.read(self, data_dir, geometry, fetch)
+        self._check(parts)
         return Dataset.split(parts.train, parts.test, val_size=val_size, seed=seed,
                              class_names=parts.class_names, source=parts.source,
                              geometry=geometry, name=self.name)
+
+    def _check(self, parts: Parts) -> None:
+        """What every format's reader must give, checked in this one place: distinct class
+        names (one name twice would merge two classes in every per-class table) and at
+        least one training and one test image. DataError naming the source otherwise."""
+        again = f"check {parts.source}, or pass --data-dir with a folder that has {self.title}"
+        seen = set()
+        for name in parts.class_names:
+            if name in seen:
+                raise DataError(f"{self.title} in {parts.source} names the class {name!r} "
+                                f"twice, and classes need distinct names; {again}")
+            seen.add(name)
+        for split, (_, y) in (("training", parts.train), ("test", parts.test)):
+            if len(y) == 0:
+                raise DataError(f"{self.title} in {parts.source} has no {split} images; "
+                                f"{again}")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from ..errors import CheckpointError, Interrupted
 from .checkpoint_file import LOOP_FIELDS, read_checkpoint, save_checkpoint
 from .config import RESUMABLE_FIELDS, TrainConfig
 from .loop import LoopState, RunState, build, total_steps
-from .signals import catching_stop_signals
+from .signals import catching_stop_signals, stop_now
 
 
 def data_fingerprint(data):
@@ -219,9 +219,7 @@ class Checkpointer:
 
     def _on_signal(self, signum, frame):
         if self.interrupted:  # the second signal: stop now
-            stop = KeyboardInterrupt()
-            stop.signum = signum
-            raise stop
+            stop_now(signum, frame)
         self.interrupted = signum
 
     def __enter__(self):
