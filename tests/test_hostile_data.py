@@ -235,3 +235,28 @@ def test_a_signal_while_a_folder_loads_ends_with_one_line(signum, status, tmp_pa
     proc.send_signal(signal.Signals(signum))
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == status and err == "numpy-mlp: interrupted\n", (proc.returncode, err)
+
+
+# ------------------------------------------------------------------ a folder bounded by bytes
+
+def test_a_folder_too_large_to_hold_is_refused_before_decoding(tmp_path, monkeypatch, capsys):
+    """12 images at 8 px take 12 x 192 = 2,304 bytes; with a made-up bound of 2,000 the
+    folder is refused before any image is decoded, naming a size that fits; at 7 px (12 x
+    147 = 1,764 bytes) it loads."""
+    from numpy_mlp.data import folder
+
+    data = image_folder(tmp_path / "pictures", ["cats", "dogs"])
+    decoded = []
+    read = folder.image_to_row
+    monkeypatch.setattr(folder, "image_to_row", lambda *a, **k: decoded.append(a) or read(*a, **k))
+    monkeypatch.setattr(folder, "MAX_FOLDER_BYTES", 2000)
+    one_line_error(["train", "--dataset", "folder", "--data-dir", str(data), "--out",
+                    str(tmp_path / "run"), *TINY], capsys,
+                   f"{data}: its 12 images at 8x8 px would take 2,304 bytes (0.0 GiB) of "
+                   "memory, more than the 2,000 a folder dataset may hold; use --image-size 7 "
+                   "or smaller, or a folder with fewer images")
+    assert decoded == []
+    from numpy_mlp.data.dataset import Geometry
+    parts = folder.read_image_folder(None, data, Geometry(3, 7, 7))
+    assert parts.train[0].shape == (10, 147) and parts.test[0].shape == (2, 147)
+    assert len(decoded) == 12
