@@ -260,3 +260,43 @@ def test_a_folder_too_large_to_hold_is_refused_before_decoding(tmp_path, monkeyp
     parts = folder.read_image_folder(None, data, Geometry(3, 7, 7))
     assert parts.train[0].shape == (10, 147) and parts.test[0].shape == (2, 147)
     assert len(decoded) == 12
+
+
+TRICKLE = """
+    import io, sys, time
+    from numpy_mlp.cli.commands import main
+    from numpy_mlp.data import download
+
+    class Trickle(io.RawIOBase):
+        headers = {"Content-Length": str(10**6)}
+        def __enter__(self):
+            return self
+        def __exit__(self, *exc):
+            return False
+        def read1(self, n=-1):
+            print("receiving", flush=True)
+            time.sleep(0.2)
+            return b"x"
+
+    download.urllib.request.urlopen = lambda url, timeout: Trickle()
+    sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_during_a_download_is_one_line_and_leaves_no_part_file(tmp_path):
+    import signal
+    import textwrap
+
+    data = tmp_path / "cifar"
+    data.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(TRICKLE), "train",
+                             "--data-dir", str(data), "--out", str(tmp_path / "run"), "--quiet",
+                             "--threads", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "receiving"
+    proc.stdout.readline()  # a second byte: the .part file is open
+    assert [p.name for p in data.iterdir()] == ["cifar-10-python.tar.gz.part"]
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and err == "numpy-mlp: interrupted\n", (proc.returncode, err)
+    assert list(data.iterdir()) == []
