@@ -107,7 +107,8 @@ class FullyConnectedClassifier(ClassifierMixin, BaseEstimator):
     - ``val_size`` is replaced by ``validation_fraction``; ``patience`` counts evaluations
       (``evals`` per fit) without a better validation accuracy.
     - ``batch_size`` is capped at the training rows (as MLPClassifier does).
-    - ``checkpoint_every`` has no effect: the estimator writes no files.
+    - ``checkpoint_every`` and ``checkpoint_minutes`` have no effect: the estimator writes no
+      files.
     - With ``warm_start``, each fit runs the configured length again with the learning-rate
       schedule from its start, but from the fitted parameters and momentum, on the first
       fit's input statistics; its classes must be among ``classes_``.

@@ -6,10 +6,12 @@ resumed run rebuilds everything from the file on disk, sharing no object with th
 crashed one. tests/test_interrupt.py does the same with real SIGKILL, SIGINT and SIGTERM.
 """
 
+import itertools
 import json
 import os
 import signal
 import zipfile
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -122,6 +124,32 @@ def test_checkpoints_are_written_at_the_interval_and_the_last_step(data, tmp_pat
                         lambda self, run: (steps.append(run.loop.step), original(self, run)))
     train_with_checkpoints(CONFIG, data, tmp_path)
     assert steps == [*range(7, 90, 7), 90]
+
+
+@pytest.mark.parametrize("minutes", [5, 0])
+def test_checkpoints_also_come_every_few_minutes(minutes, data, reference, tmp_path,
+                                                 monkeypatch):
+    """With an injected clock that reads a minute later each time it is read, and no
+    checkpoints by steps, a checkpoint still comes every few steps (never more than 5
+    apart); a crash loses only those, and the resumed run is bit for bit the reference.
+    ``checkpoint_minutes=0`` turns them off: the crashed run leaves nothing to resume."""
+    ticks = itertools.count(0, 60)
+    monkeypatch.setattr(ckpt, "time", SimpleNamespace(monotonic=lambda: next(ticks)))
+    steps = []
+    original = ckpt.Checkpointer.save
+    monkeypatch.setattr(ckpt.Checkpointer, "save",
+                        lambda self, run: (steps.append(run.loop.step), original(self, run)))
+    config = CONFIG.replace(checkpoint_every=0, checkpoint_minutes=minutes)
+    crash_after(monkeypatch, 50)
+    with pytest.raises(Crash):
+        train_with_checkpoints(config, data, tmp_path)
+    if minutes == 0:
+        assert steps == [] and not (tmp_path / CHECKPOINT_NAME).exists()
+        return
+    assert steps and steps[0] <= 5 and steps[-1] >= 45
+    assert all(0 < b - a <= 5 for a, b in zip(steps, steps[1:])), steps
+    result = train_with_checkpoints(config, data, tmp_path, resume=True)
+    assert_same_run(reference, (result, read_checkpoint(tmp_path / CHECKPOINT_NAME)))
 
 
 def test_default_interval_is_twenty_per_run():

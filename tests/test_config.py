@@ -240,7 +240,8 @@ def test_a_preset_run_saves_its_values_in_config_json_and_a_flag_overrides_one(t
 
 def test_resumable_fields_come_from_the_fields_metadata(capsys):
     assert RESUMABLE_FIELDS == tuple(n for n, s in SETTINGS.items() if s.resumable)
-    assert set(RESUMABLE_FIELDS) == {"checkpoint_every", "threads", "tta_shift"}
+    assert set(RESUMABLE_FIELDS) == {"checkpoint_every", "checkpoint_minutes", "threads",
+                                     "tta_shift"}
     assert main(["train", "--resume", "nowhere", "--alpha", "0.1"]) == 2
     err = capsys.readouterr().err
     assert "leave out --alpha" in err and all(SETTINGS[n].flag in err for n in RESUMABLE_FIELDS)

@@ -55,8 +55,9 @@ def idx_files(seed=0, labels_high=10):
     return out
 
 
-def cifar100_bytes(fine_high=100):
-    """A tiny cifar-100-python.tar.gz: train (40), test (20), meta, as Python 2 pickled them."""
+def cifar100_bytes(fine_high=100, fine_names=None):
+    """A tiny cifar-100-python.tar.gz: train (40), test (20), meta, as Python 2 pickled them;
+    ``fine_names``: the 100 fine class names (default fine0 ... fine99)."""
     rng = np.random.default_rng(1)
 
     def batch(n):
@@ -66,7 +67,8 @@ def cifar100_bytes(fine_high=100):
                 b"filenames": [b"x.png"] * n, b"batch_label": b"tiny"}
 
     members = {"train": batch(N_TRAIN), "test": batch(N_TEST),
-               "meta": {b"fine_label_names": [f"fine{i}".encode() for i in range(100)],
+               "meta": {b"fine_label_names": [n.encode() for n in fine_names
+                                              or [f"fine{i}" for i in range(100)]],
                         b"coarse_label_names": [f"coarse{i}".encode() for i in range(20)]}}
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:

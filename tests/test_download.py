@@ -335,26 +335,56 @@ def _helper_threads():
 
 @pytest.mark.parametrize("respond", [_drip_body, _drip_headers], ids=["body", "headers"])
 def test_a_server_dripping_bytes_fails_by_the_deadline(tmp_path, server, respond):
-    """A byte every 0.2 s never trips a 5 s read timeout; the 1 s deadline stops it.
+    """A byte every 0.2 s never trips a 5 s read timeout; the 1 s deadline stops it, and a
+    body whose announced size cannot arrive in time at its rate stops before it.
 
     The helper thread hangs up at its next chunk of body; inside the headers it is held by
     the HTTP layer until the server stops (3 s here), then it ends too.
     """
     url = server("/slow.tar.gz", respond)
     (tmp_path / "notes.txt").write_text("mine")
-    start = time.monotonic()
     with pytest.raises(DataError) as err:
         download_cifar10(tmp_path, url=url, progress=False, timeout=5, deadline=1.0)
-    elapsed = time.monotonic() - start
     msg = str(err.value)
-    assert 1.0 <= elapsed < 2.5, elapsed
-    assert msg.startswith(f"download of CIFAR-10 from {url} failed (not finished within the "
-                          "deadline of 1 s") and "\n" not in msg and "--data-dir" in msg
+    why = ("too slow: " if respond is _drip_body
+           else "not finished within the deadline of 1 s")
+    assert msg.startswith(f"download of CIFAR-10 from {url} failed ({why}"), msg
+    assert "\n" not in msg and "--data-dir" in msg and "by hand" in msg
     assert os.listdir(tmp_path) == ["notes.txt"]  # no .part; what was there stays
     deadline = time.monotonic() + 4
     while _helper_threads() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _helper_threads()
+
+
+def test_load_cifar10_stops_a_trickle_long_before_its_deadline(tmp_path, server):
+    """The library path: a byte every 0.5 s of a 1000-byte body would take 500 s; with a
+    2 minute deadline the rate is judged from 2 s on (1/60 of it) and the load stops then,
+    naming the manual download, with no ``.part`` left."""
+    url = server("/trickle.tar.gz", lambda h: _drip_body(h, interval=0.5, seconds=60))
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(DataError) as err:
+        load_cifar10(tmp_path, url=url, progress=False, deadline=120.0)
+    msg = str(err.value)
+    assert msg.startswith(f"download of CIFAR-10 from {url} failed (too slow: "), msg
+    assert "cannot finish within the deadline of 120 s" in msg and "\n" not in msg
+    assert f"download {cifar10.OFFICIAL_URL} by hand into {tmp_path}" in msg
+    assert os.listdir(tmp_path) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("received, elapsed, too_slow", [
+    (1000, 59.0, False),        # not judged before deadline / 60
+    (1000, 60.0, True),         # 16.7 B/s: 999,000 bytes left need ~16 hours
+    (20_000, 60.0, False),      # 333 B/s: 980,000 bytes left need 2,940 s < 3,540 s left
+    (1_000_000, 3599.0, False),  # all there
+])
+def test_the_rate_is_judged_against_the_time_left(received, elapsed, too_slow):
+    judge = lambda: download._judge_rate(received, 1_000_000, elapsed, 3600.0)  # noqa: E731
+    if too_slow:
+        with pytest.raises(TimeoutError, match="too slow"):
+            judge()
+    else:
+        judge()
 
 
 def test_an_endless_body_stops_at_the_size_cap(tmp_path, server):

@@ -35,6 +35,7 @@ from ..training.config import (
     read_search_best,
 )
 from ..training.presets import PRESET_HELP, PRESETS
+from ..training.signals import catching_stop_signals, stop_now
 from .flags import add_flags, as_flags, field_value, fill, read_flag_file, space_entry
 
 EXAMPLES = """examples:
@@ -392,10 +393,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     args.argv = argv  # the command line, as a run records it (run.json)
     try:
-        resolve(args)
-        return {"train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
-                "search": _cmd_search, "report": _cmd_report,
-                "export": _cmd_export}[args.command](args)
+        # SIGTERM stops every phase as Ctrl-C does, with the same one line (training and the
+        # write-up put their own handlers over this one: they stop at a safe point)
+        with catching_stop_signals(stop_now):
+            resolve(args)
+            return {"train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
+                    "search": _cmd_search, "report": _cmd_report,
+                    "export": _cmd_export}[args.command](args)
     except UserError as e:
         if args.debug:
             raise

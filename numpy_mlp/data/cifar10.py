@@ -323,6 +323,7 @@ def load_cifar10(
     url: str = OFFICIAL_URL,
     md5: str = OFFICIAL_MD5,
     log=None,
+    deadline: float = DEADLINE,
 ) -> Dataset:
     """Load CIFAR-10 from ``data_dir`` (default :func:`default_data_dir`), downloading if allowed.
 
@@ -338,6 +339,8 @@ def load_cifar10(
         progress: show a progress bar while downloading.
         url, md5: where to download the archive from and its expected md5.
         log: callable taking one line of text: told when a download starts and ends.
+        deadline: seconds a download may take in all; one that cannot make it at its rate so
+            far stops early (:mod:`numpy_mlp.data.download`).
 
     Returns:
         a Dataset with X_train (50000 - val_size, D), X_val (val_size, D), X_test
@@ -346,5 +349,6 @@ def load_cifar10(
     Raises:
         DataError: data not found (and not downloadable), or a file is missing or damaged.
     """
-    fetch = Fetch(download, create, progress, log, sources={ARCHIVE_NAME: (url, md5)})
+    fetch = Fetch(download, create, progress, log, sources={ARCHIVE_NAME: (url, md5)},
+                  deadline=deadline)
     return CIFAR10.load(data_dir, fetch, val_size=val_size, seed=seed)

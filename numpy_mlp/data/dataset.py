@@ -27,6 +27,7 @@ from ..errors import DataError
 
 MAX_SIDE = 4096  # pixels: the largest height or width of an image
 MAX_VALUES = 3 * MAX_SIDE * MAX_SIDE  # the most values a row may have (the largest image's)
+SHOWN_CLASSES = 5  # class names a message lists before "..."
 
 
 @dataclass(frozen=True)
@@ -131,9 +132,26 @@ class DatasetKind:
         own geometry). DataError if it cannot be read."""
         geometry = self.geometry_for(image_size)
         parts = self.read(self, data_dir, geometry, fetch)
+        self._check(parts)
         return Dataset.split(parts.train, parts.test, val_size=val_size, seed=seed,
                              class_names=parts.class_names, source=parts.source,
                              geometry=geometry, name=self.name)
+
+    def _check(self, parts: Parts) -> None:
+        """What every format's reader must give, checked in this one place: distinct class
+        names (one name twice would merge two classes in every per-class table) and at
+        least one training and one test image. DataError naming the source otherwise."""
+        again = f"check {parts.source}, or pass --data-dir with a folder that has {self.title}"
+        seen = set()
+        for name in parts.class_names:
+            if name in seen:
+                raise DataError(f"{self.title} in {parts.source} names the class {name!r} "
+                                f"twice, and classes need distinct names; {again}")
+            seen.add(name)
+        for split, (_, y) in (("training", parts.train), ("test", parts.test)):
+            if len(y) == 0:
+                raise DataError(f"{self.title} in {parts.source} has no {split} images; "
+                                f"{again}")
 
 
 @dataclass(frozen=True)
@@ -172,6 +190,17 @@ class Dataset:
         return (f"Dataset({name}train={len(self.y_train)}, val={len(self.y_val)}, "
                 f"test={len(self.y_test)}, source={self.source!r})")
 
+    def require_classes(self, names, *, whose: str, then: str) -> None:
+        """Raise DataError unless this dataset's classes are ``names``, in label order: what a
+        model (or a run's checkpoint) was trained on meets other data. ``whose`` names the
+        model ("the model runs/a/model.npz"), ``then`` what to do; the one line names both
+        lists (:func:`shown_classes`)."""
+        names = tuple(names)
+        if names != self.class_names:
+            raise DataError(f"{whose} was trained on {shown_classes(names)}, but "
+                            f"the data in {self.source} has {shown_classes(self.class_names)}; "
+                            f"{then}")
+
     @classmethod
     def split(cls, train, test, *, val_size: int, seed: int, class_names, source, geometry,
               name) -> Dataset:
@@ -181,6 +210,15 @@ class Dataset:
                                                           np.random.default_rng(seed))
         return cls(X_train, y_train, X_val, y_val, *test, tuple(class_names), str(source),
                    geometry=geometry, name=name)
+
+
+def shown_classes(names) -> str:
+    """Class names for a message: ``3 classes ['cats', 'dogs', 'owls']``, the first
+    :data:`SHOWN_CLASSES` of a longer list then ``...``."""
+    names = list(names)
+    head = ", ".join(repr(n) for n in names[:SHOWN_CLASSES])
+    more = ", ..." if len(names) > SHOWN_CLASSES else ""
+    return f"{len(names)} classes [{head}{more}]"
 
 
 def default_data_dir() -> Path:

@@ -10,7 +10,10 @@ Three bounds keep a download from hanging or filling the disk, whatever the serv
 
 - ``timeout`` (:data:`READ_TIMEOUT`): the longest wait for the connection or any one read;
 - ``deadline`` (:data:`DEADLINE`): the longest the whole download may take, headers
-  included (a server sending a byte every few seconds never trips the read timeout);
+  included (a server sending a byte every few seconds never trips the read timeout). A
+  download that cannot make it is stopped early: from 1/:data:`JUDGED_AFTER` of the deadline
+  on (a minute of the default hour), once its average rate so far would need longer than the
+  time left for the bytes ``Content-Length`` announced, it fails as too slow;
 - ``max_bytes`` (:data:`MAX_BYTES`): the most bytes accepted, announced or received (an
   endless body stops there).
 
@@ -41,6 +44,7 @@ from ..files.regular import open_regular
 
 READ_TIMEOUT = 60.0  # seconds without data before giving up
 DEADLINE = 3600.0  # seconds for the whole download: 170 MB at 47 kB/s or faster
+JUDGED_AFTER = 60  # the rate is judged from deadline / JUDGED_AFTER on (module doc)
 # 1% above the largest official file, CIFAR-10's archive of 170,498,071 bytes
 # (numpy_mlp.data.cifar10.OFFICIAL_BYTES; tests/test_download.py holds the two together)
 MAX_BYTES = 172_203_051
@@ -79,6 +83,7 @@ class Fetch:
         progress: show a progress bar while downloading.
         log: callable taking one line of text: told when a download starts and ends.
         sources: ``{file name: (url, md5)}`` instead of the official ones (tests, mirrors).
+        deadline: seconds the whole download may take (:data:`DEADLINE`, module doc).
     """
 
     download: bool = True
@@ -86,6 +91,7 @@ class Fetch:
     progress: bool = True
     log: Callable[[str], None] | None = None
     sources: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    deadline: float = DEADLINE
 
     def __call__(self, folder: Path, official: OfficialFile, *, what: str, parents: bool,
                  size: str = "a few MB or more", offline: str | None = None) -> Path:
@@ -118,7 +124,8 @@ class Fetch:
                             f"again here); pass --data-dir with the folder that has {what}")
         url, md5 = self.sources.get(official.name, (official.url, official.md5))
         return download_file(folder, official.name, url, md5, self.progress, self.log,
-                             what=what, size=size, official_url=official.url, parents=parents)
+                             what=what, size=size, official_url=official.url, parents=parents,
+                             deadline=self.deadline)
 
 
 def download_file(
@@ -204,10 +211,12 @@ def _fetch(url: str, part: Path, progress: bool, *, what: str, timeout: float, d
            max_bytes: int) -> str:
     """Stream ``url`` into ``part`` within ``deadline`` and ``max_bytes``; returns its md5.
 
-    Raises ``OSError`` (``TimeoutError`` for the deadline) if the download is too slow or
-    too large, or if fewer bytes arrive than ``Content-Length`` announced.
+    Raises ``OSError`` (``TimeoutError`` for the deadline, or as soon as the rate so far
+    cannot meet it) if the download is too slow or too large, or if fewer bytes arrive than
+    ``Content-Length`` announced.
     """
-    end = time.monotonic() + deadline
+    start = time.monotonic()
+    end = start + deadline
     chunks: queue.Queue = queue.Queue(maxsize=_QUEUED)
     stop = threading.Event()
     helper = threading.Thread(target=_receive, args=(url, timeout, chunks, stop),
@@ -244,11 +253,26 @@ def _fetch(url: str, part: Path, progress: bool, *, what: str, timeout: float, d
                 out.write(chunk)
                 h.update(chunk)
                 bar.update(len(chunk))
+                if total is not None:
+                    _judge_rate(received, total, time.monotonic() - start, deadline)
     finally:
         stop.set()  # the helper stops at its next chunk and closes the connection
     if total is not None and received != total:
         raise OSError(f"truncated: received {received} of {total} bytes")
     return h.hexdigest()
+
+
+def _judge_rate(received: int, total: int, elapsed: float, deadline: float) -> None:
+    """Raise TimeoutError if, at the mean rate of ``received`` bytes in ``elapsed`` seconds,
+    the rest of ``total`` would not arrive before ``deadline``; judged only after
+    ``deadline / JUDGED_AFTER`` seconds, so that a slow start is not mistaken for a slow line.
+    """
+    if elapsed < deadline / JUDGED_AFTER or received >= total:
+        return
+    if (total - received) * elapsed > received * (deadline - elapsed):
+        raise TimeoutError(f"too slow: {received:,} of {total:,} bytes in {elapsed:.0f} s, "
+                           f"{received / elapsed / 1000:.1f} kB/s, cannot finish within the "
+                           f"deadline of {deadline:g} s")
 
 
 def _receive(url: str, timeout: float, chunks: queue.Queue, stop: threading.Event) -> None:

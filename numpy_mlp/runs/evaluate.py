@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from ..data.registry import load_dataset
-from ..errors import UserError
+from ..errors import UserError, printable
 from ..training.config import TrainConfig, data_config
 from ..training.loop import initial_params
 from ..training.metrics import per_class_accuracy
@@ -27,6 +27,7 @@ def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, 
     folder. ``tta_shift`` (default: the saved config's, else 0) adds "val_tta" and
     "test_tta" to the accuracies (see :func:`~numpy_mlp.runs.writeup.score_splits`).
 
+    The data must have the model's classes, in its order (DataError otherwise).
     The validation split is carved exactly as in training (the saved config's val_size
     and seed), so "val" means the images the run did not train on. With ``pictures``,
     predictions.png, confusion.png and weights.png are written into ``out`` (default: the
@@ -44,6 +45,8 @@ def evaluate_saved(model_path, *, data_dir=None, download=True, progress=False, 
             log(f"the run's data folder {saved.data_dir} is gone; looking in the default one")
     data = load_dataset(data_config(cfg), data_dir, download=download, progress=progress,
                         log=log)
+    data.require_classes(saved.class_names, whose=f"the model {printable(saved.path)}",
+                         then="pass --data-dir with the folder it was trained on")
     model, preprocessor = saved.model, saved.preprocessor
     acc, cm = score_splits(model, preprocessor, data, tta_shift)
     written = []

@@ -2,11 +2,17 @@
 
 Every function takes plain data (the history dict of ``train``, a confusion matrix,
 class names) and a path, and returns the path it wrote.
+
+Class names are a dataset's text, drawn as text (:data:`AS_TEXT`): ``cat$\\foo$`` is
+shown as it is, never parsed as matplotlib mathtext. A character the font lacks (猫, 🐶)
+is drawn as a box without a warning (:func:`save_figure`): the names are in full in
+metrics.json and report.html.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import matplotlib
 
@@ -18,19 +24,26 @@ import numpy as np  # noqa: E402
 from ..files.atomic import atomic_write  # noqa: E402
 
 MAX_COUNTED_CLASSES = 20  # above this many classes the confusion matrix shows no counts
+AS_TEXT = {"parse_math": False}  # the Text properties of every string a dataset supplies
 
 
 def save_figure(fig, path, fmt="png"):
     """Lay out, write as PNG at 110 dpi (or ``fmt``, such as svg) and close ``fig``; returns
     ``path`` (a file name or a binary file object, as a RunFolder's write gives). A file name
     is written atomically, and only if it is a regular file or a new name
-    (files.atomic.atomic_write)."""
+    (files.atomic.atomic_write).
+
+    Glyphs missing from the font are not warned about: one warning per character and per
+    drawing, even with ``--quiet``, about names the reader has whole elsewhere.
+    """
     try:
-        fig.tight_layout()
-        if hasattr(path, "write"):
-            fig.savefig(path, dpi=110, format=fmt)
-        else:
-            atomic_write(path, lambda f: fig.savefig(f, dpi=110, format=fmt))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", r"Glyph \d+ .* missing from font", UserWarning)
+            fig.tight_layout()
+            if hasattr(path, "write"):
+                fig.savefig(path, dpi=110, format=fmt)
+            else:
+                atomic_write(path, lambda f: fig.savefig(f, dpi=110, format=fmt))
     finally:
         plt.close(fig)
     return path
@@ -149,13 +162,13 @@ def plot_predictions(images, y_true, y_pred, class_names, path, cols=8,
         guess = class_names[y_pred[k]]
         label = guess if ok else f"{guess}\n({class_names[y_true[k]]})"
         ax.set_title(label, fontsize=8.5, color="darkgreen" if ok else "red",
-                     fontweight="normal" if ok else "bold", pad=2)
+                     fontweight="normal" if ok else "bold", pad=2, **AS_TEXT)
         if not ok:  # a red frame around each mistake
             height, width = images[k].shape[:2]
             ax.add_patch(plt.Rectangle((-0.5, -0.5), width, height, fill=False, ec="red", lw=3))
     wrong = int((y_true != y_pred).sum())
     fig.suptitle(f"{title}: {n - wrong} of {n} right; mistakes in red, (true label) below",
-                 fontsize=11)
+                 fontsize=11, **AS_TEXT)
     return save_figure(fig, path)
 
 
@@ -230,7 +243,7 @@ def plot_confusion(cm, class_names, path, title="Confusion matrix (test set)"):
     side = 6 if counted else min(6 + C / 10, 16)
     fig, ax = plt.subplots(figsize=(side * 1.25, side))
     im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
-    small = {} if counted else {"fontsize": 4}
+    small = AS_TEXT if counted else {"fontsize": 4, **AS_TEXT}
     ax.set_xticks(range(C), class_names, rotation=45 if counted else 90, ha="right", **small)
     ax.set_yticks(range(C), [f"{name}  {frac[i, i]:.0%}" for i, name in enumerate(class_names)],
                   **small)
@@ -242,7 +255,7 @@ def plot_confusion(cm, class_names, path, title="Confusion matrix (test set)"):
                     color="white" if frac[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true class")
     overall = np.trace(cm) / max(cm.sum(), 1)
-    ax.set_title(f"{title}: {overall:.1%} right")
+    ax.set_title(f"{title}: {overall:.1%} right", **AS_TEXT)
     return save_figure(fig, path)
 
 

@@ -56,7 +56,13 @@ from ..files.npzfile import NpzArchive
 from ..nn.architecture import Architecture
 from .config import train_config
 from .loop import EMA_HISTORY_KEYS, HISTORY_KEYS
-from .model_file import IMAGE_MODES, array_shapes, check_preprocessing, check_size
+from .model_file import (
+    IMAGE_MODES,
+    MAX_CLASS_NAME,
+    array_shapes,
+    check_preprocessing,
+    check_size,
+)
 
 CHECKPOINT_NAME = "checkpoint.npz"  # the checkpoint file in a run folder
 CHECKPOINT_FORMAT = "numpy-mlp-checkpoint"
@@ -69,6 +75,8 @@ LOOP_FIELDS = {"step": True, "pos": True, "loss_sum": False, "loss_count": True,
                "best_step": True, "evals_since_best": True, "seconds": False}
 STEP_LISTS = ("step", "loss")    # one entry per step; the other history lists one per evaluation
 FINGERPRINT_FIELDS = ("n_train", "n_val", "train_labels_crc32", "val_labels_crc32")
+# absent in checkpoints written before they were recorded: such a run is compared without them
+OPTIONAL_FINGERPRINT_FIELDS = ("test_labels_crc32", "images_crc32")
 GENERATORS = ("model", "order", "aug")
 OPTIONAL_GENERATORS = ("mix",)   # absent in checkpoints written before mixing existed
 
@@ -162,8 +170,12 @@ def _check_state(state, fields):
     data = state.get("data")
     if data is not None:
         fields.mapping(data, "state.data", keys=FINGERPRINT_FIELDS)
-        for k in FINGERPRINT_FIELDS:
+        for k in FINGERPRINT_FIELDS + tuple(k for k in OPTIONAL_FINGERPRINT_FIELDS if k in data):
             fields.integer(data[k], f"state.data.{k}")
+        if "class_names" in data:
+            fields.list_of(data["class_names"], "state.data.class_names",
+                           lambda v, f: fields.text(v, f, max_chars=MAX_CLASS_NAME),
+                           max_length=MAX_TRAIN)
     if state.get("data_dir") is not None:
         fields.text(state["data_dir"], "state.data_dir", max_chars=4096)
     return state, config

@@ -153,6 +153,11 @@ class TrainConfig:
                                         "STEPS steps, atomically (0 = only at the end and on "
                                         "Ctrl-C); does not change the results", metavar="STEPS",
                                         none="20 per run", resumable=True)
+    checkpoint_minutes: float = knob(5.0, real(0, 10**6), "also write DIR/checkpoint.npz once "
+                                     "M minutes of training have passed since the last one "
+                                     "(0 = off), so that a long run loses at most that much; "
+                                     "does not change the results", metavar="M",
+                                     resumable=True)
     threads: int | str = knob("auto", THREADS, "BLAS threads for the matrix products: a "
                               "number, or auto = all cores unless other jobs hold one, "
                               "rechecked every 30 s (numpy_mlp/training/threads.py); "

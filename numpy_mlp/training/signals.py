@@ -7,7 +7,8 @@ the previous ones back. What a handler does is its user's: the training loop's
 checkpoint first; the write-up (:meth:`~numpy_mlp.runs.folder.RunFolder.writing_up`)
 stops at once, every file being whole or absent. Either way the run ends with
 :class:`~numpy_mlp.errors.Interrupted`, whose ``signum`` gives the exit status
-(130 for SIGINT, 143 for SIGTERM).
+(130 for SIGINT, 143 for SIGTERM). Outside those phases (reading the data, a download,
+an evaluation) a command stops at once, SIGTERM as Ctrl-C does: :func:`stop_now`.
 """
 
 from __future__ import annotations
@@ -37,3 +38,13 @@ def catching_stop_signals(handler):
     finally:
         for s, old in previous.items():
             signal.signal(s, old)
+
+
+def stop_now(signum, frame):
+    """A handler that stops at once, as Python's own Ctrl-C does, for either signal: a
+    ``KeyboardInterrupt`` whose ``signum`` gives the exit status. (Python's default for
+    SIGTERM ends the process without a word and without ``finally`` blocks, so a
+    download's partial file would stay.)"""
+    stop = KeyboardInterrupt()
+    stop.signum = signum
+    raise stop
