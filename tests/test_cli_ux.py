@@ -143,3 +143,26 @@ def test_no_arguments_show_the_help_with_its_examples(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: numpy-mlp") and "train" in out and "examples:" in out
+
+
+def test_the_slow_phases_say_when_they_start_and_quiet_keeps_them_out(tmp_path, capsys):
+    """Whitening and the final scoring and write-up each take up to a minute on the real data;
+    a line says when each starts, so that the run is not taken for hung."""
+    write_cifar_dir(tmp_path / "cifar", n_per_batch=20, n_test=20)
+    common = ["train", "--data-dir", str(tmp_path / "cifar"), "--offline", "--hidden-dim", "8",
+              "--num-iters", "4", "--batch-size", "16", "--val-size", "20", "--evals", "2",
+              "--preprocessing", "whiten", "--whiten-dim", "16"]
+    assert main(common + ["--out", str(tmp_path / "a")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    whitening = [i for i, line in enumerate(lines) if line.startswith("whitening: ")]
+    scoring = [i for i, line in enumerate(lines) if line.startswith("training done at step 4")]
+    steps = [i for i, line in enumerate(lines) if line.startswith("step ")]
+    assert len(whitening) == 1 and len(scoring) == 1 and steps
+    assert whitening[0] < steps[0] and steps[-1] < scoring[0]  # each before its phase
+    assert "16 components on the 80 training images" in lines[whitening[0]]
+    assert lines[scoring[0] + 1].startswith("done in ")
+    log = (tmp_path / "a" / "train.log").read_text()
+    assert lines[whitening[0]] in log and lines[scoring[0]] in log
+    assert main(common + ["--out", str(tmp_path / "b"), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("test accuracy")

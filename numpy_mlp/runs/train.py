@@ -181,6 +181,9 @@ def _logged_data(config, folder, *, data_dir, download, log, progress):
 def _write_up(folder, config, data, result, *, data_dir, say, t0):
     """:func:`~numpy_mlp.runs.writeup.write_up` of the trained run; returns the metrics."""
     model = result.model
+    # scoring every split (ten views each with --tta-shift) and drawing take a while: say so
+    say(f"training done at step {result.steps}: scoring train/val/test and writing "
+        f"{folder.path}/")
     W1_init = initial_params(config, model.input_dim, model.num_classes)["W1"]
     return write_up(folder, config, data, result, data_dir=_data_folder(data_dir, config.dataset),
                     W1_init=W1_init, say=say, t0=t0)
@@ -212,6 +215,9 @@ def train_with_checkpoints(config, data, out, *, say=None, progress=False, resum
     else:
         if resume and say:
             say("no checkpoint yet: starting the run from step 0")
+        if say and config.preprocessing == "whiten":  # an eigendecomposition: up to a minute
+            say(f"whitening: fitting {config.whiten_dim} components on the "
+                f"{len(data.y_train)} training images before the first step")
         run = build(config, data)
     n_train = len(data.y_train)
     total = total_steps(config, n_train)[0]
