@@ -161,7 +161,9 @@ def _settings_of(command):
 
 
 def _presets_help():
-    lines = ["presets (--preset NAME; flags and --config FILE.toml override their values):"]
+    lines = textwrap.wrap("presets (--preset NAME; flags and --config FILE.toml override "
+                          "their values; in a shorter or longer run --warmup keeps its share "
+                          "of the run, --evals may be capped, and a log line says so):", 96)
     for name, values in PRESETS.items():
         lines.append(f"  {name}: {PRESET_HELP[name]}")
         lines += textwrap.wrap(as_flags(values), 96, initial_indent="    ",
@@ -212,13 +214,18 @@ def resolve(args):
     fill(args, settings, from_file, PAIRS)
 
 
+def given_fields(args):
+    """The TrainConfig fields given on the command line or in the --config file, by name."""
+    return {name: getattr(args, name) for name in SETTINGS
+            if getattr(args, name, None) is not None}
+
+
 def config_from_args(args):
     """TrainConfig from ``--preset`` and the fields given (on the command line or in the
     --config file), which win over it; the rest keep their defaults."""
-    given = {name: getattr(args, name) for name in SETTINGS
-             if getattr(args, name, None) is not None}
     preset = getattr(args, "preset", None)
-    return TrainConfig(**layered(PRESETS[PRESET.check(preset)] if preset else {}, given))
+    return TrainConfig(**layered(PRESETS[PRESET.check(preset)] if preset else {},
+                                 given_fields(args)))
 
 
 def _cmd_train(args):
@@ -235,7 +242,9 @@ def _cmd_train(args):
     if args.resume:
         out, m = resume_training(args.resume, overrides=resume_overrides, **how)
     else:
-        out, m = run_training(config, out=args.out, **how)
+        # what the user left to the preset or the defaults follows the run's length
+        out, m = run_training(config, out=args.out, given=set(given_fields(args)),
+                              preset=args.preset, **how)
     if args.quiet:
         print(f"test accuracy {m['test_accuracy']:.4f} (val {m['val_accuracy']:.4f}) in "
               f"{m['total_seconds']:.0f}s; run saved to {out}/")

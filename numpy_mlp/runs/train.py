@@ -38,6 +38,7 @@ from ..training.checkpointing import Checkpointer, checkpoint_interval, data_fin
 from ..training.config import read_config
 from ..training.loop import build, initial_params, result_of, total_steps, train
 from ..training.model_file import MODEL_NAME
+from ..training.presets import fit_to_run
 from .display import TrainingDisplay
 from .folder import STATE_NAME, RunFolder, read_run_state, resume_data_dir
 from .report import PICTURES
@@ -79,24 +80,39 @@ def _data_folder(data_dir, dataset=DEFAULT_DATASET):
     return Path(default_folder(dataset) if data_dir is None else data_dir).expanduser().resolve()
 
 
-def run_training(config, *, data_dir=None, download=True, out=None, log=print, progress=False):
+def run_training(config, *, data_dir=None, download=True, out=None, log=print, progress=False,
+                 given=None, preset=None):
     """Start a run: train as ``config`` says and write a complete run folder.
 
     ``out`` (default: :func:`default_run_dir`) is locked for the whole run and must not hold
     another run. A checkpoint is kept in it while training (see
     :func:`train_with_checkpoints`), so that a run stopped on the way goes on with
     :func:`resume_training`. ``log`` gets the log lines (None: only train.log);
-    ``progress`` shows a progress bar.
+    ``progress`` shows a progress bar. ``given`` names the fields the user chose (None:
+    all) and ``preset`` the preset the others came from: once the data is loaded, the
+    settings counted in steps or evaluations are fitted to the run's length
+    (:func:`~numpy_mlp.training.presets.fit_to_run`, one log line if any changes), and
+    config.json holds the config the run trains with.
 
     Returns:
         (out_dir, metrics dict).
     """
+
+    def fit(config, data, say):
+        n_train = len(data.y_train)
+        n_eval = min(config.eval_train_size, n_train) + len(data.y_val)
+        fitted, note = fit_to_run(config, n_train, n_eval, given=given, preset=preset)
+        if note:
+            say(note)
+            folder.write_json("config.json", fitted.to_dict())
+        return fitted
+
     with RunFolder(out or default_run_dir()).open(check=RUN_WRITES) as folder:
         _check_free(folder)
         folder.write_json("config.json", config.to_dict())
         folder.record_start(data_dir=data_dir, download=download)
         with _logged_data(config, folder, data_dir=data_dir, download=download, log=log,
-                          progress=progress) as (data, say, t0):
+                          progress=progress, fit=fit) as (config, data, say, t0):
             result = train_with_checkpoints(config, data, folder.path, say=say,
                                             progress=progress, data_dir=data_dir, folder=folder)
             return folder.path, _write_up(folder, config, data, result, data_dir=data_dir,
@@ -144,7 +160,7 @@ def resume_training(out, *, data_dir=None, overrides=None, download=True, log=pr
         if state is None:  # a folder of an older numpy-mlp: from now on
             folder.record_start(data_dir=data_dir, download=download)
         with _logged_data(config, folder, data_dir=data_dir, download=download, log=log,
-                          progress=progress) as (data, say, t0):
+                          progress=progress) as (config, data, say, t0):
             if phase == "writeup":
                 result = _result_of_checkpoint(config, data, out, say=say)
             else:
@@ -155,10 +171,11 @@ def resume_training(out, *, data_dir=None, overrides=None, download=True, log=pr
 
 
 @contextmanager
-def _logged_data(config, folder, *, data_dir, download, log, progress):
-    """``(data, say, t0)`` for a run in ``folder``: its data set, loaded; ``say(line)``,
-    which appends to train.log and passes the line to ``log`` above the progress bar; and
-    the run's start, ``time.perf_counter()``. train.log is closed after the block."""
+def _logged_data(config, folder, *, data_dir, download, log, progress, fit=None):
+    """``(config, data, say, t0)`` for a run in ``folder``: its config, as ``fit(config,
+    data, say)`` returns it if given; its data set, loaded; ``say(line)``, which appends to
+    train.log and passes the line to ``log`` above the progress bar; and the run's start,
+    ``time.perf_counter()``. train.log is closed after the block."""
     log_file = folder.open_log()
 
     def say(line):
@@ -172,8 +189,10 @@ def _logged_data(config, folder, *, data_dir, download, log, progress):
         data = load_dataset(config, data_dir, download=download, progress=progress, log=say)
         say(f"data: {len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test "
             f"images from {data.source}")
+        if fit is not None:
+            config = fit(config, data, say)
         say(f"config: {json.dumps(config.to_dict())}")
-        yield data, say, t0
+        yield config, data, say, t0
     finally:
         log_file.close()
 
