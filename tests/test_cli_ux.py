@@ -234,6 +234,8 @@ def test_a_commands_help_names_only_flags_it_has(command, capsys, monkeypatch):
         main([command, "--help"])
     text = capsys.readouterr().out
     options, _, epilog = text.partition("\nexamples:\n")
+    assert epilog.strip(), f"numpy-mlp {command} --help has no examples"
+    assert ("--config FILE.toml" in text) == (command != "export")  # export reads no file
     own = {f for s in _settings_of(command) for f in option_strings(s)} | {"--help"}
     own |= {"--set", "--space"} if command == "search" else set()
     named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", options))
