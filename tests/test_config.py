@@ -271,7 +271,7 @@ def test_a_preset_at_its_own_length_is_left_as_it_is(name):
 
 
 def test_what_the_user_gave_is_kept_and_a_warmup_as_long_as_the_run_refused():
-    config = TrainConfig(**{**PRESETS["wide"], "num_iters": 300, "warmup": 250, "evals": 30})
+    config = TrainConfig(**{**PRESETS["wide"], "num_iters": 300, "warmup": 120, "evals": 30})
     fitted, note = fit_to_run(config, CIFAR_TRAIN, CIFAR_EVAL, preset="wide",
                               given={"num_iters", "warmup", "evals"})
     assert (fitted, note) == (config, None)
@@ -280,6 +280,17 @@ def test_what_the_user_gave_is_kept_and_a_warmup_as_long_as_the_run_refused():
         fit_to_run(config.replace(warmup=300), CIFAR_TRAIN, CIFAR_EVAL, given={"warmup"})
     assert str(e.value) == ("--warmup 300 is not shorter than the run (300 steps): give --warmup "
                             "30 (a tenth of the run) or a longer run (--epochs or --num-iters)")
+    fitted, note = fit_to_run(config.replace(warmup=151), CIFAR_TRAIN, CIFAR_EVAL,
+                              given={"warmup", "evals"})
+    assert fitted.warmup == 151 and note == ("note: --warmup 151 is most of this run of 300 "
+                                             "steps: the rate reaches its peak only at step 151")
+    assert fit_to_run(config.replace(warmup=150), CIFAR_TRAIN, CIFAR_EVAL,
+                      given={"warmup", "evals"})[1] is None  # half the run: the user's choice
+    fitted, note = fit_to_run(config.replace(warmup=151), CIFAR_TRAIN, CIFAR_EVAL,
+                              given={"warmup"})  # both in one line: what changed, the note
+    assert fitted.evals == 7 and note.startswith("fitted to this run of 300 steps: --evals 30 -> 7")
+    assert note.endswith("; note: --warmup 151 is most of this run of 300 steps: the rate "
+                         "reaches its peak only at step 151")
     # the defaults' 20 evaluations in a 50-step run of 128 images: one
     fitted, note = fit_to_run(TrainConfig(num_iters=50), CIFAR_TRAIN, CIFAR_EVAL,
                               given={"num_iters"})

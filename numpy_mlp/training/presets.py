@@ -42,7 +42,8 @@ def fit_to_run(config, n_train, n_eval, *, given=None, preset=None):
     if nothing did).
 
     What the user gave (the names in ``given``; None: every field, as the Python API's
-    callers do) is kept, and a warm-up given that is not shorter than the run is refused.
+    callers do) is kept; a warm-up given that is not shorter than the run is refused, and
+    one that is more than half of it said to be so.
     A warm-up from the ``preset`` keeps the share of its run the preset gives it
     (``--preset wide --epochs 1``: 1 step of 175, not 200). Evaluations not given are
     capped at one per ``n_eval`` images trained, as many as an evaluation reads (the
@@ -67,10 +68,13 @@ def fit_to_run(config, n_train, n_eval, *, given=None, preset=None):
         changes["evals"] = min(config.evals, max(1, total * config.batch_size // n_eval))
         why.append(f"one per {n_eval} images trained, as many as an evaluation reads")
     changed = {k: v for k, v in changes.items() if v != getattr(config, k)}
-    if not changed:
-        return config, None
-    said = ", ".join(f"{SETTINGS[k].flag} {getattr(config, k)} -> {v} ({w})"
-                     for (k, v), w in zip(changes.items(), why) if k in changed)
-    return config.replace(**changed), (f"fitted to this run of {total} steps: {said}; give "
-                                       f"{' or '.join(SETTINGS[k].flag for k in changed)} "
-                                       f"to choose")
+    notes = []
+    if changed:
+        said = ", ".join(f"{SETTINGS[k].flag} {getattr(config, k)} -> {v} ({w})"
+                         for (k, v), w in zip(changes.items(), why) if k in changed)
+        notes.append(f"fitted to this run of {total} steps: {said}; give "
+                     f"{' or '.join(SETTINGS[k].flag for k in changed)} to choose")
+    if "warmup" in given and config.warmup > total // 2:
+        notes.append(f"note: --warmup {config.warmup} is most of this run of {total} steps: "
+                     f"the rate reaches its peak only at step {config.warmup}")
+    return config.replace(**changed), "; ".join(notes) or None
