@@ -5,7 +5,7 @@ from its checkpoint, or finishes the write-up of one whose training had ended. B
 train through :func:`train_with_checkpoints`. The folder of a run is written only through
 its :class:`~numpy_mlp.runs.folder.RunFolder`, locked for the run's whole life, and holds::
 
-    config.json     the TrainConfig, as given
+    config.json     the TrainConfig the run trains with (presets.fit_to_run applied)
     run.json        how the run was started (data folder, downloads) and its phase
     train.log       the log lines printed during training
     checkpoint.npz  while the run is unfinished: everything to continue it
