@@ -332,7 +332,8 @@ BAD_INPUTS = [
 
 # argparse's own errors, of the command line's shape: (id, argv, words in the last line)
 BAD_FLAGS = [
-    ("unknown flag", ["train", "--alpah", "1e-3"], "unrecognized arguments: --alpah"),
+    ("unknown flag", ["train", "--alpah", "1e-3"],
+     "unrecognized argument --alpah; did you mean --alpha?"),
     ("--epochs with --num-iters", ["train", "--epochs", "1", "--num-iters", "5"],
      "not allowed with"),
     ("unknown command", ["fit"], "invalid choice: 'fit'"),

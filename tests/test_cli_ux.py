@@ -1,5 +1,6 @@
 """The command line as a user meets it: help, -q/-v, plain lines off a terminal, TOML flags."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +144,104 @@ def test_no_arguments_show_the_help_with_its_examples(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: numpy-mlp") and "train" in out and "examples:" in out
+
+
+def test_the_slow_phases_say_when_they_start_and_quiet_keeps_them_out(tmp_path, capsys):
+    """Whitening and the final scoring and write-up each take up to a minute on the real data;
+    a line says when each starts, so that the run is not taken for hung."""
+    write_cifar_dir(tmp_path / "cifar", n_per_batch=20, n_test=20)
+    common = ["train", "--data-dir", str(tmp_path / "cifar"), "--offline", "--hidden-dim", "8",
+              "--num-iters", "4", "--batch-size", "16", "--val-size", "20", "--evals", "2",
+              "--preprocessing", "whiten", "--whiten-dim", "16"]
+    assert main(common + ["--out", str(tmp_path / "a")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    whitening = [i for i, line in enumerate(lines) if line.startswith("whitening: ")]
+    scoring = [i for i, line in enumerate(lines) if line.startswith("training done at step 4")]
+    steps = [i for i, line in enumerate(lines) if line.startswith("step ")]
+    assert len(whitening) == 1 and len(scoring) == 1 and steps
+    assert whitening[0] < steps[0] and steps[-1] < scoring[0]  # each before its phase
+    assert "16 components on the 80 training images" in lines[whitening[0]]
+    assert lines[scoring[0] + 1].startswith("done in ")
+    log = (tmp_path / "a" / "train.log").read_text()
+    assert lines[whitening[0]] in log and lines[scoring[0]] in log
+    assert main(common + ["--out", str(tmp_path / "b"), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("test accuracy")
+
+
+def command_error(argv, capsys):
+    """The usage and the last line a command's argument error prints, and its exit status."""
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    return stop.value.code, err.splitlines()[0], err.splitlines()[-1]
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["train", "--hidden-dim", "512", "256"], "numpy-mlp train: error: unrecognized argument "
+     "'256': --hidden-dim takes its values comma-separated, e.g. --hidden-dim 512,256"),
+    (["train", "--hidden-dim=512", "256", "128", "-q"], "numpy-mlp train: error: unrecognized "
+     "argument '256': --hidden-dim takes its values comma-separated, e.g. --hidden-dim "
+     "512,256,128"),
+    (["train", "--alpha", "0.1", "0.2"],
+     "numpy-mlp train: error: unrecognized argument '0.2': --alpha takes one value"),
+    (["train", "--hiden-dim", "512"],
+     "numpy-mlp train: error: unrecognized argument --hiden-dim; did you mean --hidden-dim?"),
+    (["train", "--no-flipp"],
+     "numpy-mlp train: error: unrecognized argument --no-flipp; did you mean --no-flip?"),
+    (["evaluate", "--modle=m.npz"],
+     "numpy-mlp evaluate: error: unrecognized argument --modle; did you mean --model?"),
+    (["report", "runs/x", "--zzz"], "numpy-mlp report: error: unrecognized argument --zzz; "
+     "the command's --help lists its flags"),
+])
+def test_a_wrong_argument_is_one_line_in_the_commands_own_usage(argv, line, capsys):
+    code, usage, last = command_error(argv, capsys)
+    assert code == 2 and last == line
+    assert usage.startswith(f"usage: numpy-mlp {argv[0]} ")
+
+
+def test_a_list_given_as_one_argument_is_what_the_error_suggested(captured):
+    assert main(["train", "--hidden-dim", "512,256", "-q"]) == 0
+    assert captured[-1][0].hidden_dim == (512, 256)
+
+
+def test_version_prints_the_package_version(capsys):
+    from numpy_mlp.version import __version__
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out == f"numpy-mlp {__version__}\n"
+
+
+def test_version_through_python_dash_m():
+    from numpy_mlp.version import __version__
+
+    done = subprocess.run([sys.executable, "-m", "numpy_mlp", "--version"], capture_output=True,
+                          text=True, cwd=REPO, timeout=60)
+    assert (done.returncode, done.stdout) == (0, f"numpy-mlp {__version__}\n")
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "report", "export", "search"])
+def test_a_commands_help_names_only_flags_it_has(command, capsys, monkeypatch):
+    """Help that says "(see --dataset)" where the command has no --dataset sends the reader to
+    a flag that is not there; every flag its help names is one of its own."""
+    from numpy_mlp.cli.commands import _settings_of
+    from numpy_mlp.cli.flags import option_strings
+
+    monkeypatch.setenv("COLUMNS", "1000")  # no flag broken over two lines
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    options, _, epilog = text.partition("\nexamples:\n")
+    assert epilog.strip(), f"numpy-mlp {command} --help has no examples"
+    assert ("--config FILE.toml" in text) == (command != "export")  # export reads no file
+    own = {f for s in _settings_of(command) for f in option_strings(s)} | {"--help"}
+    own |= {"--set", "--space"} if command == "search" else set()
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", options))
+    assert named and named <= own, sorted(named - own)
+    # the examples are this command's, with its own flags
+    for line in epilog.splitlines():
+        if line.strip().startswith("numpy-mlp "):
+            assert line.split()[1] == command, line
+            assert set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", line)) <= own, line

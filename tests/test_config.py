@@ -18,7 +18,7 @@ from numpy_mlp.nn.optim import SGD
 from numpy_mlp.nn.rules import parse_hidden_dims
 from numpy_mlp.nn.schedules import SCHEDULES
 from numpy_mlp.training.config import RESUMABLE_FIELDS, SETTINGS, TrainConfig
-from numpy_mlp.training.presets import PRESETS
+from numpy_mlp.training.presets import PRESETS, fit_to_run
 from numpy_mlp.training.threads import ThreadChooser, check_threads
 
 REPO = Path(__file__).resolve().parents[1]
@@ -229,11 +229,96 @@ def test_a_preset_run_saves_its_values_in_config_json_and_a_flag_overrides_one(t
     saved = json.loads((out / "config.json").read_text())
     assert saved == TrainConfig.from_dict(saved).to_dict()  # the full config, every field
     for field, value in PRESETS["deep"].items():
-        if field not in ("hidden_dim", "epochs", "batch_size"):  # the flags set these
+        # the flags set the first three; the last two follow the run's length (fit_to_run)
+        if field not in ("hidden_dim", "epochs", "batch_size", "warmup", "evals"):
             assert saved[field] == value, field
     assert saved["hidden_dim"] == [16] and saved["num_iters"] == 3
     assert saved["batch_size"] == 16 != PRESETS["deep"]["batch_size"]  # the flag beats the preset
     assert saved["epochs"] == TrainConfig().epochs  # --num-iters, not the preset's 170 epochs
+    # 3 steps of 16 images, fewer than the 40 an evaluation reads: the warm-up shorter than
+    # the run, one evaluation, and config.json says what the run trained with
+    assert saved["warmup"] < 3 and saved["evals"] == 1
+    assert f'"warmup": {saved["warmup"]}' in (out / "train.log").read_text()
+
+
+# --------------------------------------------------------------------------- the run's length
+
+CIFAR_TRAIN, CIFAR_EVAL = 45_000, 10_000  # training images; images an evaluation reads
+
+
+def test_a_shortened_preset_keeps_its_warmup_share_and_fewer_evaluations():
+    """--preset wide --epochs 1 is 175 steps: the preset's 200 warm-up steps would never
+    reach the peak rate, and its 30 evaluations would take most of the time."""
+    config = TrainConfig(**{**PRESETS["wide"], "epochs": 1.0})
+    fitted, note = fit_to_run(config, CIFAR_TRAIN, CIFAR_EVAL, given={"epochs"}, preset="wide")
+    total = 175  # 45000 // 256 steps per epoch
+    assert fitted.warmup == round(200 * total / (150 * total)) == 1
+    assert fitted.evals == total * 256 // CIFAR_EVAL == 4  # one per 10,000 images trained
+    assert fitted.replace(warmup=200, evals=30) == config  # nothing else changes
+    assert note == ("fitted to this run of 175 steps: --warmup 200 -> 1 (the share of its run "
+                    "the preset gives it), --evals 30 -> 4 (one per 10000 images trained, as "
+                    "many as an evaluation reads); give --warmup or --evals to choose")
+    # half the preset's epochs: half its warm-up, all its evaluations
+    half, note = fit_to_run(config.replace(epochs=75.0), CIFAR_TRAIN, CIFAR_EVAL,
+                            given={"epochs"}, preset="wide")
+    assert (half.warmup, half.evals) == (100, 30) and "--evals" not in note
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_a_preset_at_its_own_length_is_left_as_it_is(name):
+    config = TrainConfig(**PRESETS[name])
+    assert fit_to_run(config, CIFAR_TRAIN, CIFAR_EVAL, given=set(), preset=name) == (config, None)
+
+
+def test_what_the_user_gave_is_kept_and_a_warmup_as_long_as_the_run_refused():
+    config = TrainConfig(**{**PRESETS["wide"], "num_iters": 300, "warmup": 120, "evals": 30})
+    fitted, note = fit_to_run(config, CIFAR_TRAIN, CIFAR_EVAL, preset="wide",
+                              given={"num_iters", "warmup", "evals"})
+    assert (fitted, note) == (config, None)
+    assert fit_to_run(config, CIFAR_TRAIN, CIFAR_EVAL) == (config, None)  # the Python API's
+    with pytest.raises(ConfigError) as e:
+        fit_to_run(config.replace(warmup=300), CIFAR_TRAIN, CIFAR_EVAL, given={"warmup"})
+    assert str(e.value) == ("--warmup 300 is not shorter than the run (300 steps): give --warmup "
+                            "30 (a tenth of the run) or a longer run (--epochs or --num-iters)")
+    fitted, note = fit_to_run(config.replace(warmup=151), CIFAR_TRAIN, CIFAR_EVAL,
+                              given={"warmup", "evals"})
+    assert fitted.warmup == 151 and note == ("note: --warmup 151 is most of this run of 300 "
+                                             "steps: the rate reaches its peak only at step 151")
+    assert fit_to_run(config.replace(warmup=150), CIFAR_TRAIN, CIFAR_EVAL,
+                      given={"warmup", "evals"})[1] is None  # half the run: the user's choice
+    fitted, note = fit_to_run(config.replace(warmup=151), CIFAR_TRAIN, CIFAR_EVAL,
+                              given={"warmup"}, preset="wide")  # both in one line
+    assert fitted.evals == 7 and note.startswith("fitted to this run of 300 steps: --evals 30 -> 7")
+    assert note.endswith("; note: --warmup 151 is most of this run of 300 steps: the rate "
+                         "reaches its peak only at step 151")
+    # the defaults' 20 evaluations stay, however short the run: the notebook's log line
+    # every 1/20 of it (2,000 steps of 40 images read 80,000, 8 evaluations' worth)
+    config = TrainConfig(num_iters=2000, batch_size=40)
+    assert fit_to_run(config, CIFAR_TRAIN, CIFAR_EVAL, given={"num_iters", "batch_size"}) == \
+        (config, None)
+
+
+def test_the_fitted_settings_are_said_once_and_a_long_warmup_is_one_line(tmp_path, capsys):
+    write_cifar_dir(tmp_path / "cifar", n_per_batch=110, n_test=20)  # 530 training images
+    common = ["train", "--data-dir", str(tmp_path / "cifar"), "--offline", "--hidden-dim", "8",
+              "--batch-size", "16", "--val-size", "20", "--eval-train-size", "20",
+              "--threads", "1"]
+    out = tmp_path / "run"
+    assert main([*common, "--preset", "wide", "--whiten-dim", "16", "--num-iters", "6",
+                 "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    fitted = [line for line in lines if line.startswith("fitted to this run of 6 steps: ")]
+    # wide's 200 of its 150 steps of 256 (two a pass over 530 images), in 6 steps: 6 * 4/3
+    assert len(fitted) == 1 and "--warmup 200 -> 4 (" in fitted[0]
+    assert "--evals 30 -> 2 (one per 40 images trained" in fitted[0]  # 6 steps * 16 // 40
+    assert len([line for line in lines if line.startswith("step ")]) == 2
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["warmup"], saved["evals"]) == (4, 2)
+    assert fitted[0] in (out / "train.log").read_text()
+    assert main([*common, "--warmup", "6", "--num-iters", "6", "--out", str(tmp_path / "b")]) == 2
+    assert capsys.readouterr().err == (
+        "numpy-mlp: error: --warmup 6 is not shorter than the run (6 steps): give --warmup 0 "
+        "(a tenth of the run) or a longer run (--epochs or --num-iters)\n")
 
 
 # --------------------------------------------------------------------------- resuming

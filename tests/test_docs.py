@@ -151,3 +151,16 @@ def test_readme_python_blocks_run_as_pasted():
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert float(done.stdout.split()[-1]) > 0.2  # two epochs of the notebook's net learn
+
+
+def test_readme_command_table_lists_exactly_the_cli_commands():
+    """The README's table of commands is where a newcomer looks for what the tool does: a
+    command missing there (export was) is one nobody finds."""
+    from numpy_mlp.cli.commands import build_parser
+
+    text = README.read_text()
+    table = text[text.index("| command | what it does |"):]
+    table = table[:table.index("\n\n")]
+    listed = re.findall(r"^\| `numpy-mlp ([a-z-]+)", table, re.M)
+    assert len(listed) == len(set(listed)), listed
+    assert set(listed) == set(build_parser().commands)

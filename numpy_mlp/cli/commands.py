@@ -36,14 +36,18 @@ from ..training.config import (
 )
 from ..training.presets import PRESET_HELP, PRESETS
 from ..training.signals import catching_stop_signals, stop_now
-from .flags import add_flags, as_flags, field_value, fill, read_flag_file, space_entry
+from ..version import __version__
+from .flags import add_flags, as_flags, field_value, fill, read_flag_file, space_entry, unrecognized
 
-EXAMPLES = """examples:
+TRAIN_EXAMPLES = """\
   numpy-mlp train                                   # defaults: 2-layer net, ~0.58 test, ~1.5 min
   numpy-mlp train --data-dir ~/data/cifar-10-batches-py --out runs/first
   numpy-mlp train --hidden-dim 200 --alpha 1e-2 --beta 0.9 --batch-size 40 --num-iters 2000
   numpy-mlp train --preset deep --seed 1                # a recipe (see the presets below)
   numpy-mlp train --config first.toml --seed 1          # flags from a TOML file (these win)
+"""
+EXAMPLES = f"""examples:
+{TRAIN_EXAMPLES}\
   numpy-mlp evaluate --model runs/first/model.npz       # also writes its pictures beside the model
   numpy-mlp predict --model runs/first/model.npz cat.jpg truck.png
   numpy-mlp report runs/first                           # runs/first/report.html, one page
@@ -58,8 +62,8 @@ table; flags given on the command line override it."""
 
 DEBUG = Setting("debug", BOOL, "show the full traceback of errors")
 DATA = (Setting("data_dir", TEXT, "folder with the dataset: CIFAR-10's batch files, "
-                "cifar-10-batches-py/ or the .tar.gz; another dataset's official files (see "
-                "--dataset); a folder of images: one subfolder per class", metavar="D",
+                "cifar-10-batches-py/ or the .tar.gz; another dataset's official files "
+                "(docs/datasets.md); a folder of images: one subfolder per class", metavar="D",
                 none="$NUMPY_MLP_DATA or ~/.cache/numpy-mlp (a subfolder per dataset other "
                 "than CIFAR-10), downloaded there if missing"),
         Setting("offline", BOOL, "never download; fail with instructions if the data is "
@@ -89,14 +93,20 @@ class Command:
     """A command: its one-line help, its options and positional arguments."""
 
     help: str
+    examples: str            # the lines of its --help's "examples:" section
     options: tuple = ()      # Settings: its flags and the keys of its --config file
     positionals: tuple = ()  # (name, nargs, metavar, help)
-    epilog: str = CONFIG_FILE_HELP
     flag_file: bool = True   # --config FILE.toml holds its flags (search reads its own file)
+
+    def epilog(self, *more):
+        """Its --help's closing text: the examples, ``more``, and the --config file's keys
+        where it reads one."""
+        parts = ["examples:\n" + self.examples.rstrip("\n"), *more]
+        return "\n\n".join(parts + [CONFIG_FILE_HELP] * self.flag_file)
 
 
 COMMANDS = {
-    "train": Command("train a network and save a run folder", (
+    "train": Command("train a network and save a run folder", TRAIN_EXAMPLES, (
         *DATA, Setting("out", TEXT, "run folder to write", metavar="DIR",
                        none="runs/<timestamp>"),
         Setting("resume", TEXT, "continue the run in DIR (killed, crashed or stopped with "
@@ -105,12 +115,19 @@ COMMANDS = {
         Setting("from_search", TEXT, "start from the config of the best trial of the search "
                 "in DIR (DIR/best.json): its best trial trained again; flags and --config "
                 "override its values", metavar="DIR"), *OUTPUT, DEBUG)),
-    "evaluate": Command("accuracy of a saved model on train/val/test and per class", (
+    "evaluate": Command("accuracy of a saved model on train/val/test and per class", """\
+  numpy-mlp evaluate --model runs/first/model.npz       # also writes its pictures beside the model
+  numpy-mlp evaluate --model runs/first --no-pictures -q    # one line: the test accuracy
+  numpy-mlp evaluate --model runs/wide --tta-shift 2    # also over ten views of each image
+""", (
         MODEL, Setting("out", TEXT, "folder for its pictures", metavar="DIR",
                        none="the model's folder"),
         Setting("no_pictures", BOOL, "only print the accuracies"),
         _tta_setting("also report val/test accuracy averaged"), *DATA, *OUTPUT, DEBUG)),
-    "predict": Command("classify PNG/JPEG files with a saved model", (
+    "predict": Command("classify PNG/JPEG files with a saved model", """\
+  numpy-mlp predict --model runs/first/model.npz cat.jpg truck.png
+  numpy-mlp predict --model runs/first --top 1 photos/   # every PNG/JPEG in a folder
+""", (
         MODEL, Setting("top", whole(1), "how many classes to show per image", default=3),
         Setting("format", choice("text", "json", "csv"), "how to print the classes: text "
                 "lines, or for scripts a JSON list or CSV rows (file,rank,class,probability,"
@@ -120,20 +137,31 @@ COMMANDS = {
         (("images", "+", "IMAGE", "image files of any size (resized to the model's image size, "
           "32x32 for CIFAR-10), or folders of PNG/JPEG files"),)),
     "report": Command("write DIR/report.html again: one page with the config, metrics and "
-                      "pictures of a run; for several runs, one page comparing them", (
+                      "pictures of a run; for several runs, one page comparing them", """\
+  numpy-mlp report runs/first                           # runs/first/report.html, one page
+  numpy-mlp report runs/first runs/wide --out runs/cmp  # runs/cmp/compare.html: both side by side
+""", (
         Setting("out", TEXT, "with several runs: the folder of the page comparing them, "
                 "compare.html (never one of the runs' folders, which are only read)",
                 metavar="DIR", none="runs/compare/<timestamp>"), *OUTPUT, DEBUG),
         (("run_dirs", "+", "DIR", "a run folder written by 'numpy-mlp train'; two or more: "
           "their configs side by side, their curves overlaid, their pictures"),)),
-    "export": Command("write a saved model as ONNX, input normalisation included", (
+    "export": Command("write a saved model as ONNX, input normalisation included", """\
+  numpy-mlp export runs/first --onnx first.onnx         # needs pip install 'numpy-mlp[onnx]'
+""", (
         Setting("onnx", TEXT, "the .onnx file to write: uint8 images (N, D) in, class "
                 "probabilities (N, C) out (needs pip install 'numpy-mlp[onnx]')",
                 metavar="FILE", required=True), DEBUG),
         (("run", None, "RUN", "a run folder of 'numpy-mlp train', or its model.npz"),),
         flag_file=False),
     "search": Command("hyperparameter search with Optuna (several workers, several machines)",
-                      flag_file=False),
+                      """\
+  numpy-mlp search --n-trials 30 --workers 2 --out runs/search1   # resume: the same again
+  numpy-mlp search --set epochs=10 --space alpha=1e-3:3e-2:log --space batch_size=64,128,256
+  numpy-mlp search --config search.toml --sampler random --pruner halving
+  numpy-mlp search --storage postgresql://user:pw@db-host/optuna --study-name cifar
+                                                         # the same on every machine
+""", flag_file=False),
 }
 
 
@@ -155,7 +183,9 @@ def _settings_of(command):
 
 
 def _presets_help():
-    lines = ["presets (--preset NAME; flags and --config FILE.toml override their values):"]
+    lines = textwrap.wrap("presets (--preset NAME; flags and --config FILE.toml override "
+                          "their values; in a shorter or longer run --warmup keeps its share "
+                          "of the run, --evals may be capped, and a log line says so):", 96)
     for name, values in PRESETS.items():
         lines.append(f"  {name}: {PRESET_HELP[name]}")
         lines += textwrap.wrap(as_flags(values), 96, initial_indent="    ",
@@ -174,12 +204,13 @@ def build_parser(command=None):
         prog="numpy-mlp", epilog=EXAMPLES, formatter_class=raw,
         description="Fully-connected networks in NumPy, trained with SGD with momentum on "
                     "CIFAR-10.")
+    parser.add_argument("--version", action="version", version=f"numpy-mlp {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    epilogs = {"train": f"{EXAMPLES}\n{_presets_help()}\n\n{CONFIG_FILE_HELP}",
-               "search": SEARCH_EXAMPLES}
+    parser.commands = {}  # name -> its parser: an error in its arguments shows its own usage
     for name, cmd in COMMANDS.items():
-        p = sub.add_parser(name, help=cmd.help, epilog=epilogs.get(name, cmd.epilog),
-                           formatter_class=raw)
+        more = (_presets_help(),) if name == "train" else ()
+        p = sub.add_parser(name, help=cmd.help, epilog=cmd.epilog(*more), formatter_class=raw)
+        parser.commands[name] = p
         if command not in (None, name):
             continue
         add_flags(p, _settings_of(name), PAIRS, name == "train" and FIELDS_TITLE)
@@ -195,15 +226,6 @@ def build_parser(command=None):
     return parser
 
 
-SEARCH_EXAMPLES = """examples:
-  numpy-mlp search --n-trials 30 --workers 2 --out runs/search1   # resume: the same again
-  numpy-mlp search --set epochs=10 --space alpha=1e-3:3e-2:log --space batch_size=64,128,256
-  numpy-mlp search --config search.toml --sampler random --pruner halving
-  numpy-mlp search --storage postgresql://user:pw@db-host/optuna --study-name cifar
-                                                         # the same on every machine
-"""
-
-
 def resolve(args):
     """Complete ``args`` as the command reads it: the flags given, over the command's
     ``--config FILE.toml``, over the declared defaults (flags.fill); UserError on a bad value."""
@@ -214,12 +236,17 @@ def resolve(args):
     fill(args, settings, from_file, PAIRS)
 
 
+def given_fields(args):
+    """The TrainConfig fields given on the command line or in the --config file, by name."""
+    return {name: getattr(args, name) for name in SETTINGS
+            if getattr(args, name, None) is not None}
+
+
 def config_from_args(args):
     """TrainConfig from ``--preset`` and the fields given (on the command line or in the
     --config file), which win over it; the rest keep their defaults."""
-    given = {name: getattr(args, name) for name in SETTINGS
-             if getattr(args, name, None) is not None}
     preset = getattr(args, "preset", None)
+    given = given_fields(args)
     if getattr(args, "from_search", None):  # a search's best trial, as the search trained it
         return TrainConfig(**layered(read_search_best(args.from_search).to_dict(), given))
     return TrainConfig(**layered(PRESETS[PRESET.check(preset)] if preset else {}, given))
@@ -239,7 +266,9 @@ def _cmd_train(args):
     if args.resume:
         out, m = resume_training(args.resume, overrides=resume_overrides, **how)
     else:
-        out, m = run_training(config, out=args.out, command=["numpy-mlp", *args.argv], **how)
+        # what the user left to the preset or the defaults follows the run's length
+        out, m = run_training(config, out=args.out, given=set(given_fields(args)),
+                              preset=args.preset, command=["numpy-mlp", *args.argv], **how)
     if args.quiet:
         print(f"test accuracy {m['test_accuracy']:.4f} (val {m['val_accuracy']:.4f}) in "
               f"{m['total_seconds']:.0f}s; run saved to {out}/")
@@ -390,7 +419,11 @@ def main(argv=None):
     if not argv:  # a first try: show what there is rather than a usage error
         parser.print_help()
         return 0
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # in the command's own usage, with the flag meant or the list's one spelling
+        other = ("--set", "--space") if args.command == "search" else ()
+        parser.commands[args.command].error(
+            unrecognized(argv, extras, _settings_of(args.command), other))
     args.argv = argv  # the command line, as a run records it (run.json)
     try:
         # SIGTERM stops every phase as Ctrl-C does, with the same one line (training and the

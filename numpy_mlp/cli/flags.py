@@ -12,6 +12,7 @@ namespace. Nothing here reads argparse's internals.
 from __future__ import annotations
 
 import argparse
+import difflib
 
 from ..errors import ConfigError, UserError
 from ..files.tomlfile import read_toml
@@ -57,6 +58,43 @@ def as_flags(values):
     return " ".join(out)
 
 
+def option_strings(s):
+    """The flags of the setting ``s`` as :func:`add_flags` makes them: ``-q``, ``--quiet``;
+    ``--flip``, ``--no-flip`` for a TrainConfig bool."""
+    names = [s.short, s.flag] if s.short else [s.flag]
+    if s.rule.kind == "bool" and _is_field(s):
+        names.append("--no-" + s.flag[2:])
+    return names
+
+
+def unrecognized(argv, extras, settings, flags=()):
+    """The one line that says what is wrong with the first of ``extras``, the arguments of
+    ``argv`` that the command's ``settings`` (and its other ``flags``) did not take.
+
+    A misspelt flag gets the nearest real one; a second value after a flag says that a
+    list is one argument, comma-separated (``--hidden-dim 512,256``).
+    """
+    by_flag = {name: s for s in settings for name in option_strings(s)}
+    extra = extras[0]
+    if extra.startswith("-"):
+        name = extra.split("=", 1)[0]
+        near = difflib.get_close_matches(name, [*by_flag, *flags, "--help"], n=1, cutoff=0.6)
+        hint = f"did you mean {near[0]}?" if near else "the command's --help lists its flags"
+        return f"unrecognized argument {name}; {hint}"
+    at = next(i for i in range(len(argv)) if argv[i:i + len(extras)] == extras)
+    flag, _, value = argv[at - 1].partition("=")  # --hidden-dim=512 256
+    if not value:
+        flag, value = (argv[at - 2] if at >= 2 else ""), argv[at - 1]
+    s = by_flag.get(flag)
+    if s is None or s.rule.kind == "bool":
+        return f"unrecognized argument {extra!r}"
+    values = [value, *(v for v in extras if not v.startswith("-"))]
+    if "," in (s.metavar or ""):  # a list, such as the hidden widths
+        return (f"unrecognized argument {extra!r}: {s.flag} takes its values comma-separated, "
+                f"e.g. {s.flag} {','.join(values)}")
+    return f"unrecognized argument {extra!r}: {s.flag} takes one value"
+
+
 def add_flags(parser, settings, pairs=(), fields_title=None):
     """Add the flag of each of ``settings`` to ``parser``.
 
@@ -73,7 +111,7 @@ def add_flags(parser, settings, pairs=(), fields_title=None):
             if pair not in either:
                 either[pair] = group.add_mutually_exclusive_group()
             group = either[pair]
-        names = (s.short, s.flag) if s.short else (s.flag,)
+        names = option_strings(s)[:2 if s.short else 1]
         if s.rule.kind == "bool":
             action = argparse.BooleanOptionalAction if _is_field(s) else "store_true"
             group.add_argument(*names, action=action, default=None, help=_help_line(s))

@@ -5,7 +5,7 @@ from its checkpoint, or finishes the write-up of one whose training had ended. B
 train through :func:`train_with_checkpoints`. The folder of a run is written only through
 its :class:`~numpy_mlp.runs.folder.RunFolder`, locked for the run's whole life, and holds::
 
-    config.json     the TrainConfig, as given
+    config.json     the TrainConfig the run trains with (presets.fit_to_run applied)
     run.json        how the run was started (data folder, downloads; provenance: versions,
                     BLAS, UTC time, command line) and its phase
     train.log       the log lines printed during training
@@ -43,6 +43,7 @@ from ..training.checkpointing import Checkpointer, checkpoint_interval, data_fin
 from ..training.config import read_config
 from ..training.loop import build, initial_params, result_of, total_steps, train
 from ..training.model_file import MODEL_NAME
+from ..training.presets import fit_to_run
 from ..version import __version__
 from .display import TrainingDisplay
 from .folder import STATE_NAME, RunFolder, check_owner, read_run_state, resume_data_dir
@@ -103,7 +104,7 @@ def run_provenance(command=None):
 
 
 def run_training(config, *, data_dir=None, download=True, out=None, log=print, progress=False,
-                 command=None):
+                 command=None, given=None, preset=None):
     """Start a run: train as ``config`` says and write a complete run folder.
 
     ``out`` (default: :func:`default_run_dir`) is locked for the whole run and must not hold
@@ -111,18 +112,32 @@ def run_training(config, *, data_dir=None, download=True, out=None, log=print, p
     :func:`train_with_checkpoints`), so that a run stopped on the way goes on with
     :func:`resume_training`. ``log`` gets the log lines (None: only train.log);
     ``progress`` shows a progress bar; ``command`` is the command line run.json records
-    (:func:`run_provenance`).
+    (:func:`run_provenance`). ``given`` names the fields the user chose (None:
+    all) and ``preset`` the preset the others came from: once the data is loaded, the
+    settings counted in steps or evaluations are fitted to the run's length
+    (:func:`~numpy_mlp.training.presets.fit_to_run`, one log line if any changes), and
+    config.json holds the config the run trains with.
 
     Returns:
         (out_dir, metrics dict).
     """
+
+    def fit(config, data, say):
+        n_train = len(data.y_train)
+        n_eval = min(config.eval_train_size, n_train) + len(data.y_val)
+        fitted, note = fit_to_run(config, n_train, n_eval, given=given, preset=preset)
+        if note:
+            say(note)
+            folder.write_json("config.json", fitted.to_dict())
+        return fitted
+
     with RunFolder(out or default_run_dir()).open(check=RUN_WRITES) as folder:
         _check_free(folder)
         folder.write_json("config.json", config.to_dict())
         folder.record_start(data_dir=data_dir, download=download,
                             provenance=run_provenance(command))
         with _logged_data(config, folder, data_dir=data_dir, download=download, log=log,
-                          progress=progress) as (data, say, t0):
+                          progress=progress, fit=fit) as (config, data, say, t0):
             result = train_with_checkpoints(config, data, folder.path, say=say,
                                             progress=progress, data_dir=data_dir, folder=folder)
             return folder.path, _write_up(folder, config, data, result, data_dir=data_dir,
@@ -171,7 +186,7 @@ def resume_training(out, *, data_dir=None, overrides=None, download=True, log=pr
             folder.record_start(data_dir=data_dir, download=download,
                                 provenance=run_provenance())
         with _logged_data(config, folder, data_dir=data_dir, download=download, log=log,
-                          progress=progress) as (data, say, t0):
+                          progress=progress) as (config, data, say, t0):
             if phase == "writeup":
                 result = _result_of_checkpoint(config, data, out, say=say)
             else:
@@ -182,10 +197,11 @@ def resume_training(out, *, data_dir=None, overrides=None, download=True, log=pr
 
 
 @contextmanager
-def _logged_data(config, folder, *, data_dir, download, log, progress):
-    """``(data, say, t0)`` for a run in ``folder``: its data set, loaded; ``say(line)``,
-    which appends to train.log and passes the line to ``log`` above the progress bar; and
-    the run's start, ``time.perf_counter()``. train.log is closed after the block."""
+def _logged_data(config, folder, *, data_dir, download, log, progress, fit=None):
+    """``(config, data, say, t0)`` for a run in ``folder``: its config, as ``fit(config,
+    data, say)`` returns it if given; its data set, loaded; ``say(line)``, which appends to
+    train.log and passes the line to ``log`` above the progress bar; and the run's start,
+    ``time.perf_counter()``. train.log is closed after the block."""
     log_file = folder.open_log()
 
     def say(line):
@@ -199,8 +215,10 @@ def _logged_data(config, folder, *, data_dir, download, log, progress):
         data = load_dataset(config, data_dir, download=download, progress=progress, log=say)
         say(f"data: {len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test "
             f"images from {data.source}")
+        if fit is not None:
+            config = fit(config, data, say)
         say(f"config: {json.dumps(config.to_dict())}")
-        yield data, say, t0
+        yield config, data, say, t0
     finally:
         log_file.close()
 
@@ -208,6 +226,9 @@ def _logged_data(config, folder, *, data_dir, download, log, progress):
 def _write_up(folder, config, data, result, *, data_dir, say, t0):
     """:func:`~numpy_mlp.runs.writeup.write_up` of the trained run; returns the metrics."""
     model = result.model
+    # scoring every split (ten views each with --tta-shift) and drawing take a while: say so
+    say(f"training done at step {result.steps}: scoring train/val/test and writing "
+        f"{folder.path}/")
     W1_init = initial_params(config, model.input_dim, model.num_classes)["W1"]
     return write_up(folder, config, data, result, data_dir=_data_folder(data_dir, config.dataset),
                     W1_init=W1_init, say=say, t0=t0)
@@ -239,6 +260,9 @@ def train_with_checkpoints(config, data, out, *, say=None, progress=False, resum
     else:
         if resume and say:
             say("no checkpoint yet: starting the run from step 0")
+        if say and config.preprocessing == "whiten":  # an eigendecomposition: up to a minute
+            say(f"whitening: fitting {config.whiten_dim} components on the "
+                f"{len(data.y_train)} training images before the first step")
         run = build(config, data)
     n_train = len(data.y_train)
     total = total_steps(config, n_train)[0]

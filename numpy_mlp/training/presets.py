@@ -7,6 +7,10 @@ tests/test_config.py.
 
 from __future__ import annotations
 
+from ..errors import ConfigError
+from .config import SETTINGS, TrainConfig
+from .loop import total_steps
+
 # Results on the full test set, one view, from the README's results table. Both recipes
 # take batches of 256 at twice the rate of 128 (linear scaling): 1.32-1.36x the images per
 # second, since the update's passes over the weights come half as often. The deep one keeps
@@ -30,3 +34,49 @@ PRESET_HELP = {
     "wide": "the notebook's two-layer net, 4096 wide, on whitened images, batch 256: 0.657 ± "
             "0.002 test, one view, in 22 min on 2 cores (2048³ product 200 GFLOP/s)",
 }
+
+
+def fit_to_run(config, n_train, n_eval, *, given=None, preset=None):
+    """``config`` with its settings counted in steps or evaluations fitted to the length of
+    its run on ``n_train`` training images, and the one line that says what changed (None
+    if nothing did).
+
+    What the user gave (the names in ``given``; None: every field, as the Python API's
+    callers do) is kept; a warm-up given that is not shorter than the run is refused, and
+    one that is more than half of it said to be so.
+    A warm-up from the ``preset`` keeps the share of its run the preset gives it
+    (``--preset wide --epochs 1``: 1 step of 175, not 200). The preset's evaluations, when
+    not given, are capped at one per ``n_eval`` images trained, as many as an evaluation
+    reads (the training subset and the validation split), so that they never take most of
+    the time. The default's 20 are left as they are: the notebook's log line every 1/20 of
+    the run.
+
+    Raises:
+        ConfigError: a warm-up given that is as long as the run, naming the fix.
+    """
+    given = set(SETTINGS) if given is None else set(given)
+    total = total_steps(config, n_train)[0]
+    changes, why = {}, []
+    if "warmup" in given and config.warmup >= total:
+        raise ConfigError(f"--warmup {config.warmup} is not shorter than the run ({total} "
+                          f"steps): give --warmup {total // 10} (a tenth of the run) or a "
+                          f"longer run (--epochs or --num-iters)")
+    if "warmup" not in given and preset is not None and PRESETS[preset].get("warmup"):
+        tuned = TrainConfig(**PRESETS[preset])
+        share = tuned.warmup / total_steps(tuned, n_train)[0]
+        changes["warmup"] = min(round(share * total), total - 1)
+        why.append("the share of its run the preset gives it")
+    if "evals" not in given and preset is not None and "evals" in PRESETS[preset]:
+        changes["evals"] = min(config.evals, max(1, total * config.batch_size // n_eval))
+        why.append(f"one per {n_eval} images trained, as many as an evaluation reads")
+    changed = {k: v for k, v in changes.items() if v != getattr(config, k)}
+    notes = []
+    if changed:
+        said = ", ".join(f"{SETTINGS[k].flag} {getattr(config, k)} -> {v} ({w})"
+                         for (k, v), w in zip(changes.items(), why) if k in changed)
+        notes.append(f"fitted to this run of {total} steps: {said}; give "
+                     f"{' or '.join(SETTINGS[k].flag for k in changed)} to choose")
+    if "warmup" in given and config.warmup > total // 2:
+        notes.append(f"note: --warmup {config.warmup} is most of this run of {total} steps: "
+                     f"the rate reaches its peak only at step {config.warmup}")
+    return config.replace(**changed), "; ".join(notes) or None
