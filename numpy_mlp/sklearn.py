@@ -34,6 +34,11 @@ from .training.model_file import IMAGE_MODES
 IMAGE_GEOMETRY = CIFAR10_GEOMETRY  # the image layout the image-only options work on
 IMAGE_D = IMAGE_GEOMETRY.D
 
+# predict and predict_proba compute in float64 whatever the training dtype: in float32 a
+# row's answer varies by ~1e-7 with the batch it is in (the BLAS's blocking), and
+# scikit-learn requires a row's answer to be the same in any subset (to 1e-7)
+INFERENCE_DTYPE = np.float64
+
 # need rows of 3 x 32 x 32 images; each with its value that turns it off
 IMAGE_ONLY = {"flip": False, "crop_pad": 0, "rotate": 0, "zoom": 0, "shear": 0, "elastic": 0,
               "cutmix": 0, "tta_shift": 0}
@@ -109,6 +114,8 @@ class FullyConnectedClassifier(ClassifierMixin, BaseEstimator):
     - ``batch_size`` is capped at the training rows (as MLPClassifier does).
     - ``checkpoint_every`` and ``checkpoint_minutes`` have no effect: the estimator writes no
       files.
+    - ``dtype`` is the training's: ``predict`` and ``predict_proba`` compute in float64,
+      so that a row's answer does not depend on the rows it is given with.
     - With ``warm_start``, each fit runs the configured length again with the learning-rate
       schedule from its start, but from the fitted parameters and momentum, on the first
       fit's input statistics; its classes must be among ``classes_``.
@@ -217,20 +224,21 @@ class FullyConnectedClassifier(ClassifierMixin, BaseEstimator):
         return validate_data(self, X, reset=False, dtype="numeric")
 
     def predict_proba(self, X):
-        """Class probabilities (N, C) float64 of X (N, D), columns in the order of classes_."""
+        """Class probabilities (N, C) float64 of X (N, D), columns in the order of classes_.
+
+        Computed in float64 (:data:`INFERENCE_DTYPE`), so that a row's probabilities do
+        not depend on the rows it is given with."""
         X = self._inputs(X)
         return inference.probabilities(self.model_, self.run_.preprocessor, X,
                                        tta_shift=self.config_.tta_shift,
-                                       geometry=_geometry_of(self.n_features_in_))
+                                       geometry=_geometry_of(self.n_features_in_),
+                                       dtype=INFERENCE_DTYPE)
 
     def predict(self, X):
-        """Predicted labels (N,) of X (N, D), taken from classes_."""
-        X = self._inputs(X)
-        codes = inference.predict_labels(self.model_, self.run_.preprocessor, X,
-                                         tta_shift=self.config_.tta_shift,
-                                         geometry=_geometry_of(self.n_features_in_))
+        """Predicted labels (N,) of X (N, D), taken from classes_: those of the highest
+        :meth:`predict_proba`."""
+        codes = self.predict_proba(X).argmax(axis=1)  # first: it checks that self is fitted
         return self.classes_[codes]
-
 
 FullyConnectedClassifier.__doc__ = FullyConnectedClassifier.__doc__.replace(
     "{params}", _parameter_docs())

@@ -26,7 +26,9 @@ def small():
     return FullyConnectedClassifier(**FAST)
 
 
-@parametrize_with_checks([small()], expected_failed_checks=lambda est: EXPECTED_FAILED)
+# the defaults (H = 1000, 15 epochs: about 10 s for all the checks) and the small one
+@parametrize_with_checks([FullyConnectedClassifier(), small()],
+                         expected_failed_checks=lambda est: EXPECTED_FAILED)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -63,6 +65,19 @@ def test_any_labels_and_features():
     proba = clf.predict_proba(X * 1000 + 5)
     assert proba.shape == (200, 3) and np.allclose(proba.sum(axis=1), 1)
     assert clf.score(X * 1000 + 5, names) > 0.95
+
+
+def test_a_rows_probabilities_do_not_depend_on_its_batch():
+    # float32 products differ by ~1e-7 with the batch's shape (the BLAS's blocking); the
+    # estimator computes in float64, where they agree to ~1e-16
+    X, y = blobs(n=300, d=40)
+    clf = FullyConnectedClassifier(hidden_dim=(64,), epochs=2, threads=1).fit(X, y)
+    assert clf.model_.dtype == np.float32  # trained in float32
+    whole = clf.predict_proba(X)
+    for rows in (slice(0, 1), slice(5, 12), slice(1, 300, 2), slice(17, 300)):
+        np.testing.assert_allclose(clf.predict_proba(X[rows]), whole[rows], rtol=1e-12,
+                                   atol=1e-15)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[whole.argmax(axis=1)])
 
 
 def test_constant_feature_stays_finite():
@@ -130,6 +145,21 @@ def test_image_options_work_on_image_rows():
                                    crop_pad=2, tta_shift=1, preprocessing="per_channel")
     assert clf.fit(X, y).predict_proba(X[:5]).shape == (5, 2)
     assert clf.run_.preprocessor.mode == "per_channel"
+
+
+@pytest.mark.parametrize("mode", ["per_image", "per_channel"])
+def test_float64_answers_are_the_trained_models_on_image_rows(mode):
+    # the estimator's float64 predictions fold each normalisation into the first layer
+    # anew: they must be those of the float32 model the trainer evaluates
+    from numpy_mlp.training import inference
+    rng = np.random.default_rng(1)
+    X = rng.integers(0, 256, size=(60, 3072)).astype(np.uint8)
+    y = np.arange(60) % 3
+    clf = FullyConnectedClassifier(hidden_dim=(8,), epochs=2, evals=1, threads=1,
+                                   preprocessing=mode).fit(X, y)
+    as_trained = inference.probabilities(clf.model_, clf.run_.preprocessor, X)
+    np.testing.assert_allclose(clf.predict_proba(X), as_trained, atol=1e-5)
+    assert np.abs(clf.predict_proba(X) - as_trained).max() > 0  # a float64 computation
 
 
 @pytest.mark.parametrize("D", [5, 3072, 20_000])

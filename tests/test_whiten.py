@@ -120,6 +120,17 @@ def test_a_whitened_model_file_holds_the_per_channel_model_it_equals(tmp_path):
         atol=1e-5)
 
 
+def test_a_whitened_model_computed_in_float64_gives_its_float32_answers():
+    # inference in another dtype (the scikit-learn estimator's float64) folds the whitening
+    # into the first layer anew, from the preprocessor's own arrays
+    data = small_data()
+    result = train(CONFIG.replace(checkpoint_every=None, num_iters=20), data)
+    as_trained = probabilities(result.model, result.preprocessor, data.X_test)
+    in64 = probabilities(result.model, result.preprocessor, data.X_test, dtype=np.float64)
+    np.testing.assert_allclose(in64, as_trained, atol=1e-5)
+    assert np.abs(in64 - as_trained).max() > 0  # computed in float64, not float32
+
+
 def test_a_model_file_that_claims_whitening_is_refused(tmp_path):
     data = small_data()
     result = train(CONFIG.replace(checkpoint_every=None, num_iters=5), data)
