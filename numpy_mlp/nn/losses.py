@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def cross_entropy_loss(scores, y, label_smoothing=0.0):
+def cross_entropy_loss(scores, y, label_smoothing=0.0, weights=None):
     """Mean softmax cross-entropy over a batch, and its gradient w.r.t. ``scores``.
 
     Numerically stable per row (the row maximum is subtracted before ``exp``), and
@@ -22,6 +22,10 @@ def cross_entropy_loss(scores, y, label_smoothing=0.0):
         label_smoothing: ``eps`` in [0, 1): the target is ``(1 - eps)`` on the true
             class plus ``eps / C`` spread over all classes; with soft targets
             ``T <- (1 - eps) T + eps / C``. 0 gives the plain loss.
+        weights: (N,) non-negative row weights ``w``, or None (all 1): the loss is
+            ``mean_i w_i l_i`` over the rows' losses ``l_i``, still divided by N, so that
+            weights of mean 1 keep the loss's scale, and a row of weight 2 counts as that
+            row twice. Each row's gradient is scaled by its weight.
     Returns:
         loss: np.float64, the mean over the batch: a NumPy scalar, so the notebook's
             ``loss.item()`` works, and a ``float`` subclass, so it prints, formats and
@@ -29,8 +33,12 @@ def cross_entropy_loss(scores, y, label_smoothing=0.0):
         dscores: (N, C) gradient of ``loss`` w.r.t. ``scores``, same dtype as ``scores``.
     """
     N, C = scores.shape
+    if weights is not None:
+        weights = np.asarray(weights)
+        if weights.shape != (N,):
+            raise ValueError(f"weights of shape {weights.shape} for {N} rows of scores")
     if np.ndim(y) == 2:
-        return _soft_target_loss(scores, y, label_smoothing)
+        return _soft_target_loss(scores, y, label_smoothing, weights)
     rows = np.arange(N)
     shifted = scores - scores.max(axis=1, keepdims=True)  # (N, C), a new array
     exp = np.exp(shifted)  # (N, C)
@@ -39,9 +47,10 @@ def cross_entropy_loss(scores, y, label_smoothing=0.0):
     if label_smoothing:
         log_probs = shifted - log_sum  # (N, C)
         true = log_probs[rows, y]  # (N,)
-        loss = -((1 - label_smoothing) * true + label_smoothing * log_probs.mean(axis=1)).mean()
+        row_loss = -((1 - label_smoothing) * true + label_smoothing * log_probs.mean(axis=1))
     else:
-        loss = -(shifted[rows, y] - log_sum[:, 0]).mean()
+        row_loss = -(shifted[rows, y] - log_sum[:, 0])  # (N,)
+    loss = row_loss.mean() if weights is None else _weighted(row_loss, weights).mean()
     dscores = exp  # reuse: softmax probabilities, (N, C)
     dscores /= sum_exp
     if label_smoothing:
@@ -49,11 +58,24 @@ def cross_entropy_loss(scores, y, label_smoothing=0.0):
         dscores[rows, y] -= 1 - label_smoothing
     else:
         dscores[rows, y] -= 1
-    dscores /= N
+    _scale_rows(dscores, weights)
     return np.float64(loss), dscores
 
 
-def _soft_target_loss(scores, T, label_smoothing):
+def _weighted(row_loss, weights):
+    """(N,) row losses times their weights, in the losses' dtype (as the mean is taken)."""
+    return row_loss * weights.astype(row_loss.dtype, copy=False)
+
+
+def _scale_rows(dscores, weights):
+    """``dscores`` (N, C) divided by N, and each row times its weight (N,) if given; in
+    place, in dscores's dtype."""
+    if weights is not None:
+        dscores *= weights.astype(dscores.dtype, copy=False)[:, None]
+    dscores /= len(dscores)
+
+
+def _soft_target_loss(scores, T, label_smoothing, weights):
     """:func:`cross_entropy_loss` for (N, C) soft targets ``T``; same return contract."""
     N, C = scores.shape
     if T.shape != scores.shape:
@@ -64,11 +86,12 @@ def _soft_target_loss(scores, T, label_smoothing):
     exp = np.exp(shifted)  # (N, C)
     sum_exp = exp.sum(axis=1, keepdims=True)  # (N, 1)
     log_probs = shifted - np.log(sum_exp)  # (N, C)
-    loss = -(T * log_probs).sum(axis=1).mean()
+    row_loss = -(T * log_probs).sum(axis=1)  # (N,)
+    loss = row_loss.mean() if weights is None else _weighted(row_loss, weights).mean()
     dscores = exp  # reuse: softmax probabilities, (N, C)
     dscores /= sum_exp
     dscores -= T  # d/ds of -sum_c T_c log p_c is p - T, as the rows of T sum to 1
-    dscores /= N
+    _scale_rows(dscores, weights)
     return np.float64(loss), dscores
 
 
