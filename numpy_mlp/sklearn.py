@@ -9,6 +9,9 @@ its parameters are TrainConfig's fields (:data:`PARAMS`, from :data:`config.SETT
 
     clf = FullyConnectedClassifier(hidden_dim=(256,), epochs=30).fit(X_train, y_train)
     clf.predict(X_test), clf.predict_proba(X_test), clf.score(X_test, y_test)
+    clf.fit(X, y, sample_weight=w)                      # w (N,): a row of weight 2 counts twice
+    for X_chunk, y_chunk in chunks:                      # one epoch per call, momentum kept
+        clf.partial_fit(X_chunk, y_chunk, classes=all_labels)
 
     N  samples      D  features      H  hidden width      C  classes
 """
@@ -23,12 +26,13 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .data.cifar10 import CIFAR10_GEOMETRY
-from .data.dataset import Dataset, Geometry
+from .data.dataset import Dataset, Geometry, split_validation
+from .data.preprocessing import Preprocessor
 from .errors import ConfigError
-from .nn.rules import BOOL, real, shown
+from .nn.rules import BOOL, choice, real, shown
 from .training import inference
 from .training.config import SETTINGS, Setting, TrainConfig
-from .training.loop import build, train
+from .training.loop import RowWeights, build, train
 from .training.model_file import IMAGE_MODES
 
 IMAGE_GEOMETRY = CIFAR10_GEOMETRY  # the image layout the image-only options work on
@@ -55,7 +59,16 @@ OWN_SETTINGS = {s.name: s for s in (
             "validation accuracy, and patience > 0 stops early", default=0.0),
     Setting("warm_start", BOOL, "fit continues from the fitted parameters and the optimizer's "
             "momentum instead of starting anew", default=False),
+    Setting("class_weight", choice("balanced"), "weights of the classes in the loss: a dict "
+            "{label: weight} (labels left out weigh 1), 'balanced' (n_samples / (n_classes * "
+            "the label's count in y), as scikit-learn defines it) or None (all 1); multiplied "
+            "with fit's sample_weight", default=None, none="every class weighs 1"),
 )}
+# partial_fit runs have no known length: one epoch per call at the constant rate alpha
+# (no schedule, no warm-up), no validation rows, as MLPClassifier.partial_fit
+PARTIAL_FIT = dict(epochs=1.0, num_iters=None, schedule="constant", warmup=0)
+# history_ keys that only a fit with validation rows has (no all-NaN lists without)
+VALIDATION_KEYS = ("val_acc", "val_acc_ema")
 # TrainConfig fields with no meaning here: the data is X itself, not a named data set
 REPLACED = ("val_size", "dataset", "image_size")
 SETTINGS_HERE = {**{k: s for k, s in SETTINGS.items() if k not in REPLACED}, **OWN_SETTINGS}
@@ -83,6 +96,67 @@ def feature_data(X, y, class_names, val_size, seed) -> Dataset:
     return Dataset.split((X, y), (X[:0], y[:0]), val_size=val_size, seed=seed,
                          class_names=class_names, source="the X given to fit",
                          geometry=_geometry_of(X.shape[1]), name="features")
+
+
+def _encode(classes, y, how, continuing):
+    """The index of each label of y (N,) in the sorted ``classes`` (C,): (N,) int64, or a
+    ParameterError naming the labels that are not among them."""
+    codes = np.searchsorted(classes, y).clip(0, len(classes) - 1)
+    if not np.array_equal(classes[codes], y):
+        new = sorted(set(np.unique(y).tolist()) - set(classes.tolist()), key=str)
+        among = f"the fitted classes_ {classes.tolist()}" if continuing else \
+            f"classes={classes.tolist()}"
+        fix = ("fit with warm_start=False to learn new classes" if how == "warm_start" else
+               "classes= of the first call must hold every label the calls will see")
+        raise ParameterError(f"{how}: labels {new} are not among {among}; {fix}")
+    return codes.astype(np.int64)
+
+
+def _split_weights(w, val_size, seed) -> RowWeights:
+    """Row weights w (N,) split as :func:`feature_data` splits the rows (the same call,
+    on the rows' indices); the training ones scaled to mean 1, so that the loss keeps its
+    scale. ParameterError if they sum to 0."""
+    n = len(w)
+    index = np.arange(n)
+    train_idx, _, val_idx, _ = split_validation(index[:, None], index, val_size,
+                                                np.random.default_rng(seed))
+    w_train, w_val = w[train_idx[:, 0]], w[val_idx[:, 0]]
+    if not w_train.sum() > 0:
+        raise ParameterError("sample_weight and class_weight: the weights of the training "
+                             "rows are all zero; give some row a weight > 0")
+    return RowWeights(train=w_train / w_train.mean(), val=w_val)
+
+
+def _weighted_feature_preprocessor(X, w, dtype) -> Preprocessor:
+    """per_feature standardisation with the mean and std of the rows X (N, D) weighted by
+    w (N,): the statistics of the rows repeated as their weights say."""
+    mean = np.average(X, axis=0, weights=w)  # (D,) float64
+    std = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=w))  # (D,)
+    return Preprocessor("per_feature", {"mean": mean, "std": std}, dtype)
+
+
+def _continue(run, previous, how):
+    """Make the new ``run`` go on from ``previous`` (the fitted one): its parameters,
+    momentum, EMA, input statistics and random streams (dropout, batch order), so that
+    the next call draws new batches; ParameterError naming ``how`` where they differ."""
+    if run.model.dtype != previous.model.dtype:
+        raise ParameterError(f"{how}: dtype differs from the fitted model's; fit "
+                             f"with warm_start=False to change it")
+    try:
+        run.model.load_params(previous.model.copy_params())  # the buffers too
+    except (ValueError, KeyError):
+        raise ParameterError(f"{how}: hidden_dim or the architecture (norm, blocks, "
+                             f"expansion) differs from the fitted model's; fit with "
+                             f"warm_start=False to change it") from None
+    run.optimizer.load_state_dict(previous.optimizer.state_dict())
+    if run.ema is not None:  # the average goes on from the fitted one, or starts here
+        ema = previous.ema
+        run.ema.load_state_dict(run.model.params if ema is None else ema.averages)
+    run.preprocessor = previous.preprocessor
+    run.model.rng = previous.model.rng
+    s, before = run.loop, previous.loop
+    s.order_rng, s.aug_rng, s.mix_rng = before.order_rng, before.aug_rng, before.mix_rng
+    s.perm = s.order_rng.permutation(len(s.perm))
 
 
 def _parameter_docs():
@@ -151,12 +225,17 @@ class FullyConnectedClassifier(ClassifierMixin, BaseEstimator):
         + [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v)
            for k, v in PARAMS.items()])
 
-    def _config(self, n, d):
-        """The TrainConfig of a fit on n rows of d features, and the validation rows."""
+    def _config(self, n, d, partial=False):
+        """The TrainConfig of a fit (or with ``partial`` a partial_fit call: one epoch at a
+        constant rate, :data:`PARTIAL_FIT`, without validation rows) on n rows of d
+        features; its val_size is the number of validation rows."""
         try:
-            own = {k: s.check(getattr(self, k)) for k, s in OWN_SETTINGS.items()}
+            own = {k: s.check(getattr(self, k)) for k, s in OWN_SETTINGS.items()
+                   if k != "class_weight"}  # checked with the labels, in _row_weights
             fields = {k: getattr(self, k) for k in PARAMS if k in SETTINGS}
-            val_size = int(round(own["validation_fraction"] * n))
+            if partial:
+                fields.update(PARTIAL_FIT)
+            val_size = 0 if partial else int(round(own["validation_fraction"] * n))
             if val_size >= n:
                 raise ConfigError(f"{shown('validation_fraction', self.validation_fraction)} "
                                   f"leaves no training rows of {n}; use a smaller fraction")
@@ -177,47 +256,122 @@ class FullyConnectedClassifier(ClassifierMixin, BaseEstimator):
                                      f"({', '.join(off)})")
         return config
 
-    def fit(self, X, y):
-        """Train on X (N, D) numeric and y (N,) labels; with ``warm_start`` and a fitted
-        model, continue from its parameters and momentum. Returns self."""
+    def fit(self, X, y, sample_weight=None):
+        """Train on X (N, D) numeric and y (N,) labels, each row's loss weighted by
+        ``sample_weight`` (N,) (None: all 1) times its class's ``class_weight``; with
+        ``warm_start`` and a fitted model, continue from its parameters and momentum.
+        Returns self."""
         warm = bool(self.warm_start) and hasattr(self, "run_")
-        X, y = validate_data(self, X, y, reset=not warm, dtype="numeric")
+        return self._fit(X, y, sample_weight, continuing=warm, how="warm_start")
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch of SGD on X (N, D) and y (N,), from the parameters and the momentum
+        the previous call (or fit) left; at the constant rate ``alpha``, without
+        validation rows, on the first call's feature statistics. ``classes``: every label
+        the calls will see, required on the first call (later calls may repeat it).
+        ``sample_weight`` as in :meth:`fit`. Returns self."""
+        continuing = hasattr(self, "run_")
+        if not continuing and classes is None:
+            raise ParameterError("partial_fit: the first call needs classes=, every label the "
+                                 "calls will see, e.g. partial_fit(X, y, classes=np.unique(y_all))")
+        if classes is not None:
+            classes = np.unique(classes)
+            if continuing and not np.array_equal(classes, self.classes_):
+                raise ParameterError(f"partial_fit: classes={classes.tolist()} differ from the "
+                                     f"first call's {self.classes_.tolist()}; start anew with fit")
+        return self._fit(X, y, sample_weight, continuing=continuing, how="partial_fit",
+                         classes=classes)
+
+    def _fit(self, X, y, sample_weight, *, continuing, how, classes=None):
+        """fit and partial_fit: a run from the start, or ``continuing`` from the fitted one
+        (``how``: "warm_start" or "partial_fit", the option named in messages); partial_fit
+        gives the ``classes`` of a first call."""
+        partial = how == "partial_fit"
+        X, y = validate_data(self, X, y, reset=not continuing, dtype="numeric")
         check_classification_targets(y)
-        if warm:
-            codes = np.searchsorted(self.classes_, y).clip(0, len(self.classes_) - 1)
-            if not np.array_equal(self.classes_[codes], y):
-                new = sorted(set(np.unique(y)) - set(self.classes_), key=str)
-                raise ParameterError(f"warm_start: labels {new} are not among the fitted "
-                                     f"classes_ {list(self.classes_)}; fit with "
-                                     f"warm_start=False to learn new classes")
+        if continuing:
             classes = self.classes_
-        else:
-            classes, codes = np.unique(y, return_inverse=True)
-        config = self._config(*X.shape)
-        data = feature_data(X, codes.astype(np.int64), map(str, classes), config.val_size,
-                            config.seed)
-        run = build(config, data)
-        if warm:
-            previous = self.run_
-            if run.model.dtype != previous.model.dtype:
-                raise ParameterError("warm_start: dtype differs from the fitted model's; fit "
-                                     "with warm_start=False to change it")
-            try:
-                run.model.load_params(previous.model.copy_params())  # the buffers too
-            except (ValueError, KeyError):
-                raise ParameterError("warm_start: hidden_dim or the architecture (norm, blocks, "
-                                     "expansion) differs from the fitted model's; fit with "
-                                     "warm_start=False to change it") from None
-            run.optimizer.load_state_dict(previous.optimizer.state_dict())
-            if run.ema is not None:  # the average goes on from the fitted one, or starts here
-                ema = previous.ema
-                run.ema.load_state_dict(run.model.params if ema is None else ema.averages)
-            run.preprocessor = previous.preprocessor
-        result = train(config, data, state=run)
+        elif classes is None:
+            classes = np.unique(y)
+        codes = _encode(classes, y, how, continuing)
+        row_weights = self._row_weights(classes, codes, sample_weight, len(y), partial)
+        config = self._config(*X.shape, partial=partial)
+        data = feature_data(X, codes, map(str, classes), config.val_size, config.seed)
+        weights = None
+        if row_weights is not None:
+            weights = _split_weights(row_weights, config.val_size, config.seed)
+        preprocessor = None
+        if weights is not None and config.preprocessing == "per_feature":
+            preprocessor = _weighted_feature_preprocessor(data.X_train, weights.train,
+                                                          config.dtype)
+        run = build(config, data, preprocessor)
+        if continuing:
+            _continue(run, self.run_, how)
+        try:
+            result = train(config, data, state=run, weights=weights)
+        except ConfigError as e:
+            raise ParameterError(str(e)) from None
+        history = result.history
+        if not len(data.y_val):  # no validation rows: no all-NaN accuracy lists
+            history = {k: v for k, v in history.items() if k not in VALIDATION_KEYS}
+        steps = result.steps
+        if partial and continuing and set(self.history_) == set(history):
+            # the calls' histories one after the other, steps counted from the first call
+            before = self.n_steps_
+            history = {k: self.history_[k] + ([i + before for i in v]
+                                              if k in ("step", "eval_step") else v)
+                       for k, v in history.items()}
+            steps += before
         self.classes_, self.config_, self.run_, self.model_ = classes, config, run, result.model
-        self.history_, self.n_steps_ = result.history, result.steps
+        self.history_, self.n_steps_ = history, steps
         self.best_val_acc_, self.stopped_early_ = result.best_val_acc, result.stopped_early
         return self
+
+    def _row_weights(self, classes, codes, sample_weight, n, partial):
+        """Each row's weight (N,) float64, ``sample_weight`` times its class's weight; None
+        when both are None. ParameterError for a weight that is not a finite number >= 0."""
+        w = None
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, dtype=np.float64)
+            if w.shape != (n,):
+                raise ParameterError(f"sample_weight has shape {w.shape}; it needs one "
+                                     f"weight per row of X: shape ({n},)")
+            if not (np.isfinite(w).all() and (w >= 0).all()):
+                raise ParameterError("sample_weight: every weight must be a finite number "
+                                     ">= 0")
+        per_class = self._class_weights(classes, codes, partial)
+        if per_class is not None:
+            w = per_class[codes] if w is None else w * per_class[codes]
+        return w
+
+    def _class_weights(self, classes, codes, partial):
+        """The weight of each class (C,) float64 from ``class_weight``, or None."""
+        cw = self.class_weight
+        if isinstance(cw, dict):
+            unknown = [k for k in cw if k not in set(classes.tolist())]
+            if unknown:
+                raise ParameterError(f"class_weight: labels {unknown} are not among the "
+                                     f"classes {classes.tolist()}")
+            weights = np.array([cw.get(c, 1.0) for c in classes.tolist()], dtype=object)
+            if not all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                       and np.isfinite(v) and v >= 0 for v in weights):
+                raise ParameterError("class_weight: every weight must be a finite number >= 0")
+            return weights.astype(np.float64)
+        try:
+            cw = OWN_SETTINGS["class_weight"].check(cw)
+        except ConfigError as e:
+            raise ParameterError(f"{e}, a dict {{label: weight}} or None") from None
+        if cw is None:
+            return None
+        if partial:
+            raise ParameterError("class_weight='balanced' needs the counts of all the labels, "
+                                 "which partial_fit does not see; give a dict, e.g. "
+                                 "compute_class_weight('balanced', classes=classes, y=y_all) "
+                                 "from sklearn.utils.class_weight")
+        # scikit-learn's 'balanced': n_samples / (n_classes * count), over the labels of y
+        counts = np.bincount(codes, minlength=len(classes)).astype(np.float64)
+        with np.errstate(divide="ignore"):
+            return np.where(counts > 0, len(codes) / (len(classes) * counts), 1.0)
 
     def _inputs(self, X):
         check_is_fitted(self)

@@ -8,6 +8,7 @@ import pytest
 
 pytest.importorskip("sklearn")  # the optional extra; the test extra installs it
 
+from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_digits, make_blobs  # noqa: E402
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
@@ -18,17 +19,28 @@ from numpy_mlp.sklearn import PARAMS, FullyConnectedClassifier, ParameterError
 from numpy_mlp.training.config import SETTINGS
 
 FAST = dict(hidden_dim=(32,), epochs=20, evals=2, threads=1)
-# the checks that are expected to fail, and why (none while this stays empty)
-EXPECTED_FAILED = {}
+# the checks that are expected to fail, and why: in float32 a fit with integer weights
+# equals the fit on the repeated rows only to float32 rounding (4e-7 relative, where the
+# check asks 1e-7): the sums of the gradients run over other rows in another order. In
+# float64 the same check passes (the float64 estimator below); the weighting itself is
+# tested exactly in test_a_row_of_weight_two_is_the_row_twice. (The small network may pass
+# it: fewer rows and steps, less rounding; the expectation is not strict.)
+EXPECTED_FAILED_FLOAT32 = {
+    "check_sample_weight_equivalence_on_dense_data": "float32 rounding: 4e-7 > 1e-7"}
+
+
+def expected_failed(estimator):
+    return EXPECTED_FAILED_FLOAT32 if estimator.dtype == "float32" else {}
 
 
 def small():
     return FullyConnectedClassifier(**FAST)
 
 
-# the defaults (H = 1000, 15 epochs: about 10 s for all the checks) and the small one
-@parametrize_with_checks([FullyConnectedClassifier(), small()],
-                         expected_failed_checks=lambda est: EXPECTED_FAILED)
+# the defaults (H = 1000, 15 epochs: about 10 s for all the checks), the defaults in
+# float64, and the small one
+@parametrize_with_checks([FullyConnectedClassifier(), FullyConnectedClassifier(dtype="float64"),
+                          small()], expected_failed_checks=expected_failed)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -95,8 +107,16 @@ def test_validation_fraction_and_early_stopping():
                                    validation_fraction=0.25, patience=2).fit(X, y)
     assert clf.stopped_early_ and 0.9 <= clf.best_val_acc_ <= 1
     assert len(clf.history_["val_acc"]) < 50 and len(clf.history_["step"]) == clf.n_steps_
-    no_val = small().fit(X, y)
-    assert np.isnan(no_val.best_val_acc_) and np.isnan(no_val.history_["val_acc"]).all()
+    no_val = small().fit(X, y)  # the default: every row trains, as MLPClassifier's
+    assert np.isnan(no_val.best_val_acc_) and "val_acc" not in no_val.history_
+    assert len(no_val.history_["train_acc"]) == FAST["evals"]  # the curve there is
+
+
+def test_a_validation_curve_with_an_ema_has_both_keys():
+    X, y = blobs()
+    clf = small().set_params(validation_fraction=0.2, ema=0.9).fit(X, y)
+    assert len(clf.history_["val_acc"]) == len(clf.history_["val_acc_ema"]) == FAST["evals"]
+    assert "val_acc_ema" not in small().set_params(ema=0.9).fit(X, y).history_
 
 
 def test_warm_start_keeps_the_parameters():
@@ -221,3 +241,129 @@ def test_digits_accuracy():
                                                         stratify=y)
     clf = FullyConnectedClassifier(hidden_dim=(256,), alpha=0.05, epochs=20, threads=1)
     assert clf.fit(X_train, y_train).score(X_test, y_test) >= 0.95
+
+
+# one full-batch SGD step (batch_size is capped at the rows), at the rate alpha itself (a
+# cosine schedule's one step would be at its end, rate 0), in float64
+ONE_STEP = dict(hidden_dim=(6,), num_iters=1, schedule="constant", beta=0.9, alpha=0.5,
+                dtype="float64", threads=1, reg=1e-3)
+
+
+def one_step(X, y, **fit):
+    """The parameters after one full-batch SGD step from the same start."""
+    return FullyConnectedClassifier(**ONE_STEP).fit(X, y, **fit).model_.params
+
+
+def test_a_row_of_weight_two_is_the_row_twice():
+    # rows a, b, c, d, e of 3 classes; weights (2, 1, 0, 1, 1): the batch a, a, b, d, e
+    # (c removed).
+    # With batch_size capped at the rows, each fit is one full-batch step, so the order of
+    # the rows does not matter: the gradient is (2 g_a + g_b + 0 g_c + g_d + g_e) / 5 both ways,
+    # and the weighted feature statistics are those of the repeated rows.
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(5, 4)), np.array([0, 1, 2, 1, 2])
+    weighted = one_step(X, y, sample_weight=[2, 1, 0, 1, 1])
+    repeated = one_step(X[[0, 0, 1, 3, 4]], y[[0, 0, 1, 3, 4]])
+    unweighted = one_step(X, y)
+    for k in weighted:
+        np.testing.assert_allclose(weighted[k], repeated[k], rtol=1e-12, atol=1e-14)
+    assert max(np.abs(weighted[k] - unweighted[k]).max() for k in weighted) > 1e-3
+
+
+def test_weights_in_float32_are_the_repeated_rows_to_its_rounding():
+    X, y = blobs(n=60)
+    w = np.random.default_rng(1).integers(0, 4, size=60)
+    keep = np.repeat(np.arange(60), w)
+    clf = FullyConnectedClassifier(hidden_dim=(16,), epochs=10, threads=1)
+    weighted = clone(clf).fit(X, y, sample_weight=w).predict_proba(X)
+    repeated = clone(clf).fit(X[keep], y[keep]).predict_proba(X)
+    np.testing.assert_allclose(weighted, repeated, atol=1e-5)
+
+
+def test_class_weight_is_a_weight_for_each_row_of_the_class():
+    from sklearn.utils.class_weight import compute_class_weight
+    X = np.random.default_rng(2).normal(size=(50, 4))
+    y = np.repeat([0, 1], [40, 10])  # 40 of class 0, 10 of class 1
+    labels = np.array(["no", "yes"])[y]
+
+    def params(**kw):
+        return one_step(X, labels, **kw) if "sample_weight" in kw else \
+            FullyConnectedClassifier(**ONE_STEP, **kw).fit(X, labels).model_.params
+
+    balanced = compute_class_weight("balanced", classes=np.array(["no", "yes"]), y=labels)
+    assert balanced.tolist() == [50 / (2 * 40), 50 / (2 * 10)]
+    for cw, w in (({"yes": 3.0}, np.where(y == 1, 3.0, 1.0)), ("balanced", balanced[y])):
+        got, want = params(class_weight=cw), params(sample_weight=w)
+        for k in got:
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-14)
+        assert np.abs(got["W1"] - params()["W1"]).max() > 1e-3  # the weights matter
+    # class_weight and sample_weight multiply
+    clf = FullyConnectedClassifier(**ONE_STEP, class_weight={"yes": 3.0})
+    both = clf.fit(X, labels, sample_weight=np.arange(50) % 2 + 1.0).model_.params
+    product = one_step(X, labels, sample_weight=(np.arange(50) % 2 + 1.0) *
+                       np.where(y == 1, 3.0, 1.0))
+    np.testing.assert_allclose(both["W1"], product["W1"], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("params, fit, message", [
+    ({}, dict(sample_weight=[-1.0] + [1.0] * 199), "sample_weight: every weight must be a "
+     "finite number >= 0"),
+    ({}, dict(sample_weight=[1.0] * 3), r"sample_weight has shape \(3,\); it needs one weight "
+     r"per row of X: shape \(200,\)"),
+    ({}, dict(sample_weight=[0.0] * 200), "the weights of the training rows are all zero"),
+    (dict(class_weight="even"), {}, "class_weight='even' must be one of balanced, a dict"),
+    (dict(class_weight={7: 2.0}), {}, r"class_weight: labels \[7\] are not among the classes"),
+    (dict(class_weight={0: -2.0}), {}, "class_weight: every weight must be a finite number"),
+    (dict(mixup=0.2), dict(sample_weight=[1.0] * 200), "row weights do not combine with MixUp"),
+])
+def test_bad_weights_are_one_clear_value_error(params, fit, message):
+    X, y = blobs()
+    with pytest.raises(ParameterError, match=message) as e:
+        small().set_params(**params).fit(X, y, **fit)
+    assert isinstance(e.value, ValueError) and "\n" not in str(e.value)
+
+
+def test_partial_fit_is_one_epoch_per_call_with_the_momentum_kept():
+    X, y = blobs(n=200)
+    clf = FullyConnectedClassifier(hidden_dim=(16,), batch_size=50, threads=1, evals=1)
+    with pytest.raises(ParameterError, match="the first call needs classes="):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X[:100], y[:100], classes=[2, 0, 1])
+    assert list(clf.classes_) == [0, 1, 2] and clf.n_steps_ == 2  # 100 rows / batches of 50
+    clf.partial_fit(X[100:], y[100:])
+    assert clf.n_steps_ == 4 and clf.history_["step"] == [1, 2, 3, 4]
+    assert set(clf.history_["alpha"]) == {clf.alpha}  # a constant rate: no schedule
+    assert "val_acc" not in clf.history_
+    # momentum: one more call of one batch with beta = 0.5 must give 0.5 * m + g, where g
+    # is the same call's gradient with beta = 0 (its momentum then holds g alone)
+    m = {k: v.copy() for k, v in clf.run_.optimizer.m.items()}
+    kept, plain = copy.deepcopy(clf), copy.deepcopy(clf)
+    kept.set_params(beta=0.5).partial_fit(X[:50], y[:50])
+    plain.set_params(beta=0.0).partial_fit(X[:50], y[:50])
+    for k in m:
+        np.testing.assert_allclose(kept.run_.optimizer.m[k], 0.5 * m[k] + plain.run_.optimizer.m[k],
+                                   rtol=1e-5, atol=1e-6)
+    for _ in range(10):
+        clf.partial_fit(X, y, classes=[0, 1, 2])  # the classes again: allowed
+    assert clf.score(X, y) > 0.95
+    with pytest.raises(ParameterError, match=r"labels \[5\] are not among the fitted "
+                       r"classes_ \[0, 1, 2\]; classes= of the first call must hold"):
+        clf.partial_fit(X[:10], np.full(10, 5))
+    with pytest.raises(ParameterError, match=r"labels \[2\] are not among classes=\[0, 1\]"):
+        FullyConnectedClassifier().partial_fit(X, y, classes=[0, 1])
+    with pytest.raises(ParameterError, match="differ from the first call's"):
+        clf.partial_fit(X, y, classes=[0, 1, 2, 3])
+    with pytest.raises(ParameterError, match="class_weight='balanced' needs the counts"):
+        FullyConnectedClassifier(class_weight="balanced").partial_fit(X, y, classes=[0, 1, 2])
+
+
+def test_partial_fit_draws_new_batches_each_call():
+    # the batch order goes on from the previous call's generator: two calls on the same
+    # rows are two different epochs, not the same one twice
+    X, y = blobs(n=40)
+    clf = FullyConnectedClassifier(hidden_dim=(8,), batch_size=10, threads=1, evals=1)
+    orders = []
+    for _ in range(2):
+        clf.partial_fit(X, y, classes=[0, 1, 2])
+        orders.append(clf.run_.loop.perm.copy())
+    assert not np.array_equal(*orders)

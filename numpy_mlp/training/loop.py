@@ -59,6 +59,16 @@ class TrainResult:
     geometry: Geometry | None = None   # the Geometry of its input rows (D = geometry.D)
 
 
+@dataclass(frozen=True)
+class RowWeights:
+    """Weights of the rows of a run's data (the scikit-learn estimator's sample_weight and
+    class_weight): a training row's loss counts ``train[i]`` times, a validation row's
+    answer ``val[j]`` times in the validation accuracy. A weight of 2 counts as the row
+    given twice (:func:`~numpy_mlp.nn.losses.cross_entropy_loss`)."""
+    train: np.ndarray  # (N_train,) non-negative, mean 1 (so that the loss keeps its scale)
+    val: np.ndarray    # (N_val,) non-negative
+
+
 @dataclass
 class LoopState:
     """The mutable state of the loop besides the model's and the optimizer's arrays."""
@@ -145,7 +155,7 @@ def build(config, data, preprocessor=None):
     return RunState(model, optimizer, preprocessor, eval_idx, loop, ema)
 
 
-def train(config, data, *, state=None, on_step=None, on_eval=None):
+def train(config, data, *, state=None, on_step=None, on_eval=None, weights=None):
     """Train a FullyConnectedNet on ``data`` as ``config`` says.
 
     Args:
@@ -160,12 +170,15 @@ def train(config, data, *, state=None, on_step=None, on_eval=None):
         on_eval: callable ``(step, history)`` after each evaluation, whose figures are the
             last entries of the history's evaluation lists (log lines; a search's pruner,
             which may raise to stop the run).
+        weights: :class:`RowWeights` of the data's training and validation rows, or None
+            (every row weighs 1). Not with MixUp or CutMix: a mixed row has two weights.
     Returns:
         TrainResult. ``history`` has, for every step, ``step`` and ``loss`` (the
-        minibatch's cross-entropy, without the L2 term), and, for every evaluation,
-        ``eval_step``, ``epoch``, ``train_loss`` (mean loss since the previous evaluation),
-        ``train_acc`` (on a fixed training subset), ``val_acc``, ``alpha`` and ``seconds``;
-        with an EMA (``config.ema``) also ``val_acc_ema``, the average's validation accuracy.
+        minibatch's cross-entropy, weighted with ``weights``, without the L2 term), and,
+        for every evaluation, ``eval_step``, ``epoch``, ``train_loss`` (mean loss since the
+        previous evaluation), ``train_acc`` (on a fixed training subset), ``val_acc``,
+        ``alpha`` and ``seconds``; with an EMA (``config.ema``) also ``val_acc_ema``, the
+        average's validation accuracy.
     """
     X_train, y_train = data.X_train, data.y_train
     geometry = data.geometry
@@ -182,6 +195,9 @@ def train(config, data, *, state=None, on_step=None, on_eval=None):
     threads = ThreadChooser(config.threads)  # BLAS threads per step: fixed, or from the load
     mixer = Mixer.of(config, len(data.class_names), geometry)  # None: no MixUp/CutMix
     deformer = Deformer.of(config, geometry)  # None: no rotations, zoom, shear, elastic
+    if weights is not None and mixer is not None:
+        raise ConfigError("row weights do not combine with MixUp or CutMix (a mixed row has "
+                          "two weights): use mixup=0 and cutmix=0, or no weights")
     # overflow warnings would only clutter what the non-finite-loss check below says clearly
     old_errors = np.seterr(over="ignore", invalid="ignore", divide="ignore")
     try:
@@ -203,7 +219,9 @@ def train(config, data, *, state=None, on_step=None, on_eval=None):
             # L2 on, its term (model.reg_loss()) would swamp the curve (the optimizer adds its
             # gradient)
             scores, cache = model.forward(X, train=True)  # (N, C)
-            loss, dscores = cross_entropy_loss(scores, y, label_smoothing=config.label_smoothing)
+            w = None if weights is None else weights.train[idx]  # (N,) the rows' weights
+            loss, dscores = cross_entropy_loss(scores, y, label_smoothing=config.label_smoothing,
+                                               weights=w)
             if not math.isfinite(loss):
                 raise DivergenceError(
                     f"training diverged at step {step}: the loss is {loss}; use a smaller learning "
@@ -224,7 +242,8 @@ def train(config, data, *, state=None, on_step=None, on_eval=None):
             # 4. every 1/evals of the run: accuracies, the best parameters so far
             if step % eval_every == 0 or step == total:
                 record_evaluation(run, data, epoch=step / steps_per_epoch, alpha=alpha,
-                         seconds=time.perf_counter() - start)
+                                  seconds=time.perf_counter() - start,
+                                  val_weights=None if weights is None else weights.val)
                 if on_eval is not None:
                     on_eval(step, s.history)
                 stopped_early = bool(config.patience) and s.evals_since_best >= config.patience
@@ -256,10 +275,11 @@ def result_of(run, config, data, *, seconds, stopped_early):
                        class_names=tuple(data.class_names), geometry=data.geometry)
 
 
-def record_evaluation(run, data, *, epoch, alpha, seconds):
+def record_evaluation(run, data, *, epoch, alpha, seconds, val_weights=None):
     """One evaluation of ``run`` at its current step, appended to its history: accuracy on
     its training subset and on the validation split; the parameters are kept as the best
     so far if their validation accuracy is higher (always, without a validation split).
+    ``val_weights`` (N_val,): the validation rows' weights in that accuracy (None: all 1).
 
     With an EMA, its averages are rated on the validation split too (``val_acc_ema``) and
     kept instead if they beat both the trained weights (a tie goes to the trained ones)
@@ -268,7 +288,7 @@ def record_evaluation(run, data, *, epoch, alpha, seconds):
     train_pred = predict_labels(model, run.preprocessor, data.X_train[run.eval_idx])
     train_acc = accuracy(data.y_train[run.eval_idx], train_pred)
     val_pred = predict_labels(model, run.preprocessor, data.X_val)
-    val_acc = accuracy(data.y_val, val_pred)  # NaN if there is no validation split
+    val_acc = accuracy(data.y_val, val_pred, val_weights)  # NaN without a validation split
     for k, v in (("eval_step", s.step), ("epoch", epoch),
                  ("train_loss", s.loss_sum / s.loss_count), ("train_acc", train_acc),
                  ("val_acc", val_acc), ("alpha", alpha), ("seconds", seconds)):
@@ -277,7 +297,8 @@ def record_evaluation(run, data, *, epoch, alpha, seconds):
     candidate, from_ema = val_acc, False
     if run.ema is not None:
         with run.ema.swapped_into(model):
-            val_acc_ema = accuracy(data.y_val, predict_labels(model, run.preprocessor, data.X_val))
+            val_acc_ema = accuracy(data.y_val, predict_labels(model, run.preprocessor, data.X_val),
+                                   val_weights)
         s.history["val_acc_ema"].append(val_acc_ema)
         from_ema = val_acc_ema > val_acc  # NaN (no split) compares False: the trained weights
         candidate = val_acc_ema if from_ema else val_acc

@@ -10,11 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 
-def accuracy(y_true, y_pred):
-    """Fraction of equal labels; NaN for empty input."""
-    if len(y_true) == 0:
+def accuracy(y_true, y_pred, weights=None):
+    """Fraction of equal labels, each row counted with its weight (N,) if given; NaN for
+    empty input or weights summing to 0."""
+    if len(y_true) == 0 or (weights is not None and not np.sum(weights) > 0):
         return float("nan")
-    return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
+    return float(np.average(np.asarray(y_true) == np.asarray(y_pred), weights=weights))
 
 
 def confusion_matrix(y_true, y_pred, num_classes=10):
