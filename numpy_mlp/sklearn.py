@@ -55,8 +55,10 @@ OWN_DEFAULTS = {
 # a count of CIFAR-10 images, by a share of whatever X is given.
 OWN_SETTINGS = {s.name: s for s in (
     Setting("validation_fraction", real(0, 1, open_high=True), "share of the rows held out for "
-            "validation (0 = none): the fitted model holds the parameters of the best "
-            "validation accuracy, and patience > 0 stops early", default=0.0),
+            "validation: the fitted model holds the parameters of the best validation "
+            "accuracy, history_['val_acc'] is its curve, and patience > 0 stops early (0 = "
+            "none, as MLPClassifier without early_stopping: every row trains, and history_ "
+            "has no val_acc)", default=0.0),
     Setting("warm_start", BOOL, "fit continues from the fitted parameters and the optimizer's "
             "momentum instead of starting anew", default=False),
     Setting("class_weight", choice("balanced"), "weights of the classes in the loss: a dict "
@@ -183,8 +185,10 @@ class FullyConnectedClassifier(ClassifierMixin, BaseEstimator):
       that are 3 x 32 x 32 images (D = 3072, CIFAR-10's layout); on other features fit refuses them
       with a ParameterError naming the option.
     - ``dataset`` and ``image_size`` are not parameters: the data is X.
-    - ``val_size`` is replaced by ``validation_fraction``; ``patience`` counts evaluations
-      (``evals`` per fit) without a better validation accuracy.
+    - ``val_size`` is replaced by ``validation_fraction``, 0 by default: every row trains,
+      as in MLPClassifier, and ``history_`` has no ``val_acc``; a fraction > 0 holds those
+      rows out, records their accuracy at each evaluation and keeps the best parameters;
+      ``patience`` counts evaluations (``evals`` per fit) without a better one.
     - ``batch_size`` is capped at the training rows (as MLPClassifier does).
     - ``checkpoint_every`` and ``checkpoint_minutes`` have no effect: the estimator writes no
       files.
@@ -193,6 +197,14 @@ class FullyConnectedClassifier(ClassifierMixin, BaseEstimator):
     - With ``warm_start``, each fit runs the configured length again with the learning-rate
       schedule from its start, but from the fitted parameters and momentum, on the first
       fit's input statistics; its classes must be among ``classes_``.
+    - ``fit(X, y, sample_weight)`` and ``class_weight`` weigh each row's loss: a weight of 2
+      trains as the row given twice (the per_feature statistics are weighted too), 0 as
+      the row left out. The training rows' weights are scaled to mean 1 in each call.
+      Validation rows count with their weights in the validation accuracy.
+    - ``partial_fit(X, y, classes=...)`` runs one epoch per call at the constant rate
+      ``alpha`` (no schedule, no warm-up, no validation rows), going on from the previous
+      call's parameters, momentum and batch order; ``history_`` and ``n_steps_`` add up
+      over the calls. Not with ``class_weight='balanced'`` (it needs all the labels).
 
     Parameters
     ----------
@@ -202,10 +214,11 @@ class FullyConnectedClassifier(ClassifierMixin, BaseEstimator):
     ----------
     classes_ : (C,) the labels, sorted (``np.unique(y)``).
     n_features_in_ : D.
-    history_ : dict of lists, the last fit's ``TrainResult.history`` (see ``train``).
+    history_ : dict of lists, the last fit's ``TrainResult.history`` (see ``train``), without
+        ``val_acc`` and ``val_acc_ema`` when no rows were held out (validation_fraction=0).
     best_val_acc_ : validation accuracy of the parameters kept (NaN without validation).
     stopped_early_ : whether patience ended the last fit early.
-    n_steps_ : SGD steps of the last fit.
+    n_steps_ : SGD steps of the last fit (of all the partial_fit calls since the first).
     model_ : the ``FullyConnectedNet``, (N, D) -> (N, C) scores.
     config_ : the TrainConfig of the last fit.
     run_ : the ``RunState`` the last fit ended in (its optimizer holds the momentum).
