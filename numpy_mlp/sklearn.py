@@ -50,6 +50,10 @@ IMAGE_ONLY = {"flip": False, "crop_pad": 0, "rotate": 0, "zoom": 0, "shear": 0, 
 OWN_DEFAULTS = {
     "flip": (False, "an image augmentation; features are not images"),
     "preprocessing": ("per_feature", "each feature standardised with training statistics"),
+    "dtype": ("float64", "as MLPClassifier computes float64 features: a fit with integer "
+              "sample weights then equals the fit on the rows repeated, to scikit-learn's "
+              "1e-7 (float32 only to its rounding, 4e-7), at about 1.8 times the float32 "
+              "time"),
 }
 # The estimator's parameters besides TrainConfig's. validation_fraction replaces val_size,
 # a count of CIFAR-10 images, by a share of whatever X is given.
@@ -192,8 +196,9 @@ class FullyConnectedClassifier(ClassifierMixin, BaseEstimator):
     - ``batch_size`` is capped at the training rows (as MLPClassifier does).
     - ``checkpoint_every`` and ``checkpoint_minutes`` have no effect: the estimator writes no
       files.
-    - ``dtype`` is the training's: ``predict`` and ``predict_proba`` compute in float64,
-      so that a row's answer does not depend on the rows it is given with.
+    - ``dtype`` defaults to float64 (see below); with float32 the training is about 1.8
+      times faster, and ``predict`` and ``predict_proba`` still compute in float64, so that
+      a row's answer does not depend on the rows it is given with.
     - With ``warm_start``, each fit runs the configured length again with the learning-rate
       schedule from its start, but from the fitted parameters and momentum, on the first
       fit's input statistics; its classes must be among ``classes_``.

@@ -19,10 +19,11 @@ from numpy_mlp.sklearn import PARAMS, FullyConnectedClassifier, ParameterError
 from numpy_mlp.training.config import SETTINGS
 
 FAST = dict(hidden_dim=(32,), epochs=20, evals=2, threads=1)
-# the checks that are expected to fail, and why: in float32 a fit with integer weights
+# the checks that are expected to fail, and why: in float32 (not the default) a fit with
+# integer weights
 # equals the fit on the repeated rows only to float32 rounding (4e-7 relative, where the
 # check asks 1e-7): the sums of the gradients run over other rows in another order. In
-# float64 the same check passes (the float64 estimator below); the weighting itself is
+# float64, the default, the same check passes; the weighting itself is
 # tested exactly in test_a_row_of_weight_two_is_the_row_twice. (The small network may pass
 # it: fewer rows and steps, less rounding; the expectation is not strict.)
 EXPECTED_FAILED_FLOAT32 = {
@@ -37,9 +38,9 @@ def small():
     return FullyConnectedClassifier(**FAST)
 
 
-# the defaults (H = 1000, 15 epochs: about 10 s for all the checks), the defaults in
-# float64, and the small one
-@parametrize_with_checks([FullyConnectedClassifier(), FullyConnectedClassifier(dtype="float64"),
+# the defaults (H = 1000, 15 epochs, float64: about 20 s for all the checks), the
+# defaults in float32, and the small one
+@parametrize_with_checks([FullyConnectedClassifier(), FullyConnectedClassifier(dtype="float32"),
                           small()], expected_failed_checks=expected_failed)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
@@ -56,6 +57,8 @@ def test_params_are_train_configs_fields():
     assert set(SETTINGS) - set(params) == {"val_size", "dataset", "image_size"}
     assert {"validation_fraction", "warm_start"} <= set(params)
     assert params["flip"] is False and params["preprocessing"] == "per_feature"
+    assert params["dtype"] == "float64" and FullyConnectedClassifier().fit(
+        *blobs(n=30)).model_.dtype == np.float64
     clf = FullyConnectedClassifier().set_params(alpha=0.05, hidden_dim=(7,))
     assert clf.get_params()["alpha"] == 0.05 and clf.hidden_dim == (7,)
 
@@ -83,7 +86,8 @@ def test_a_rows_probabilities_do_not_depend_on_its_batch():
     # float32 products differ by ~1e-7 with the batch's shape (the BLAS's blocking); the
     # estimator computes in float64, where they agree to ~1e-16
     X, y = blobs(n=300, d=40)
-    clf = FullyConnectedClassifier(hidden_dim=(64,), epochs=2, threads=1).fit(X, y)
+    clf = FullyConnectedClassifier(hidden_dim=(64,), epochs=2, threads=1,
+                                   dtype="float32").fit(X, y)
     assert clf.model_.dtype == np.float32  # trained in float32
     whole = clf.predict_proba(X)
     for rows in (slice(0, 1), slice(5, 12), slice(1, 300, 2), slice(17, 300)):
@@ -176,7 +180,7 @@ def test_float64_answers_are_the_trained_models_on_image_rows(mode):
     X = rng.integers(0, 256, size=(60, 3072)).astype(np.uint8)
     y = np.arange(60) % 3
     clf = FullyConnectedClassifier(hidden_dim=(8,), epochs=2, evals=1, threads=1,
-                                   preprocessing=mode).fit(X, y)
+                                   preprocessing=mode, dtype="float32").fit(X, y)
     as_trained = inference.probabilities(clf.model_, clf.run_.preprocessor, X)
     np.testing.assert_allclose(clf.predict_proba(X), as_trained, atol=1e-5)
     assert np.abs(clf.predict_proba(X) - as_trained).max() > 0  # a float64 computation
@@ -274,7 +278,7 @@ def test_weights_in_float32_are_the_repeated_rows_to_its_rounding():
     X, y = blobs(n=60)
     w = np.random.default_rng(1).integers(0, 4, size=60)
     keep = np.repeat(np.arange(60), w)
-    clf = FullyConnectedClassifier(hidden_dim=(16,), epochs=10, threads=1)
+    clf = FullyConnectedClassifier(hidden_dim=(16,), epochs=10, threads=1, dtype="float32")
     weighted = clone(clf).fit(X, y, sample_weight=w).predict_proba(X)
     repeated = clone(clf).fit(X[keep], y[keep]).predict_proba(X)
     np.testing.assert_allclose(weighted, repeated, atol=1e-5)
