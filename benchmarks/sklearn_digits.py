@@ -7,8 +7,8 @@ scikit-learn's ``load_digits`` (1,797 images of 8 x 8 pixels, D = 64, 10 classes
 split, the runs interleaved seed by seed. MLPClassifier runs with its defaults (100 hidden
 units, Adam, 200 epochs) after a StandardScaler, as its documentation recommends (our
 estimator standardises each feature itself); ours in float32 (its default is float64, about
-1.8 times slower) with its other defaults and with a setting for small data (SMALL_DATA). Prints a markdown table: mean test accuracy ± std over the seeds
-and median fit time.
+1.8 times slower) with its other defaults and with a setting for small data (SMALL_DATA).
+Prints a markdown table: mean test accuracy ± std over the seeds and median fit time.
 """
 
 from __future__ import annotations
