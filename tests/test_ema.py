@@ -98,10 +98,12 @@ def good_params(data):
     return result.model.copy_params()
 
 
+CRAFTED = TrainConfig(hidden_dim=(12,), batch_size=20, num_iters=60, ema=0.9, threads=1)
+
+
 def crafted_run(data, good, *, ema_is_good):
     """A run whose trained weights or EMA averages are ``good`` and the other useless."""
-    run = build(TrainConfig(hidden_dim=(12,), batch_size=20, num_iters=60, ema=0.9, threads=1),
-                data)
+    run = build(CRAFTED, data)
     run.loop.loss_sum, run.loop.loss_count, run.loop.step = 1.0, 1, 10
     bad = {k: np.zeros_like(v) for k, v in good.items()}  # every score 0: all class 0
     run.model.load_params(bad if ema_is_good else good)
@@ -116,7 +118,7 @@ def test_the_ema_is_kept_as_the_best_when_it_is_better_on_val(data, good_params)
     assert h["val_acc_ema"][-1] > 0.9 > h["val_acc"][-1]
     assert s.best_ema and s.best_val == h["val_acc_ema"][-1] and s.best_step == 10
     assert h["train_acc"][-1] < 0.5  # the train accuracy is the trained weights'
-    result = result_of(run, data, seconds=0.0, stopped_early=False)
+    result = result_of(run, CRAFTED, data, seconds=0.0, stopped_early=False)
     assert result.best_source == "ema" and result.best_val_acc == h["val_acc_ema"][-1]
     for k, v in good_params.items():  # the final model is the better one: the averages
         np.testing.assert_array_equal(result.model.params[k], v)
@@ -132,7 +134,7 @@ def test_the_trained_weights_are_kept_when_better_and_on_a_tie(data, good_params
     assert not run.loop.best_ema and run.loop.best_step == 10  # not better than the best
     assert run.loop.history["val_acc_ema"] == [pytest.approx(0.1, abs=0.15),
                                                run.loop.history["val_acc"][-1]]
-    assert result_of(run, data, seconds=0.0, stopped_early=False).best_source == "raw"
+    assert result_of(run, CRAFTED, data, seconds=0.0, stopped_early=False).best_source == "raw"
 
 
 def test_an_ema_leaves_the_training_itself_unchanged(data):
