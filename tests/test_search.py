@@ -45,7 +45,7 @@ from numpy_mlp.search import (
     study_folder,
     suggest_config,
 )
-from numpy_mlp.search.study import HeartbeatJournalStorage, worker_identity
+from numpy_mlp.search.study import HeartbeatJournalStorage, redact, scrub, worker_identity
 from numpy_mlp.training.config import TrainConfig
 from numpy_mlp.training.model_file import load_model
 
@@ -594,3 +594,40 @@ def test_search_pictures_have_readable_ticks(tmp_path, monkeypatch):
     assert all(float(x).is_integer() for x in epochs.get_xticks() if lo <= x <= hi)
     for fig in drawn:
         plots.plt.close(fig)
+
+
+# --------------------------------------------------------------------------- credentials
+
+SECRET = "Sekr3t-Pa55"
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://127.0.0.1:{port}/db?user=u&password={secret}",          # query, libpq's key
+    "postgresql://u:{secret}@127.0.0.1:{port}/db",                        # user info
+    "postgresql://127.0.0.1:{port}/db?user=u&PASSWD={secret}&sslmode=disable",  # any case
+    "mysql://u@127.0.0.1:{port}/db?charset=utf8&password={secret}",       # MySQL's query form
+    "redis://:{secret}@127.0.0.1:{port}/0",                               # Redis's :pw@
+    "redis://127.0.0.1:{port}/0?access_token={secret}",
+])
+def test_a_storage_password_is_shown_and_saved_nowhere(tmp_path, capsys, url):
+    url = url.format(port=_free_port(), secret=SECRET)  # nothing listens there
+    out = tmp_path / "s"
+    rc = cli.main(["search", "--out", str(out), "--storage", url, "--offline"])
+    err = capsys.readouterr().err
+    saved = (out / "search.json").read_text()
+    assert rc == 2 and len(err.splitlines()) == 1 and err.startswith("numpy-mlp: error: --storage")
+    assert SECRET not in err and SECRET not in saved
+    shown = redact(url)
+    assert "***" in shown and shown in err and json.loads(saved)["storage"] == shown
+
+
+def test_redaction_keeps_what_is_not_a_credential():
+    assert redact("postgresql://db-host:5432/optuna?sslmode=require") == (
+        "postgresql://db-host:5432/optuna?sslmode=require")
+    assert redact("runs/a@b/study.journal") == "runs/a@b/study.journal"
+    assert redact("postgresql://user@host/db") == "postgresql://user@host/db"
+    assert redact("postgresql://u:p/w@rd@host/db") == "postgresql://u:***@host/db"
+    assert redact("mysql://h/db?Pass%77ord=x&pwd=y") == "mysql://h/db?Pass%77ord=***&pwd=***"
+    # a driver's message quoting the password, raw or percent-decoded, loses it too
+    assert scrub("auth failed: 'p@ss' for postgresql", "postgresql://u:p%40ss@h/db") == (
+        "auth failed: '***' for postgresql")

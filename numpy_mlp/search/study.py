@@ -32,11 +32,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 import warnings
 import zlib
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import optuna
@@ -84,12 +86,13 @@ def _redis_storage(url, retry):
     except ImportError:
         raise UserError(f"--storage {redact(url)}: the redis client is missing; "
                         f"pip install 'numpy-mlp[redis]'") from None
-    try:
+    try:  # the server and the URL's options first, so that their faults are not the journal's
+        redis.Redis.from_url(url).ping()
         backend = _quiet(JournalRedisBackend, url)
         return HeartbeatJournalStorage(backend, redact(url), retry, unit="entry")
-    except (redis.exceptions.RedisError, ValueError) as e:
+    except (redis.exceptions.RedisError, ValueError, TypeError) as e:
         raise UserError(f"--storage {redact(url)}: cannot use the Redis server "
-                        f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
+                        f"({_reason(e, url)})") from None
 
 
 def _rdb_storage(url, retry):
@@ -101,11 +104,11 @@ def _rdb_storage(url, retry):
         return _quiet(_DeadWorkerRDBStorage, url, heartbeat_interval=HEARTBEAT,
                       grace_period=STALE_AFTER, heartbeat_stale_trial_callback=retry)
     except ImportError as e:
-        raise UserError(f"--storage {shown}: a database driver is missing ({e}); "
+        raise UserError(f"--storage {shown}: a database driver is missing ({scrub(e, url)}); "
                         f"install it, e.g. pip install 'numpy-mlp[postgres]'") from None
     except Exception as e:  # sqlalchemy's errors: bad URL, server down, wrong password
-        raise UserError(f"--storage {shown}: cannot open the study storage ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0]})") from None
+        raise UserError(f"--storage {shown}: cannot open the study storage "
+                        f"({_reason(e, url)})") from None
 
 
 def check_storage(settings):
@@ -116,13 +119,70 @@ def check_storage(settings):
                         "leave out --storage to use a journal file")
 
 
+# query parameters whose value is a credential: password=, passwd=, pwd=, sslpassword=,
+# secret=, token=, access_token=, api_key=, auth=... (their names, case-insensitive)
+_SECRET_KEY = re.compile(r"pass|pwd|secret|token|key|auth|credential", re.IGNORECASE)
+HIDDEN = "***"
+
+
 def redact(url):
-    """The URL without its password, for messages."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':')[0]}:***@{host}"
-    return url
+    """The storage URL ``url`` as shown in messages and saved in files: the password of its
+    user part (``user:pw@``, ``:pw@``) and the value of every query parameter that holds a
+    credential (``?password=``, ``&Token=``, ...) replaced by ``***``; a path is returned as
+    it is.
+
+    The one redaction of a storage URL: every message, log line and file that names one
+    goes through it (or :func:`scrub` for a text that may quote it)."""
+    return _redact_parts(url)[0]
+
+
+def scrub(text, url):
+    """``text`` (e.g. a database driver's message) with every credential of ``url`` in it,
+    as written or percent-decoded, replaced by ``***``; the URL itself shown redacted."""
+    text = str(text)
+    if url:
+        shown, secrets = _redact_parts(url)
+        text = text.replace(url, shown)
+        for secret in sorted(secrets, key=len, reverse=True):  # whole words: "pw" is no
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])",  # "pwd"'s
+                          HIDDEN, text)
+    return text
+
+
+def _redact_parts(url):
+    """``(redacted url, the credentials found in it)``; the URL is never parsed and rebuilt,
+    so that what is shown is what was given, credentials aside."""
+    url = str(url)
+    if "://" not in url:
+        return url, set()
+    secrets = set()
+    scheme, rest = url.split("://", 1)
+    head, sep, query = rest.partition("?")
+    if "@" in head:  # user info: everything before the last @ of the part before the query
+        creds, host = head.rsplit("@", 1)
+        user, colon, password = creds.partition(":")
+        if colon and password:
+            secrets.add(password)
+            creds = f"{user}:{HIDDEN}"
+        head = f"{creds}@{host}"
+    if sep:
+        params = []
+        for param in re.split(r"([&;#])", query):
+            key, eq, value = param.partition("=")
+            if eq and value and _SECRET_KEY.search(unquote(key)):
+                secrets.add(value)
+                param = f"{key}={HIDDEN}"
+            params.append(param)
+        query = "".join(params)
+    secrets |= {unquote(s) for s in secrets}
+    return f"{scheme}://{head}{sep}{query}", {s for s in secrets if s}
+
+
+def _reason(e, url):
+    """``Type: first line of the message`` of a storage's exception ``e``, without the
+    credentials of ``url``."""
+    lines = scrub(e, url).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
 
 
 def _quiet(make, *args, **kwargs):
