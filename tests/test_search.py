@@ -13,8 +13,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 from fixtures_cifar import write_cifar_dir
@@ -614,11 +616,25 @@ def test_a_storage_password_is_shown_and_saved_nowhere(tmp_path, capsys, url):
     out = tmp_path / "s"
     rc = cli.main(["search", "--out", str(out), "--storage", url, "--offline"])
     err = capsys.readouterr().err
-    saved = (out / "search.json").read_text()
     assert rc == 2 and len(err.splitlines()) == 1 and err.startswith("numpy-mlp: error: --storage")
-    assert SECRET not in err and SECRET not in saved
     shown = redact(url)
-    assert "***" in shown and shown in err and json.loads(saved)["storage"] == shown
+    assert SECRET not in err and "***" in shown and shown in err
+    assert not (out / "search.json").exists()  # nothing saved for a study never opened
+
+
+def test_a_storage_password_is_not_saved_in_search_json(tmp_path, tiny_dir, postgres_url):
+    """The server trusts every local user, so a password given in any form is accepted."""
+    host = postgres_url.split("@", 1)[1]
+    for i, url in enumerate([f"postgresql://{host}?user=postgres&password={SECRET}",
+                             f"postgresql://postgres:{SECRET}@{host}"]):
+        out, lines = tmp_path / f"s{i}", []
+        run_search(settings(out, tiny_dir, n_trials=1, storage=url, study_name=f"s{i}"),
+                   log=lines.append)
+        saved = json.loads((out / "search.json").read_text())
+        assert saved["storage"] == redact(url) and "***" in saved["storage"]
+        shown = "\n".join(lines) + "".join(p.read_text(errors="replace") for p in out.rglob("*")
+                                            if p.is_file())
+        assert redact(url) in shown and SECRET not in shown
 
 
 def test_redaction_keeps_what_is_not_a_credential():
@@ -631,3 +647,47 @@ def test_redaction_keeps_what_is_not_a_credential():
     # a driver's message quoting the password, raw or percent-decoded, loses it too
     assert scrub("auth failed: 'p@ss' for postgresql", "postgresql://u:p%40ss@h/db") == (
         "auth failed: '***' for postgresql")
+
+
+# --------------------------------------------------------------------------- joining a study
+
+def _picture_folder(root, classes, size=8, n=10):
+    from PIL import Image
+
+    rng = np.random.default_rng(len(classes))
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
+                root / c / f"{i}.png")
+    return root
+
+
+FOLDER_FIXED = {**TINY, "dataset": "folder", "image_size": 8, "val_size": 6}
+
+
+@pytest.mark.parametrize("first, second, named", [
+    ("cifar", "cifar-val", "val_size=50 there, 40 here"),
+    ("cifar", "folder-abc", "dataset=cifar10 there, folder here"),
+    ("folder-abc", "folder-xy", "classes [\"a\", \"b\", \"c\"] there, [\"x\", \"y\"] here"),
+])
+def test_a_study_of_other_data_or_settings_is_not_joined(tmp_path, tiny_dir, first, second,
+                                                         named):
+    def make(kind):
+        if kind.startswith("folder"):
+            data = tmp_path / kind
+            if not data.exists():
+                _picture_folder(data, list(kind.split("-")[1]))
+            return settings(out, data, n_trials=1, fixed=dict(FOLDER_FIXED))
+        return settings(out, tiny_dir, n_trials=1,
+                        fixed={**TINY, "val_size": 40} if kind == "cifar-val" else dict(TINY))
+
+    out = tmp_path / "s"
+    run_search(make(first), log=None)
+    saved, n = (out / "search.json").read_bytes(), len(load(make(first)).get_trials())
+    with pytest.raises(UserError, match="holds trials on other data or settings") as e:
+        run_search(make(second), log=None)
+    assert named in str(e.value) and "--study-name" in str(e.value)
+    assert (out / "search.json").read_bytes() == saved  # the first search's record stands
+    assert len(load(make(first)).get_trials()) == n
+    run_search(replace(make(second), study_name="other"), log=None)  # a new study is fine

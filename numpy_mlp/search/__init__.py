@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 
-from .outputs import finish, study_folder, write_settings, write_trials_csv
+from .outputs import finish, make_folder, study_folder, write_settings, write_trials_csv
 from .settings import PRUNERS, SAMPLERS, SearchSettings, check_settings
 from .space import (
     DEFAULT_SPACE,
@@ -43,6 +43,7 @@ from .study import (
     HEARTBEAT,
     JOURNAL,
     STALE_AFTER,
+    check_setup,
     counts,
     fail_dead_trials,
     finished,
@@ -50,6 +51,7 @@ from .study import (
     open_study,
     quiet_optuna,
     redact,
+    where,
 )
 from .workers import load_data, objective, run_worker, run_workers, shares
 
@@ -58,7 +60,7 @@ __all__ = [
     "STALE_AFTER", "WHOLE_NUMBERS", "SearchSettings", "check_compatible", "check_settings",
     "counts", "distributions", "effective_space", "fail_dead_trials", "finish", "finished",
     "grid_of", "load_data", "load_search_file", "merge_space", "objective", "open_storage",
-    "open_study", "run_search", "run_worker", "shares", "study_folder", "suggest_config",
+    "open_study", "redact", "run_search", "run_worker", "shares", "study_folder", "suggest_config",
     "write_trials_csv",
 ]
 
@@ -70,17 +72,19 @@ def run_search(settings, *, log=print):
         the dict written to ``best.json``.
     """
     base = check_settings(settings)
-    write_settings(settings)
+    make_folder(settings)
     quiet_optuna()
     study = open_study(settings, log=log)  # fails early on a bad storage, before reading data
     check_compatible(study, settings)
+    check_setup(study, settings, base)  # another study's folder: refused before reading data
     data = load_data(settings, base)  # fails early, before any worker starts, without data
+    check_setup(study, settings, base, data)
+    write_settings(settings)  # only once the study is known to be this search's
     dead = fail_dead_trials(study)
     c = counts(study)
     todo = max(0, settings.n_trials - finished(c) - c.get("RUNNING", 0))
     if log:
-        where = redact(settings.storage) if settings.storage else f"{settings.out}/{JOURNAL}"
-        log(f"study {settings.study_name!r} in {where}: {finished(c)} finished, "
+        log(f"study {settings.study_name!r} in {where(settings)}: {finished(c)} finished, "
             f"{c.get('RUNNING', 0)} running, {c.get('FAIL', 0)} failed"
             + (f" (marked FAIL now, workers gone: {dead})" if dead else "")
             + f"; running {todo} more trial(s) with {settings.workers} worker(s)")

@@ -57,13 +57,18 @@ def save_trial_model(path, model, preprocessor, class_names, config, geometry):
                geometry=geometry)
 
 
-def write_settings(settings):
-    """Create DIR if needed and write ``search.json``."""
+def make_folder(settings):
+    """Create DIR if needed (the journal goes there)."""
     out = Path(settings.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder; choose a folder name")
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "search.json", settings_dict(settings))
+
+
+def write_settings(settings):
+    """Create DIR if needed and write ``search.json``."""
+    make_folder(settings)
+    write_json(Path(settings.out) / "search.json", settings_dict(settings))
 
 
 def finish(settings, study, data, *, search_seconds=None, log=print):

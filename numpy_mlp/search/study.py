@@ -47,9 +47,9 @@ from optuna.storages._heartbeat import BaseHeartbeat  # the interface RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalRedisBackend, JournalStorage
 from optuna.trial import TrialState
 
-from ..errors import UserError
+from ..errors import UserError, printable
 from .journal import bad_entry, check_journal_file
-from .space import grid_of
+from .space import SPLIT_FIELDS, grid_of
 
 JOURNAL = "study.journal"  # the default storage, in the search's folder
 HEARTBEAT = 20  # seconds between heartbeats of a running trial
@@ -57,6 +57,7 @@ STALE_AFTER = 120  # a RUNNING trial silent this long is dead (Optuna's grace_pe
 RETRIES = 1  # a dead worker's trial runs once more; a config that kills twice is dropped
 BEAT = "numpy_mlp:heartbeat"  # system attr of a journal trial: unix time of its last beat
 HOST = socket.gethostname()
+SETUP = "numpy_mlp:setup"  # study user attr: what its trials share (check_setup)
 _REPLAY_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, AssertionError)
 
 
@@ -315,6 +316,61 @@ def open_study(settings, storage=None, sampler=None, pruner=None, *, log=None):
     return optuna.create_study(storage=storage or open_storage(settings, log),
                                study_name=settings.study_name, direction="maximize",
                                load_if_exists=True, sampler=sampler, pruner=pruner)
+
+
+def where(settings):
+    """The study's storage as messages show it: the journal's path, or the URL redacted."""
+    return redact(settings.storage) if settings.storage else f"{settings.out}/{JOURNAL}"
+
+
+def setup_of(settings, base, data=None):
+    """What every trial of a study shares, as the study records it (JSON values): the fixed
+    fields and those that decide the data (``SPLIT_FIELDS``), and with ``data`` loaded, the
+    geometry of its images and its class names."""
+    values = base.to_dict()
+    fixed = {k: values[k] for k in sorted(set(settings.fixed) | set(SPLIT_FIELDS)) if k in values}
+    setup = {"fixed": fixed}
+    if data is not None:
+        g = data.geometry
+        setup.update(geometry=f"{g.height}x{g.width}x{g.channels}",
+                     classes=[str(c) for c in data.class_names])
+    return json.loads(json.dumps(setup))  # as the storage gives it back: tuples as lists
+
+
+def check_setup(study, settings, base, data=None):
+    """Refuse to join a study whose trials ran on other data or other fixed fields (another
+    dataset's study in the same folder, a changed ``--set``): their accuracies would be
+    compared with this run's, and the best model would not fit this data. With ``data``
+    given and the study agreeing, record the setup on a study that has none yet.
+
+    A study written before setups were recorded is compared by its trials' configs."""
+    mine = setup_of(settings, base, data)
+    theirs = study.user_attrs.get(SETUP)
+    if not isinstance(theirs, dict):
+        configs = [t.user_attrs["config"] for t in study.get_trials(deepcopy=False)
+                   if isinstance(t.user_attrs.get("config"), dict)]
+        theirs = ({"fixed": {k: configs[0][k] for k in mine["fixed"] if k in configs[0]}}
+                  if configs else {})
+    diffs = [f"{k}={_short(theirs['fixed'][k])} there, {_short(v)} here"
+             for k, v in mine["fixed"].items()
+             if k in theirs.get("fixed", {}) and theirs["fixed"][k] != v]
+    diffs += [f"{k} {_short(theirs.get(k))} there, {_short(mine.get(k))} here"
+              for k in ("geometry", "classes") if k in theirs and k in mine
+              and theirs[k] != mine[k]]
+    if diffs:
+        raise UserError(f"study {printable(settings.study_name)!r} in {where(settings)} holds "
+                        f"trials on other data or settings ({'; '.join(diffs)}); start a new "
+                        f"study with another --study-name or --out, or continue this one with "
+                        f"its own data and --set values")
+    if data is not None and SETUP not in study.user_attrs:
+        study.set_user_attr(SETUP, mine)
+
+
+def _short(v):
+    """A recorded value for a message: a list of class names by its length."""
+    if isinstance(v, list) and len(v) > 4:
+        return f"{len(v)} classes [{', '.join(map(str, v[:3]))}, ...]"
+    return json.dumps(v) if isinstance(v, list) else str(v)
 
 
 def quiet_optuna():
