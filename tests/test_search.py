@@ -685,9 +685,47 @@ def test_a_study_of_other_data_or_settings_is_not_joined(tmp_path, tiny_dir, fir
     out = tmp_path / "s"
     run_search(make(first), log=None)
     saved, n = (out / "search.json").read_bytes(), len(load(make(first)).get_trials())
-    with pytest.raises(UserError, match="holds trials on other data or settings") as e:
+    with pytest.raises(UserError, match="holds trials on other data") as e:
         run_search(make(second), log=None)
     assert named in str(e.value) and "--study-name" in str(e.value)
     assert (out / "search.json").read_bytes() == saved  # the first search's record stands
     assert len(load(make(first)).get_trials()) == n
     run_search(replace(make(second), study_name="other"), log=None)  # a new study is fine
+
+
+@pytest.mark.parametrize("flag, value, named", [
+    ("--study-name", "cifar-\udcff", "--study-name cifar-\\xff: not UTF-8"),  # argv's bytes
+    ("--storage", "sqlite://", "is a database in memory"),
+    ("--storage", "sqlite:///:memory:", "is a database in memory"),
+])
+def test_a_study_name_or_storage_no_search_can_use_is_refused_up_front(tmp_path, capsys, flag,
+                                                                       value, named):
+    out = tmp_path / "s"
+    rc = cli.main(["search", "--out", str(out), flag, value, "--offline"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and named in err
+    assert not out.exists()  # refused before any folder, journal or trial
+
+
+RACE = """
+import sys, time
+from pathlib import Path
+from numpy_mlp.search.settings import SearchSettings
+from numpy_mlp.search.study import open_storage, quiet_optuna
+quiet_optuna()
+while not Path(sys.argv[2]).exists():  # all start together
+    time.sleep(0.001)
+open_storage(SearchSettings(out=".", storage=sys.argv[1]))
+print("opened")
+"""
+
+
+def test_searches_creating_one_new_sqlite_file_at_once_all_open_it(tmp_path):
+    url, go = f"sqlite:///{tmp_path}/new.db", tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", RACE, url, str(go)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for _ in range(4)]
+    time.sleep(1)  # let them all reach the start line (the outcome does not depend on it)
+    go.touch()
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 and out.strip() == "opened" for p, out in zip(procs, outs)), outs
+    assert len(RDBStorage(url).get_all_studies()) == 0  # one set of tables, readable

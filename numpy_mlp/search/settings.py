@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 
-from ..errors import ConfigError
+from ..errors import ConfigError, printable
 from ..nn.rules import BOOL, TEXT, choice, real, whole
 from ..training.config import SETTINGS, Setting
 from .space import DEFAULT_SPACE, check_space
@@ -53,8 +53,22 @@ def check_settings(settings):
             rule.check(value, f"--{name.replace('_', '-')} {value}")
     if not (isinstance(settings.study_name, str) and settings.study_name.strip()):
         raise ConfigError(f"--study-name {settings.study_name!r}: give a name")
+    for flag, text in (("--study-name", settings.study_name), ("--storage", settings.storage)):
+        _check_utf8(flag, text)
     check_storage(settings)
     return check_space(settings)
+
+
+def _check_utf8(flag, text):
+    """A name a storage keeps (and search.json, the log) must be UTF-8 text: bytes that are
+    not arrive from the command line as lone surrogates, which no storage can write."""
+    if text is None:
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{flag} {printable(text)}: not UTF-8 text (the \\xNN bytes); "
+                          f"give a name in UTF-8") from None
 
 
 def settings_dict(settings):

@@ -37,8 +37,14 @@ import socket
 import time
 import warnings
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock; two searches creating one SQLite file may clash there
+    fcntl = None
 
 import numpy as np
 import optuna
@@ -58,6 +64,7 @@ RETRIES = 1  # a dead worker's trial runs once more; a config that kills twice i
 BEAT = "numpy_mlp:heartbeat"  # system attr of a journal trial: unix time of its last beat
 HOST = socket.gethostname()
 SETUP = "numpy_mlp:setup"  # study user attr: what its trials share (check_setup)
+CREATE_ATTEMPTS = 5  # tries to open a server's new study tables another process is creating
 _REPLAY_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, AssertionError)
 
 
@@ -102,8 +109,8 @@ def _rdb_storage(url, retry):
         # SQLAlchemy 2.1 reads postgresql:// as psycopg 3; our [postgres] extra installs psycopg2
         url = "postgresql+psycopg2://" + url.split("://", 1)[1]
     try:
-        return _quiet(_DeadWorkerRDBStorage, url, heartbeat_interval=HEARTBEAT,
-                      grace_period=STALE_AFTER, heartbeat_stale_trial_callback=retry)
+        with _creation_lock(url):
+            return _create_rdb(url, retry)
     except ImportError as e:
         raise UserError(f"--storage {shown}: a database driver is missing ({scrub(e, url)}); "
                         f"install it, e.g. pip install 'numpy-mlp[postgres]'") from None
@@ -112,9 +119,69 @@ def _rdb_storage(url, retry):
                         f"({_reason(e, url)})") from None
 
 
+def _create_rdb(url, retry, attempts=CREATE_ATTEMPTS):
+    """Optuna's RDBStorage on ``url``, tried again while another process is creating its
+    tables (on a server; a SQLite file is created under :func:`_creation_lock`)."""
+    for attempt in range(attempts):
+        try:
+            return _quiet(_DeadWorkerRDBStorage, url, heartbeat_interval=HEARTBEAT,
+                          grace_period=STALE_AFTER, heartbeat_stale_trial_callback=retry)
+        except Exception as e:  # sqlalchemy's IntegrityError, OperationalError, ...
+            raced = re.search(r"already exists|UNIQUE constraint|duplicate key", str(e))
+            if not raced or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+@contextmanager
+def _creation_lock(url):
+    """For a SQLite file, hold an exclusive lock on its folder while its tables are created:
+    two searches creating one new file at once would otherwise both create them, and one
+    fail ("table already exists", "UNIQUE constraint failed: alembic_version")."""
+    path = _sqlite_file(url)
+    fd = None
+    if path and fcntl is not None:
+        try:
+            fd = os.open(Path(path).resolve().parent, os.O_RDONLY)
+        except OSError:  # no such folder: SQLite says what is wrong
+            fd = None
+        else:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:  # a file system without locks: the retry of _create_rdb is left
+                os.close(fd)
+                fd = None
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the lock
+
+
+def _sqlite_file(url):
+    """The database file of a ``sqlite://`` URL; "" for an in-memory database; None for
+    another URL."""
+    if not url.startswith("sqlite"):
+        return None
+    from sqlalchemy.engine import make_url  # Optuna's RDBStorage needs SQLAlchemy anyway
+
+    try:
+        u = make_url(url)
+    except Exception:  # a bad URL: RDBStorage says so
+        return None
+    memory = not u.database or u.database == ":memory:" or u.query.get("mode") == "memory"
+    return "" if memory else u.database
+
+
 def check_storage(settings):
-    """Refuse a storage that cannot serve ``settings.workers`` writers."""
+    """Refuse a storage that cannot serve ``settings.workers`` writers, or that no other
+    process or thread sees (an in-memory SQLite database)."""
     url = settings.storage or ""
+    if _sqlite_file(url) == "":
+        raise UserError(f"--storage {redact(url)} is a database in memory, which the heartbeat "
+                        f"thread and every worker would see empty; give a file, e.g. "
+                        f"--storage sqlite:///{settings.out}/study.db, or leave out --storage "
+                        f"to use a journal file")
     if url.startswith("sqlite") and settings.workers > 1:
         raise UserError("SQLite is not safe for several writers (Optuna's advice); "
                         "leave out --storage to use a journal file")
@@ -324,12 +391,13 @@ def where(settings):
 
 
 def setup_of(settings, base, data=None):
-    """What every trial of a study shares, as the study records it (JSON values): the fixed
-    fields and those that decide the data (``SPLIT_FIELDS``), and with ``data`` loaded, the
-    geometry of its images and its class names."""
+    """The data every trial of a study is trained and selected on, as the study records it
+    (JSON values): the fields that decide it (``SPLIT_FIELDS``: dataset, image size, the
+    validation split), and with ``data`` loaded, the geometry of its images and its class
+    names. Other fixed fields may change between the commands of one study (shorter runs
+    to finish it, say): its trials stay comparable, its models fit the data."""
     values = base.to_dict()
-    fixed = {k: values[k] for k in sorted(set(settings.fixed) | set(SPLIT_FIELDS)) if k in values}
-    setup = {"fixed": fixed}
+    setup = {"fixed": {k: values[k] for k in SPLIT_FIELDS}}
     if data is not None:
         g = data.geometry
         setup.update(geometry=f"{g.height}x{g.width}x{g.channels}",
@@ -338,10 +406,11 @@ def setup_of(settings, base, data=None):
 
 
 def check_setup(study, settings, base, data=None):
-    """Refuse to join a study whose trials ran on other data or other fixed fields (another
-    dataset's study in the same folder, a changed ``--set``): their accuracies would be
-    compared with this run's, and the best model would not fit this data. With ``data``
-    given and the study agreeing, record the setup on a study that has none yet.
+    """Refuse to join a study whose trials ran on other data (another dataset's study in
+    the same folder, another validation split, images of another size or other classes):
+    their accuracies would be compared with this run's, and the best model would not fit
+    this data. With ``data`` given and the study agreeing, record the setup on a study that
+    has none yet.
 
     A study written before setups were recorded is compared by its trials' configs."""
     mine = setup_of(settings, base, data)
@@ -359,9 +428,9 @@ def check_setup(study, settings, base, data=None):
               and theirs[k] != mine[k]]
     if diffs:
         raise UserError(f"study {printable(settings.study_name)!r} in {where(settings)} holds "
-                        f"trials on other data or settings ({'; '.join(diffs)}); start a new "
-                        f"study with another --study-name or --out, or continue this one with "
-                        f"its own data and --set values")
+                        f"trials on other data ({'; '.join(diffs)}); start a new study with "
+                        f"another --study-name or --out, or continue this one on its own data "
+                        f"(--data-dir, --set dataset/image_size/val_size/seed)")
     if data is not None and SETUP not in study.user_attrs:
         study.set_user_attr(SETUP, mine)
 
