@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 
 from ..errors import UserError
-from ..nn.rules import BOOL, TEXT, choice, whole
+from ..nn.rules import BOOL, TEXT, choice, flag_spelling, spelled_as, whole
 from ..training.config import EITHER_OR, RESUMABLE_FIELDS, SETTINGS, Setting, TrainConfig, layered
 from ..training.presets import PRESET_HELP, PRESETS
 from .flags import add_flags, as_flags, field_value, fill, read_flag_file, space_entry
@@ -353,9 +353,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         resolve(args)
-        return {"train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
-                "search": _cmd_search, "report": _cmd_report,
-                "export": _cmd_export}[args.command](args)
+        with spelled_as(flag_spelling):  # advice names the flags of the command (search: --set)
+            return {"train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
+                    "search": _cmd_search, "report": _cmd_report,
+                    "export": _cmd_export}[args.command](args)
     except UserError as e:
         if args.debug:
             raise

@@ -18,9 +18,12 @@ cheaper. A model file holds it folded into the first layer (:meth:`Preprocessor.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import ConfigError
+from ..nn.rules import setting
 
 PREPROCESSING_MODES = ("per_image", "per_channel", "per_feature", "whiten")
 EPS = 1e-8  # guards a division by the std of a constant image / channel
@@ -55,6 +58,20 @@ def channel_stats(X_train: np.ndarray, chunk: int = 1024, channels: int = 3
     return {"mean": mean, "std": std}
 
 
+def _check_feature_range(X_train, dtype):
+    """ConfigError when features X_train (N, D) hold values beyond ``dtype``'s range (or
+    whose squares overflow float64, for the std): the run would diverge at its first step
+    whatever its learning rate, so the message names the inputs, not the rate."""
+    largest = float(np.max(np.abs(X_train), initial=0.0))
+    limit = min(float(np.finfo(dtype).max), 1e150)  # the std squares them in float64
+    if not largest < limit:
+        scale = 10.0 ** math.ceil(math.log10(largest / 1e3)) if math.isfinite(largest) else None
+        how = f"divide them by {scale:.0e}" if scale else "replace the infinite ones"
+        raise ConfigError(f"the inputs hold values up to |x| = {largest:.3g}, too large to "
+                          f"standardise in {dtype.name} (limit {limit:.3g}); scale them first: "
+                          f"{how}, or standardise them (e.g. scikit-learn's StandardScaler)")
+
+
 def feature_stats(X_train: np.ndarray) -> dict[str, np.ndarray]:
     """Mean and std (float64, shape (D,)) of each column of numeric features X_train (N, D)."""
     return {"mean": np.mean(X_train, axis=0, dtype=np.float64),
@@ -79,7 +96,7 @@ def whitening(X_train, stats, k, eps, chunk=2048):
     n, D = X_train.shape
     if not 1 <= k <= D:
         raise ConfigError(f"whiten_dim={k} is more than the {D} values of an image; use "
-                          f"--whiten-dim {D} or fewer")
+                          f"{setting('whiten_dim', D)} or fewer")
     sums, products = np.zeros(D), np.zeros((D, D))  # (D,), (D, D)
     for start in range(0, n, chunk):
         x = X_train[start:start + chunk].astype(np.float64)  # (chunk, D) integers
@@ -240,6 +257,8 @@ class Preprocessor:
                 return cls(mode, stats, dtype)
             center, proj = whitening(X_train, stats, whiten_dim, whiten_eps)
             return cls(mode, stats, dtype, {"center": center, "proj": proj})
+        if mode == "per_feature":
+            _check_feature_range(X_train, np.dtype(dtype))
         return cls(mode, feature_stats(X_train) if mode == "per_feature" else None, dtype)
 
     def output_dim(self, D):

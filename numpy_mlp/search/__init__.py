@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import time
 
+from ..nn.rules import spelled_as
 from .outputs import finish, make_folder, study_folder, write_settings, write_trials_csv
-from .settings import PRUNERS, SAMPLERS, SearchSettings, check_settings
+from .settings import PRUNERS, SAMPLERS, SearchSettings, check_settings, set_spelling
 from .space import (
     DEFAULT_SPACE,
     SPLIT_FIELDS,
     WHOLE_NUMBERS,
     check_compatible,
+    check_fits_data,
     distributions,
     effective_space,
     grid_of,
@@ -66,11 +68,17 @@ __all__ = [
 
 
 def run_search(settings, *, log=print):
-    """Run (or resume, or join) the search and write its result folder.
+    """Run (or resume, or join) the search and write its result folder; advice in its
+    messages names fields as ``--set FIELD=VALUE``.
 
     Returns:
         the dict written to ``best.json``.
     """
+    with spelled_as(set_spelling):
+        return _run_search(settings, log)
+
+
+def _run_search(settings, log):
     base = check_settings(settings)
     make_folder(settings)
     quiet_optuna()
@@ -79,6 +87,7 @@ def run_search(settings, *, log=print):
     check_setup(study, settings, base)  # another study's folder: refused before reading data
     data = load_data(settings, base)  # fails early, before any worker starts, without data
     check_setup(study, settings, base, data)
+    check_fits_data(settings, base, len(data.X_train))
     write_settings(settings)  # only once the study is known to be this search's
     dead = fail_dead_trials(study)
     c = counts(study)

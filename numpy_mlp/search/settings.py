@@ -71,6 +71,12 @@ def _check_utf8(flag, text):
                           f"give a name in UTF-8") from None
 
 
+def set_spelling(name, value):
+    """``--set alpha=0.001``: how a search fixes a field, the spelling of its advice
+    (nn.rules.setting)."""
+    return f"--set {name}={value}"
+
+
 def settings_dict(settings):
     """``settings`` as written to search.json: the storage without its password, a date."""
     d = asdict(settings)

@@ -102,6 +102,11 @@ def check_space(settings):
     space = effective_space(settings)
     if not space:
         raise ConfigError("nothing to search: every field of the space is fixed with --set")
+    if base.val_size == 0:
+        raise ConfigError("--set val_size=0 leaves no validation images, and a search picks "
+                          "its best trial by validation accuracy; leave val_size out (its "
+                          f"default is {_FIELDS['val_size'].default}) or give --set "
+                          "val_size=N with N >= 1")
     for name, spec in space.items():
         where = f"--space {name}"
         if name in SPLIT_FIELDS:
@@ -122,6 +127,24 @@ def check_space(settings):
             except ConfigError as e:
                 raise ConfigError(f"{where}: {e}") from None
     return base
+
+
+def check_fits_data(settings, base, n_train):
+    """Refuse batch sizes (searched or fixed) larger than the ``n_train`` training images,
+    before any trial: each such trial would fail alike."""
+    spec = effective_space(settings).get("batch_size")
+    if spec is None:
+        largest, given = base.batch_size, f"batch_size={base.batch_size}"
+    else:
+        values = spec["choices"] if "choices" in spec else [spec["low"], spec["high"]]
+        largest, given = max(values), "batch sizes up to " + str(max(values))
+    if largest <= n_train:
+        return
+    fit = 1 << (max(1, n_train).bit_length() - 1)  # the largest power of two that fits
+    advice = (f"--space batch_size={max(1, fit // 8)}:{fit}:log" if spec is not None and fit > 1
+              else f"--set batch_size={fit}")
+    raise ConfigError(f"{given} but the training set has {n_train} images (a batch is at most "
+                      f"that many); search {advice}")
 
 
 def _check_range(where, name, spec):

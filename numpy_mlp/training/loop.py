@@ -29,6 +29,7 @@ from ..nn.ema import EMA
 from ..nn.losses import cross_entropy_loss
 from ..nn.model import FullyConnectedNet
 from ..nn.optim import SGD
+from ..nn.rules import setting
 from ..nn.schedules import lr_at
 from .inference import predict_labels
 from .metrics import accuracy
@@ -138,6 +139,11 @@ def build(config, data, preprocessor=None):
     return RunState(model, optimizer, preprocessor, eval_idx, loop, ema)
 
 
+def _smaller_batch(n):
+    """A batch size that fits ``n`` training images: the largest power of two up to n."""
+    return 1 << (max(1, n).bit_length() - 1)
+
+
 def train(config, data, *, state=None, on_step=None, on_eval=None):
     """Train a FullyConnectedNet on ``data`` as ``config`` says.
 
@@ -164,7 +170,8 @@ def train(config, data, *, state=None, on_step=None, on_eval=None):
     geometry = data.geometry
     if config.batch_size > len(X_train):
         raise ConfigError(f"batch_size={config.batch_size} is larger than the training set "
-                          f"({len(X_train)} images); use a smaller --batch-size")
+                          f"({len(X_train)} images); use a smaller batch, e.g. "
+                          f"{setting('batch_size', _smaller_batch(len(X_train)))}")
     run = state or build(config, data)
     model, s = run.model, run.loop
     total, steps_per_epoch = total_steps(config, len(X_train))
@@ -199,7 +206,8 @@ def train(config, data, *, state=None, on_step=None, on_eval=None):
             if not math.isfinite(loss):
                 raise DivergenceError(
                     f"training diverged at step {step}: the loss is {loss}; use a smaller learning "
-                    f"rate (e.g. --alpha {config.alpha / 10:g}) or a smaller momentum")
+                    f"rate (e.g. {setting('alpha', f'{config.alpha / 10:g}')}) or a smaller "
+                    f"momentum")
             model.backward(dscores, cache, add_l2=False)  # the optimizer adds reg * W
 
             # 3. the update: m <- beta*m + g ; theta <- theta - alpha*m, alpha from the schedule
