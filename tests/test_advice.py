@@ -111,3 +111,29 @@ def test_the_estimator_on_huge_features_names_the_inputs_not_the_learning_rate()
     scale = float(re.search(r"divide them by (\S+),", str(e.value)).group(1))
     clf = FullyConnectedClassifier(hidden_dim=(8,), epochs=2).fit(X * 1e300 / scale, y)
     assert np.isfinite(clf.history_["loss"]).all()  # the advice works: no divergence
+
+
+REPORT_ON_A_FULL_DISK = """
+import resource, signal, sys
+from numpy_mlp.cli.commands import main
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))  # report.html is larger
+sys.exit(main(["report", sys.argv[1]]))
+"""
+
+
+def test_report_on_a_full_disk_advises_report_again_not_resume(tmp_path, tiny_dir):
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    assert main(["train", "--data-dir", str(tiny_dir), "--offline", "--val-size", "50", *TINY,
+                 "--batch-size", "16", "--out", str(run), "-q"]) == 0
+    before = (run / "report.html").read_bytes()
+    proc = subprocess.run([sys.executable, "-c", REPORT_ON_A_FULL_DISK, str(run)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"then run 'numpy-mlp report {run}' again" in proc.stderr
+    assert "--resume" not in proc.stderr
+    assert (run / "report.html").read_bytes() == before  # the old report stays whole
+    assert main(["report", str(run), "-q"]) == 0  # the advice works once there is room
