@@ -366,7 +366,8 @@ def main(argv=None):
         if args.debug:
             raise
         hint = MEMORY_HINTS.get(args.command, MEMORY_HINT)
-        print(f"numpy-mlp: error: not enough memory ({e}); {hint}", file=sys.stderr)
+        shape = f" ({e})" if str(e) else ""  # NumPy names the array; a bare MemoryError nothing
+        print(f"numpy-mlp: error: not enough memory{shape}; {hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:  # Interrupted says what was saved and how to go on
         print("numpy-mlp: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)

@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from ..errors import ConfigError
+from ..memory import available_bytes, check_fits
 from ..nn.rules import setting
 
 PREPROCESSING_MODES = ("per_image", "per_channel", "per_feature", "whiten")
@@ -97,6 +98,7 @@ def whitening(X_train, stats, k, eps, chunk=2048):
     if not 1 <= k <= D:
         raise ConfigError(f"whiten_dim={k} is more than the {D} values of an image; use "
                           f"{setting('whiten_dim', D)} or fewer")
+    check_whitening_fits(D, len(stats["mean"]))
     sums, products = np.zeros(D), np.zeros((D, D))  # (D,), (D, D)
     for start in range(0, n, chunk):
         x = X_train[start:start + chunk].astype(np.float64)  # (chunk, D) integers
@@ -112,6 +114,26 @@ def whitening(X_train, stats, k, eps, chunk=2048):
     lam, U = np.maximum(lam[::-1][:k], 0.0), U[:, ::-1][:, :k]  # (K,), (D, K)
     floor = eps * max(np.trace(cov) / D, EPS)
     return (mean - m) * r, U / np.sqrt(lam + floor)
+
+
+def whitening_bytes(D):
+    """Memory :func:`whitening` takes for images of D values: the (D, D) float64 covariance,
+    and eigh's copy of it and its (D, D) eigenvectors."""
+    return 3 * 8 * D * D
+
+
+def check_whitening_fits(D, channels):
+    """ConfigError naming the covariance and a fix when whitening images of D values (square,
+    of ``channels`` planes) would not fit in memory (memory.check_fits)."""
+    side = math.isqrt(D // channels)
+    fix = f"use {setting('preprocessing', 'per_channel')}"
+    if side > 32:  # only a folder's images come larger than CIFAR-10's; they can be smaller
+        fits = next((s for s in (64, 48, 32, 24, 16, 8) if s < side
+                     and whitening_bytes(channels * s * s) <= (available_bytes() or 0)), None)
+        if fits:
+            fix += f", or smaller images ({setting('image_size', fits)})"
+    check_fits(f"whitening {side}x{side}x{channels} images (a D x D covariance, D = {D})",
+               whitening_bytes(D), fix)
 
 
 def _channel_scale(stats, D):

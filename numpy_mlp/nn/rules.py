@@ -145,13 +145,21 @@ _SPELLING = contextvars.ContextVar("numpy_mlp_spelling", default=None)
 
 
 def python_spelling(name, value):
-    """``alpha=0.001``: a keyword argument of TrainConfig, the estimator, a TOML key."""
-    return f"{name}={value}"
+    """``alpha=0.001``, ``preprocessing='per_channel'``, ``hidden_dim=(512, 256)``: a keyword
+    argument of TrainConfig and the estimator."""
+    return f"{name}={f'{value:g}' if isinstance(value, float) else repr(value)}"
 
 
 def flag_spelling(name, value):
     """``--alpha 0.001``: a flag of ``numpy-mlp train`` (and evaluate, predict)."""
-    return f"--{name.replace('_', '-')} {value}"
+    return f"--{name.replace('_', '-')} {text_value(value)}"
+
+
+def text_value(value):
+    """A value as a command line writes it: ``0.001``, ``per_channel``, ``512,256``."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def setting(name, value):

@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 
 from ..errors import ConfigError, printable
-from ..nn.rules import BOOL, TEXT, choice, real, whole
+from ..nn.rules import BOOL, TEXT, choice, real, text_value, whole
 from ..training.config import SETTINGS, Setting
-from .space import DEFAULT_SPACE, check_space
+from .space import DEFAULT_SPACE, check_grid_fits, check_space
 from .study import check_storage, redact
 
 SAMPLERS = ("tpe", "random", "grid")
@@ -56,7 +56,10 @@ def check_settings(settings):
     for flag, text in (("--study-name", settings.study_name), ("--storage", settings.storage)):
         _check_utf8(flag, text)
     check_storage(settings)
-    return check_space(settings)
+    base = check_space(settings)
+    if settings.sampler == "grid":
+        check_grid_fits(settings)
+    return base
 
 
 def _check_utf8(flag, text):
@@ -74,7 +77,7 @@ def _check_utf8(flag, text):
 def set_spelling(name, value):
     """``--set alpha=0.001``: how a search fixes a field, the spelling of its advice
     (nn.rules.setting)."""
-    return f"--set {name}={value}"
+    return f"--set {name}={text_value(value)}"
 
 
 def settings_dict(settings):

@@ -13,6 +13,8 @@ messages are the training command's own. This module adds only the rules of a sp
 from __future__ import annotations
 
 import dataclasses
+import math
+from dataclasses import replace
 from numbers import Real
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import optuna
 
 from ..errors import ConfigError
 from ..files.tomlfile import read_toml
+from ..memory import available_bytes, check_fits
 from ..nn.rules import parse_hidden_dims
 from ..training.config import TrainConfig
 
@@ -218,6 +221,27 @@ def check_compatible(study, settings):
                     raise ConfigError(f"study {settings.study_name!r} already searched {name} as "
                                       f"{dist}: {e} Keep that space, or start a new study with "
                                       f"--study-name") from None
+
+
+def grid_bytes(settings, grid_points=None):
+    """Memory of the grid sampler's list of every point: a tuple of k values per point."""
+    grid = grid_of(replace(settings, grid_points=grid_points or settings.grid_points))
+    return math.prod(len(v) for v in grid.values()) * (64 + 8 * len(grid))
+
+
+def check_grid_fits(settings):
+    """ConfigError naming the grid's size and a --grid-points that fits, when Optuna's list of
+    its points would not fit in memory (memory.check_fits)."""
+    have = available_bytes()
+    if have is None or grid_bytes(settings) <= have:
+        return
+    fits = next((g for g in range(settings.grid_points - 1, 1, -1)
+                 if grid_bytes(settings, g) <= have), None)
+    fix = (f"use --grid-points {fits}" if fits else "search fewer fields") + (
+        ", or give short lists of values (--space FIELD=A,B,C)")
+    points = grid_bytes(settings) // (64 + 8 * len(effective_space(settings)))
+    check_fits(f"the grid of {points:,} points ({settings.grid_points} per range)",
+               grid_bytes(settings), fix)
 
 
 def grid_of(settings):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..memory import check_fits
+
 
 def accuracy(y_true, y_pred):
     """Fraction of equal labels; NaN for empty input."""
@@ -19,6 +21,8 @@ def accuracy(y_true, y_pred):
 
 def confusion_matrix(y_true, y_pred, num_classes=10):
     """(C, C) counts: row = true class, column = predicted class."""
+    check_fits(f"a {num_classes} x {num_classes} confusion matrix", 8 * num_classes**2,
+               "use a dataset with fewer classes")
     cm = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)
     return cm
