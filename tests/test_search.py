@@ -620,6 +620,7 @@ def test_a_storage_password_is_shown_and_saved_nowhere(tmp_path, capsys, url):
     shown = redact(url)
     assert SECRET not in err and "***" in shown and shown in err
     assert not (out / "search.json").exists()  # nothing saved for a study never opened
+    assert SECRET not in repr(SearchSettings(out=str(out), storage=url))  # --debug's traceback
 
 
 def test_a_storage_password_is_not_saved_in_search_json(tmp_path, tiny_dir, postgres_url):
@@ -651,7 +652,7 @@ def test_redaction_keeps_what_is_not_a_credential():
 
 # --------------------------------------------------------------------------- joining a study
 
-def _picture_folder(root, classes, size=8, n=10):
+def _picture_folder(root, classes, size=8, n=20):
     from PIL import Image
 
     rng = np.random.default_rng(len(classes))

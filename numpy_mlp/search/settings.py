@@ -43,6 +43,11 @@ class SearchSettings:
     data_dir: str | None = None      # CIFAR-10 folder (None = the default, see data/dataset.py)
     download: bool = True            # False = --offline
 
+    def __repr__(self):  # a traceback (--debug) shows the settings: the storage redacted
+        shown = ", ".join(f"{f.name}={redact(v) if f.name == 'storage' and v else v!r}"
+                          for f in fields(self) for v in [getattr(self, f.name)])
+        return f"SearchSettings({shown})"
+
 
 def check_settings(settings):
     """Raise a UserError naming the first problem with ``settings``; returns the base
