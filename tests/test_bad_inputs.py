@@ -292,7 +292,7 @@ BAD_INPUTS = [
           # refused by the trainer, against the data or the memory
           ("batch-size", "91", "larger than the training set"),
           ("val-size", "100", "val_size=100 must be between 0 and 99"),
-          ("hidden-dim", "1000000000000", "not enough memory")]],
+          ("hidden-dim", "1000000000000", "of memory, and this machine has")]],
     ("--hidden-dim=-3,2", lambda t, m: train(t, cifar(t), "--hidden-dim=-3,2"),
      "--hidden-dim '-3,2' must be whole numbers >= 1"),
     ("evaluate without --model", lambda t, m: ["evaluate", "--offline"], "--model is required"),

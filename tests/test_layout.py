@@ -3,7 +3,8 @@
 The rooms, from the ground up (docs/development.md draws them)::
 
     errors                       the UserError family, importing nothing
-    nn, files                    the network (NumPy only); bounded readers, atomic writes
+    nn, files, memory            the network (NumPy only); bounded readers, atomic writes;
+                                 the memory estimate of a big array, before it is made
     data                         datasets, their files, download, preprocessing, augmentation
     training                     config, the loop, inference, threads, checkpoint and model files
     runs                         the run folder, train/resume, evaluate, write-up, report, predict
@@ -22,8 +23,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "numpy_mlp"
-LAYERS = {"errors": 0, "version": 0, "nn": 1, "files": 1, "data": 2, "training": 3, "runs": 4,
-          "search": 5, "sklearn": 5, "onnx_export": 5, "cli": 6}
+LAYERS = {"errors": 0, "version": 0, "nn": 1, "files": 1, "memory": 1, "data": 2, "training": 3,
+          "runs": 4, "search": 5, "sklearn": 5, "onnx_export": 5, "cli": 6}
 FACES = {"numpy_mlp", "numpy_mlp.__main__"}  # the package's face sits above every room
 # what the network must not load: the downloader, progress bars, images, plots, search, BLAS control
 MACHINERY = ["urllib.request", "tqdm", "PIL", "matplotlib", "optuna", "threadpoolctl"]

@@ -16,7 +16,14 @@ import time
 import pytest
 
 from numpy_mlp.errors import Interrupted, RunFileError, RunFolderError, UserError
-from numpy_mlp.runs.folder import LOCK_NAME, STATE_NAME, RunFolder, read_run_state, resume_data_dir
+from numpy_mlp.runs.folder import (
+    LOCK_NAME,
+    STATE_NAME,
+    RunFolder,
+    read_run_state,
+    resume_data_dir,
+    resume_then,
+)
 
 
 def child(code, *args):
@@ -203,7 +210,7 @@ def read_only(tmp_path):
 
 def test_a_read_only_folder_is_one_line_and_nothing_saved_is_lost(tmp_path, read_only):
     out = tmp_path / "run"
-    with RunFolder(out).open() as folder:
+    with RunFolder(out, then=resume_then(out)).open() as folder:
         folder.write_json("metrics.json", {"test_accuracy": 0.5})
         read_only(out)
         with pytest.raises(RunFolderError) as e:
@@ -258,7 +265,7 @@ def test_no_space_left_names_the_path_and_what_to_do(tmp_path, monkeypatch):
     def full(f):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    with RunFolder(tmp_path / "run").open() as folder:
+    with RunFolder(tmp_path / "run", then=resume_then(tmp_path / "run")).open() as folder:
         folder.write_bytes("history.csv", b"step\n")
         with pytest.raises(RunFolderError) as e:
             folder.write("history.csv", full)

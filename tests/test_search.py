@@ -13,8 +13,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 from fixtures_cifar import write_cifar_dir
@@ -45,7 +47,7 @@ from numpy_mlp.search import (
     study_folder,
     suggest_config,
 )
-from numpy_mlp.search.study import HeartbeatJournalStorage, worker_identity
+from numpy_mlp.search.study import HeartbeatJournalStorage, redact, scrub, worker_identity
 from numpy_mlp.training.config import TrainConfig
 from numpy_mlp.training.model_file import load_model
 
@@ -594,3 +596,137 @@ def test_search_pictures_have_readable_ticks(tmp_path, monkeypatch):
     assert all(float(x).is_integer() for x in epochs.get_xticks() if lo <= x <= hi)
     for fig in drawn:
         plots.plt.close(fig)
+
+
+# --------------------------------------------------------------------------- credentials
+
+SECRET = "Sekr3t-Pa55"
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://127.0.0.1:{port}/db?user=u&password={secret}",          # query, libpq's key
+    "postgresql://u:{secret}@127.0.0.1:{port}/db",                        # user info
+    "postgresql://127.0.0.1:{port}/db?user=u&PASSWD={secret}&sslmode=disable",  # any case
+    "mysql://u@127.0.0.1:{port}/db?charset=utf8&password={secret}",       # MySQL's query form
+    "redis://:{secret}@127.0.0.1:{port}/0",                               # Redis's :pw@
+    "redis://127.0.0.1:{port}/0?access_token={secret}",
+])
+def test_a_storage_password_is_shown_and_saved_nowhere(tmp_path, capsys, url):
+    url = url.format(port=_free_port(), secret=SECRET)  # nothing listens there
+    out = tmp_path / "s"
+    rc = cli.main(["search", "--out", str(out), "--storage", url, "--offline"])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.splitlines()) == 1 and err.startswith("numpy-mlp: error: --storage")
+    shown = redact(url)
+    assert SECRET not in err and "***" in shown and shown in err
+    assert not (out / "search.json").exists()  # nothing saved for a study never opened
+    assert SECRET not in repr(SearchSettings(out=str(out), storage=url))  # --debug's traceback
+
+
+def test_a_storage_password_is_not_saved_in_search_json(tmp_path, tiny_dir, postgres_url):
+    """The server trusts every local user, so a password given in any form is accepted."""
+    host = postgres_url.split("@", 1)[1]
+    for i, url in enumerate([f"postgresql://{host}?user=postgres&password={SECRET}",
+                             f"postgresql://postgres:{SECRET}@{host}"]):
+        out, lines = tmp_path / f"s{i}", []
+        run_search(settings(out, tiny_dir, n_trials=1, storage=url, study_name=f"s{i}"),
+                   log=lines.append)
+        saved = json.loads((out / "search.json").read_text())
+        assert saved["storage"] == redact(url) and "***" in saved["storage"]
+        shown = "\n".join(lines) + "".join(p.read_text(errors="replace") for p in out.rglob("*")
+                                            if p.is_file())
+        assert redact(url) in shown and SECRET not in shown
+
+
+def test_redaction_keeps_what_is_not_a_credential():
+    assert redact("postgresql://db-host:5432/optuna?sslmode=require") == (
+        "postgresql://db-host:5432/optuna?sslmode=require")
+    assert redact("runs/a@b/study.journal") == "runs/a@b/study.journal"
+    assert redact("postgresql://user@host/db") == "postgresql://user@host/db"
+    assert redact("postgresql://u:p/w@rd@host/db") == "postgresql://u:***@host/db"
+    assert redact("mysql://h/db?Pass%77ord=x&pwd=y") == "mysql://h/db?Pass%77ord=***&pwd=***"
+    # a driver's message quoting the password, raw or percent-decoded, loses it too
+    assert scrub("auth failed: 'p@ss' for postgresql", "postgresql://u:p%40ss@h/db") == (
+        "auth failed: '***' for postgresql")
+
+
+# --------------------------------------------------------------------------- joining a study
+
+def _picture_folder(root, classes, size=8, n=20):
+    from PIL import Image
+
+    rng = np.random.default_rng(len(classes))
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
+                root / c / f"{i}.png")
+    return root
+
+
+FOLDER_FIXED = {**TINY, "dataset": "folder", "image_size": 8, "val_size": 6}
+
+
+@pytest.mark.parametrize("first, second, named", [
+    ("cifar", "cifar-val", "val_size=50 there, 40 here"),
+    ("cifar", "folder-abc", "dataset=cifar10 there, folder here"),
+    ("folder-abc", "folder-xy", "classes [\"a\", \"b\", \"c\"] there, [\"x\", \"y\"] here"),
+])
+def test_a_study_of_other_data_or_settings_is_not_joined(tmp_path, tiny_dir, first, second,
+                                                         named):
+    def make(kind):
+        if kind.startswith("folder"):
+            data = tmp_path / kind
+            if not data.exists():
+                _picture_folder(data, list(kind.split("-")[1]))
+            return settings(out, data, n_trials=1, fixed=dict(FOLDER_FIXED))
+        return settings(out, tiny_dir, n_trials=1,
+                        fixed={**TINY, "val_size": 40} if kind == "cifar-val" else dict(TINY))
+
+    out = tmp_path / "s"
+    run_search(make(first), log=None)
+    saved, n = (out / "search.json").read_bytes(), len(load(make(first)).get_trials())
+    with pytest.raises(UserError, match="holds trials on other data") as e:
+        run_search(make(second), log=None)
+    assert named in str(e.value) and "--study-name" in str(e.value)
+    assert (out / "search.json").read_bytes() == saved  # the first search's record stands
+    assert len(load(make(first)).get_trials()) == n
+    run_search(replace(make(second), study_name="other"), log=None)  # a new study is fine
+
+
+@pytest.mark.parametrize("flag, value, named", [
+    ("--study-name", "cifar-\udcff", "--study-name cifar-\\xff: not UTF-8"),  # argv's bytes
+    ("--storage", "sqlite://", "is a database in memory"),
+    ("--storage", "sqlite:///:memory:", "is a database in memory"),
+])
+def test_a_study_name_or_storage_no_search_can_use_is_refused_up_front(tmp_path, capsys, flag,
+                                                                       value, named):
+    out = tmp_path / "s"
+    rc = cli.main(["search", "--out", str(out), flag, value, "--offline"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and named in err
+    assert not out.exists()  # refused before any folder, journal or trial
+
+
+RACE = """
+import sys, time
+from pathlib import Path
+from numpy_mlp.search.settings import SearchSettings
+from numpy_mlp.search.study import open_storage, quiet_optuna
+quiet_optuna()
+while not Path(sys.argv[2]).exists():  # all start together
+    time.sleep(0.001)
+open_storage(SearchSettings(out=".", storage=sys.argv[1]))
+print("opened")
+"""
+
+
+def test_searches_creating_one_new_sqlite_file_at_once_all_open_it(tmp_path):
+    url, go = f"sqlite:///{tmp_path}/new.db", tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", RACE, url, str(go)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for _ in range(4)]
+    time.sleep(1)  # let them all reach the start line (the outcome does not depend on it)
+    go.touch()
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 and out.strip() == "opened" for p, out in zip(procs, outs)), outs
+    assert len(RDBStorage(url).get_all_studies()) == 0  # one set of tables, readable

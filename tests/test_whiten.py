@@ -17,6 +17,7 @@ from numpy_mlp.data import preprocessing
 from numpy_mlp.data.dataset import Dataset, Geometry
 from numpy_mlp.data.preprocessing import Preprocessor, channel_stats, preprocess, whitening
 from numpy_mlp.errors import CheckpointError, ConfigError, ModelFileError
+from numpy_mlp.nn.rules import flag_spelling, spelled_as
 from numpy_mlp.runs.train import train_with_checkpoints
 from numpy_mlp.training.checkpoint_file import CHECKPOINT_NAME, read_checkpoint
 from numpy_mlp.training.inference import probabilities
@@ -78,12 +79,14 @@ def test_the_whitening_is_the_same_bits_however_the_images_are_chunked():
     assert all(u.tobytes() == v.tobytes() for u, v in zip(a, b))
 
 
-def test_more_components_than_values_is_one_line_naming_the_flag():
+def test_more_components_than_values_is_one_line_naming_the_setting():
     X, _ = images(50)
     with pytest.raises(ConfigError, match=r"whiten_dim=193 is more than the 192 values.*"
-                                          r"--whiten-dim 192 or fewer") as e:
+                                          r"use whiten_dim=192 or fewer") as e:
         whitening(X, channel_stats(X), 193, 3.0)
     assert "\n" not in str(e.value)
+    with spelled_as(flag_spelling), pytest.raises(ConfigError, match="--whiten-dim 192 or fewer"):
+        whitening(X, channel_stats(X), 193, 3.0)  # as numpy-mlp train says it
     with pytest.raises(ConfigError, match="whiten_dim=500"):
         train(CONFIG.replace(whiten_dim=500), small_data())
 

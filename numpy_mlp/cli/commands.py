@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 
 from ..errors import UserError, printable
-from ..nn.rules import BOOL, TEXT, choice, whole
+from ..nn.rules import BOOL, TEXT, choice, flag_spelling, spelled_as, whole
 from ..training.config import (
     EITHER_OR,
     RESUMABLE_FIELDS,
@@ -427,8 +427,9 @@ def main(argv=None):
     args.argv = argv  # the command line, as a run records it (run.json)
     try:
         # SIGTERM stops every phase as Ctrl-C does, with the same one line (training and the
-        # write-up put their own handlers over this one: they stop at a safe point)
-        with catching_stop_signals(stop_now):
+        # write-up put their own handlers over this one: they stop at a safe point); advice
+        # names the flags of the command (search: --set)
+        with catching_stop_signals(stop_now), spelled_as(flag_spelling):
             resolve(args)
             return {"train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
                     "search": _cmd_search, "report": _cmd_report,
@@ -450,7 +451,8 @@ def main(argv=None):
         if args.debug:
             raise
         hint = MEMORY_HINTS.get(args.command, MEMORY_HINT)
-        print(f"numpy-mlp: error: not enough memory ({e}); {hint}", file=sys.stderr)
+        shape = f" ({e})" if str(e) else ""  # NumPy names the array; a bare MemoryError nothing
+        print(f"numpy-mlp: error: not enough memory{shape}; {hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:  # Interrupted says what was saved and how to go on
         print("numpy-mlp: interrupted" + (f": {printable(e)}" if str(e) else ""), file=sys.stderr)

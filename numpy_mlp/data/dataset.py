@@ -24,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import DataError
+from ..nn.rules import setting
 
 MAX_SIDE = 4096  # pixels: the largest height or width of an image
 MAX_VALUES = 3 * MAX_SIDE * MAX_SIDE  # the most values a row may have (the largest image's)
@@ -248,7 +249,8 @@ def split_validation(
     if not 0 <= val_size < n:
         raise DataError(
             f"val_size={val_size} must be between 0 and {n - 1} "
-            f"(the number of training images is {n}); choose a smaller --val-size"
+            f"(the number of training images is {n}); choose a smaller one, e.g. "
+            f"{setting('val_size', n // 10)}"
         )
     perm = rng.permutation(n)
     val_idx = np.sort(perm[:val_size])

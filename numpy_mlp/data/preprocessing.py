@@ -18,9 +18,13 @@ cheaper. A model file holds it folded into the first layer (:meth:`Preprocessor.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import ConfigError
+from ..memory import available_bytes, check_fits
+from ..nn.rules import setting
 
 PREPROCESSING_MODES = ("per_image", "per_channel", "per_feature", "whiten")
 EPS = 1e-8  # guards a division by the std of a constant image / channel
@@ -55,6 +59,20 @@ def channel_stats(X_train: np.ndarray, chunk: int = 1024, channels: int = 3
     return {"mean": mean, "std": std}
 
 
+def _check_feature_range(X_train, dtype):
+    """ConfigError when features X_train (N, D) hold values beyond ``dtype``'s range (or
+    whose squares overflow float64, for the std): the run would diverge at its first step
+    whatever its learning rate, so the message names the inputs, not the rate."""
+    largest = float(np.max(np.abs(X_train), initial=0.0))
+    limit = min(float(np.finfo(dtype).max), 1e150)  # the std squares them in float64
+    if not largest < limit:
+        scale = 10.0 ** math.ceil(math.log10(largest / 1e3)) if math.isfinite(largest) else None
+        how = f"divide them by {scale:.0e}" if scale else "replace the infinite ones"
+        raise ConfigError(f"the inputs hold values up to |x| = {largest:.3g}, too large to "
+                          f"standardise in {dtype.name} (limit {limit:.3g}); scale them first: "
+                          f"{how}, or standardise them (e.g. scikit-learn's StandardScaler)")
+
+
 def feature_stats(X_train: np.ndarray) -> dict[str, np.ndarray]:
     """Mean and std (float64, shape (D,)) of each column of numeric features X_train (N, D)."""
     return {"mean": np.mean(X_train, axis=0, dtype=np.float64),
@@ -79,7 +97,8 @@ def whitening(X_train, stats, k, eps, chunk=2048):
     n, D = X_train.shape
     if not 1 <= k <= D:
         raise ConfigError(f"whiten_dim={k} is more than the {D} values of an image; use "
-                          f"--whiten-dim {D} or fewer")
+                          f"{setting('whiten_dim', D)} or fewer")
+    check_whitening_fits(D, len(stats["mean"]))
     sums, products = np.zeros(D), np.zeros((D, D))  # (D,), (D, D)
     for start in range(0, n, chunk):
         x = X_train[start:start + chunk].astype(np.float64)  # (chunk, D) integers
@@ -95,6 +114,26 @@ def whitening(X_train, stats, k, eps, chunk=2048):
     lam, U = np.maximum(lam[::-1][:k], 0.0), U[:, ::-1][:, :k]  # (K,), (D, K)
     floor = eps * max(np.trace(cov) / D, EPS)
     return (mean - m) * r, U / np.sqrt(lam + floor)
+
+
+def whitening_bytes(D):
+    """Memory :func:`whitening` takes for images of D values: the (D, D) float64 covariance,
+    and eigh's copy of it and its (D, D) eigenvectors."""
+    return 3 * 8 * D * D
+
+
+def check_whitening_fits(D, channels):
+    """ConfigError naming the covariance and a fix when whitening images of D values (square,
+    of ``channels`` planes) would not fit in memory (memory.check_fits)."""
+    side = math.isqrt(D // channels)
+    fix = f"use {setting('preprocessing', 'per_channel')}"
+    if side > 32:  # only a folder's images come larger than CIFAR-10's; they can be smaller
+        fits = next((s for s in (64, 48, 32, 24, 16, 8) if s < side
+                     and whitening_bytes(channels * s * s) <= (available_bytes() or 0)), None)
+        if fits:
+            fix += f", or smaller images ({setting('image_size', fits)})"
+    check_fits(f"whitening {side}x{side}x{channels} images (a D x D covariance, D = {D})",
+               whitening_bytes(D), fix)
 
 
 def _channel_scale(stats, D):
@@ -240,6 +279,8 @@ class Preprocessor:
                 return cls(mode, stats, dtype)
             center, proj = whitening(X_train, stats, whiten_dim, whiten_eps)
             return cls(mode, stats, dtype, {"center": center, "proj": proj})
+        if mode == "per_feature":
+            _check_feature_range(X_train, np.dtype(dtype))
         return cls(mode, feature_stats(X_train) if mode == "per_feature" else None, dtype)
 
     def output_dim(self, D):

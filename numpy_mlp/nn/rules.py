@@ -10,9 +10,11 @@ so a value is refused in the same words wherever it is given.
 
 from __future__ import annotations
 
+import contextvars
 import math
 import numbers
 import reprlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,6 +139,47 @@ def shown(name, value, sep="="):
     return f"{name}{sep}{_REPR.repr(value)}"
 
 
+# How the caller of the code that gives advice writes a setting: the keyword of the Python
+# API and the estimator (alpha=0.001) unless a command says otherwise (spelled_as).
+_SPELLING = contextvars.ContextVar("numpy_mlp_spelling", default=None)
+
+
+def python_spelling(name, value):
+    """``alpha=0.001``, ``preprocessing='per_channel'``, ``hidden_dim=(512, 256)``: a keyword
+    argument of TrainConfig and the estimator."""
+    return f"{name}={f'{value:g}' if isinstance(value, float) else repr(value)}"
+
+
+def flag_spelling(name, value):
+    """``--alpha 0.001``: a flag of ``numpy-mlp train`` (and evaluate, predict)."""
+    return f"--{name.replace('_', '-')} {text_value(value)}"
+
+
+def text_value(value):
+    """A value as a command line writes it: ``0.001``, ``per_channel``, ``512,256``."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def setting(name, value):
+    """Setting ``name`` to ``value`` as the caller writes it, for a message's advice:
+    ``alpha=0.001`` from Python, ``--alpha 0.001`` from ``numpy-mlp train``, ``--set
+    alpha=0.001`` from ``numpy-mlp search`` (whatever :func:`spelled_as` chose). Advice
+    that names a setting goes through here, so that it is a command the caller has."""
+    return (_SPELLING.get() or python_spelling)(name, value)
+
+
+@contextmanager
+def spelled_as(spelling):
+    """Within the block, :func:`setting` writes settings with ``spelling(name, value)``."""
+    token = _SPELLING.set(spelling)
+    try:
+        yield
+    finally:
+        _SPELLING.reset(token)
+
+
 def _integer(v):
     return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
 
@@ -182,7 +225,8 @@ def check_blocks(hidden_dim, blocks):
     if blocks and len(hidden_dim) != 1:
         raise ConfigError(f"blocks={blocks} needs one hidden width, not hidden_dim="
                           f"{','.join(map(str, hidden_dim))}: a residual net keeps one width H; "
-                          f"give one --hidden-dim or --blocks 0")
+                          f"give one width ({setting('hidden_dim', hidden_dim[0])}) or "
+                          f"{setting('blocks', 0)}")
 
 
 def check(rule, name, value):

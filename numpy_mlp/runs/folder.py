@@ -122,6 +122,11 @@ def check_owner(path, flag, *, owner):
                                  f"e.g. {flag} {printable(free_name(path))}")
 
 
+def resume_then(path):
+    """What continues the training run in ``path`` after a failed write: its --resume."""
+    return f"continue with 'numpy-mlp train --resume {printable(path)}'"
+
+
 def _check_utf8_name(path, flag):
     """Refuse a path that is not UTF-8 text: the log, config.json and the report spell it."""
     try:
@@ -162,8 +167,9 @@ class RunFolder:
     Args:
         path: the folder.
         flag: the option that named it, for messages (``--out``, ``--resume``).
-        then: what continues the run after a failed write, for messages (default the
-            ``--resume`` command).
+        then: what continues the command's work after a failed write, for messages, in
+            the command's own words (train: :func:`resume_then`); without it the message
+            ends with the fix (free some space, ...): no command gives advice for another.
 
     ``open(create=..., check=NAMES)`` creates the folder (with its parents), takes the lock,
     and refuses a link, folder or special file at any of ``NAMES`` before the run spends
@@ -172,7 +178,7 @@ class RunFolder:
 
     def __init__(self, path, *, flag="--out", then=None):
         self.path, self.flag = Path(path), flag
-        self.then = then or f"continue with 'numpy-mlp train --resume {printable(path)}'"
+        self.then = then
         self._lock_fd, self._shared = None, False
 
     def __repr__(self):
@@ -360,7 +366,7 @@ class RunFolder:
         ``--resume`` finishes the write-up."""
         self.set_phase("writeup")
         message = (f"stopped during the write-up of {printable(self.path)}; the training is saved: "
-                   f"{self.then} to finish it")
+                   f"{self.then or resume_then(self.path)} to finish it")
 
         def stop(signum, frame):
             raise Interrupted(message, signum=signum)

@@ -22,6 +22,7 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..files.atomic import atomic_write  # noqa: E402
+from ..memory import check_fits  # noqa: E402
 
 MAX_COUNTED_CLASSES = 20  # above this many classes the confusion matrix shows no counts
 AS_TEXT = {"parse_math": False}  # the Text properties of every string a dataset supplies
@@ -236,9 +237,12 @@ def plot_confusion(cm, class_names, path, title="Confusion matrix (test set)"):
     row's total); the title gives the overall accuracy.
     """
     cm = np.asarray(cm)
+    C = len(class_names)
+    # the fractions, and matplotlib's RGBA copy of them: 5 floats a cell
+    check_fits(f"the picture of a {C}-class confusion matrix", 40 * C * C,
+               "use a dataset with fewer classes, or evaluate with --no-pictures")
     totals = cm.sum(axis=1, keepdims=True)
     frac = cm / np.maximum(totals, 1)
-    C = len(class_names)
     counted = C <= MAX_COUNTED_CLASSES  # beyond, counts and names would overlap: colours only
     side = 6 if counted else min(6 + C / 10, 16)
     fig, ax = plt.subplots(figsize=(side * 1.25, side))

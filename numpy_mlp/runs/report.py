@@ -14,7 +14,7 @@ import html
 import os
 from pathlib import Path
 
-from ..errors import RunFileError, RunFolderError, UserError
+from ..errors import RunFileError, RunFolderError, UserError, printable
 from ..files.jsonfile import Fields, read_json, read_regular_bytes
 from .folder import RunFolder
 
@@ -166,7 +166,8 @@ def write_report(run_dir, folder=None):
     text = render_report(run_dir)  # first, so that a folder without a run gets no lock file
     if folder is not None:
         return folder.write_text("report.html", text)
-    with RunFolder(run_dir, flag="report").open(create=False) as folder:
+    again = f"run 'numpy-mlp report {printable(run_dir)}' again"
+    with RunFolder(run_dir, flag="report", then=again).open(create=False) as folder:
         return folder.write_text("report.html", text)
 
 

@@ -46,7 +46,14 @@ from ..training.model_file import MODEL_NAME
 from ..training.presets import fit_to_run
 from ..version import __version__
 from .display import TrainingDisplay
-from .folder import STATE_NAME, RunFolder, check_owner, read_run_state, resume_data_dir
+from .folder import (
+    STATE_NAME,
+    RunFolder,
+    check_owner,
+    read_run_state,
+    resume_data_dir,
+    resume_then,
+)
 from .report import PICTURES
 from .rescue import save_best_so_far
 from .writeup import write_up
@@ -131,7 +138,8 @@ def run_training(config, *, data_dir=None, download=True, out=None, log=print, p
             folder.write_json("config.json", fitted.to_dict())
         return fitted
 
-    with RunFolder(out or default_run_dir()).open(check=RUN_WRITES) as folder:
+    out = out or default_run_dir()
+    with RunFolder(out, then=resume_then(out)).open(check=RUN_WRITES) as folder:
         _check_free(folder)
         folder.write_json("config.json", config.to_dict())
         folder.record_start(data_dir=data_dir, download=download,
@@ -163,7 +171,8 @@ def resume_training(out, *, data_dir=None, overrides=None, download=True, log=pr
     if not out.is_dir():
         raise UserError(f"--resume {out}: no run there (no such folder); give a folder written by "
                         f"'numpy-mlp train --out DIR'")
-    with RunFolder(out, flag="--resume").open(create=False, check=RUN_WRITES) as folder:
+    with RunFolder(out, flag="--resume", then=resume_then(out)).open(
+            create=False, check=RUN_WRITES) as folder:
         if not (out / "config.json").is_file():
             raise UserError(f"--resume {out}: no run there (no config.json); give a folder "
                             f"written by 'numpy-mlp train --out DIR'")

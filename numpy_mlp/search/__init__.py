@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import time
 
+from ..nn.rules import spelled_as
 from ..runs.folder import RunFolder, check_owner
 from .outputs import finish, study_folder, write_settings, write_trials_csv
-from .settings import PRUNERS, SAMPLERS, SearchSettings, check_settings
+from .settings import PRUNERS, SAMPLERS, SearchSettings, check_settings, set_spelling
 from .space import (
     DEFAULT_SPACE,
     SPLIT_FIELDS,
     WHOLE_NUMBERS,
     check_compatible,
+    check_fits_data,
     distributions,
     effective_space,
     grid_of,
@@ -44,6 +46,7 @@ from .study import (
     HEARTBEAT,
     JOURNAL,
     STALE_AFTER,
+    check_setup,
     counts,
     fail_dead_trials,
     finished,
@@ -51,6 +54,7 @@ from .study import (
     open_study,
     quiet_optuna,
     redact,
+    where,
 )
 from .workers import load_data, objective, run_worker, run_workers, shares
 
@@ -59,17 +63,23 @@ __all__ = [
     "STALE_AFTER", "WHOLE_NUMBERS", "SearchSettings", "check_compatible", "check_settings",
     "counts", "distributions", "effective_space", "fail_dead_trials", "finish", "finished",
     "grid_of", "load_data", "load_search_file", "merge_space", "objective", "open_storage",
-    "open_study", "run_search", "run_worker", "shares", "study_folder", "suggest_config",
+    "open_study", "redact", "run_search", "run_worker", "shares", "study_folder", "suggest_config",
     "write_trials_csv",
 ]
 
 
 def run_search(settings, *, log=print):
-    """Run (or resume, or join) the search and write its result folder.
+    """Run (or resume, or join) the search and write its result folder; advice in its
+    messages names fields as ``--set FIELD=VALUE``.
 
     Returns:
         the dict written to ``best.json``.
     """
+    with spelled_as(set_spelling):
+        return _run_search(settings, log)
+
+
+def _run_search(settings, log):
     base = check_settings(settings)
     check_owner(settings.out, "--out", owner="a search")  # a training run's folder is the run's
     # the searches of one folder share it (they may join one study); a run may not enter
@@ -79,18 +89,20 @@ def run_search(settings, *, log=print):
 
 
 def _search(settings, base, log):
-    """The search itself, in the folder run_search holds."""
-    write_settings(settings)
+    """The search itself, in the folder _run_search holds."""
     quiet_optuna()
     study = open_study(settings, log=log)  # fails early on a bad storage, before reading data
     check_compatible(study, settings)
+    check_setup(study, settings, base)  # another study's folder: refused before reading data
     data = load_data(settings, base)  # fails early, before any worker starts, without data
+    check_setup(study, settings, base, data)
+    check_fits_data(settings, base, len(data.X_train))
+    write_settings(settings)  # only once the study is known to be this search's
     dead = fail_dead_trials(study)
     c = counts(study)
     todo = max(0, settings.n_trials - finished(c) - c.get("RUNNING", 0))
     if log:
-        where = redact(settings.storage) if settings.storage else f"{settings.out}/{JOURNAL}"
-        log(f"study {settings.study_name!r} in {where}: {finished(c)} finished, "
+        log(f"study {settings.study_name!r} in {where(settings)}: {finished(c)} finished, "
             f"{c.get('RUNNING', 0)} running, {c.get('FAIL', 0)} failed"
             + (f" (marked FAIL now, workers gone: {dead})" if dead else "")
             + f"; running {todo} more trial(s) with {settings.workers} worker(s)")

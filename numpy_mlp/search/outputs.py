@@ -31,8 +31,8 @@ from ..training.config import SEARCH_BEST_NAME, TrainConfig
 from ..training.loop import train
 from ..training.model_file import load_model, write_model_file
 from .settings import settings_dict
-from .space import as_config_values, effective_space
-from .study import counts, fail_dead_trials
+from .space import DEFAULT_SPACE, as_config_values, base_config, effective_space
+from .study import counts, fail_dead_trials, finished
 
 PICTURES = ("history.png", "params.png", "importance.png")
 
@@ -57,13 +57,18 @@ def save_trial_model(path, model, preprocessor, class_names, config, geometry):
                      geometry=geometry)
 
 
-def write_settings(settings):
-    """Create DIR if needed and write ``search.json``."""
+def make_folder(settings):
+    """Create DIR if needed (the journal goes there)."""
     out = Path(settings.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder; choose a folder name")
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "search.json", settings_dict(settings))
+
+
+def write_settings(settings):
+    """Create DIR if needed and write ``search.json``."""
+    make_folder(settings)
+    write_json(Path(settings.out) / "search.json", settings_dict(settings))
 
 
 def finish(settings, study, data, *, search_seconds=None, log=print):
@@ -80,7 +85,7 @@ def finish(settings, study, data, *, search_seconds=None, log=print):
     c = counts(study)
     if not complete:
         raise UserError(f"no trial of study {settings.study_name!r} completed ({_count_text(c)}); "
-                        f"widen the space, use --pruner none or run more trials")
+                        f"{_why_none_completed(settings, trials, c)}")
     best = max(complete, key=lambda t: (t.value, -t.number))
     config = TrainConfig.from_dict(as_config_values(best.user_attrs["config"]))
     trial_model = trial_model_path(settings, best.number)
@@ -138,6 +143,26 @@ def _best_model(trial_model, config, data, log):
     with threadpool_limits(1):  # as in the workers, so the run repeats theirs
         result = train(config, data)
     return result.model, result.preprocessor, "trained again from its config"
+
+
+def _why_none_completed(settings, trials, c):
+    """What made every trial end without a result, and the command that goes on."""
+    diverged = [t for t in trials if t.user_attrs.get("diverged")]
+    if diverged and len(diverged) >= finished(c):
+        alphas = [t.params["alpha"] for t in diverged if "alpha" in t.params]
+        if alphas:  # a tenth of the smallest that diverged, at most the default range
+            high = min(min(alphas) / 10, DEFAULT_SPACE["alpha"]["high"])
+            low = min(high / 100, DEFAULT_SPACE["alpha"]["low"])
+            advice = f"--space alpha={low:.2g}:{high:.2g}:log"
+        else:
+            advice = f"--set alpha={base_config(settings).alpha / 10:.2g}"
+        return (f"every trial diverged (its loss became NaN or infinite): search smaller "
+                f"learning rates, e.g. {advice}")
+    if c.get("FAIL") and not finished(c):
+        return ("every trial failed (the lines above say why, or their workers were killed); "
+                "run the same command again to retry them")
+    return (f"every finished trial was pruned: run more trials (--n-trials "
+            f"{settings.n_trials + 10}) or stop pruning (--pruner none)")
 
 
 def _count_text(c):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 
-from ..errors import ConfigError
-from ..nn.rules import BOOL, TEXT, choice, real, whole
+from ..errors import ConfigError, printable
+from ..nn.rules import BOOL, TEXT, choice, real, text_value, whole
 from ..training.config import SETTINGS, Setting
-from .space import DEFAULT_SPACE, check_space
+from .space import DEFAULT_SPACE, check_grid_fits, check_space
 from .study import check_storage, redact
 
 SAMPLERS = ("tpe", "random", "grid")
@@ -43,6 +43,11 @@ class SearchSettings:
     data_dir: str | None = None      # CIFAR-10 folder (None = the default, see data/dataset.py)
     download: bool = True            # False = --offline
 
+    def __repr__(self):  # a traceback (--debug) shows the settings: the storage redacted
+        shown = ", ".join(f"{f.name}={redact(v) if f.name == 'storage' and v else v!r}"
+                          for f in fields(self) for v in [getattr(self, f.name)])
+        return f"SearchSettings({shown})"
+
 
 def check_settings(settings):
     """Raise a UserError naming the first problem with ``settings``; returns the base
@@ -53,8 +58,31 @@ def check_settings(settings):
             rule.check(value, f"--{name.replace('_', '-')} {value}")
     if not (isinstance(settings.study_name, str) and settings.study_name.strip()):
         raise ConfigError(f"--study-name {settings.study_name!r}: give a name")
+    for flag, text in (("--study-name", settings.study_name), ("--storage", settings.storage)):
+        _check_utf8(flag, text)
     check_storage(settings)
-    return check_space(settings)
+    base = check_space(settings)
+    if settings.sampler == "grid":
+        check_grid_fits(settings)
+    return base
+
+
+def _check_utf8(flag, text):
+    """A name a storage keeps (and search.json, the log) must be UTF-8 text: bytes that are
+    not arrive from the command line as lone surrogates, which no storage can write."""
+    if text is None:
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{flag} {printable(text)}: not UTF-8 text (the \\xNN bytes); "
+                          f"give a name in UTF-8") from None
+
+
+def set_spelling(name, value):
+    """``--set alpha=0.001``: how a search fixes a field, the spelling of its advice
+    (nn.rules.setting)."""
+    return f"--set {name}={text_value(value)}"
 
 
 def settings_dict(settings):

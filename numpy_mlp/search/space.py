@@ -13,6 +13,8 @@ messages are the training command's own. This module adds only the rules of a sp
 from __future__ import annotations
 
 import dataclasses
+import math
+from dataclasses import replace
 from numbers import Real
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import optuna
 
 from ..errors import ConfigError
 from ..files.tomlfile import read_toml
+from ..memory import available_bytes, check_fits
 from ..nn.rules import parse_hidden_dims
 from ..training.config import TrainConfig
 
@@ -102,6 +105,11 @@ def check_space(settings):
     space = effective_space(settings)
     if not space:
         raise ConfigError("nothing to search: every field of the space is fixed with --set")
+    if base.val_size == 0:
+        raise ConfigError("--set val_size=0 leaves no validation images, and a search picks "
+                          "its best trial by validation accuracy; leave val_size out (its "
+                          f"default is {_FIELDS['val_size'].default}) or give --set "
+                          "val_size=N with N >= 1")
     for name, spec in space.items():
         where = f"--space {name}"
         if name in SPLIT_FIELDS:
@@ -122,6 +130,24 @@ def check_space(settings):
             except ConfigError as e:
                 raise ConfigError(f"{where}: {e}") from None
     return base
+
+
+def check_fits_data(settings, base, n_train):
+    """Refuse batch sizes (searched or fixed) larger than the ``n_train`` training images,
+    before any trial: each such trial would fail alike."""
+    spec = effective_space(settings).get("batch_size")
+    if spec is None:
+        largest, given = base.batch_size, f"batch_size={base.batch_size}"
+    else:
+        values = spec["choices"] if "choices" in spec else [spec["low"], spec["high"]]
+        largest, given = max(values), "batch sizes up to " + str(max(values))
+    if largest <= n_train:
+        return
+    fit = 1 << (max(1, n_train).bit_length() - 1)  # the largest power of two that fits
+    advice = (f"--space batch_size={max(1, fit // 8)}:{fit}:log" if spec is not None and fit > 1
+              else f"--set batch_size={fit}")
+    raise ConfigError(f"{given} but the training set has {n_train} images (a batch is at most "
+                      f"that many); search {advice}")
 
 
 def _check_range(where, name, spec):
@@ -195,6 +221,27 @@ def check_compatible(study, settings):
                     raise ConfigError(f"study {settings.study_name!r} already searched {name} as "
                                       f"{dist}: {e} Keep that space, or start a new study with "
                                       f"--study-name") from None
+
+
+def grid_bytes(settings, grid_points=None):
+    """Memory of the grid sampler's list of every point: a tuple of k values per point."""
+    grid = grid_of(replace(settings, grid_points=grid_points or settings.grid_points))
+    return math.prod(len(v) for v in grid.values()) * (64 + 8 * len(grid))
+
+
+def check_grid_fits(settings):
+    """ConfigError naming the grid's size and a --grid-points that fits, when Optuna's list of
+    its points would not fit in memory (memory.check_fits)."""
+    have = available_bytes()
+    if have is None or grid_bytes(settings) <= have:
+        return
+    fits = next((g for g in range(settings.grid_points - 1, 1, -1)
+                 if grid_bytes(settings, g) <= have), None)
+    fix = (f"use --grid-points {fits}" if fits else "search fewer fields") + (
+        ", or give short lists of values (--space FIELD=A,B,C)")
+    points = grid_bytes(settings) // (64 + 8 * len(effective_space(settings)))
+    check_fits(f"the grid of {points:,} points ({settings.grid_points} per range)",
+               grid_bytes(settings), fix)
 
 
 def grid_of(settings):

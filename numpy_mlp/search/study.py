@@ -32,11 +32,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 import warnings
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import unquote
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock; two searches creating one SQLite file may clash there
+    fcntl = None
 
 import numpy as np
 import optuna
@@ -45,9 +53,9 @@ from optuna.storages._heartbeat import BaseHeartbeat  # the interface RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalRedisBackend, JournalStorage
 from optuna.trial import TrialState
 
-from ..errors import UserError
+from ..errors import UserError, printable
 from .journal import bad_entry, check_journal_file
-from .space import grid_of
+from .space import SPLIT_FIELDS, grid_of
 
 JOURNAL = "study.journal"  # the default storage, in the search's folder
 HEARTBEAT = 20  # seconds between heartbeats of a running trial
@@ -55,6 +63,8 @@ STALE_AFTER = 120  # a RUNNING trial silent this long is dead (Optuna's grace_pe
 RETRIES = 1  # a dead worker's trial runs once more; a config that kills twice is dropped
 BEAT = "numpy_mlp:heartbeat"  # system attr of a journal trial: unix time of its last beat
 HOST = socket.gethostname()
+SETUP = "numpy_mlp:setup"  # study user attr: what its trials share (check_setup)
+CREATE_ATTEMPTS = 5  # tries to open a server's new study tables another process is creating
 _REPLAY_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, AssertionError)
 
 
@@ -84,12 +94,13 @@ def _redis_storage(url, retry):
     except ImportError:
         raise UserError(f"--storage {redact(url)}: the redis client is missing; "
                         f"pip install 'numpy-mlp[redis]'") from None
-    try:
+    try:  # the server and the URL's options first, so that their faults are not the journal's
+        redis.Redis.from_url(url).ping()
         backend = _quiet(JournalRedisBackend, url)
         return HeartbeatJournalStorage(backend, redact(url), retry, unit="entry")
-    except (redis.exceptions.RedisError, ValueError) as e:
+    except (redis.exceptions.RedisError, ValueError, TypeError) as e:
         raise UserError(f"--storage {redact(url)}: cannot use the Redis server "
-                        f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
+                        f"({_reason(e, url)})") from None
 
 
 def _rdb_storage(url, retry):
@@ -98,31 +109,148 @@ def _rdb_storage(url, retry):
         # SQLAlchemy 2.1 reads postgresql:// as psycopg 3; our [postgres] extra installs psycopg2
         url = "postgresql+psycopg2://" + url.split("://", 1)[1]
     try:
-        return _quiet(_DeadWorkerRDBStorage, url, heartbeat_interval=HEARTBEAT,
-                      grace_period=STALE_AFTER, heartbeat_stale_trial_callback=retry)
+        with _creation_lock(url):
+            return _create_rdb(url, retry)
     except ImportError as e:
-        raise UserError(f"--storage {shown}: a database driver is missing ({e}); "
+        raise UserError(f"--storage {shown}: a database driver is missing ({scrub(e, url)}); "
                         f"install it, e.g. pip install 'numpy-mlp[postgres]'") from None
     except Exception as e:  # sqlalchemy's errors: bad URL, server down, wrong password
-        raise UserError(f"--storage {shown}: cannot open the study storage ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0]})") from None
+        raise UserError(f"--storage {shown}: cannot open the study storage "
+                        f"({_reason(e, url)})") from None
+
+
+def _create_rdb(url, retry, attempts=CREATE_ATTEMPTS):
+    """Optuna's RDBStorage on ``url``, tried again while another process is creating its
+    tables (on a server; a SQLite file is created under :func:`_creation_lock`)."""
+    for attempt in range(attempts):
+        try:
+            return _quiet(_DeadWorkerRDBStorage, url, heartbeat_interval=HEARTBEAT,
+                          grace_period=STALE_AFTER, heartbeat_stale_trial_callback=retry)
+        except Exception as e:  # sqlalchemy's IntegrityError, OperationalError, ...
+            raced = re.search(r"already exists|UNIQUE constraint|duplicate key", str(e))
+            if not raced or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+@contextmanager
+def _creation_lock(url):
+    """For a SQLite file, hold an exclusive lock on its folder while its tables are created:
+    two searches creating one new file at once would otherwise both create them, and one
+    fail ("table already exists", "UNIQUE constraint failed: alembic_version")."""
+    path = _sqlite_file(url)
+    fd = None
+    if path and fcntl is not None:
+        try:
+            fd = os.open(Path(path).resolve().parent, os.O_RDONLY)
+        except OSError:  # no such folder: SQLite says what is wrong
+            fd = None
+        else:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:  # a file system without locks: the retry of _create_rdb is left
+                os.close(fd)
+                fd = None
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the lock
+
+
+def _sqlite_file(url):
+    """The database file of a ``sqlite://`` URL; "" for an in-memory database; None for
+    another URL."""
+    if not url.startswith("sqlite"):
+        return None
+    from sqlalchemy.engine import make_url  # Optuna's RDBStorage needs SQLAlchemy anyway
+
+    try:
+        u = make_url(url)
+    except Exception:  # a bad URL: RDBStorage says so
+        return None
+    memory = not u.database or u.database == ":memory:" or u.query.get("mode") == "memory"
+    return "" if memory else u.database
 
 
 def check_storage(settings):
-    """Refuse a storage that cannot serve ``settings.workers`` writers."""
+    """Refuse a storage that cannot serve ``settings.workers`` writers, or that no other
+    process or thread sees (an in-memory SQLite database)."""
     url = settings.storage or ""
+    if _sqlite_file(url) == "":
+        raise UserError(f"--storage {redact(url)} is a database in memory, which the heartbeat "
+                        f"thread and every worker would see empty; give a file, e.g. "
+                        f"--storage sqlite:///{settings.out}/study.db, or leave out --storage "
+                        f"to use a journal file")
     if url.startswith("sqlite") and settings.workers > 1:
         raise UserError("SQLite is not safe for several writers (Optuna's advice); "
                         "leave out --storage to use a journal file")
 
 
+# query parameters whose value is a credential: password=, passwd=, pwd=, sslpassword=,
+# secret=, token=, access_token=, api_key=, auth=... (their names, case-insensitive)
+_SECRET_KEY = re.compile(r"pass|pwd|secret|token|key|auth|credential", re.IGNORECASE)
+HIDDEN = "***"
+
+
 def redact(url):
-    """The URL without its password, for messages."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':')[0]}:***@{host}"
-    return url
+    """The storage URL ``url`` as shown in messages and saved in files: the password of its
+    user part (``user:pw@``, ``:pw@``) and the value of every query parameter that holds a
+    credential (``?password=``, ``&Token=``, ...) replaced by ``***``; a path is returned as
+    it is.
+
+    The one redaction of a storage URL: every message, log line and file that names one
+    goes through it (or :func:`scrub` for a text that may quote it)."""
+    return _redact_parts(url)[0]
+
+
+def scrub(text, url):
+    """``text`` (e.g. a database driver's message) with every credential of ``url`` in it,
+    as written or percent-decoded, replaced by ``***``; the URL itself shown redacted."""
+    text = str(text)
+    if url:
+        shown, secrets = _redact_parts(url)
+        text = text.replace(url, shown)
+        for secret in sorted(secrets, key=len, reverse=True):  # whole words: "pw" is no
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])",  # "pwd"'s
+                          HIDDEN, text)
+    return text
+
+
+def _redact_parts(url):
+    """``(redacted url, the credentials found in it)``; the URL is never parsed and rebuilt,
+    so that what is shown is what was given, credentials aside."""
+    url = str(url)
+    if "://" not in url:
+        return url, set()
+    secrets = set()
+    scheme, rest = url.split("://", 1)
+    head, sep, query = rest.partition("?")
+    if "@" in head:  # user info: everything before the last @ of the part before the query
+        creds, host = head.rsplit("@", 1)
+        user, colon, password = creds.partition(":")
+        if colon and password:
+            secrets.add(password)
+            creds = f"{user}:{HIDDEN}"
+        head = f"{creds}@{host}"
+    if sep:
+        params = []
+        for param in re.split(r"([&;#])", query):
+            key, eq, value = param.partition("=")
+            if eq and value and _SECRET_KEY.search(unquote(key)):
+                secrets.add(value)
+                param = f"{key}={HIDDEN}"
+            params.append(param)
+        query = "".join(params)
+    secrets |= {unquote(s) for s in secrets}
+    return f"{scheme}://{head}{sep}{query}", {s for s in secrets if s}
+
+
+def _reason(e, url):
+    """``Type: first line of the message`` of a storage's exception ``e``, without the
+    credentials of ``url``."""
+    lines = scrub(e, url).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
 
 
 def _quiet(make, *args, **kwargs):
@@ -255,6 +383,63 @@ def open_study(settings, storage=None, sampler=None, pruner=None, *, log=None):
     return optuna.create_study(storage=storage or open_storage(settings, log),
                                study_name=settings.study_name, direction="maximize",
                                load_if_exists=True, sampler=sampler, pruner=pruner)
+
+
+def where(settings):
+    """The study's storage as messages show it: the journal's path, or the URL redacted."""
+    return redact(settings.storage) if settings.storage else f"{settings.out}/{JOURNAL}"
+
+
+def setup_of(settings, base, data=None):
+    """The data every trial of a study is trained and selected on, as the study records it
+    (JSON values): the fields that decide it (``SPLIT_FIELDS``: dataset, image size, the
+    validation split), and with ``data`` loaded, the geometry of its images and its class
+    names. Other fixed fields may change between the commands of one study (shorter runs
+    to finish it, say): its trials stay comparable, its models fit the data."""
+    values = base.to_dict()
+    setup = {"fixed": {k: values[k] for k in SPLIT_FIELDS}}
+    if data is not None:
+        g = data.geometry
+        setup.update(geometry=f"{g.height}x{g.width}x{g.channels}",
+                     classes=[str(c) for c in data.class_names])
+    return json.loads(json.dumps(setup))  # as the storage gives it back: tuples as lists
+
+
+def check_setup(study, settings, base, data=None):
+    """Refuse to join a study whose trials ran on other data (another dataset's study in
+    the same folder, another validation split, images of another size or other classes):
+    their accuracies would be compared with this run's, and the best model would not fit
+    this data. With ``data`` given and the study agreeing, record the setup on a study that
+    has none yet.
+
+    A study written before setups were recorded is compared by its trials' configs."""
+    mine = setup_of(settings, base, data)
+    theirs = study.user_attrs.get(SETUP)
+    if not isinstance(theirs, dict):
+        configs = [t.user_attrs["config"] for t in study.get_trials(deepcopy=False)
+                   if isinstance(t.user_attrs.get("config"), dict)]
+        theirs = ({"fixed": {k: configs[0][k] for k in mine["fixed"] if k in configs[0]}}
+                  if configs else {})
+    diffs = [f"{k}={_short(theirs['fixed'][k])} there, {_short(v)} here"
+             for k, v in mine["fixed"].items()
+             if k in theirs.get("fixed", {}) and theirs["fixed"][k] != v]
+    diffs += [f"{k} {_short(theirs.get(k))} there, {_short(mine.get(k))} here"
+              for k in ("geometry", "classes") if k in theirs and k in mine
+              and theirs[k] != mine[k]]
+    if diffs:
+        raise UserError(f"study {printable(settings.study_name)!r} in {where(settings)} holds "
+                        f"trials on other data ({'; '.join(diffs)}); start a new study with "
+                        f"another --study-name or --out, or continue this one on its own data "
+                        f"(--data-dir, --set dataset/image_size/val_size/seed)")
+    if data is not None and SETUP not in study.user_attrs:
+        study.set_user_attr(SETUP, mine)
+
+
+def _short(v):
+    """A recorded value for a message: a list of class names by its length."""
+    if isinstance(v, list) and len(v) > 4:
+        return f"{len(v)} classes [{', '.join(map(str, v[:3]))}, ...]"
+    return json.dumps(v) if isinstance(v, list) else str(v)
 
 
 def quiet_optuna():

@@ -20,8 +20,10 @@ from threadpoolctl import threadpool_limits
 
 from ..data.registry import load_dataset
 from ..errors import DivergenceError, UserError
+from ..nn.rules import spelled_as
 from ..training.loop import train
 from .outputs import fmt, save_trial_model, trial_model_path
+from .settings import set_spelling
 from .space import base_config, suggest_config
 from .study import (
     counts,
@@ -157,7 +159,8 @@ def run_workers(settings, todo, data, log):
 def _worker_main(settings, worker, n_trials):
     """Entry point of a spawned worker process."""
     try:
-        run_worker(settings, worker, n_trials)
+        with spelled_as(set_spelling):  # a new process: the search's words again
+            run_worker(settings, worker, n_trials)
     except UserError as e:
         print(f"numpy-mlp: worker {worker}: error: {e}", flush=True)
         raise SystemExit(2) from None

@@ -27,10 +27,13 @@ from ..data.deform import Deformer
 from ..data.mixing import Mixer
 from ..data.preprocessing import Preprocessor
 from ..errors import ConfigError, DivergenceError
+from ..memory import available_bytes, check_fits
+from ..nn.architecture import Architecture
 from ..nn.ema import EMA
 from ..nn.losses import cross_entropy_loss
 from ..nn.model import FullyConnectedNet
 from ..nn.optim import SGD
+from ..nn.rules import setting
 from ..nn.schedules import lr_at
 from .config import TrainConfig
 from .inference import predict_labels
@@ -122,6 +125,35 @@ def _new_model(config, input_dim, num_classes, rng):
                              expansion=config.expansion, dtype=config.dtype, rng=rng)
 
 
+def network_bytes(config, input_dim, num_classes):
+    """Memory a run of ``config`` takes for its network: each weight with its gradient and
+    momentum (and its average, with ``ema``), and a minibatch's activations, forward and
+    backward, at every layer."""
+    arch = Architecture(input_dim, config.hidden_dim, num_classes, norm=config.norm,
+                        blocks=config.blocks, expansion=config.expansion)
+    weights = sum(math.prod(shape) for shape in arch.param_shapes().values())
+    widths = sum(fan_out for _, fan_out in arch.affine_dims())
+    copies = 4 if config.ema else 3
+    return np.dtype(config.dtype).itemsize * (copies * weights + 4 * config.batch_size * widths)
+
+
+def check_network_fits(config, input_dim, num_classes):
+    """ConfigError naming the network and narrower widths that fit, before any of it is made
+    (memory.check_fits)."""
+    need = network_bytes(config, input_dim, num_classes)
+    have = available_bytes()
+    if have is None or need <= have:
+        return
+    widths = config.hidden_dim
+    for _ in range(40):  # halve the widths until the network fits (or they are all 1)
+        widths = tuple(max(1, h // 2) for h in widths)
+        if network_bytes(config.replace(hidden_dim=widths), input_dim, num_classes) <= have:
+            break
+    check_fits(f"the network (input {input_dim}, hidden {','.join(map(str, config.hidden_dim))}, "
+               f"{num_classes} classes, batch {config.batch_size}) with its gradients and "
+               f"momentum", need, f"use narrower layers, e.g. {setting('hidden_dim', widths)}")
+
+
 def initial_params(config, input_dim, num_classes):
     """The parameters a run of ``config`` starts from, ``{"W1": (D, H), "b1": (H,), ...}``,
     without building the rest of the run (no data needed); ``input_dim`` is the model's
@@ -136,6 +168,9 @@ def build(config, data, preprocessor=None):
     training images again (for whiten a 20 s eigendecomposition)."""
     init_rng, order_rng, eval_rng, aug_rng, mix_rng = _generators(config.seed)
     n, D = data.X_train.shape
+    input_dim = (preprocessor.output_dim(D) if preprocessor is not None
+                 else min(config.whiten_dim, D) if config.preprocessing == "whiten" else D)
+    check_network_fits(config, input_dim, len(data.class_names))
     if preprocessor is None:
         preprocessor = Preprocessor.fit(
             config.preprocessing, data.X_train, np.dtype(config.dtype),
@@ -153,6 +188,11 @@ def build(config, data, preprocessor=None):
         ema = EMA(model.params, config.ema)
         loop.history.update({k: [] for k in EMA_HISTORY_KEYS})
     return RunState(model, optimizer, preprocessor, eval_idx, loop, ema)
+
+
+def _smaller_batch(n):
+    """A batch size that fits ``n`` training images: the largest power of two up to n."""
+    return 1 << (max(1, n).bit_length() - 1)
 
 
 def train(config, data, *, state=None, on_step=None, on_eval=None, weights=None):
@@ -184,7 +224,8 @@ def train(config, data, *, state=None, on_step=None, on_eval=None, weights=None)
     geometry = data.geometry
     if config.batch_size > len(X_train):
         raise ConfigError(f"batch_size={config.batch_size} is larger than the training set "
-                          f"({len(X_train)} images); use a smaller --batch-size")
+                          f"({len(X_train)} images); use a smaller batch, e.g. "
+                          f"{setting('batch_size', _smaller_batch(len(X_train)))}")
     run = state or build(config, data)
     model, s = run.model, run.loop
     total, steps_per_epoch = total_steps(config, len(X_train))
@@ -225,7 +266,8 @@ def train(config, data, *, state=None, on_step=None, on_eval=None, weights=None)
             if not math.isfinite(loss):
                 raise DivergenceError(
                     f"training diverged at step {step}: the loss is {loss}; use a smaller learning "
-                    f"rate (e.g. --alpha {config.alpha / 10:g}) or a smaller momentum")
+                    f"rate (e.g. {setting('alpha', config.alpha / 10)}) or a smaller "
+                    f"momentum")
             model.backward(dscores, cache, add_l2=False)  # the optimizer adds reg * W
 
             # 3. the update: m <- beta*m + g ; theta <- theta - alpha*m, alpha from the schedule

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..memory import check_fits
+
 
 def accuracy(y_true, y_pred, weights=None):
     """Fraction of equal labels, each row counted with its weight (N,) if given; NaN for
@@ -20,6 +22,8 @@ def accuracy(y_true, y_pred, weights=None):
 
 def confusion_matrix(y_true, y_pred, num_classes=10):
     """(C, C) counts: row = true class, column = predicted class."""
+    check_fits(f"a {num_classes} x {num_classes} confusion matrix", 8 * num_classes**2,
+               "use a dataset with fewer classes")
     cm = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)
     return cm
