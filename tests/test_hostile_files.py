@@ -463,3 +463,24 @@ def test_a_fifo_among_a_folders_images_is_passed_over_not_waited_on(tmp_path):
                          "--out", tmp_path / "o", *TINY, "--val-size", "2", "--batch-size", "4")
     assert rc == 0, err
     assert (tmp_path / "o" / "model.npz").is_file()
+
+
+@pytest.mark.parametrize("node", ["fifo", "link"])
+def test_a_stale_part_file_that_is_no_file_is_refused_before_the_download(tmp_path, node):
+    """The download streams into NAME.part: a FIFO there would block its open for ever, a
+    link would be written through."""
+    from numpy_mlp.data.download import download_file
+    from numpy_mlp.errors import DataError
+
+    part = tmp_path / "archive.tar.gz.part"
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"keep")
+    os.mkfifo(part) if node == "fifo" else part.symlink_to(target)
+    # nothing listens on port 9 of 127.0.0.1: the check comes before any connection
+    with pytest.raises(DataError) as e:
+        download_file(tmp_path, "archive.tar.gz", "http://127.0.0.1:9/a.tar.gz", "0" * 32,
+                      what="the archive", size="1 kB")
+    kind = "a FIFO (named pipe)" if node == "fifo" else "a symbolic link"
+    assert f"archive.tar.gz.part, where the download is written, is {kind}; remove it" in \
+        str(e.value)
+    assert target.read_bytes() == b"keep" and os.path.lexists(part)

@@ -29,6 +29,7 @@ import hashlib
 import http.client
 import os
 import queue
+import stat
 import threading
 import time
 import urllib.error
@@ -40,7 +41,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import DataError, printable
-from ..files.regular import open_regular
+from ..files.regular import kind_of, open_regular
 
 READ_TIMEOUT = 60.0  # seconds without data before giving up
 DEADLINE = 3600.0  # seconds for the whole download: 170 MB at 47 kB/s or faster
@@ -128,6 +129,19 @@ class Fetch:
                              deadline=self.deadline)
 
 
+def _check_part(part, by_hand):
+    """Refuse to stream into ``part`` when something other than a regular file has its name:
+    opening a FIFO for writing waits for a reader for ever, and a link or a device would be
+    written through."""
+    try:
+        mode = os.lstat(part).st_mode
+    except OSError:
+        return  # nothing there (or unreachable: the download's own open says why)
+    if not stat.S_ISREG(mode):
+        raise DataError(f"{printable(part)}, where the download is written, is "
+                        f"{kind_of(mode)}; remove it, or {by_hand}")
+
+
 def download_file(
     dest_dir: str | os.PathLike,
     name: str,
@@ -180,6 +194,7 @@ def download_file(
                         f"{dest_dir.parent} does not exist, and a folder tree is not created "
                         f"for it; check the path, create {dest_dir.parent}, or pass "
                         f"--data-dir / set NUMPY_MLP_DATA to a folder that has {what}")
+    _check_part(part, by_hand)
     try:
         dest_dir.mkdir(parents=parents, exist_ok=True)
         if log:
