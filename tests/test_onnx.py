@@ -20,8 +20,17 @@ from synthetic_data import synthetic
 
 from numpy_mlp.cli.commands import main
 from numpy_mlp.data.cifar10 import CLASS_NAMES, load_cifar10
+from numpy_mlp.data.dataset import ROW_LAYOUT
 from numpy_mlp.nn.losses import softmax
-from numpy_mlp.onnx_export import CLASS_NAMES_KEY, INPUT_NAME, OUTPUT_NAME, export_onnx
+from numpy_mlp.onnx_export import (
+    CLASS_NAMES_KEY,
+    INPUT_NAME,
+    LAYOUT,
+    LAYOUT_KEY,
+    OUTPUT_NAME,
+    SHAPE_KEY,
+    export_onnx,
+)
 from numpy_mlp.training.config import TrainConfig
 from numpy_mlp.training.loop import train
 from numpy_mlp.training.model_file import load_model, write_model_file
@@ -119,7 +128,8 @@ def run_dir(tmp_path_factory):
 def test_export_command_end_to_end(run_dir, tmp_path, capsys):
     path = tmp_path / "model.onnx"
     assert main(["export", str(run_dir), "--onnx", str(path)]) == 0
-    assert f"wrote {path}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"wrote {path}" in out and ROW_LAYOUT in out
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (inp,), (out,) = session.get_inputs(), session.get_outputs()
@@ -128,6 +138,10 @@ def test_export_command_end_to_end(run_dir, tmp_path, capsys):
     meta = session.get_modelmeta().custom_metadata_map
     assert json.loads(meta[CLASS_NAMES_KEY]) == list(CLASS_NAMES)
     assert meta["preprocessing"] == TrainConfig().preprocessing
+    # the layout, which the graph cannot check, is stated in the model itself
+    assert meta[LAYOUT_KEY] == LAYOUT and json.loads(meta[SHAPE_KEY]) == [3, 32, 32]
+    (doc,) = [i.doc_string for i in onnx.load(path).graph.input]
+    assert doc.startswith("uint8 (N, 3072) = (N, C*H*W), C, H, W = 3, 32, 32") and ROW_LAYOUT in doc
     X = np.random.default_rng(0).integers(0, 256, (7, 3072), dtype=np.uint8)
     for n in (1, 7):  # the batch dimension is dynamic
         p = session.run(None, {INPUT_NAME: X[:n]})[0]
@@ -189,3 +203,4 @@ def test_the_package_imports_onnx_only_to_export():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('onnx', 'onnxruntime')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+

@@ -28,6 +28,11 @@ from ..errors import DataError
 MAX_SIDE = 4096  # pixels: the largest height or width of an image
 MAX_VALUES = 3 * MAX_SIDE * MAX_SIDE  # the most values a row may have (the largest image's)
 SHOWN_CLASSES = 5  # class names a message lists before "..."
+# how a row holds an image, in the words of every place that takes rows from outside (the
+# ONNX model's input, export's help and message, docs/onnx.md): one fact, said once
+ROW_LAYOUT = ("each image channel-first (C planes of H rows of W pixels), as "
+              "numpy.asarray(PIL image).transpose(2, 0, 1).reshape(1, -1) lays out one "
+              "(H, W, C) image")
 
 
 @dataclass(frozen=True)
