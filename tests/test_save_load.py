@@ -86,6 +86,9 @@ def test_save_and_load_refuse_what_they_cannot_use_in_one_line(tmp_path, cifar):
         with pytest.raises(UserError, match=r"rows \(N, 3072\).*channel-first, or images "
                                             r"\(N, 32, 32, 3\) or \(N, 3, 32, 32\)"):
             saved.predict(np.zeros(shape, np.uint8))
+    with pytest.raises(UserError, match=r"shape \(32, 32, 3\); for one image pass X\[None\]"):
+        saved.predict(np.zeros((32, 32, 3), np.uint8))
+    assert saved.predict(np.zeros((32, 32, 3), np.uint8)[None]).shape == (1,)
 
 
 def test_predict_takes_images_pixels_last_or_channel_first_as_the_same_rows(tmp_path, cifar):

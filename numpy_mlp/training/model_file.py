@@ -108,8 +108,11 @@ class SavedModel:
             arrays = ("" if g.is_features else
                       f", or images (N, {g.height}, {g.width}, {g.channels}) or "
                       f"(N, {g.channels}, {g.height}, {g.width})")
+            one = (X.shape in ((g.height, g.width, g.channels), (g.channels, g.height, g.width))
+                   and not g.is_features)
             raise UserError(f"{self.path} takes rows (N, {g.D}) of {g} values, each image "
-                            f"channel-first{arrays}; not an array of shape {X.shape}")
+                            f"channel-first{arrays}; not an array of shape {X.shape}"
+                            + ("; for one image pass X[None]" if one else ""))
         return rows
 
     @property
