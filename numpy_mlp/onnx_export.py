@@ -13,9 +13,13 @@ Dropout is the identity here; batch norm is folded into the Gemm beside it (exac
 evaluation: ``FullyConnectedNet.eval_params``); GELU is its tanh form in Mul/Add/Tanh nodes
 (opset 17 has no Gelu); a residual net's blocks end in an Add of the stream and the branch.
 
-N is dynamic. The class names are in the model's ``metadata_props`` (key ``class_names``, a
-JSON list in label order). The probabilities are those of a single view: a run's test-time
-shift (``--tta-shift``) averages several views outside the network and is not exported.
+N is dynamic. The layout of a row is stated in the model, since a graph cannot see it (an
+image flattened height x width x channel is a row of the same length, and gets wrong
+classes): in the input's doc_string (:func:`input_doc`) and in ``metadata_props`` under
+``input_layout`` ("NCHW, flattened") and ``image_shape`` (a JSON [C, H, W]). The class names
+are there too (key ``class_names``, a JSON list in label order). The probabilities are
+those of a single view: a run's test-time shift (``--tta-shift``) averages several views
+outside the network and is not exported.
 
 The per_channel statistics are kept as a Sub and a Mul rather than folded into W1 (as
 ``Preprocessor.folded`` does for evaluation): they cost 2 operations per input value against
@@ -31,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .data.dataset import ROW_LAYOUT
 from .data.preprocessing import EPS
 from .errors import ModelFileError, UserError
 from .files.atomic import atomic_write, check_output_path
@@ -41,25 +46,38 @@ INPUT_NAME = "images"  # (N, D) uint8
 OUTPUT_NAME = "probabilities"  # (N, C) float
 BATCH = "N"  # the name of the dynamic batch dimension
 CLASS_NAMES_KEY = "class_names"  # metadata_props key: a JSON list of the C names
+LAYOUT_KEY, LAYOUT = "input_layout", "NCHW, flattened"  # metadata_props: how a row is laid out
+SHAPE_KEY = "image_shape"  # metadata_props key: a JSON [C, H, W], the shape before flattening
 OPSET = 17  # ReduceMean still takes its axes as an attribute; onnxruntime >= 1.13 runs it
 IR_VERSION = 8  # the IR version of opset 17, so that older runtimes read the file too
 
 MAX_BYTES = 2**31 - 2**20  # protobuf refuses messages of 2 GiB; leave room for the graph
 
 
+def input_doc(geometry):
+    """The input's layout in one line, for a model of ``geometry``: what the ONNX model's
+    input says of itself (``uint8 (N, 3072) = (N, C*H*W), C, H, W = 3, 32, 32: each image
+    channel-first ...``)."""
+    C, H, W = geometry.channels, geometry.height, geometry.width
+    grey = "; a grey image's (H, W) pixels need only .reshape(N, -1)" if C == 1 else ""
+    return (f"uint8 ({BATCH}, {geometry.D}) = ({BATCH}, C*H*W), C, H, W = {C}, {H}, {W}: "
+            f"{ROW_LAYOUT}{grey}")
+
+
 def _load_for_export(path):
-    """The model file's network, its input preparation and its class names.
+    """The model file's network, its input preparation, its class names and geometry.
 
     The one place that reads a saved model for export, through
     :func:`~numpy_mlp.training.model_file.load_model` and the Preprocessor's public
     attributes (``mode``, ``stats``, ``dtype``).
 
     Returns:
-        ``(model, preprocessor, class_names)``: a FullyConnectedNet, a Preprocessor
-        (uint8 (N, D) -> float (N, D)) and a tuple of C names.
+        ``(model, preprocessor, class_names, geometry)``: a FullyConnectedNet, a
+        Preprocessor (uint8 (N, D) -> float (N, D)), a tuple of C names and the Geometry of
+        its input rows.
     """
     saved = load_model(path)
-    return saved.model, saved.preprocessor, saved.class_names
+    return saved.model, saved.preprocessor, saved.class_names, saved.geometry
 
 
 def _model_path_of(run):
@@ -76,13 +94,14 @@ def _model_path_of(run):
     return run
 
 
-def build_onnx(model, preprocessor, class_names):
+def build_onnx(model, preprocessor, class_names, geometry):
     """The ONNX model: uint8 images (N, D) in, probabilities (N, C) out (see the module doc).
 
     Args:
         model: a FullyConnectedNet (its ``params``, ``num_layers``, ``input_dim``, ``dtype``).
         preprocessor: a Preprocessor (its ``mode``, ``stats``, ``dtype``).
         class_names: the C class names, in label order.
+        geometry: the Geometry of its input rows, stated in the model (:func:`input_doc`).
     Returns:
         an ``onnx.ModelProto`` (the graph is checked with ``onnx.checker`` by the tests).
     Raises:
@@ -117,17 +136,23 @@ def build_onnx(model, preprocessor, class_names):
 
     graph = helper.make_graph(
         nodes, "numpy_mlp",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, [BATCH, model.input_dim])],
-        [helper.make_tensor_value_info(OUTPUT_NAME, float_type, [BATCH, len(class_names)])],
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, [BATCH, model.input_dim],
+                                       doc_string=input_doc(geometry))],
+        [helper.make_tensor_value_info(
+            OUTPUT_NAME, float_type, [BATCH, len(class_names)],
+            doc_string=f"({BATCH}, {len(class_names)}) class probabilities, in the order of "
+                       f"the metadata's {CLASS_NAMES_KEY}")],
         initializer=constants,
-        doc_string=f"{INPUT_NAME}: ({BATCH}, {model.input_dim}) uint8 images, channel-first rows; "
-                   f"{OUTPUT_NAME}: ({BATCH}, {len(class_names)}) class probabilities")
+        doc_string=f"{INPUT_NAME}: {input_doc(geometry)}; {OUTPUT_NAME}: ({BATCH}, "
+                   f"{len(class_names)}) class probabilities")
     onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                                    producer_name="numpy-mlp", producer_version=__version__,
                                    doc_string=repr(model))
     onnx_model.ir_version = IR_VERSION
-    helper.set_model_props(onnx_model, {CLASS_NAMES_KEY: json.dumps(list(class_names)),
-                                        "preprocessing": preprocessor.mode})
+    helper.set_model_props(onnx_model, {
+        CLASS_NAMES_KEY: json.dumps(list(class_names)), "preprocessing": preprocessor.mode,
+        LAYOUT_KEY: LAYOUT,
+        SHAPE_KEY: json.dumps([geometry.channels, geometry.height, geometry.width])})
     return onnx_model
 
 
@@ -217,8 +242,8 @@ def export_onnx(run, path):
     if path.is_file() and path.suffix != ".onnx":  # e.g. the model.npz itself, by a slip
         raise UserError(f"--onnx {path} exists and is not an .onnx file; choose another name "
                         f"(an existing .onnx file is replaced)")
-    model, preprocessor, class_names = _load_for_export(_model_path_of(run))
-    onnx_model = build_onnx(model, preprocessor, class_names)
+    model, preprocessor, class_names, geometry = _load_for_export(_model_path_of(run))
+    onnx_model = build_onnx(model, preprocessor, class_names, geometry)
     data = onnx_model.SerializeToString()
     try:
         atomic_write(path, lambda f: f.write(data))

@@ -3,13 +3,18 @@
 "Ours" is the package's own path, as ``numpy-mlp predict`` takes it: the saved model's
 forward pass on its Preprocessor's output, then softmax. The exported file must agree to
 1e-5 on 1,000 real CIFAR-10 test images for the two-layer net and a deeper one, in both
-preprocessing modes, and pass onnx's checker.
+preprocessing modes, and pass onnx's checker. The onnxruntime example of docs/onnx.md, run
+as it stands there on a real CIFAR-10 image, must give ``numpy-mlp predict``'s class.
 """
 
+import contextlib
 import functools
+import io
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -20,12 +25,22 @@ from synthetic_data import synthetic
 
 from numpy_mlp.cli.commands import main
 from numpy_mlp.data.cifar10 import CLASS_NAMES, load_cifar10
+from numpy_mlp.data.dataset import ROW_LAYOUT
 from numpy_mlp.nn.losses import softmax
-from numpy_mlp.onnx_export import CLASS_NAMES_KEY, INPUT_NAME, OUTPUT_NAME, export_onnx
+from numpy_mlp.onnx_export import (
+    CLASS_NAMES_KEY,
+    INPUT_NAME,
+    LAYOUT,
+    LAYOUT_KEY,
+    OUTPUT_NAME,
+    SHAPE_KEY,
+    export_onnx,
+)
 from numpy_mlp.training.config import TrainConfig
 from numpy_mlp.training.loop import train
 from numpy_mlp.training.model_file import load_model, write_model_file
 
+DOC = Path(__file__).resolve().parents[1] / "docs/onnx.md"
 TINY = ["--hidden-dim", "8", "--batch-size", "10", "--num-iters", "3", "--val-size", "10",
         "--threads", "1", "--quiet", "--offline"]
 
@@ -119,7 +134,8 @@ def run_dir(tmp_path_factory):
 def test_export_command_end_to_end(run_dir, tmp_path, capsys):
     path = tmp_path / "model.onnx"
     assert main(["export", str(run_dir), "--onnx", str(path)]) == 0
-    assert f"wrote {path}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"wrote {path}" in out and ROW_LAYOUT in out
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (inp,), (out,) = session.get_inputs(), session.get_outputs()
@@ -128,6 +144,10 @@ def test_export_command_end_to_end(run_dir, tmp_path, capsys):
     meta = session.get_modelmeta().custom_metadata_map
     assert json.loads(meta[CLASS_NAMES_KEY]) == list(CLASS_NAMES)
     assert meta["preprocessing"] == TrainConfig().preprocessing
+    # the layout, which the graph cannot check, is stated in the model itself
+    assert meta[LAYOUT_KEY] == LAYOUT and json.loads(meta[SHAPE_KEY]) == [3, 32, 32]
+    (doc,) = [i.doc_string for i in onnx.load(path).graph.input]
+    assert doc.startswith("uint8 (N, 3072) = (N, C*H*W), C, H, W = 3, 32, 32") and ROW_LAYOUT in doc
     X = np.random.default_rng(0).integers(0, 256, (7, 3072), dtype=np.uint8)
     for n in (1, 7):  # the batch dimension is dynamic
         p = session.run(None, {INPUT_NAME: X[:n]})[0]
@@ -189,3 +209,42 @@ def test_the_package_imports_onnx_only_to_export():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('onnx', 'onnxruntime')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def doc_snippet():
+    """The Python block of docs/onnx.md that runs an exported model in onnxruntime."""
+    blocks = [b for b in re.findall(r"^```python\n(.*?)^```", DOC.read_text(), re.S | re.M)
+              if "InferenceSession" in b]
+    assert len(blocks) == 1, f"{DOC.name} should hold one onnxruntime example, not {len(blocks)}"
+    return blocks[0]
+
+
+@pytest.mark.slow
+def test_the_docs_onnxruntime_example_gives_predicts_class_for_a_real_image(
+        cifar_dir, tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    data = real_cifar(cifar_dir)
+    config = TrainConfig(hidden_dim=(64,), num_iters=150, batch_size=64, alpha=5e-3,
+                         val_size=1000, eval_train_size=500, evals=1, threads=1)
+    save_run(tmp_path / "run", config, data)
+    frog = data.X_test[data.y_test == CLASS_NAMES.index("frog")][0]  # (3072,) as stored
+    monkeypatch.chdir(tmp_path)  # the names the docs use: first.onnx, frog.png
+    Image.fromarray(frog.reshape(3, 32, 32).transpose(1, 2, 0)).save("frog.png")
+    assert main(["export", "run", "--onnx", "first.onnx"]) == 0
+    capsys.readouterr()  # (export's line)
+    assert main(["predict", "--model", "run", "frog.png", "--format", "json"]) == 0
+    ((want_class, want_p),) = [(t["class"], t["probability"])
+                               for t in json.loads(capsys.readouterr().out)[0]["top"][:1]]
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(doc_snippet(), str(DOC), "exec"), {})
+    got_class, got_p = printed.getvalue().split()
+    assert got_class == want_class and float(got_p) == pytest.approx(want_p, abs=6e-4)
+
+    # the check can fail: the pixels-last row the docs warn about gets other probabilities
+    session = ort.InferenceSession("first.onnx", providers=["CPUExecutionProvider"])
+    wrong = session.run([OUTPUT_NAME], {INPUT_NAME: frog.reshape(3, 32, 32).transpose(1, 2, 0)
+                                        .reshape(1, -1)})[0][0]
+    assert abs(wrong[CLASS_NAMES.index(want_class)] - want_p) > 0.01, wrong

@@ -81,8 +81,49 @@ def test_save_and_load_refuse_what_they_cannot_use_in_one_line(tmp_path, cifar):
     run = tmp_path / "run"
     assert main(["train", "--data-dir", str(cifar), "--offline", "--out", str(run), *TINY,
                  "--quiet"]) == 0
-    with pytest.raises(UserError, match=r"rows \(N, 3072\)"):
-        numpy_mlp.load_model(run).predict(np.zeros((2, 32, 32, 3), np.uint8))
+    saved = numpy_mlp.load_model(run)
+    for shape in [(2, 32, 3, 32), (32, 32, 3), (2, 3071), (2, 3, 1024)]:  # no layout of 3x32x32
+        with pytest.raises(UserError, match=r"rows \(N, 3072\).*channel-first, or images "
+                                            r"\(N, 32, 32, 3\) or \(N, 3, 32, 32\)"):
+            saved.predict(np.zeros(shape, np.uint8))
+    with pytest.raises(UserError, match=r"shape \(32, 32, 3\); for one image pass X\[None\]"):
+        saved.predict(np.zeros((32, 32, 3), np.uint8))
+    assert saved.predict(np.zeros((32, 32, 3), np.uint8)[None]).shape == (1,)
+
+
+def test_predict_takes_images_pixels_last_or_channel_first_as_the_same_rows(tmp_path, cifar):
+    run = tmp_path / "run"
+    assert main(["train", "--data-dir", str(cifar), "--offline", "--out", str(run), *TINY,
+                 "--quiet"]) == 0
+    saved = numpy_mlp.load_model(run)
+    rows = numpy_mlp.load_cifar10(cifar, val_size=20, download=False).X_test  # (N, 3072)
+    chw = rows.reshape(-1, 3, 32, 32)
+    hwc = chw.transpose(0, 2, 3, 1).copy()  # as numpy.asarray(PIL image) stacked
+    want = saved.predict_proba(rows)
+    np.testing.assert_array_equal(saved.predict_proba(hwc), want)
+    np.testing.assert_array_equal(saved.predict_proba(chw), want)
+    np.testing.assert_array_equal(saved.predict(hwc), saved.predict(rows))
+    # the same pixels flattened height x width x channel are rows too: 2-D cannot show its
+    # layout, and they get other answers (why the docs and the ONNX model state the layout)
+    assert not np.allclose(saved.predict_proba(hwc.reshape(len(hwc), -1)), want)
+
+
+def test_geometry_as_rows_converts_only_what_its_shape_tells():
+    from numpy_mlp.data.dataset import Geometry
+
+    rgb, grey = Geometry(3, 2, 4), Geometry(1, 2, 4)
+    chw = np.arange(2 * 24).reshape(2, 3, 2, 4)
+    rows = chw.reshape(2, 24)
+    np.testing.assert_array_equal(rgb.as_rows(chw.transpose(0, 2, 3, 1)), rows)
+    np.testing.assert_array_equal(rgb.as_rows(chw), rows)
+    assert rgb.as_rows(rows) is rows
+    assert rgb.as_rows(chw[:, 0]) is None  # (N, H, W) only for one channel
+    np.testing.assert_array_equal(grey.as_rows(chw[:, 0]), chw[:, 0].reshape(2, 8))
+    np.testing.assert_array_equal(grey.as_rows(chw[:, :1].transpose(0, 2, 3, 1)),
+                                  chw[:, 0].reshape(2, 8))
+    assert Geometry(3, 3, 3).as_rows(np.zeros((2, 3, 3, 3))) is None  # either layout: refused
+    assert Geometry(3, 3, 3).as_rows(np.zeros((2, 27))) is not None
+    assert Geometry.features(24).as_rows(chw) is None  # features are rows only
 
 
 def test_a_whitened_model_has_one_description_in_metrics_and_evaluate(tmp_path, cifar, capsys):

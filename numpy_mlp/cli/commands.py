@@ -23,6 +23,7 @@ import textwrap
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 
+from ..data.dataset import ROW_LAYOUT
 from ..errors import UserError, printable
 from ..nn.rules import BOOL, TEXT, choice, flag_spelling, spelled_as, whole
 from ..training.config import (
@@ -149,8 +150,9 @@ COMMANDS = {
     "export": Command("write a saved model as ONNX, input normalisation included", """\
   numpy-mlp export runs/first --onnx first.onnx         # needs pip install 'numpy-mlp[onnx]'
 """, (
-        Setting("onnx", TEXT, "the .onnx file to write: uint8 images (N, D) in, class "
-                "probabilities (N, C) out (needs pip install 'numpy-mlp[onnx]')",
+        Setting("onnx", TEXT, f"the .onnx file to write: uint8 images (N, C*H*W) in, "
+                f"{ROW_LAYOUT}; class probabilities (N, C) out (docs/onnx.md; needs pip "
+                f"install 'numpy-mlp[onnx]')",
                 metavar="FILE", required=True), DEBUG),
         (("run", None, "RUN", "a run folder of 'numpy-mlp train', or its model.npz"),),
         flag_file=False),
@@ -383,7 +385,8 @@ def _cmd_export(args):
     from ..onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
 
     path = export_onnx(args.run, args.onnx)
-    print(f"wrote {path}: input '{INPUT_NAME}' uint8 images (N, D), output '{OUTPUT_NAME}' (N, C)")
+    print(f"wrote {path}: input '{INPUT_NAME}' uint8 (N, C*H*W), {ROW_LAYOUT}; output "
+          f"'{OUTPUT_NAME}' (N, C)")
     return 0
 
 

@@ -29,6 +29,11 @@ from ..nn.rules import setting
 MAX_SIDE = 4096  # pixels: the largest height or width of an image
 MAX_VALUES = 3 * MAX_SIDE * MAX_SIDE  # the most values a row may have (the largest image's)
 SHOWN_CLASSES = 5  # class names a message lists before "..."
+# how a row holds an image, in the words of every place that takes rows from outside (the
+# ONNX model's input, export's help and message, docs/onnx.md): one fact, said once
+ROW_LAYOUT = ("each image channel-first (C planes of H rows of W pixels), as "
+              "numpy.asarray(PIL image).transpose(2, 0, 1).reshape(1, -1) lays out one "
+              "(H, W, C) image")
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,34 @@ class Geometry:
     def is_features(self) -> bool:
         """One channel of one row: the shape :meth:`features` gives."""
         return self.channels == 1 and self.height == 1
+
+    def as_rows(self, X):
+        """Images ``X`` of this geometry as the rows (N, D) a model takes, channel-first; None
+        if ``X``'s shape is none of these:
+
+        - (N, D): rows, taken as they are. Two dimensions cannot show a layout, so rows
+          flattened height x width x channel pass unnoticed (and get wrong classes);
+        - (N, H, W, C): pixels last, as ``numpy.asarray`` of a PIL image gives them, moved
+          channel-first;
+        - (N, C, H, W): channel-first already, as PyTorch keeps images;
+        - (N, H, W): one-channel images only.
+
+        Features (:meth:`features`) are rows only. Images whose sides equal their channels
+        (3 x 3 x 3) fit both 4-D layouts, so their 4-D arrays are refused (None), not guessed.
+        """
+        X = np.asarray(X)
+        C, H, W = self.channels, self.height, self.width
+        if X.ndim == 2:
+            return X if X.shape[1] == self.D else None
+        if self.is_features:
+            return None
+        shape = X.shape[1:]
+        if X.ndim == 3 and C == 1 and shape == (H, W):
+            return X.reshape(len(X), -1)
+        last, first = shape == (H, W, C), shape == (C, H, W)
+        if X.ndim != 4 or not (last or first) or (last and first and C > 1):
+            return None
+        return (X.transpose(0, 3, 1, 2) if last else X).reshape(len(X), -1)  # (N, D)
 
     @classmethod
     def from_dict(cls, d) -> Geometry:

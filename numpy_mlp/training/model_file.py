@@ -75,8 +75,10 @@ class SavedModel:
     """A model file read back: everything ``evaluate`` and ``predict`` need.
 
     ``saved.predict(X)`` gives the labels (N,) and ``saved.predict_proba(X)`` the class
-    probabilities (N, C) of uint8 images X (N, D) laid out as the data set's rows
-    (CIFAR-10: 1024 red, 1024 green, 1024 blue values), prepared as in training.
+    probabilities (N, C) of uint8 images X, prepared as in training: rows (N, D) laid out
+    as the data set's, channel-first (CIFAR-10: 1024 red, 1024 green, 1024 blue values), or
+    4-D arrays (N, H, W, C) or (N, C, H, W), converted to those rows. Rows flattened in any
+    other order cannot be told apart and get wrong classes (:meth:`Geometry.as_rows`).
     """
 
     path: Path                    # the .npz file read
@@ -88,19 +90,30 @@ class SavedModel:
     geometry: Geometry            # the shape of its input rows (D = geometry.D)
 
     def predict(self, X):
-        """Labels (N,) int64 of the uint8 images ``X`` (N, D)."""
+        """Labels (N,) int64 of the uint8 images ``X``: (N, D) channel-first rows, or
+        (N, H, W, C) or (N, C, H, W)."""
         return predict_labels(self.model, self.preprocessor, self._rows(X))
 
     def predict_proba(self, X):
-        """Class probabilities (N, C) float64 of the uint8 images ``X`` (N, D)."""
+        """Class probabilities (N, C) float64 of the uint8 images ``X``, as :meth:`predict`."""
         return probabilities(self.model, self.preprocessor, self._rows(X))
 
     def _rows(self, X):
+        """``X`` as rows (N, D), channel-first (:meth:`Geometry.as_rows`); UserError if its
+        shape is not one of the layouts that method knows."""
         X = np.asarray(X)
-        if X.ndim != 2 or X.shape[1] != self.geometry.D:
-            raise UserError(f"{self.path} takes images as rows (N, {self.geometry.D}) of "
-                            f"{self.geometry} values, not an array of shape {X.shape}")
-        return X
+        rows = self.geometry.as_rows(X)
+        if rows is None:
+            g = self.geometry
+            arrays = ("" if g.is_features else
+                      f", or images (N, {g.height}, {g.width}, {g.channels}) or "
+                      f"(N, {g.channels}, {g.height}, {g.width})")
+            one = (X.shape in ((g.height, g.width, g.channels), (g.channels, g.height, g.width))
+                   and not g.is_features)
+            raise UserError(f"{self.path} takes rows (N, {g.D}) of {g} values, each image "
+                            f"channel-first{arrays}; not an array of shape {X.shape}"
+                            + ("; for one image pass X[None]" if one else ""))
+        return rows
 
     @property
     def description(self):
@@ -224,7 +237,7 @@ def write_model_file(path, model, preprocessor, *, class_names, geometry, config
 def load_model(path):
     """Read a model file (``numpy-mlp train``'s model.npz, :func:`save_model`'s), or
     ``path/model.npz`` of a run folder: a :class:`SavedModel`, whose ``predict(X)`` takes
-    uint8 images (N, D).
+    uint8 images (N, D) channel-first, or (N, H, W, C) or (N, C, H, W).
 
     Every field is checked before anything is built, every size before anything is
     allocated (:func:`read_model_file`).
