@@ -422,7 +422,8 @@ def test_a_live_folder_is_shared_only_between_searches(tmp_path, run_dir, owner,
     out = tmp_path / "live"
     data = run_dir.parent / "data"
     args = {"search": ["search", "--out", out, "--data-dir", data, "--offline", "--n-trials", "1",
-                       *[a for kv in ("hidden_dim=8", "num_iters=3", "val_size=10", "evals=1")
+                       *[a for kv in ("hidden_dim=8", "num_iters=3", "val_size=10", "evals=1",
+                                      "batch_size=16")
                          for a in ("--set", kv)], "-q"],
             "train": ["train", "--out", out, "--data-dir", data, *TINY]}[command]
     with RunFolder(out).open(shared=owner == "search"):

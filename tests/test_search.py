@@ -574,7 +574,7 @@ def test_log_ticks_are_powers_of_ten_or_plain_numbers():
 def test_search_pictures_have_readable_ticks(tmp_path, monkeypatch):
     drawn = []
 
-    def keep(fig, path):
+    def keep(fig, path, fmt="png"):
         fig.canvas.draw()
         drawn.append(fig)
         return path
