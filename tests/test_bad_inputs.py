@@ -25,6 +25,7 @@ from numpy_mlp.cli.commands import main
 from numpy_mlp.data import download
 from numpy_mlp.data.cifar10 import ARCHIVE_NAME
 from numpy_mlp.training.checkpoint_file import CHECKPOINT_NAME
+from numpy_mlp.training.presets import PRESETS
 
 TINY = ["--hidden-dim", "8", "--batch-size", "10", "--num-iters", "3", "--val-size", "10",
         "--threads", "1", "--quiet", "--offline"]
@@ -288,7 +289,7 @@ BAD_INPUTS = [
           ("threads", "0", "--threads 0 must be 'auto' or a whole number in 1..1024"),
           ("threads", "99999999999999999999", "--threads 99999999999999999999 must be 'auto' or"),
           ("schedule", "exp", "--schedule 'exp' must be one of constant, cosine, step"),
-          ("preset", "nope", "--preset 'nope' must be one of deep, wide"),
+          ("preset", "nope", f"--preset 'nope' must be one of {', '.join(PRESETS)}"),
           # refused by the trainer, against the data or the memory
           ("batch-size", "91", "larger than the training set"),
           ("val-size", "100", "val_size=100 must be between 0 and 99"),
