@@ -353,29 +353,18 @@ def test_the_geometry_is_recorded_and_a_contradicting_one_refused(folders, tmp_p
     assert "\n" not in str(e.value)
 
 
-class Crash(Exception):
-    pass
-
-
 def test_a_crashed_mnist_run_resumes_to_the_same_model(folders, tmp_path, monkeypatch):
+    from test_checkpoint import Crash, crash_after
+
     from numpy_mlp.runs.train import run_training
-    from numpy_mlp.training import checkpointing as ckpt
 
     config = TrainConfig(dataset="mnist", hidden_dim=(8,), batch_size=10, num_iters=6,
                          val_size=5, evals=2, eval_train_size=10, checkpoint_every=2, threads=1,
                          crop_pad=2)
     run_training(config, data_dir=folders["mnist"], out=tmp_path / "whole", log=None)
-    original = ckpt.Checkpointer.__call__
-
-    def crash(self, run):
-        original(self, run)
-        if run.loop.step == 3:
-            raise Crash
-
-    monkeypatch.setattr(ckpt.Checkpointer, "__call__", crash)
+    crash_after(monkeypatch, 3)
     with pytest.raises(Crash):
         run_training(config, data_dir=folders["mnist"], out=tmp_path / "cut", log=None)
-    monkeypatch.setattr(ckpt.Checkpointer, "__call__", original)
     assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet"]) == 0
     a, b = load_model(tmp_path / "whole"), load_model(tmp_path / "cut")
     assert b.geometry == MNIST_GEOMETRY

@@ -109,31 +109,20 @@ def test_a_long_class_list_is_shortened_in_the_message(tmp_path):
                                     "'class4', ...]")
 
 
-class Crash(Exception):
-    """Stands in for a process dying right after a step."""
-
-
 def crashed_run(tmp_path, monkeypatch, names):
     """A folder run killed after its checkpoint at step 2: (its folder, its data folder)."""
+    from test_checkpoint import Crash, crash_after
+
     from numpy_mlp.runs.train import run_training
-    from numpy_mlp.training import checkpointing as ckpt
     from numpy_mlp.training.config import TrainConfig
 
     data = image_folder(tmp_path / "data", names)
     config = TrainConfig(dataset="folder", image_size=8, hidden_dim=(8,), batch_size=4,
                          num_iters=6, val_size=3, evals=2, eval_train_size=10,
                          checkpoint_every=2, threads=1)
-    original = ckpt.Checkpointer.__call__
-
-    def crash(self, run):
-        original(self, run)
-        if run.loop.step == 3:
-            raise Crash
-
-    monkeypatch.setattr(ckpt.Checkpointer, "__call__", crash)
+    crash_after(monkeypatch, 3)
     with pytest.raises(Crash):
         run_training(config, data_dir=data, out=tmp_path / "run", log=None)
-    monkeypatch.setattr(ckpt.Checkpointer, "__call__", original)
     return tmp_path / "run", data
 
 
