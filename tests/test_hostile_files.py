@@ -16,12 +16,11 @@ from pathlib import Path
 
 import pytest
 from fixtures_cifar import write_cifar_dir
+from test_bad_inputs import TINY  # a finished run in a few steps, quiet, offline
 
 from numpy_mlp.cli.commands import main
 from numpy_mlp.data.idx import IDX_NAMES
 
-TINY = ["--hidden-dim", "8", "--batch-size", "10", "--num-iters", "3", "--val-size", "10",
-        "--threads", "1", "--quiet", "--offline"]
 CLI = "import sys; from numpy_mlp.cli.commands import main; sys.exit(main(sys.argv[1:]))"
 HANG = 60  # seconds: far beyond what a refused path takes; reaching it means a hang
 

@@ -22,6 +22,7 @@ import onnxruntime as ort
 import pytest
 from fixtures_cifar import write_cifar_dir
 from synthetic_data import synthetic
+from test_bad_inputs import TINY  # a finished run in a few steps, quiet, offline
 
 from numpy_mlp.cli.commands import main
 from numpy_mlp.data.cifar10 import CLASS_NAMES, load_cifar10
@@ -41,8 +42,6 @@ from numpy_mlp.training.loop import train
 from numpy_mlp.training.model_file import load_model, write_model_file
 
 DOC = Path(__file__).resolve().parents[1] / "docs/onnx.md"
-TINY = ["--hidden-dim", "8", "--batch-size", "10", "--num-iters", "3", "--val-size", "10",
-        "--threads", "1", "--quiet", "--offline"]
 
 
 def save_run(folder, config, data):
