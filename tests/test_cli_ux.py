@@ -245,3 +245,30 @@ def test_a_commands_help_names_only_flags_it_has(command, capsys, monkeypatch):
         if line.strip().startswith("numpy-mlp "):
             assert line.split()[1] == command, line
             assert set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", line)) <= own, line
+
+
+def test_a_run_without_a_validation_split_shows_no_nan(tmp_path, capsys):
+    """--val-size 0 trains on every training image (as --preset fast does): the log lines,
+    the summary, the quiet line and the report leave the missing validation figures out
+    instead of printing nan, and keep the last step's weights."""
+    write_cifar_dir(tmp_path / "cifar", n_per_batch=20, n_test=20)
+    common = ["train", "--data-dir", str(tmp_path / "cifar"), "--offline", "--hidden-dim", "8",
+              "--num-iters", "4", "--batch-size", "16", "--val-size", "0", "--evals", "2",
+              "--tta-shift", "1"]
+    assert main(common + ["--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    steps = [line for line in out.splitlines() if line.startswith("step ")]
+    assert len(steps) == 2 and all("train_acc" in s and "val_acc" not in s for s in steps)
+    assert "no validation split: the weights of step 4" in out
+    assert "ten views (shift 1): test " in out
+    log = (tmp_path / "a" / "train.log").read_text()
+    page = re.sub(r"data:[^\"]*", "", (tmp_path / "a" / "report.html").read_text())  # no PNGs
+    for text in (out, log, page):
+        assert not re.search(r"\bnan\b", text, re.IGNORECASE)
+    assert main(common + ["--out", str(tmp_path / "b"), "-q"]) == 0
+    line = capsys.readouterr().out
+    assert line.startswith("test accuracy") and "(val" not in line
+    assert main(["report", str(tmp_path / "a"), str(tmp_path / "b"),
+                 "--out", str(tmp_path / "cmp")]) == 0
+    page = re.sub(r"data:[^\"]*", "", (tmp_path / "cmp" / "compare.html").read_text())
+    assert not re.search(r">\s*nan\s*<", page, re.IGNORECASE) and "—" in page

@@ -18,6 +18,7 @@ for the traceback).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -272,8 +273,9 @@ def _cmd_train(args):
         out, m = run_training(config, out=args.out, given=set(given_fields(args)),
                               preset=args.preset, command=["numpy-mlp", *args.argv], **how)
     if args.quiet:
-        print(f"test accuracy {m['test_accuracy']:.4f} (val {m['val_accuracy']:.4f}) in "
-              f"{m['total_seconds']:.0f}s; run saved to {out}/")
+        val = "" if math.isnan(m["val_accuracy"]) else f" (val {m['val_accuracy']:.4f})"
+        print(f"test accuracy {m['test_accuracy']:.4f}{val} in {m['total_seconds']:.0f}s; "
+              f"run saved to {out}/")
     if args.verbose:
         print(f"model: {m['model']}")
         _print_files(sorted(p for p in out.iterdir() if not p.name.startswith(".")))

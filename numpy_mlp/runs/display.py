@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 from tqdm import tqdm
 
 
 def eval_line(history, total):
-    """The log line of the last evaluation in ``history`` of a run of ``total`` steps."""
+    """The log line of the last evaluation in ``history`` of a run of ``total`` steps; a run
+    without a validation split (``--val-size 0``, whose val_acc is NaN) has no val_acc."""
     step, epoch, loss, train_acc, val_acc, alpha, seconds = (history[k][-1] for k in (
         "eval_step", "epoch", "train_loss", "train_acc", "val_acc", "alpha", "seconds"))
-    ema = f"  val_acc_ema {history['val_acc_ema'][-1]:.3f}" if history.get("val_acc_ema") else ""
+    val = "" if math.isnan(val_acc) else f"  val_acc {val_acc:.3f}"
+    if val and history.get("val_acc_ema"):
+        val += f"  val_acc_ema {history['val_acc_ema'][-1]:.3f}"
     return (f"step {step:>{len(str(total))}}/{total}  epoch {epoch:5.2f}  loss {loss:.4f}  "
-            f"train_acc {train_acc:.3f}  val_acc {val_acc:.3f}{ema}  alpha {alpha:.3g}  "
-            f"({seconds:.1f}s)")
+            f"train_acc {train_acc:.3f}{val}  alpha {alpha:.3g}  ({seconds:.1f}s)")
 
 
 class TrainingDisplay:
@@ -33,8 +37,9 @@ class TrainingDisplay:
     def on_eval(self, step, history):
         if self.say:
             self.say(eval_line(history, self.total))
+        val_acc = history["val_acc"][-1]
         self.bar.set_postfix(loss=f"{history['train_loss'][-1]:.3f}",
-                             val=f"{history['val_acc'][-1]:.3f}")
+                             **({} if math.isnan(val_acc) else {"val": f"{val_acc:.3f}"}))
 
     def close(self):
         self.bar.close()

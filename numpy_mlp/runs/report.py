@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import os
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def _data_uri(png_path):
 
 def _fmt(v):
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return "—" if math.isnan(v) else f"{v:.4g}"  # NaN: a run without a validation split
     if isinstance(v, list):
         return ",".join(map(str, v))
     return str(v)
@@ -109,7 +110,7 @@ def render_report(run_dir):
                   ("best weights", "best_source"), ("seconds in all", "total_seconds"))
         parts.append("<div class=\"cards\">" + "".join(
             f"<div class=\"card\">{e(name)}<b>{metrics[k]:.2%}</b></div>" for name, k in cards
-            if isinstance(metrics.get(k), (int, float)))
+            if isinstance(metrics.get(k), (int, float)) and math.isfinite(metrics[k]))
             + "".join(f"<div class=\"card\">{e(name)}<b>{e(_fmt(metrics[k]))}</b></div>"
                       for name, k in counts if k in metrics) + "</div>")
     parts.append("<div class=\"pair\">" + "".join(_figure(run_dir / name, caption)

@@ -162,12 +162,16 @@ def write_up(folder, config, data, result, *, data_dir, W1_init, say, t0):
         folder.write_json("metrics.json", metrics)
         write_pictures(folder, model, preprocessor, data, cm, history=result.history,
                        W1_init=W1_init)
+        has_val = len(data.y_val) > 0  # --val-size 0: the last step's weights, no val figures
+        kept = (f"best val at step {result.best_step}"
+                f"{', the EMA weights' if result.best_source == 'ema' else ''}" if has_val
+                else f"no validation split: the weights of step {result.best_step}")
         say(f"done in {metrics['total_seconds']:.0f}s: train {acc['train']:.4f}  "
-            f"val {acc['val']:.4f}  test {acc['test']:.4f}  (best val at step {result.best_step}"
-            f"{', the EMA weights' if result.best_source == 'ema' else ''})")
+            + (f"val {acc['val']:.4f}  " if has_val else "") + f"test {acc['test']:.4f}  ({kept})")
         if config.tta_shift:
-            say(f"ten views (shift {config.tta_shift}): val {acc['val_tta']:.4f}  "
-                f"test {acc['test_tta']:.4f}")
+            say(f"ten views (shift {config.tta_shift}): "
+                + (f"val {acc['val_tta']:.4f}  " if has_val else "")
+                + f"test {acc['test_tta']:.4f}")
         say(f"saved to {folder.path}/ (open {folder.path / 'report.html'} in a browser)")
         write_report(folder.path, folder=folder)
     folder.remove(CHECKPOINT_NAME)  # the run is complete: nothing left to resume
