@@ -146,6 +146,19 @@ def flags_of(config, fields=None):
     return "`" + as_flags({k: getattr(config, k) for k in fields}) + "`"
 
 
+CIFAR10_TRAIN = 50_000  # the images of CIFAR-10's five training batches
+
+
+def with_validation(config):
+    """``config`` as the benchmark runs it. A preset that trains on every training image
+    (``val_size`` 0, as ``--preset fast``) holds out the benchmark's 5,000 validation images
+    for the evaluations and the time to accuracy, at the preset's own number of steps."""
+    if config.val_size:
+        return config
+    return config.replace(val_size=TrainConfig().val_size,
+                          num_iters=total_steps(config, CIFAR10_TRAIN)[0])
+
+
 def _recipes():
     """name -> (description, the full run's config): the default, each preset as it is,
     then the recipes run only when named (``EXTRA_RECIPES``)."""
@@ -153,12 +166,17 @@ def _recipes():
     recipes = {"default": ("default `numpy-mlp train`, whose values include " + flags_of(
         default, ("hidden_dim", "preprocessing", "flip", "reg", "epochs")), default)}
     for name, values in PRESETS.items():
-        config = TrainConfig(**values)
-        recipes[name] = (f"`--preset {name}` as it is: " + flags_of(config), config)
+        config = with_validation(TrainConfig(**values))
+        held = ("" if config == TrainConfig(**values) else
+                f" (trained on all {CIFAR10_TRAIN:,} images; here {config.val_size:,} are held "
+                f"out for validation, at the preset's {config.num_iters:,} steps)")
+        recipes[name] = (f"`--preset {name}` as it is{held}: "
+                         + flags_of(TrainConfig(**values)), config)
     extra = {}
     for name, values in PRESETS.items():
         # at the rate per-channel images take at batch 256 (docs/ablations.md#whitening)
-        config = TrainConfig(**values).replace(preprocessing="per_channel", alpha=0.02)
+        config = with_validation(TrainConfig(**values)).replace(preprocessing="per_channel",
+                                                                 alpha=0.02)
         extra[f"{name}-per-channel"] = (f"`--preset {name}` on per-channel images, "
                                         + flags_of(config, ("preprocessing", "alpha")), config)
     if "deep" in PRESETS:  # the other side of the batch-size lever: half the batch, half the rate

@@ -34,11 +34,22 @@ def test_the_presets_run_as_they_are(recipes):
     assert list(recipes.DEFAULT_RECIPES) == ["default", *PRESETS]
     assert recipes.RECIPES["default"][1] == TrainConfig()
     for name, values in PRESETS.items():
-        assert recipes.RECIPES[name][1] == TrainConfig(**values)
+        preset = recipes.with_validation(TrainConfig(**values))
+        assert recipes.RECIPES[name][1] == preset
         per_channel = recipes.RECIPES[f"{name}-per-channel"][1]
         assert per_channel.preprocessing == "per_channel"
         assert per_channel.replace(preprocessing=values["preprocessing"],
-                                   alpha=values["alpha"]) == TrainConfig(**values)
+                                   alpha=values["alpha"]) == preset
+
+
+def test_a_preset_without_a_validation_split_is_timed_with_one_at_its_own_steps(recipes):
+    """--preset fast trains on all 50,000 images; the benchmark holds 5,000 out for its
+    curve and runs the preset's own steps: 63 epochs of 50,000 at batch 256 = 63 * 195."""
+    config = TrainConfig(hidden_dim=(64,), batch_size=256, epochs=63.0, val_size=0)
+    held = recipes.with_validation(config)
+    assert held.val_size == 5000 and held.num_iters == 63 * 195
+    assert held.replace(val_size=0, num_iters=None) == config
+    assert recipes.with_validation(held) == held
 
 
 def test_a_new_preset_is_benchmarked_without_a_change(recipes, monkeypatch):
