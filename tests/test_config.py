@@ -264,6 +264,15 @@ def test_a_shortened_preset_keeps_its_warmup_share_and_fewer_evaluations():
     assert (half.warmup, half.evals) == (100, 30) and "--evals" not in note
 
 
+def test_the_hour_preset_is_the_deep_recipe_run_longer():
+    """docs/ablations.md#an-hour measures one change from --preset deep, its length (and
+    the count of evaluations over it)."""
+    hour, deep = dict(PRESETS["hour"]), dict(PRESETS["deep"])
+    assert hour.pop("epochs") > deep.pop("epochs")
+    hour.pop("evals"), deep.pop("evals")
+    assert hour == deep
+
+
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_a_preset_at_its_own_length_is_left_as_it_is(name):
     config = TrainConfig(**PRESETS[name])
