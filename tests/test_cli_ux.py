@@ -1,5 +1,6 @@
 """The command line as a user meets it: help, -q/-v, plain lines off a terminal, TOML flags."""
 
+import json
 import re
 import subprocess
 import sys
@@ -265,6 +266,15 @@ def test_a_run_without_a_validation_split_shows_no_nan(tmp_path, capsys):
     page = re.sub(r"data:[^\"]*", "", (tmp_path / "a" / "report.html").read_text())  # no PNGs
     for text in (out, log, page):
         assert not re.search(r"\bnan\b", text, re.IGNORECASE)
+    strict = json.loads((tmp_path / "a" / "metrics.json").read_text(),
+                        parse_constant=lambda c: pytest.fail(f"metrics.json holds {c}"))
+    assert "val_accuracy" not in strict and "val_accuracy_tta" not in strict
+    assert 0 <= strict["test_accuracy"] <= 1 and 0 <= strict["test_accuracy_tta"] <= 1
+    assert main(["evaluate", "--model", str(tmp_path / "a" / "model.npz"), "--data-dir",
+                 str(tmp_path / "cifar"), "--offline", "--no-pictures"]) == 0
+    out = capsys.readouterr().out
+    assert not re.search(r"\bnan\b", out, re.IGNORECASE)
+    assert "  val accuracy: none (no validation split" in out and "test accuracy: 0." in out
     assert main(common + ["--out", str(tmp_path / "b"), "-q"]) == 0
     line = capsys.readouterr().out
     assert line.startswith("test accuracy") and "(val" not in line

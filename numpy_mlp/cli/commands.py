@@ -273,7 +273,7 @@ def _cmd_train(args):
         out, m = run_training(config, out=args.out, given=set(given_fields(args)),
                               preset=args.preset, command=["numpy-mlp", *args.argv], **how)
     if args.quiet:
-        val = "" if math.isnan(m["val_accuracy"]) else f" (val {m['val_accuracy']:.4f})"
+        val = f" (val {m['val_accuracy']:.4f})" if "val_accuracy" in m else ""
         print(f"test accuracy {m['test_accuracy']:.4f}{val} in {m['total_seconds']:.0f}s; "
               f"run saved to {out}/")
     if args.verbose:
@@ -328,6 +328,10 @@ def _cmd_evaluate(args):
         return 0
     print(f"model: {r['description']}")  # the words of the run's metrics.json
     for split in ("train", "val", "test"):
+        if math.isnan(acc[split]):  # --val-size 0: the run trained on every training image
+            print(f"{split:>5} accuracy: none (no validation split: the run trained on every "
+                  "training image)")
+            continue
         tta = f"   {views}: {acc[split + '_tta']:.4f}" if split + "_tta" in acc else ""
         print(f"{split:>5} accuracy: {acc[split]:.4f}{tta}")
     print("per-class test accuracy:")

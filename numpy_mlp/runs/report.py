@@ -181,9 +181,9 @@ METRIC_NUMBERS = ("train_accuracy", "val_accuracy", "test_accuracy", "val_accura
 
 
 def read_metrics(path, *, follow_links=True):
-    """A run's ``metrics.json``: a table whose known numbers are numbers (NaN allowed: an
-    accuracy without a validation split) and whose per-class accuracies are a table of
-    numbers. Raises RunFileError naming the field."""
+    """A run's ``metrics.json``: a table whose known numbers are numbers (NaN allowed: runs
+    without a validation split wrote it before they left the val figures out) and whose
+    per-class accuracies are a table of numbers. Raises RunFileError naming the field."""
     path = Path(path)
     fields = Fields(path, RunFileError, METRICS_FIX)
     metrics = read_json(path, fix=METRICS_FIX, follow_links=follow_links)

@@ -128,8 +128,10 @@ def write_pictures(folder, model, preprocessor, data, cm, *, history=None, W1_in
 
 
 def run_metrics(acc, cm, result, data, config, t0):
-    """metrics.json of a run: accuracies, per-class test accuracy, steps and times."""
-    return {
+    """metrics.json of a run: accuracies, per-class test accuracy, steps and times. A run
+    without a validation split (``--val-size 0``) has no val figures, rather than NaN,
+    which strict JSON readers (a browser's JSON.parse) refuse."""
+    metrics = {
         "train_accuracy": acc["train"], "val_accuracy": acc["val"], "test_accuracy": acc["test"],
         **({"val_accuracy_tta": acc["val_tta"], "test_accuracy_tta": acc["test_tta"],
             "tta_shift": config.tta_shift} if config.tta_shift else {}),
@@ -141,6 +143,10 @@ def run_metrics(acc, cm, result, data, config, t0):
         "total_seconds": round(time.perf_counter() - t0, 2),
         "model": describe_model(result.model, result.preprocessor),
     }
+    if not len(data.y_val):
+        del metrics["val_accuracy"]
+        metrics.pop("val_accuracy_tta", None)
+    return metrics
 
 
 def write_up(folder, config, data, result, *, data_dir, W1_init, say, t0):
