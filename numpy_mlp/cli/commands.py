@@ -18,7 +18,6 @@ for the traceback).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -328,7 +327,7 @@ def _cmd_evaluate(args):
         return 0
     print(f"model: {r['description']}")  # the words of the run's metrics.json
     for split in ("train", "val", "test"):
-        if math.isnan(acc[split]):  # --val-size 0: the run trained on every training image
+        if split not in acc:  # --val-size 0: the run trained on every training image
             print(f"{split:>5} accuracy: none (no validation split: the run trained on every "
                   "training image)")
             continue

@@ -82,7 +82,7 @@ def read_history(path):
 
 def score_splits(model, preprocessor, data, tta_shift=0):
     """Accuracy on train, val and test, and the test confusion matrix (C, C), one view per
-    image.
+    image. A run without a validation split (``--val-size 0``) has no ``"val"``.
 
     With ``tta_shift`` > 0, also ``"val_tta"`` and ``"test_tta"``: the accuracy of
     predictions averaged over ten views (``inference.predict_labels(..., tta_shift=...)``).
@@ -90,6 +90,8 @@ def score_splits(model, preprocessor, data, tta_shift=0):
     out = {}
     for name, X, y in (("train", data.X_train, data.y_train), ("val", data.X_val, data.y_val),
                        ("test", data.X_test, data.y_test)):
+        if name == "val" and not len(y):
+            continue
         pred = predict_labels(model, preprocessor, X)
         out[name] = accuracy(y, pred)
         if name == "test":
@@ -128,13 +130,14 @@ def write_pictures(folder, model, preprocessor, data, cm, *, history=None, W1_in
 
 
 def run_metrics(acc, cm, result, data, config, t0):
-    """metrics.json of a run: accuracies, per-class test accuracy, steps and times. A run
-    without a validation split (``--val-size 0``) has no val figures, rather than NaN,
-    which strict JSON readers (a browser's JSON.parse) refuse."""
-    metrics = {
-        "train_accuracy": acc["train"], "val_accuracy": acc["val"], "test_accuracy": acc["test"],
-        **({"val_accuracy_tta": acc["val_tta"], "test_accuracy_tta": acc["test_tta"],
-            "tta_shift": config.tta_shift} if config.tta_shift else {}),
+    """metrics.json of a run: accuracies, per-class test accuracy, steps and times. The
+    accuracies are those of ``acc`` (:func:`score_splits`): a run without a validation split
+    has no val figures, rather than NaN, which strict JSON readers (JSON.parse) refuse."""
+    named = (("train_accuracy", "train"), ("val_accuracy", "val"), ("test_accuracy", "test"),
+             ("val_accuracy_tta", "val_tta"), ("test_accuracy_tta", "test_tta"))
+    return {
+        **{key: acc[split] for key, split in named if split in acc},
+        **({"tta_shift": config.tta_shift} if config.tta_shift else {}),
         "per_class_test_accuracy": dict(zip(data.class_names,
                                             per_class_accuracy(cm).round(4).tolist())),
         "best_step": result.best_step, "steps": result.steps,
@@ -143,10 +146,6 @@ def run_metrics(acc, cm, result, data, config, t0):
         "total_seconds": round(time.perf_counter() - t0, 2),
         "model": describe_model(result.model, result.preprocessor),
     }
-    if not len(data.y_val):
-        del metrics["val_accuracy"]
-        metrics.pop("val_accuracy_tta", None)
-    return metrics
 
 
 def write_up(folder, config, data, result, *, data_dir, W1_init, say, t0):
@@ -168,7 +167,7 @@ def write_up(folder, config, data, result, *, data_dir, W1_init, say, t0):
         folder.write_json("metrics.json", metrics)
         write_pictures(folder, model, preprocessor, data, cm, history=result.history,
                        W1_init=W1_init)
-        has_val = len(data.y_val) > 0  # --val-size 0: the last step's weights, no val figures
+        has_val = "val" in acc  # --val-size 0: the last step's weights, no val figures
         kept = (f"best val at step {result.best_step}"
                 f"{', the EMA weights' if result.best_source == 'ema' else ''}" if has_val
                 else f"no validation split: the weights of step {result.best_step}")
