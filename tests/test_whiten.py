@@ -91,7 +91,10 @@ def test_more_components_than_values_is_one_line_naming_the_setting():
         train(CONFIG.replace(whiten_dim=500), small_data())
 
 
-def test_the_training_path_and_the_folded_evaluation_path_agree():
+# H = 5: one (D, H) product is less work than the projection and then W (K*(D + H) >= D*H);
+# H = 200: the projection and then W is (Preprocessor.folded)
+@pytest.mark.parametrize("H", [5, 200])
+def test_the_training_path_and_the_folded_evaluation_path_agree(H):
     X, _ = images(300)
     prep = Preprocessor.fit("whiten", X, np.float32, whiten_dim=24, whiten_eps=0.5)
     stats = channel_stats(X)
@@ -99,10 +102,12 @@ def test_the_training_path_and_the_folded_evaluation_path_agree():
     out = prep(X)
     assert out.shape == (300, 24) and out.dtype == np.float32 and prep.output_dim(D) == 24
     np.testing.assert_allclose(out, (per_channel64(X, stats) - center) @ proj, atol=2e-4)
-    W = np.random.default_rng(1).normal(0, 0.2, (24, 5)).astype(np.float32)
-    b = np.arange(5, dtype=np.float32)
+    W = np.random.default_rng(1).normal(0, 0.2, (24, H)).astype(np.float32)
+    b = np.arange(H, dtype=np.float32)
     buf = np.empty((300, D), np.float32)
-    np.testing.assert_allclose(prep.folded(W, b)(X, buf), out @ W + b, rtol=1e-4, atol=1e-4)
+    got = prep.folded(W, b)(X, buf)
+    assert got.shape == (300, H) and got.dtype == np.float32
+    np.testing.assert_allclose(got, out @ W + b, rtol=1e-4, atol=1e-4)
     again = Preprocessor.from_dict(json.loads(json.dumps(prep.to_dict())), np.float32,
                                    prep.arrays())
     assert again(X).tobytes() == out.tobytes()

@@ -374,14 +374,29 @@ class Preprocessor:
           r_n * (x @ W - mu_n * colsum(W)) + b``. The row sums are exact; rows whose std is
           below a tenth of their mean (where the subtraction would lose digits) and constant
           rows go through the plain path;
-        - whiten, W (K, H): :meth:`unwhitened` first, then per_channel's folding.
+        - whiten, W (K, H): of two ways, the one with fewer multiplications per image.
+          Folded, :meth:`unwhitened` then per_channel's folding: one (D, H) product,
+          D*H. In two, per_channel's folding into the projection, then W: a (D, K) and a
+          (K, H) product, K*(D + H). Two is less work when K < D*H / (D + H): 1,229 for
+          CIFAR-10 at H = 2048, so for every preset (in the first layer 2.4x fewer
+          multiplications at K = 512, 1.2x at K = 1024; 1.7x at K = 1024, H = 4096).
 
         Results equal the plain path's up to float rounding (~1e-6 relative; tested).
         """
         W, b = np.asarray(W), np.asarray(b)
-        if self.whitening is not None:  # the projection into W first, then per_channel's folding
-            W, b, plain = self.unwhitened(W, b)
-            return plain.folded(W, b)
+        if self.whitening is not None:
+            (D, K), H = self.whitening["proj"].shape, W.shape[1]
+            if K * (D + H) >= D * H:  # one (D, H) product is no more work
+                W, b, plain = self.unwhitened(W, b)
+                return plain.folded(W, b)
+            plain = Preprocessor("per_channel", self.stats, self.dtype)
+            whiten = plain.folded(self.whitening["proj"], -self._shift)  # X -> self(X) (N, K)
+
+            def first_layer(X, buf):
+                out = whiten(X, buf) @ W  # (N, H)
+                out += b
+                return out
+            return first_layer
         D = len(W)
         if self.mode == "per_feature":
             m, r = _feature_scale(self.stats)  # (D,), (D,)
