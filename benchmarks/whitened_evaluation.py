@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -24,6 +25,8 @@ from numpy_mlp.data.preprocessing import Preprocessor
 from numpy_mlp.nn.model import FullyConnectedNet
 from numpy_mlp.training.inference import predict_labels
 
+# the CIFAR-10 copy beside the repository, whatever folder the script is run from
+SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared/data/cifar-10-batches-py"
 SHAPES = (("K = 512, 2048-1024-512 (fast)", 512, (2048, 1024, 512)),
           ("K = 1024, 2048-1024-512 (deep, hour)", 1024, (2048, 1024, 512)),
           ("K = 1024, 4096 (wide)", 1024, (4096,)))
@@ -39,7 +42,8 @@ class OneProduct(Preprocessor):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", default="../shared/data/cifar-10-batches-py")
+    parser.add_argument("--data-dir", default=str(SHARED_CIFAR),
+                        help="CIFAR-10 folder (default: the copy beside the repository)")
     parser.add_argument("--reps", type=int, default=5)
     args = parser.parse_args()
     data = load_cifar10(args.data_dir, val_size=5000, seed=0)
