@@ -23,7 +23,9 @@ reported:
 
 - PyTorch's loop is the one it is usually written with: the batch taken from a permutation
   of the uint8 training tensor and augmented as uint8 (random crops with zero padding and
-  left-right flips; with ``rotate``/``zoom``/``shear``/``elastic``, the same deformations as
+  left-right flips (with ``flip_mode="alternate"`` the same images mirrored in the same
+  epochs as numpy-mlp's, from :func:`~numpy_mlp.data.augment.first_flips`); with
+  ``rotate``/``zoom``/``shear``/``elastic``, the same deformations as
   numpy-mlp's :class:`~numpy_mlp.data.deform.Deformer`: the bank of index maps that the run's
   seed makes, as a tensor, each image drawing a map, a mirror and a crop's shift from
   PyTorch's generator, and one ``torch.take`` through the zero canvas), conversion to
@@ -123,7 +125,7 @@ from numpy_mlp.data.preprocessing import EPS, Preprocessor
 from numpy_mlp.nn.losses import cross_entropy_loss
 from numpy_mlp.nn.schedules import lr_at
 from numpy_mlp.training.inference import predict_labels
-from numpy_mlp.training.loop import build, total_steps, train
+from numpy_mlp.training.loop import alternate_flips, build, total_steps, train
 from numpy_mlp.training.metrics import accuracy
 from numpy_mlp.training.presets import PRESETS
 from numpy_mlp.training.threads import machine_cpu_seconds
@@ -338,7 +340,9 @@ def torch_normaliser(prep, geometry):
 def torch_augmenter(config, geometry, gen):
     """The recipe's augmentation of uint8 (N, D) tensors in PyTorch, drawing from ``gen``:
     crops with zero padding and flips, or, with deformations, numpy-mlp's
-    :class:`~numpy_mlp.data.deform.Deformer` algorithm on the same bank of maps."""
+    :class:`~numpy_mlp.data.deform.Deformer` algorithm on the same bank of maps. It is
+    called as ``augment(xb, which)``: ``which`` (N,) bool tensor, the images to mirror
+    (alternating flips), or None to mirror a random half (with ``config.flip``)."""
     import torch
     from torch.nn import functional as F
 
@@ -350,11 +354,13 @@ def torch_augmenter(config, geometry, gen):
         m, side = deformer._margin, deformer._side  # the canvas's margin and row length
         maps = len(bank) // 2
 
-        def deform(xb):  # (N, D) uint8 -> (N, D) uint8, a new tensor
+        def deform(xb, which=None):  # (N, D) uint8 -> (N, D) uint8, a new tensor
             N = len(xb)
             pick = 2 * torch.randint(0, maps, (N,), generator=gen)  # a map each ...
-            if flip:
-                pick += torch.rand(N, generator=gen) < 0.5  # ... or its mirror
+            if which is not None:
+                pick += which  # ... or its mirror
+            elif flip:
+                pick += torch.rand(N, generator=gen) < 0.5
             index = bank[pick]  # (N, P)
             if pad:
                 dy, dx = torch.randint(-pad, pad + 1, (2, N), generator=gen)
@@ -365,7 +371,7 @@ def torch_augmenter(config, geometry, gen):
             return canvas.take(base + index[:, None, :]).reshape(N, -1)
         return deform
 
-    def crop_flip(xb):  # (N, D) uint8, a copy, -> (N, D) uint8
+    def crop_flip(xb, which=None):  # (N, D) uint8, a copy, -> (N, D) uint8
         N = len(xb)
         img = xb.view(N, c, h, w)
         if pad:
@@ -374,8 +380,8 @@ def torch_augmenter(config, geometry, gen):
             img = padded[torch.arange(N).view(N, 1, 1, 1), torch.arange(c).view(1, c, 1, 1),
                          (dy[:, None] + torch.arange(h)).view(N, 1, h, 1),
                          (dx[:, None] + torch.arange(w)).view(N, 1, 1, w)]  # (N, c, h, w)
-        if flip:
-            mirrored = torch.rand(N, generator=gen) < 0.5
+        if which is not None or flip:
+            mirrored = torch.rand(N, generator=gen) < 0.5 if which is None else which
             img[mirrored] = img[mirrored].flip(3)
         return img.reshape(N, -1)
     return crop_flip
@@ -436,12 +442,16 @@ def run_torch(config, data, prep):
     best = {"val": -1.0, "params": None, "evals_since": 0}  # as the trainer keeps them
     start = time.perf_counter()  # as the trainer's clock: the deformations' bank inside it
     augment_uint8 = torch_augmenter(config, data.geometry, gen)
+    first = alternate_flips(config, n)
+    first = None if first is None else torch.from_numpy(first)  # (n,) bool
+    steps_per_epoch = n // N
     for step in range(1, total + 1):
         if pos + N > n:
             perm, pos = torch.randperm(n, generator=gen), 0
         idx = perm[pos:pos + N]
         pos += N
-        loss = loss_fn(model(normalise(augment_uint8(X[idx]))), y[idx])
+        which = None if first is None else first[idx] ^ bool((step - 1) // steps_per_epoch % 2)
+        loss = loss_fn(model(normalise(augment_uint8(X[idx], which))), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         lr = lr_at(step, alpha=config.alpha, total=total, schedule=config.schedule,
@@ -519,6 +529,7 @@ def run_phases(config, data, prep):
     X_eval, y_eval = X_train[run.eval_idx], y_train[run.eval_idx]
     batch = np.empty((N, model.input_dim), dtype=model.dtype)  # reused input, as the trainer's
     perm, pos = run.loop.perm, 0
+    first, steps_per_epoch = alternate_flips(config, n), n // N
     times = {phase: [] for phase in PHASES[:-1]}
     steps = min(PHASE_STEPS, config.num_iters)
     with threadpool_limits(config.threads, user_api="blas"):
@@ -528,7 +539,9 @@ def run_phases(config, data, prep):
             idx = perm[pos:pos + N]
             pos += N
             t = [time.perf_counter()]
-            X_uint8 = augment(X_train[idx], aug_rng, flip=config.flip, crop_pad=config.crop_pad,
+            flip = (config.flip if first is None
+                    else first[idx] ^ bool((step - 1) // steps_per_epoch % 2))
+            X_uint8 = augment(X_train[idx], aug_rng, flip=flip, crop_pad=config.crop_pad,
                               geometry=data.geometry, deformer=deformer)
             t.append(time.perf_counter())
             X = prepare(X_uint8, out=batch)  # (N, D or K)

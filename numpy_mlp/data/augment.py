@@ -20,19 +20,20 @@ def _grid(X, g):
     return X.reshape(len(X), g.channels, g.height, g.width)
 
 
-def random_flip(X, rng, geometry):
-    """Mirror a random half of the images left-right.
+def random_flip(X, rng, geometry, which=None):
+    """Mirror a random half of the images left-right, or the images ``which`` says.
 
     Args:
         X: (N, D) uint8 images; not modified.
-        rng: ``numpy.random.Generator``.
+        rng: ``numpy.random.Generator`` (not drawn from when ``which`` is given).
         geometry: the images' Geometry.
+        which: (N,) bool, the images to mirror; None: each at even odds.
     Returns:
         (N, D) uint8, a new array.
     """
     out = X.copy()
     images = _grid(out, geometry)
-    flip = rng.random(len(X)) < 0.5  # (N,)
+    flip = rng.random(len(X)) < 0.5 if which is None else which  # (N,)
     images[flip] = images[flip, :, :, ::-1]
     return out
 
@@ -62,15 +63,33 @@ def random_crop(X, pad, rng, geometry):
     return np.ascontiguousarray(crops).reshape(N, -1)
 
 
+def first_flips(n, seed):
+    """Which of ``n`` training images a run with alternating flips mirrors in its even
+    epochs (0, 2, ...); the odd epochs mirror the others, so that every two epochs show
+    each image both ways (Jordan 2024, "94% on CIFAR-10 in 3.29 seconds on a single GPU").
+
+    A random half, from a stream of its own: the seventh child of the run's seed (the
+    first five are ``training.loop``'s generators, the sixth the Deformer's bank), so
+    that a resumed run mirrors as the first did and the other streams stay as they were.
+
+    Returns:
+        (n,) bool.
+    """
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(7)[6]).random(n) < 0.5
+
+
 def augment(X, rng, flip=False, crop_pad=0, *, geometry, deformer=None):
     """Apply the chosen augmentations to a uint8 minibatch (N, D) of ``geometry``; returns X
-    itself if none. A :class:`~numpy_mlp.data.deform.Deformer` takes the crops and flips
-    into its own gather."""
+    itself if none. ``flip``: False, True (mirror a random half) or (N,) bool (mirror
+    these). A :class:`~numpy_mlp.data.deform.Deformer` takes the crops and flips into its
+    own gather."""
     if deformer is not None:
         return deformer(X, rng, flip=flip, crop_pad=crop_pad)
     if crop_pad:
         X = random_crop(X, crop_pad, rng, geometry)
-    if flip:
+    if isinstance(flip, np.ndarray):
+        X = random_flip(X, rng, geometry, which=flip)
+    elif flip:
         X = random_flip(X, rng, geometry)
     return X
 

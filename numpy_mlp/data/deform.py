@@ -142,7 +142,8 @@ class Deformer:
         Args:
             X: (N, D) uint8 images of the geometry; not modified.
             rng: ``numpy.random.Generator`` (the run's augmentation generator).
-            flip: mirror a random half of the images left-right.
+            flip: False, True (mirror a random half of the images left-right) or (N,) bool
+                (mirror these).
             crop_pad: crops shifted by up to this many pixels each way, zero-filled; at
                 most the ``crop_pad`` the Deformer was made for.
         Returns:
@@ -154,8 +155,10 @@ class Deformer:
         g, m = self.geometry, self._margin
         N, c = len(X), g.channels
         pick = 2 * rng.integers(0, len(self._bank) // 2, size=N)  # (N,) a map each ...
-        if flip:
-            pick += rng.random(N) < 0.5  # ... or its mirror
+        if isinstance(flip, np.ndarray):
+            pick += flip  # ... or its mirror
+        elif flip:
+            pick += rng.random(N) < 0.5
         index = self._bank[pick]  # (N, P)
         if crop_pad:
             dy, dx = rng.integers(-crop_pad, crop_pad + 1, size=(2, N))  # (N,), (N,)

@@ -36,6 +36,7 @@ from ..nn.rules import BOOL, WIDTHS, Rule, check_blocks, choice, real, shown, wh
 from ..nn.schedules import SCHEDULES
 from .threads import THREADS
 
+FLIP_MODES = ("random", "alternate")
 MAX_SHIFT = 16  # pixels: the largest crop_pad and tta_shift (half an image)
 DTYPES = ("float32", "float64")
 MAX_SEED = 2**32 - 1  # the seeds every NumPy and Optuna generator takes
@@ -113,6 +114,10 @@ class TrainConfig:
                              metavar="EPS")
     flip: bool = knob(True, BOOL, "augmentation: mirror a random half of each minibatch "
                       "left-right")
+    flip_mode: str = knob("random", choice(*FLIP_MODES), "with --flip: random = each image "
+                          "at even odds every time it is drawn; alternate = each mirrored "
+                          "in every other epoch, from a random first choice, so that every "
+                          "two epochs show it both ways")
     crop_pad: int = knob(0, whole(0, MAX_SHIFT), "augmentation: random 32x32 crops of the images "
                          "padded by P pixels", metavar="P")
     rotate: float = knob(0.0, ROTATE, "augmentation: rotate each training image by a random "

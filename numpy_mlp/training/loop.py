@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.augment import augment
+from ..data.augment import augment, first_flips
 from ..data.dataset import Geometry
 from ..data.deform import Deformer
 from ..data.mixing import Mixer
@@ -190,6 +190,14 @@ def build(config, data, preprocessor=None):
     return RunState(model, optimizer, preprocessor, eval_idx, loop, ema)
 
 
+def alternate_flips(config, n_train):
+    """(n_train,) bool, the training images a run with alternating flips mirrors in its even
+    epochs (from 0); its odd epochs mirror the others. None for a run without them."""
+    if config.flip and config.flip_mode == "alternate":
+        return first_flips(n_train, config.seed)
+    return None
+
+
 def _smaller_batch(n):
     """A batch size that fits ``n`` training images: the largest power of two up to n."""
     return 1 << (max(1, n).bit_length() - 1)
@@ -236,6 +244,7 @@ def train(config, data, *, state=None, on_step=None, on_eval=None, weights=None)
     threads = ThreadChooser(config.threads)  # BLAS threads per step: fixed, or from the load
     mixer = Mixer.of(config, len(data.class_names), geometry)  # None: no MixUp/CutMix
     deformer = Deformer.of(config, geometry)  # None: no rotations, zoom, shear, elastic
+    first = alternate_flips(config, len(X_train))  # None: random flips, or none
     if weights is not None and mixer is not None:
         raise ConfigError("row weights do not combine with MixUp or CutMix (a mixed row has "
                           "two weights): use mixup=0 and cutmix=0, or no weights")
@@ -250,7 +259,9 @@ def train(config, data, *, state=None, on_step=None, on_eval=None, weights=None)
                 s.perm, s.pos = s.order_rng.permutation(len(X_train)), 0
             idx = s.perm[s.pos:s.pos + config.batch_size]
             s.pos += config.batch_size
-            X_uint8 = augment(X_train[idx], s.aug_rng, flip=config.flip, crop_pad=config.crop_pad,
+            odd_epoch = bool((step - 1) // steps_per_epoch % 2)  # a full pass per reshuffle
+            flip = config.flip if first is None else first[idx] ^ odd_epoch  # bool, or (N,)
+            X_uint8 = augment(X_train[idx], s.aug_rng, flip=flip, crop_pad=config.crop_pad,
                               geometry=geometry, deformer=deformer)
             X, y = run.preprocessor(X_uint8, out=batch), y_train[idx]  # (N, D or K) float, (N,)
             if mixer is not None:  # MixUp/CutMix: y becomes (N, C) soft targets

@@ -24,7 +24,8 @@ from .loop import total_steps
 # projection); no dropout and crops of 2, since in a short run the deep preset's
 # regularisation leaves the net underfitting. Small rotations and zooms (--rotate 6 --zoom
 # 0.06) cost next to nothing here but gave the same validation accuracy over three seeds,
-# so the preset goes without them. Its recipe was chosen on the 45,000/5,000 split; the
+# so the preset goes without them; alternating flips (--flip-mode alternate), the same.
+# Its recipe was chosen on the 45,000/5,000 split; the
 # preset then trains on all 50,000 training images (val_size 0, the last step's weights
 # kept) for the same number of steps (63 epochs of 50,000, 70 of 45,000), as a search's
 # best setting is refitted on all its data: a tenth fewer images at equal steps cost 0.4
