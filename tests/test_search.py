@@ -47,7 +47,7 @@ from numpy_mlp.search import (
     study_folder,
     suggest_config,
 )
-from numpy_mlp.search.study import HeartbeatJournalStorage, redact, scrub, worker_identity
+from numpy_mlp.search.storage import HeartbeatJournalStorage, redact, scrub, worker_identity
 from numpy_mlp.training.config import TrainConfig
 from numpy_mlp.training.model_file import load_model
 
@@ -712,7 +712,8 @@ RACE = """
 import sys, time
 from pathlib import Path
 from numpy_mlp.search.settings import SearchSettings
-from numpy_mlp.search.study import open_storage, quiet_optuna
+from numpy_mlp.search.storage import open_storage
+from numpy_mlp.search.study import quiet_optuna
 quiet_optuna()
 while not Path(sys.argv[2]).exists():  # all start together
     time.sleep(0.001)

@@ -7,7 +7,7 @@ What ``numpy-mlp search`` does, in order, and the module that does it:
    batch size, epochs, L2), updated by a TOML file and ``--space``; ``--set`` fixes any
    ``TrainConfig`` field. A range is ``{"low", "high", "log"}``, a list of values is
    ``{"choices": [...]}``; TrainConfig checks every value.
-3. **Study** (study.py, journal.py): one Optuna study in a shared storage coordinates every
+3. **Study** (study.py; its storage in storage.py, journal.py): one Optuna study in a shared storage coordinates every
    worker: a journal file ``DIR/study.journal`` by default, or any URL Optuna takes
    (``postgresql://...``, ``redis://...``) for many machines. Optuna's heartbeat finds
    the trials of dead workers, marks them FAIL and runs each once more.
@@ -42,20 +42,8 @@ from .space import (
     merge_space,
     suggest_config,
 )
-from .study import (
-    HEARTBEAT,
-    JOURNAL,
-    STALE_AFTER,
-    check_setup,
-    counts,
-    fail_dead_trials,
-    finished,
-    open_storage,
-    open_study,
-    quiet_optuna,
-    redact,
-    where,
-)
+from .storage import HEARTBEAT, JOURNAL, STALE_AFTER, fail_dead_trials, open_storage, redact
+from .study import check_setup, counts, finished, open_study, quiet_optuna, where
 from .workers import load_data, objective, run_worker, run_workers, shares
 
 __all__ = [

@@ -32,7 +32,8 @@ from ..training.loop import train
 from ..training.model_file import load_model, write_model_file
 from .settings import settings_dict
 from .space import DEFAULT_SPACE, as_config_values, base_config, effective_space
-from .study import counts, fail_dead_trials, finished
+from .storage import fail_dead_trials
+from .study import counts, finished
 
 PICTURES = ("history.png", "params.png", "importance.png")
 

@@ -9,7 +9,7 @@ from ..errors import ConfigError, printable
 from ..nn.rules import BOOL, TEXT, choice, real, text_value, whole
 from ..training.config import SETTINGS, Setting
 from .space import DEFAULT_SPACE, check_grid_fits, check_space
-from .study import check_storage, redact
+from .storage import check_storage, redact
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "halving", "none")

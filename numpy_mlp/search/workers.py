@@ -25,17 +25,8 @@ from ..training.loop import train
 from .outputs import fmt, save_trial_model, trial_model_path
 from .settings import set_spelling
 from .space import base_config, suggest_config
-from .study import (
-    counts,
-    fail_dead_trials,
-    finished,
-    make_pruner,
-    make_sampler,
-    open_storage,
-    open_study,
-    quiet_optuna,
-    worker_identity,
-)
+from .storage import fail_dead_trials, open_storage, worker_identity
+from .study import counts, finished, make_pruner, make_sampler, open_study, quiet_optuna
 
 
 def shares(total, k):
