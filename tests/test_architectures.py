@@ -4,7 +4,7 @@ modes, the folded evaluation path, model files, checkpoints, ONNX, the CLI, bad 
 import numpy as np
 import pytest
 from synthetic_data import synthetic
-from test_checkpoint import Crash, assert_same_run, crash_after
+from test_checkpoint import assert_same_run, crashed_and_resumed, finished_run
 
 from numpy_mlp import FullyConnectedNet, TrainConfig
 from numpy_mlp.data.preprocessing import Preprocessor
@@ -14,8 +14,6 @@ from numpy_mlp.nn.gradient_check import numerical_gradient, rel_error
 from numpy_mlp.nn.layers import layernorm_forward
 from numpy_mlp.nn.losses import softmax
 from numpy_mlp.nn.optim import SGD
-from numpy_mlp.runs.train import train_with_checkpoints
-from numpy_mlp.training.checkpoint_file import CHECKPOINT_NAME, read_checkpoint
 from numpy_mlp.training.inference import predict_labels, probabilities
 from numpy_mlp.training.model_file import load_model, write_model_file
 
@@ -226,19 +224,15 @@ RESUME = dict(batch_size=16, num_iters=30, evals=5, dropout=0.2, crop_pad=2, alp
 def test_crash_and_resume_is_bit_for_bit_with_buffers(arch, tmp_path, monkeypatch):
     config = TrainConfig(**RESUME, **arch)
     data = synthetic(n_train=120, n_val=40)
-    reference = train_with_checkpoints(config, data, tmp_path / "ref")
-    ref = (reference, read_checkpoint(tmp_path / "ref" / CHECKPOINT_NAME))
-    arrays = ref[1][1]
+    ref = finished_run(config, data, tmp_path / "ref")
+    reference, arrays = ref[0], ref[1][1]
     if config.norm == "batch":  # the buffers are in it, the best ones too
         assert "buffer/running_mean1" in arrays and "best/running_var1" in arrays
         assert "m/running_mean1" not in arrays  # no momentum for them
         assert sorted(reference.model.buffers) == sorted(k[7:] for k in arrays
                                                          if k.startswith("buffer/"))
-    crash_after(monkeypatch, 12)
-    with pytest.raises(Crash):
-        train_with_checkpoints(config, data, tmp_path / "run")
-    result = train_with_checkpoints(config, data, tmp_path / "run", resume=True)
-    assert_same_run(ref, (result, read_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)))
+    result, checkpoint = crashed_and_resumed(config, data, tmp_path / "run", monkeypatch, 12)
+    assert_same_run(ref, (result, checkpoint))
     for k, v in reference.model.buffers.items():  # the best step's running statistics
         assert v.tobytes() == result.model.buffers[k].tobytes(), k
 

@@ -49,9 +49,7 @@ def data():
 @pytest.fixture(scope="module")
 def reference(data, tmp_path_factory):
     """The uninterrupted run: its result and its final checkpoint (written at the last step)."""
-    out = tmp_path_factory.mktemp("reference")
-    result = train_with_checkpoints(CONFIG, data, out)
-    return result, read_checkpoint(out / CHECKPOINT_NAME)
+    return finished_run(CONFIG, data, tmp_path_factory.mktemp("reference"))
 
 
 def crash_after(monkeypatch, step):
@@ -65,6 +63,21 @@ def crash_after(monkeypatch, step):
             raise Crash(step)
 
     monkeypatch.setattr(ckpt.Checkpointer, "__call__", call)
+
+
+def finished_run(config, data, folder):
+    """Train ``config`` on ``data`` in ``folder`` uninterrupted: (result, final checkpoint)."""
+    return train_with_checkpoints(config, data, folder), read_checkpoint(folder / CHECKPOINT_NAME)
+
+
+def crashed_and_resumed(config, data, folder, monkeypatch, step):
+    """Train ``config`` in ``folder``, crash right after ``step``, then resume it to the
+    end: (the resumed run's result, its final checkpoint), for :func:`assert_same_run`."""
+    crash_after(monkeypatch, step)
+    with pytest.raises(Crash):
+        train_with_checkpoints(config, data, folder)
+    result = train_with_checkpoints(config, data, folder, resume=True)
+    return result, read_checkpoint(folder / CHECKPOINT_NAME)
 
 
 def assert_same_run(a, b):
@@ -91,11 +104,7 @@ CRASH_STEPS = sorted({1, 7, 8, 10, 11, 89, 90,
 
 @pytest.mark.parametrize("step", CRASH_STEPS)
 def test_crash_at_any_step_then_resume_is_bit_for_bit(step, data, reference, tmp_path, monkeypatch):
-    crash_after(monkeypatch, step)
-    with pytest.raises(Crash):
-        train_with_checkpoints(CONFIG, data, tmp_path)
-    result = train_with_checkpoints(CONFIG, data, tmp_path, resume=True)
-    assert_same_run(reference, (result, read_checkpoint(tmp_path / CHECKPOINT_NAME)))
+    assert_same_run(reference, crashed_and_resumed(CONFIG, data, tmp_path, monkeypatch, step))
 
 
 def test_three_crashes_in_one_run_then_resume_is_bit_for_bit(data, reference, tmp_path,

@@ -150,21 +150,14 @@ def test_deformations_draw_only_from_the_augmentation_generator(deformed_data):
 
 @pytest.mark.parametrize("step", [13, 20])
 def test_a_deformed_run_resumed_is_bit_for_bit(step, deformed_data, tmp_path, monkeypatch):
-    from test_checkpoint import Crash, assert_same_run, crash_after
+    from test_checkpoint import assert_same_run, crashed_and_resumed, finished_run
 
     from numpy_mlp import TrainConfig
-    from numpy_mlp.runs.train import train_with_checkpoints
-    from numpy_mlp.training.checkpoint_file import CHECKPOINT_NAME, read_checkpoint
 
     config = TrainConfig(**DEFORMED)
-    whole = train_with_checkpoints(config, deformed_data, tmp_path / "whole")
-    reference = (whole, read_checkpoint(tmp_path / "whole" / CHECKPOINT_NAME))
-    crash_after(monkeypatch, step)
-    with pytest.raises(Crash):
-        train_with_checkpoints(config, deformed_data, tmp_path / "cut")
-    monkeypatch.undo()
-    result = train_with_checkpoints(config, deformed_data, tmp_path / "cut", resume=True)
-    assert_same_run(reference, (result, read_checkpoint(tmp_path / "cut" / CHECKPOINT_NAME)))
+    assert_same_run(finished_run(config, deformed_data, tmp_path / "whole"),
+                    crashed_and_resumed(config, deformed_data, tmp_path / "cut", monkeypatch,
+                                        step))
 
 
 def test_the_estimator_refuses_deformations_of_rows_that_are_not_images():

@@ -127,18 +127,9 @@ def test_a_bad_mode_is_a_one_line_error(tmp_path, capsys):
 @pytest.mark.parametrize("step", [13, 24])  # in an even epoch and in an odd one
 def test_a_run_with_alternating_flips_resumed_is_bit_for_bit(step, deformed, data, tmp_path,
                                                               monkeypatch):
-    from test_checkpoint import Crash, assert_same_run, crash_after
-
-    from numpy_mlp.runs.train import train_with_checkpoints
-    from numpy_mlp.training.checkpoint_file import CHECKPOINT_NAME, read_checkpoint
+    from test_checkpoint import assert_same_run, crashed_and_resumed, finished_run
 
     config = TrainConfig(**{**ALTERNATE, "crop_pad": 1, "checkpoint_every": 7,
                             "rotate": 10.0 if deformed else 0.0})
-    whole = train_with_checkpoints(config, data, tmp_path / "whole")
-    reference = (whole, read_checkpoint(tmp_path / "whole" / CHECKPOINT_NAME))
-    crash_after(monkeypatch, step)
-    with pytest.raises(Crash):
-        train_with_checkpoints(config, data, tmp_path / "cut")
-    monkeypatch.undo()
-    result = train_with_checkpoints(config, data, tmp_path / "cut", resume=True)
-    assert_same_run(reference, (result, read_checkpoint(tmp_path / "cut" / CHECKPOINT_NAME)))
+    assert_same_run(finished_run(config, data, tmp_path / "whole"),
+                    crashed_and_resumed(config, data, tmp_path / "cut", monkeypatch, step))

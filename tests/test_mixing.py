@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from synthetic_data import synthetic
 from test_bad_inputs import hyper, one_line_error
-from test_checkpoint import Crash, assert_same_run, crash_after
+from test_checkpoint import assert_same_run, crashed_and_resumed, finished_run
 
 from numpy_mlp import TrainConfig
 from numpy_mlp.data.augment import cutmix, mixup, one_hot
@@ -16,8 +16,6 @@ from numpy_mlp.data.mixing import Mixer
 from numpy_mlp.errors import ConfigError
 from numpy_mlp.nn.gradient_check import numerical_gradient, rel_error
 from numpy_mlp.nn.losses import cross_entropy_loss
-from numpy_mlp.runs.train import train_with_checkpoints
-from numpy_mlp.training.checkpoint_file import CHECKPOINT_NAME, read_checkpoint
 from numpy_mlp.training.loop import _generators, build, train
 
 
@@ -243,9 +241,7 @@ def mixed_data():
 
 @pytest.fixture(scope="module")
 def mixed_reference(mixed_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("mixed")
-    result = train_with_checkpoints(MIXED, mixed_data, out)
-    return result, read_checkpoint(out / CHECKPOINT_NAME)
+    return finished_run(MIXED, mixed_data, tmp_path_factory.mktemp("mixed"))
 
 
 @pytest.mark.parametrize("step", [13, 20])
@@ -254,12 +250,9 @@ def test_a_mixed_run_with_an_ema_resumed_is_bit_for_bit(step, mixed_data, mixed_
     meta, arrays = mixed_reference[1]
     assert "mix" in meta["rng"] and any(k.startswith("ema/") for k in arrays)
     assert len(meta["history"]["val_acc_ema"]) == 5
-    crash_after(monkeypatch, step)
-    with pytest.raises(Crash):
-        train_with_checkpoints(MIXED, mixed_data, tmp_path)
-    result = train_with_checkpoints(MIXED, mixed_data, tmp_path, resume=True)
-    assert_same_run(mixed_reference, (result, read_checkpoint(tmp_path / CHECKPOINT_NAME)))
-    assert result.best_source == mixed_reference[0].best_source
+    resumed = crashed_and_resumed(MIXED, mixed_data, tmp_path, monkeypatch, step)
+    assert_same_run(mixed_reference, resumed)
+    assert resumed[0].best_source == mixed_reference[0].best_source
 
 
 def test_the_estimator_mixes_features_but_refuses_cutmix_on_them():
