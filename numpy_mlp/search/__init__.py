@@ -7,10 +7,11 @@ What ``numpy-mlp search`` does, in order, and the module that does it:
    batch size, epochs, L2), updated by a TOML file and ``--space``; ``--set`` fixes any
    ``TrainConfig`` field. A range is ``{"low", "high", "log"}``, a list of values is
    ``{"choices": [...]}``; TrainConfig checks every value.
-3. **Study** (study.py; its storage in storage.py, journal.py): one Optuna study in a shared storage coordinates every
-   worker: a journal file ``DIR/study.journal`` by default, or any URL Optuna takes
-   (``postgresql://...``, ``redis://...``) for many machines. Optuna's heartbeat finds
-   the trials of dead workers, marks them FAIL and runs each once more.
+3. **Study** (study.py; its storage in storage.py, journal.py): one Optuna study in a
+   shared storage coordinates every worker: a journal file ``DIR/study.journal`` by
+   default, or any URL Optuna takes (``postgresql://...``, ``redis://...``) for many
+   machines. Optuna's heartbeat finds the trials of dead workers, marks them FAIL and
+   runs each once more.
 4. **Workers** (workers.py): ``workers`` processes (spawned; one BLAS thread each) load
    the data once and run trials; the pruner stops poor ones early.
 5. **Outputs** (outputs.py; pictures in numpy_mlp/runs/plots.py): the trial with the best
