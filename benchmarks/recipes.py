@@ -125,7 +125,7 @@ from numpy_mlp.data.preprocessing import EPS, Preprocessor
 from numpy_mlp.nn.losses import cross_entropy_loss
 from numpy_mlp.nn.schedules import lr_at
 from numpy_mlp.training.inference import predict_labels
-from numpy_mlp.training.loop import alternate_flips, build, total_steps, train
+from numpy_mlp.training.loop import alternate_flips, build, flips_of, total_steps, train
 from numpy_mlp.training.metrics import accuracy
 from numpy_mlp.training.presets import PRESETS
 from numpy_mlp.training.threads import machine_cpu_seconds
@@ -450,7 +450,7 @@ def run_torch(config, data, prep):
             perm, pos = torch.randperm(n, generator=gen), 0
         idx = perm[pos:pos + N]
         pos += N
-        which = None if first is None else first[idx] ^ bool((step - 1) // steps_per_epoch % 2)
+        which = None if first is None else flips_of(first, idx, step, steps_per_epoch)
         loss = loss_fn(model(normalise(augment_uint8(X[idx], which))), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -539,8 +539,7 @@ def run_phases(config, data, prep):
             idx = perm[pos:pos + N]
             pos += N
             t = [time.perf_counter()]
-            flip = (config.flip if first is None
-                    else first[idx] ^ bool((step - 1) // steps_per_epoch % 2))
+            flip = config.flip if first is None else flips_of(first, idx, step, steps_per_epoch)
             X_uint8 = augment(X_train[idx], aug_rng, flip=flip, crop_pad=config.crop_pad,
                               geometry=data.geometry, deformer=deformer)
             t.append(time.perf_counter())

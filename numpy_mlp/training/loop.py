@@ -198,6 +198,14 @@ def alternate_flips(config, n_train):
     return None
 
 
+def flips_of(first, idx, step, steps_per_epoch):
+    """(N,) bool, which images of the batch ``idx`` (N,) step ``step`` mirrors with
+    alternating flips: those of ``first`` (:func:`alternate_flips`) in the run's even
+    epochs, the others in its odd ones; an epoch is ``steps_per_epoch`` steps, a full pass
+    between reshuffles. NumPy arrays or, for the benchmark's PyTorch side, tensors."""
+    return first[idx] ^ bool((step - 1) // steps_per_epoch % 2)
+
+
 def _smaller_batch(n):
     """A batch size that fits ``n`` training images: the largest power of two up to n."""
     return 1 << (max(1, n).bit_length() - 1)
@@ -259,8 +267,7 @@ def train(config, data, *, state=None, on_step=None, on_eval=None, weights=None)
                 s.perm, s.pos = s.order_rng.permutation(len(X_train)), 0
             idx = s.perm[s.pos:s.pos + config.batch_size]
             s.pos += config.batch_size
-            odd_epoch = bool((step - 1) // steps_per_epoch % 2)  # a full pass per reshuffle
-            flip = config.flip if first is None else first[idx] ^ odd_epoch  # bool, or (N,)
+            flip = config.flip if first is None else flips_of(first, idx, step, steps_per_epoch)
             X_uint8 = augment(X_train[idx], s.aug_rng, flip=flip, crop_pad=config.crop_pad,
                               geometry=geometry, deformer=deformer)
             X, y = run.preprocessor(X_uint8, out=batch), y_train[idx]  # (N, D or K) float, (N,)
