@@ -25,11 +25,11 @@ from .loop import total_steps
 # regularisation leaves the net underfitting. Small rotations and zooms (--rotate 6 --zoom
 # 0.06) cost next to nothing here but gave the same validation accuracy over three seeds,
 # so the preset goes without them; alternating flips (--flip-mode alternate), the same.
-# Its recipe was chosen on the 45,000/5,000 split; the
-# preset then trains on all 50,000 training images (val_size 0, the last step's weights
-# kept) for the same number of steps (63 epochs of 50,000, 70 of 45,000), as a search's
-# best setting is refitted on all its data: a tenth fewer images at equal steps cost 0.4
-# points of validation accuracy. Its warm-up is the deep preset's share of its run.
+# Its recipe was chosen on the 45,000/5,000 split; the preset then trains on all 50,000
+# training images (val_size 0, the last step's weights kept) for the same number of steps
+# (63 epochs of 50,000, 70 of 45,000), as a search's best setting is refitted on all its
+# data: a tenth fewer images at equal steps cost 0.4 points of validation accuracy. Its
+# warm-up is the deep preset's share of its run.
 # The hour one is the deep one for 320 epochs, as long as an hour at a 2048³ product of 190
 # GFLOP/s allows: 1.8 points more on validation (three seeds), the curve still rising at
 # the end. Rotations and zooms did not help it there, on one seed; nor did all 50,000
