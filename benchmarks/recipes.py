@@ -14,7 +14,8 @@ The recipes (``RECIPES``) are the presets of numpy_mlp/training/presets.py **as 
 ``numpy-mlp train`` (``TrainConfig()``), all run by default. Beside them, run only when
 named: each preset on per-channel images (``NAME-per-channel``, what the tables of
 2026-12-02 measured as "deep" and "two-layer") and the deep preset at batch 128
-(``deep-128``), to set the batch-size lever against (``--recipes deep,deep-128 --no-torch``).
+(``deep-128``), to set the batch-size lever against (``--recipes deep,deep-128 --no-torch``),
+and the hour preset at twice its batch (``hour-512``: what growing the batch could save).
 
 **The step benchmark** (the default mode). For each recipe, a fixed number of real steps
 runs end to end in a fresh process, first numpy-mlp's trainer (``build`` and ``train``) and
@@ -185,6 +186,11 @@ def _recipes():
         deep = TrainConfig(**PRESETS["deep"])
         config = deep.replace(batch_size=deep.batch_size // 2, alpha=deep.alpha / 2)
         extra["deep-128"] = ("`--preset deep` at half its batch and rate, "
+                             + flags_of(config, ("batch_size", "alpha")), config)
+    if "hour" in PRESETS:  # what a batch grown to 512 could save: twice the batch and rate
+        hour = with_validation(TrainConfig(**PRESETS["hour"]))
+        config = hour.replace(batch_size=hour.batch_size * 2, alpha=hour.alpha * 2)
+        extra["hour-512"] = ("`--preset hour` at twice its batch and rate, "
                              + flags_of(config, ("batch_size", "alpha")), config)
     return recipes, extra
 

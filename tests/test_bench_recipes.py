@@ -60,6 +60,19 @@ def test_a_new_preset_is_benchmarked_without_a_change(recipes, monkeypatch):
     assert "fast-per-channel" in extra
 
 
+def test_the_batch_size_levers_scale_the_rate_with_the_batch(recipes):
+    """deep-128 and hour-512 are their presets at half and twice the batch, the rate scaled
+    with it, evaluating after as many images (the same share of a step)."""
+    for name, base, factor in (("deep-128", "deep", 0.5), ("hour-512", "hour", 2)):
+        preset, lever = recipes.RECIPES[base][1], recipes.RECIPES[name][1]
+        assert lever.batch_size == preset.batch_size * factor
+        assert lever.alpha == pytest.approx(preset.alpha * factor)
+        assert lever.replace(batch_size=preset.batch_size, alpha=preset.alpha) == preset
+        images = [recipes.eval_interval(c, 45_000) * c.batch_size for c in (preset, lever)]
+        assert images[1] == pytest.approx(images[0], rel=0.01)
+    assert "hour-512" not in recipes.DEFAULT_RECIPES
+
+
 def test_step_flops_by_hand(recipes):
     # N=10, one hidden layer of 100, C=10. Per channel, input D=3072: forward
     # 2*10*(3072*100 + 100*10) = 6,164,000; the weight gradients the same; the input
