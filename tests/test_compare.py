@@ -120,3 +120,34 @@ def test_the_default_folder_is_a_new_one_under_runs_compare(runs, tmp_path, monk
     assert main(["report", *map(str, runs), "-q"]) == 0
     (page,) = (tmp_path / COMPARE_ROOT).glob(f"*/{COMPARE_NAME}")
     assert page.stat().st_size > 10_000
+
+
+GOOD_HISTORY = ("step,loss,epoch,train_loss,train_acc,val_acc,alpha,seconds\n"
+                "1,2.3,,,,,,\n2,2.2,0.5,2.25,0.2,0.25,0.01,1.5\n")
+
+
+@pytest.mark.parametrize("text, said", [
+    ("step,loss\n1,2.3\n", "its first row is not step,loss,epoch"),
+    (GOOD_HISTORY.replace("seconds", "seconds,val_acc_emma"), "its first row is not"),
+    (GOOD_HISTORY + "3,2.1\n", "row 4 is not a step of a history (2 columns)"),
+    (GOOD_HISTORY.replace("0.5,2.25,0.2,0.25", "0.5,2.25,0.2,high"), "row 3 is not a step"),
+    ("", "its first row is not"),
+])
+def test_a_damaged_history_is_one_line_naming_the_file_and_row(text, said, tmp_path):
+    from numpy_mlp.errors import RunFileError
+    from numpy_mlp.runs.writeup import read_history
+
+    path = tmp_path / "history.csv"
+    path.write_text(text)
+    with pytest.raises(RunFileError) as e:
+        read_history(path)
+    assert said in str(e.value) and str(path) in str(e.value) and "\n" not in str(e.value)
+    assert read_history(_written(tmp_path, GOOD_HISTORY)) == {
+        "step": [1, 2], "loss": [2.3, 2.2], "eval_step": [2], "epoch": [0.5],
+        "train_acc": [0.2], "val_acc": [0.25]}
+
+
+def _written(tmp_path, text):
+    path = tmp_path / "good.csv"
+    path.write_text(text)
+    return path

@@ -11,7 +11,7 @@ from numpy_mlp.nn.ema import EMA, decay_at
 from numpy_mlp.nn.optim import BLOCK
 from numpy_mlp.runs.display import eval_line
 from numpy_mlp.runs.plots import plot_accuracy
-from numpy_mlp.runs.writeup import history_csv, run_metrics
+from numpy_mlp.runs.writeup import HISTORY_COLUMNS, history_csv, read_history, run_metrics
 from numpy_mlp.training.loop import HISTORY_KEYS, build, record_evaluation, result_of, train
 
 
@@ -155,7 +155,16 @@ def test_the_history_readers_show_the_ema_and_work_without_it(data, tmp_path):
     assert f"val_acc {h['val_acc'][-1]:.3f}  val_acc_ema {h['val_acc_ema'][-1]:.3f}  " in line
     plain = {k: v for k, v in h.items() if k != "val_acc_ema"}
     assert "ema" not in eval_line(plain, 30)
-    assert history_csv(h) == history_csv(plain)  # the csv keeps its columns
+    # the csv keeps the average's curve in a last column, only in an EMA run's history
+    ema_csv, plain_csv = history_csv(h), history_csv(plain)
+    assert plain_csv.splitlines()[0] == ",".join(HISTORY_COLUMNS)
+    assert ema_csv.splitlines()[0] == ",".join(HISTORY_COLUMNS) + ",val_acc_ema"
+    for text, name in ((ema_csv, "ema.csv"), (plain_csv, "plain.csv")):
+        (tmp_path / name).write_text(text)
+    back, back_plain = read_history(tmp_path / "ema.csv"), read_history(tmp_path / "plain.csv")
+    assert back["val_acc_ema"] == pytest.approx(h["val_acc_ema"], abs=1e-6)
+    assert back["val_acc"] == back_plain["val_acc"] == pytest.approx(h["val_acc"], abs=1e-6)
+    assert "val_acc_ema" not in back_plain
     for history, name in ((h, "ema.png"), (plain, "plain.png")):
         plot_accuracy(history, tmp_path / name)
         assert (tmp_path / name).stat().st_size > 1000

@@ -12,6 +12,7 @@ its :class:`~numpy_mlp.runs.folder.RunFolder`, locked for the run's whole life, 
     checkpoint.npz  while the run is unfinished: everything to continue it
                     (training/checkpoint_file.py)
     history.csv     one row per step: step, loss, and the evaluation columns where measured
+                    (with --ema, the average's validation accuracy last, val_acc_ema)
     metrics.json    train/val/test accuracy, per-class test accuracy, times
     model.npz       the parameters with the best validation accuracy and the data folder
                     they were trained on (training/model_file.py)

@@ -29,6 +29,7 @@ from .report import write_report
 
 HISTORY_COLUMNS = ["step", "loss", "epoch", "train_loss", "train_acc", "val_acc", "alpha",
                    "seconds"]
+EMA_COLUMN = "val_acc_ema"  # last, only in the history of a run with an EMA
 
 
 def write_json(path, obj):
@@ -36,16 +37,22 @@ def write_json(path, obj):
     atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
 
 
+def _columns(history):
+    return HISTORY_COLUMNS + ([EMA_COLUMN] if EMA_COLUMN in history else [])
+
+
 def history_csv(history):
-    """history.csv's text: one row per step; evaluation columns filled where measured."""
+    """history.csv's text: one row per step; evaluation columns filled where measured (with
+    an EMA, its validation accuracy in a last column, ``val_acc_ema``)."""
     evals = {s: i for i, s in enumerate(history["eval_step"])}
+    columns = _columns(history)
     text = io.StringIO()
     w = csv.writer(text)
-    w.writerow(HISTORY_COLUMNS)
+    w.writerow(columns)
     for step, loss in zip(history["step"], history["loss"]):
         i = evals.get(step)
         w.writerow([step, f"{loss:.6g}"] + ["" if i is None else f"{history[c][i]:.6g}"
-                                            for c in HISTORY_COLUMNS[2:]])
+                                            for c in columns[2:]])
     return text.getvalue()
 
 
@@ -56,24 +63,27 @@ HISTORY_FIX = "the run folder is damaged: train the run again, or leave it out"
 def read_history(path):
     """A run's ``history.csv`` (as :func:`history_csv` writes it) read back, checked: the
     lists ``step`` and ``loss`` of every step, and ``eval_step``, ``epoch``, ``train_acc``
-    and ``val_acc`` of every evaluation. A link is refused; RunFileError names the row."""
+    and ``val_acc`` (and ``val_acc_ema``, if it has that column) of every evaluation. A
+    link is refused; RunFileError names the row."""
     data = read_regular_bytes(path, limit=MAX_HISTORY_BYTES, error=RunFileError,
                               fix=HISTORY_FIX, follow_links=False)
     rows = csv.reader(io.StringIO(data.decode("utf-8", errors="replace")))
-    if next(rows, None) != HISTORY_COLUMNS:
-        raise RunFileError(f"{printable(path)}: its first row is not {','.join(HISTORY_COLUMNS)}; "
-                           f"{HISTORY_FIX}")
-    out = {k: [] for k in ("step", "loss", "eval_step", "epoch", "train_acc", "val_acc")}
+    columns = next(rows, None)
+    if columns not in (HISTORY_COLUMNS, HISTORY_COLUMNS + [EMA_COLUMN]):
+        raise RunFileError(f"{printable(path)}: its first row is not {','.join(HISTORY_COLUMNS)} "
+                           f"(with ,{EMA_COLUMN} for a run with an EMA); {HISTORY_FIX}")
+    read = ["epoch", "train_acc", "val_acc"] + columns[len(HISTORY_COLUMNS):]
+    out = {k: [] for k in ["step", "loss", "eval_step"] + read}
     for n, row in enumerate(rows, 2):
         try:
-            if len(row) != len(HISTORY_COLUMNS):
+            if len(row) != len(columns):
                 raise ValueError(f"{len(row)} columns")
             out["step"].append(int(row[0]))
             out["loss"].append(float(row[1]))
             if row[2]:  # an evaluation's row
                 out["eval_step"].append(int(row[0]))
-                for k in ("epoch", "train_acc", "val_acc"):
-                    out[k].append(float(row[HISTORY_COLUMNS.index(k)]))
+                for k in read:
+                    out[k].append(float(row[columns.index(k)]))
         except ValueError as e:
             raise RunFileError(f"{printable(path)}: row {n} is not a step of a history ({e}); "
                                f"{HISTORY_FIX}") from None
