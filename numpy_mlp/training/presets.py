@@ -32,9 +32,10 @@ from .loop import total_steps
 # warm-up is the deep preset's share of its run.
 # The hour one is the deep one for 320 epochs, as long as an hour at a 2048³ product of 190
 # GFLOP/s allows: 1.8 points more on validation (three seeds), the curve still rising at
-# the end. Rotations and zooms did not help it there, on one seed; nor did all 50,000
-# training images at the same steps, as the fast one trains (two seeds), so it keeps its
-# validation split (docs/ablations.md#an-hour).
+# the end. Rotations and zooms did not help it there, on one seed; nor did 512 whitening
+# components for 400 epochs in the same time, or an EMA of the weights (one seed each);
+# nor all 50,000 training images at the same steps, as the fast one trains (two seeds),
+# so it keeps its validation split (docs/ablations.md#an-hour).
 _DEEP = dict(hidden_dim=(2048, 1024, 512), dropout=0.1, crop_pad=4, reg=5e-4, batch_size=256,
              alpha=0.2, label_smoothing=0.1, warmup=500, epochs=170.0, preprocessing="whiten",
              evals=34, tta_shift=2)
