@@ -22,6 +22,7 @@ from ..files.atomic import atomic_write
 from ..files.jsonfile import read_regular_bytes
 from ..training.checkpoint_file import CHECKPOINT_NAME
 from ..training.inference import predict_labels
+from ..training.loop import EMA_HISTORY_KEYS
 from ..training.metrics import accuracy, confusion_matrix, per_class_accuracy
 from ..training.model_file import MODEL_NAME, describe_model, write_model_file
 from . import plots
@@ -29,7 +30,7 @@ from .report import write_report
 
 HISTORY_COLUMNS = ["step", "loss", "epoch", "train_loss", "train_acc", "val_acc", "alpha",
                    "seconds"]
-EMA_COLUMN = "val_acc_ema"  # last, only in the history of a run with an EMA
+EMA_COLUMNS = list(EMA_HISTORY_KEYS)  # last, only in the history of a run with an EMA
 
 
 def write_json(path, obj):
@@ -38,7 +39,7 @@ def write_json(path, obj):
 
 
 def _columns(history):
-    return HISTORY_COLUMNS + ([EMA_COLUMN] if EMA_COLUMN in history else [])
+    return HISTORY_COLUMNS + (EMA_COLUMNS if EMA_COLUMNS[0] in history else [])
 
 
 def history_csv(history):
@@ -69,9 +70,9 @@ def read_history(path):
                               fix=HISTORY_FIX, follow_links=False)
     rows = csv.reader(io.StringIO(data.decode("utf-8", errors="replace")))
     columns = next(rows, None)
-    if columns not in (HISTORY_COLUMNS, HISTORY_COLUMNS + [EMA_COLUMN]):
+    if columns not in (HISTORY_COLUMNS, HISTORY_COLUMNS + EMA_COLUMNS):
         raise RunFileError(f"{printable(path)}: its first row is not {','.join(HISTORY_COLUMNS)} "
-                           f"(with ,{EMA_COLUMN} for a run with an EMA); {HISTORY_FIX}")
+                           f"(with ,{','.join(EMA_COLUMNS)} for a run with an EMA); {HISTORY_FIX}")
     read = ["epoch", "train_acc", "val_acc"] + columns[len(HISTORY_COLUMNS):]
     out = {k: [] for k in ["step", "loss", "eval_step"] + read}
     for n, row in enumerate(rows, 2):
