@@ -75,8 +75,9 @@ OWN_SETTINGS = {s.name: s for s in (
 PARTIAL_FIT = dict(epochs=1.0, num_iters=None, schedule="constant", warmup=0)
 # history_ keys that only a fit with validation rows has (no all-NaN lists without)
 VALIDATION_KEYS = ("val_acc", "val_acc_ema")
-# TrainConfig fields with no meaning here: the data is X itself, not a named data set
-REPLACED = ("val_size", "dataset", "image_size")
+# TrainConfig fields with no meaning here: the data is X itself, not a named data set, and
+# a teacher is a model file trained on a named data set's split
+REPLACED = ("val_size", "dataset", "image_size", "teacher", "distill", "distill_temperature")
 SETTINGS_HERE = {**{k: s for k, s in SETTINGS.items() if k not in REPLACED}, **OWN_SETTINGS}
 PARAMS = {k: OWN_DEFAULTS[k][0] if k in OWN_DEFAULTS else s.default
           for k, s in SETTINGS_HERE.items()}  # name -> default, in TrainConfig's order

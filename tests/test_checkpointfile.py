@@ -85,6 +85,8 @@ DAMAGES = {
     "negative pos": (set_field("loop.pos", -1), "state.loop.pos is -1"),
     "seconds as list": (set_field("loop.seconds", [1]), "state.loop.seconds is [1], not a number"),
     "best after step": (set_field("loop.best_step", 99), "state.loop.best_step is 99"),
+    "teacher digest": (set_field("loop.teacher_digest", "abc"),
+                       "state.loop.teacher_digest is 'abc', not a sha256 in hex, or empty"),
     "loss list short": (set_field("history.loss", lambda v: v[:-1]), "state.history.loss is"),
     "eval lists differ": (set_field("history.val_acc", lambda v: v + [0.5]),
                           "state.history.val_acc is"),

@@ -1,4 +1,5 @@
-"""Softmax cross-entropy, the loss of the course notebook, and the softmax itself.
+"""Softmax cross-entropy, the loss of the course notebook; the distillation term that pulls
+toward a teacher's probabilities; and the softmax itself.
 
     N  batch size
     C  number of classes
@@ -91,6 +92,51 @@ def _soft_target_loss(scores, T, label_smoothing, weights):
     dscores = exp  # reuse: softmax probabilities, (N, C)
     dscores /= sum_exp
     dscores -= T  # d/ds of -sum_c T_c log p_c is p - T, as the rows of T sum to 1
+    _scale_rows(dscores, weights)
+    return np.float64(loss), dscores
+
+
+def distillation_loss(scores, targets, temperature=1.0, weights=None):
+    """Hinton's distillation term: how far the softened probabilities of ``scores`` are from
+    a teacher's, and its gradient w.r.t. ``scores``.
+
+    With ``p = softmax(scores / T)`` the loss is ``T**2 * mean_i KL(q_i || p_i)``, zero when
+    the student's softened probabilities equal the teacher's ``q``. The factor T**2 keeps
+    the gradient, ``T * (p - q) / N``, at the scale of the plain cross-entropy's whatever
+    the temperature (Hinton, Vinyals and Dean 2015), so that the two terms can be mixed.
+
+    Args:
+        scores: (N, C) the student's logits; never modified.
+        targets: (N, C) the teacher's probabilities at temperature T, rows summing to 1.
+        temperature: T > 0; above 1 it brings out the teacher's small probabilities.
+        weights: (N,) non-negative row weights, or None, as in :func:`cross_entropy_loss`.
+    Returns:
+        loss: np.float64, the mean over the batch.
+        dscores: (N, C) gradient of ``loss`` w.r.t. ``scores``, same dtype as ``scores``.
+    """
+    N, C = scores.shape
+    if targets.shape != scores.shape:
+        raise ValueError(f"teacher targets of shape {targets.shape} for scores of shape "
+                         f"{scores.shape}")
+    if weights is not None:
+        weights = np.asarray(weights)
+        if weights.shape != (N,):
+            raise ValueError(f"weights of shape {weights.shape} for {N} rows of scores")
+    T = float(temperature)
+    shifted = scores / T  # (N, C), a new array
+    shifted -= shifted.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)  # (N, C)
+    sum_exp = exp.sum(axis=1, keepdims=True)  # (N, 1)
+    log_p = shifted - np.log(sum_exp)  # (N, C)
+    q = np.asarray(targets, dtype=scores.dtype)
+    # sum_c q log q, with 0 log 0 = 0: the teacher's part of the KL, constant for the student
+    q_log_q = np.where(q > 0, q * np.log(np.where(q > 0, q, 1)), 0).sum(axis=1)  # (N,)
+    row_loss = T * T * (q_log_q - (q * log_p).sum(axis=1))  # (N,)
+    loss = row_loss.mean() if weights is None else _weighted(row_loss, weights).mean()
+    dscores = exp  # reuse: p, (N, C)
+    dscores /= sum_exp
+    dscores -= q
+    dscores *= T
     _scale_rows(dscores, weights)
     return np.float64(loss), dscores
 

@@ -4,6 +4,7 @@
   and a search's best.json read back
 - ``presets``: the named recipes of ``--preset``
 - ``loop``: the training loop, read top to bottom; ``train(config, data)``
+- ``teacher``: trained nets whose softened answers a distilled run learns (``--teacher``)
 - ``inference``: batched prediction with the normalisation, and test-time views
 - ``metrics``: accuracy and the confusion matrix
 - ``threads``: the BLAS thread count, chosen on purpose

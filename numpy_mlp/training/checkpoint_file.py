@@ -107,7 +107,8 @@ def save_checkpoint(path, config, run, *, fingerprint=None, data_dir=None):
         "format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_FORMAT_VERSION,
         "config": config.to_dict(),
         "preprocessor": run.preprocessor.to_dict(),
-        "loop": {**{k: getattr(s, k) for k in LOOP_FIELDS}, "best_ema": s.best_ema},
+        "loop": {**{k: getattr(s, k) for k in LOOP_FIELDS}, "best_ema": s.best_ema,
+                 "teacher_digest": s.teacher_digest},
         "history": s.history,
         "rng": {"model": run.model.rng.bit_generator.state,
                 "order": s.order_rng.bit_generator.state, "aug": s.aug_rng.bit_generator.state,
@@ -156,6 +157,10 @@ def _check_state(state, fields):
             fields.number(loop[k], f"state.loop.{k}", finite=k != "best_val")  # NaN: no val split
     if not isinstance(loop.get("best_ema", False), bool):
         fields.fail("state.loop.best_ema", loop["best_ema"], "not true or false")
+    digest = loop.get("teacher_digest", "")  # absent before distillation: no teacher
+    if not (isinstance(digest, str) and (digest == "" or len(digest) == 64
+                                         and set(digest) <= set("0123456789abcdef"))):
+        fields.fail("state.loop.teacher_digest", digest, "not a sha256 in hex, or empty")
     if loop["best_step"] > loop["step"]:
         fields.fail("state.loop.best_step", loop["best_step"], "after the step done "
                                                                f"({loop['step']})")

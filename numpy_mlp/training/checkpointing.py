@@ -110,6 +110,7 @@ def restore(path, config, data):
                       perm=arrays["perm"].astype(np.int64), best_params=best,
                       history={k: list(v) for k, v in meta["history"].items()},
                       mix_rng=run.loop.mix_rng, best_ema=loop.get("best_ema", False),
+                      teacher_digest=loop.get("teacher_digest", ""),
                       **{k: loop[k] for k in LOOP_FIELDS})
         s.order_rng.bit_generator.state = meta["rng"]["order"]
         s.aug_rng.bit_generator.state = meta["rng"]["aug"]

@@ -32,7 +32,7 @@ from ..nn.ema import DECAY
 from ..nn.layers import REG
 from ..nn.model import DROPOUT
 from ..nn.optim import ALPHA, BETA, WEIGHT_DECAY
-from ..nn.rules import BOOL, WIDTHS, Rule, check_blocks, choice, real, shown, whole
+from ..nn.rules import BOOL, TEXT, WIDTHS, Rule, check_blocks, choice, real, shown, whole
 from ..nn.schedules import SCHEDULES
 from .threads import THREADS
 
@@ -85,6 +85,19 @@ class TrainConfig:
                       "(0 = off): avg <- d*avg + (1-d)*theta after each step, d = min(DECAY, "
                       "(1+t)/(10+t)) at step t; each evaluation rates it on val too and the "
                       "better of the two is kept", metavar="DECAY")
+    # --- distillation: loss = (1 - W) * cross-entropy + W * T^2 * KL(teacher || student) at T ---
+    teacher: str | None = knob(None, TEXT, "distillation: the model file or run folder of a "
+                               "trained net (several, comma-separated: an ensemble, their "
+                               "probabilities averaged) whose softened probabilities on each "
+                               "training batch, as augmented, the net learns as well as the "
+                               "labels; trained on the same split (--seed, --val-size)",
+                               metavar="MODEL[,MODEL...]", none="no teacher")
+    distill: float = knob(0.9, real(0, 1), "with --teacher: the share W of the loss that "
+                          "is the teacher's term (1 = the teacher alone, no labels)",
+                          metavar="W")
+    distill_temperature: float = knob(4.0, real(0, 100, open_low=True), "with --teacher: the "
+                                      "temperature T of both sides' softmax in that term",
+                                      metavar="T")
     # --- data ---
     dataset: str = knob(DEFAULT_DATASET, choice(*DATASETS), "what to train on (its files in "
                         "--data-dir, downloaded there if missing; folder: one subfolder of "

@@ -30,7 +30,7 @@ from ..errors import ConfigError, DivergenceError
 from ..memory import available_bytes, check_fits
 from ..nn.architecture import Architecture
 from ..nn.ema import EMA
-from ..nn.losses import cross_entropy_loss
+from ..nn.losses import cross_entropy_loss, distillation_loss
 from ..nn.model import FullyConnectedNet
 from ..nn.optim import SGD
 from ..nn.rules import setting
@@ -38,6 +38,7 @@ from ..nn.schedules import lr_at
 from .config import TrainConfig
 from .inference import predict_labels
 from .metrics import accuracy
+from .teacher import Teacher
 from .threads import ThreadChooser
 
 HISTORY_KEYS = ("step", "loss", "eval_step", "epoch", "train_loss", "train_acc", "val_acc", "alpha",
@@ -90,6 +91,7 @@ class LoopState:
     history: dict = field(default_factory=lambda: {k: [] for k in HISTORY_KEYS})
     mix_rng: np.random.Generator | None = None  # draws MixUp/CutMix (None: a run without)
     best_ema: bool = False           # best_params are the EMA's averages, not trained weights
+    teacher_digest: str = ""         # sha256 of the teacher's model files ("": no teacher)
 
 
 @dataclass
@@ -230,7 +232,8 @@ def train(config, data, *, state=None, on_step=None, on_eval=None, weights=None)
             (every row weighs 1). Not with MixUp or CutMix: a mixed row has two weights.
     Returns:
         TrainResult. ``history`` has, for every step, ``step`` and ``loss`` (the
-        minibatch's cross-entropy, weighted with ``weights``, without the L2 term), and,
+        minibatch's cross-entropy, weighted with ``weights``, without the L2 term; with a
+        teacher, mixed with the distillation term as the loss that is minimised), and,
         for every evaluation, ``eval_step``, ``epoch``, ``train_loss`` (mean loss since the
         previous evaluation), ``train_acc`` (on a fixed training subset), ``val_acc``,
         ``alpha`` and ``seconds``; with an EMA (``config.ema``) also ``val_acc_ema``, the
@@ -256,6 +259,17 @@ def train(config, data, *, state=None, on_step=None, on_eval=None, weights=None)
     if weights is not None and mixer is not None:
         raise ConfigError("row weights do not combine with MixUp or CutMix (a mixed row has "
                           "two weights): use mixup=0 and cutmix=0, or no weights")
+    teacher = Teacher.of(config, data, run.preprocessor)  # None: no distillation
+    if teacher is not None:
+        if mixer is not None:
+            raise ConfigError(f"a teacher does not combine with MixUp or CutMix (it answers for "
+                              f"images, not blends of two): use {setting('mixup', 0)} and "
+                              f"{setting('cutmix', 0)}, or no teacher")
+        if s.teacher_digest and s.teacher_digest != teacher.digest:
+            raise ConfigError(f"the teacher's model files ({config.teacher}) changed since "
+                              f"this run began, so it cannot go on as it would have; put them "
+                              f"back, or start a new run")
+        s.teacher_digest = teacher.digest
     # overflow warnings would only clutter what the non-finite-loss check below says clearly
     old_errors = np.seterr(over="ignore", invalid="ignore", divide="ignore")
     try:
@@ -273,6 +287,8 @@ def train(config, data, *, state=None, on_step=None, on_eval=None, weights=None)
             X, y = run.preprocessor(X_uint8, out=batch), y_train[idx]  # (N, D or K) float, (N,)
             if mixer is not None:  # MixUp/CutMix: y becomes (N, C) soft targets
                 X, y = mixer(X_uint8, X, y, s.mix_rng, lambda U: run.preprocessor(U, out=batch))
+            if teacher is not None:  # (N, C) its softened probabilities of the same images
+                soft = teacher.targets(X_uint8, X)
 
             # 2. forward, loss, backward. The loss recorded is the cross-entropy alone: with
             # L2 on, its term (model.reg_loss()) would swamp the curve (the optimizer adds its
@@ -281,6 +297,12 @@ def train(config, data, *, state=None, on_step=None, on_eval=None, weights=None)
             w = None if weights is None else weights.train[idx]  # (N,) the rows' weights
             loss, dscores = cross_entropy_loss(scores, y, label_smoothing=config.label_smoothing,
                                                weights=w)
+            if teacher is not None:  # distillation: (1 - W) * the labels' + W * the teacher's
+                kd, dkd = distillation_loss(scores, soft, config.distill_temperature, weights=w)
+                loss = (1 - config.distill) * loss + config.distill * kd
+                dscores *= 1 - config.distill
+                dkd *= config.distill
+                dscores += dkd
             if not math.isfinite(loss):
                 raise DivergenceError(
                     f"training diverged at step {step}: the loss is {loss}; use a smaller learning "
