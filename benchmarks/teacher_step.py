@@ -55,13 +55,14 @@ def main():
                              class_names=data.class_names, geometry=data.geometry,
                              config=config.to_dict())
             taught = config.replace(teacher=str(path))
-            ways = {"whitened": teacher_module.Teacher.of(taught, data, student.preprocessor)}
-            inside = teacher_module._in_whitened_space
-            teacher_module._in_whitened_space = lambda *a: None  # as if it were another's
-            try:
-                ways["images"] = teacher_module.Teacher.of(taught, data, student.preprocessor)
-            finally:
-                teacher_module._in_whitened_space = inside
+            ways = {k: teacher_module.Teacher.of(taught, data) for k in ("whitened", "images")}
+        ways["whitened"].bind(student.preprocessor)
+        inside = teacher_module._in_whitened_space
+        teacher_module._in_whitened_space = lambda *a: None  # as if it were another's
+        try:
+            ways["images"].bind(student.preprocessor)
+        finally:
+            teacher_module._in_whitened_space = inside
         rng = np.random.default_rng(0)
         times = {"batch": [], "student": [], **{k: [] for k in ways}}
         with threadpool_limits(2):

@@ -85,7 +85,7 @@ def test_the_teacher_answers_as_its_model_file_on_the_student_s_batch(student, d
     config = TrainConfig(hidden_dim=(8,), teacher=str(teacher_file), distill_temperature=1.0,
                          **student)
     run = build(config, data)
-    teacher = Teacher.of(config, data, run.preprocessor)
+    teacher = Teacher.of(config, data).bind(run.preprocessor)
     X_uint8 = data.X_val[:60]
     expected = load_model(teacher_file).predict_proba(X_uint8)  # (N, C)
     np.testing.assert_allclose(teacher.targets(X_uint8, run.preprocessor(X_uint8)), expected,
@@ -104,13 +104,13 @@ def test_a_teacher_s_temperature_softens_and_an_ensemble_averages(data, teacher_
                          distill_temperature=3.0, **WHITE)
     run = build(config, data)
     X_uint8 = data.X_val[:30]
-    q = Teacher.of(config, data, run.preprocessor).targets(X_uint8, run.preprocessor(X_uint8))
+    q = Teacher.of(config, data).bind(run.preprocessor).targets(X_uint8, run.preprocessor(X_uint8))
     p = load_model(teacher_file).predict_proba(X_uint8)
     np.testing.assert_allclose(q.sum(axis=1), 1, rtol=1e-5)
     assert (q.max(axis=1) < p.max(axis=1) + 1e-6).all()  # softer than at T = 1
     scores = np.log(p)  # the teacher's scores up to a constant per row
     np.testing.assert_allclose(q, softmax(scores / 3.0), rtol=2e-4, atol=1e-6)
-    assert Teacher.of(config.replace(distill=0.0), data, run.preprocessor) is None
+    assert Teacher.of(config.replace(distill=0.0), data) is None
 
 
 def test_a_student_learns_from_the_teacher_what_its_labels_do_not_say(data, teacher_file):
@@ -159,7 +159,7 @@ def test_a_teacher_of_other_classes_or_images_is_refused(data, tmp_path):
         train(config, renamed)
     with pytest.raises(ConfigError, match="a teacher does not combine with MixUp"):
         train(config.replace(mixup=0.2), data)
-    with pytest.raises(ConfigError, match="an empty path"):
+    with pytest.raises(ConfigError, match=r"^teacher='.*,': an empty path"):
         train(config.replace(teacher=f"{path},"), data)
     with pytest.raises(ModelFileError):
         train(config.replace(teacher=str(tmp_path / "missing.npz")), data)

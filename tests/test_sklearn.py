@@ -53,8 +53,10 @@ def blobs(n=200, d=5, seed=0):
 def test_params_are_train_configs_fields():
     params = FullyConnectedClassifier().get_params()
     assert set(params) == set(PARAMS)
-    # val_size is replaced by validation_fraction; the data set is X itself
-    assert set(SETTINGS) - set(params) == {"val_size", "dataset", "image_size"}
+    # val_size is replaced by validation_fraction; the data set is X itself; a teacher is a
+    # model file trained on a named data set's split
+    assert set(SETTINGS) - set(params) == {"val_size", "dataset", "image_size", "teacher",
+                                           "distill", "distill_temperature"}
     assert {"validation_fraction", "warm_start"} <= set(params)
     assert params["flip"] is False and params["preprocessing"] == "per_feature"
     assert params["dtype"] == "float64" and FullyConnectedClassifier().fit(

@@ -245,6 +245,7 @@ def train(config, data, *, state=None, on_step=None, on_eval=None, weights=None)
         raise ConfigError(f"batch_size={config.batch_size} is larger than the training set "
                           f"({len(X_train)} images); use a smaller batch, e.g. "
                           f"{setting('batch_size', _smaller_batch(len(X_train)))}")
+    teacher = Teacher.of(config, data)  # None: no distillation; checked before the whitening
     run = state or build(config, data)
     model, s = run.model, run.loop
     total, steps_per_epoch = total_steps(config, len(X_train))
@@ -259,17 +260,13 @@ def train(config, data, *, state=None, on_step=None, on_eval=None, weights=None)
     if weights is not None and mixer is not None:
         raise ConfigError("row weights do not combine with MixUp or CutMix (a mixed row has "
                           "two weights): use mixup=0 and cutmix=0, or no weights")
-    teacher = Teacher.of(config, data, run.preprocessor)  # None: no distillation
     if teacher is not None:
-        if mixer is not None:
-            raise ConfigError(f"a teacher does not combine with MixUp or CutMix (it answers for "
-                              f"images, not blends of two): use {setting('mixup', 0)} and "
-                              f"{setting('cutmix', 0)}, or no teacher")
         if s.teacher_digest and s.teacher_digest != teacher.digest:
             raise ConfigError(f"the teacher's model files ({config.teacher}) changed since "
                               f"this run began, so it cannot go on as it would have; put them "
                               f"back, or start a new run")
         s.teacher_digest = teacher.digest
+        teacher.bind(run.preprocessor)
     # overflow warnings would only clutter what the non-finite-loss check below says clearly
     old_errors = np.seterr(over="ignore", invalid="ignore", divide="ignore")
     try:

@@ -42,36 +42,48 @@ SPAN_TOLERANCE = 1e-3
 class Teacher:
     """Trained nets that give soft targets: ``teacher.targets(X_uint8, X)`` (N, C)."""
 
-    def __init__(self, nets, temperature, digest):
-        self.nets = nets                # [(model, folded params, first layer)] per model file
+    def __init__(self, saved, temperature, digest):
+        self.saved = saved              # the SavedModel of each model file, in order
         self.temperature = temperature  # T of the softmax
         self.digest = digest            # sha256 of the model files' bytes, in order
+        self.nets = None                # [(model, folded params, first layer)]: bind()
 
     def __repr__(self):
-        return f"Teacher(nets={len(self.nets)}, temperature={self.temperature:g})"
+        return f"Teacher(nets={len(self.saved)}, temperature={self.temperature:g})"
 
     @classmethod
-    def of(cls, config, data, preprocessor):
-        """The teacher ``config.teacher`` names for a student on ``data`` whose inputs
-        ``preprocessor`` makes, or None (no teacher, or ``config.distill`` = 0).
+    def of(cls, config, data):
+        """The teacher ``config.teacher`` names for a student on ``data``, read and checked,
+        or None (no teacher, or ``config.distill`` = 0). Cheap beside the data: a run
+        checks it before it fits its whitening, so that a wrong path fails at once.
 
         Raises:
             ModelFileError: a model file that cannot be read (one line, from load_model).
-            ConfigError: a teacher of other classes, images or split than the student's.
+            ConfigError: a teacher of other classes, images or split than the student's, or
+            with MixUp or CutMix.
         """
         if config.teacher is None or config.distill == 0:
             return None
+        if config.mixup or config.cutmix:
+            raise ConfigError(f"a teacher does not combine with MixUp or CutMix (it answers for "
+                              f"images, not blends of two): use {setting('mixup', 0)} and "
+                              f"{setting('cutmix', 0)}, or no teacher")
         paths = [p.strip() for p in config.teacher.split(",")]
         if not all(paths):
-            raise ConfigError(f"teacher={config.teacher!r}: an empty path; give model files or "
-                              f"run folders separated by commas")
-        nets, digest = [], hashlib.sha256()
+            raise ConfigError(f"{setting('teacher', config.teacher)}: an empty path; give model "
+                              f"files or run folders separated by commas")
+        saved, digest = [], hashlib.sha256()
         for path in paths:
-            saved = load_model(path)
-            _check_fits(saved, path, config, data)
-            nets.append(_net(saved, preprocessor))
+            saved.append(load_model(path))
+            _check_fits(saved[-1], path, config, data)
             digest.update(_file_digest(model_file(path)))
-        return cls(nets, config.distill_temperature, digest.hexdigest())
+        return cls(saved, config.distill_temperature, digest.hexdigest())
+
+    def bind(self, preprocessor):
+        """Ready to answer for a student whose inputs ``preprocessor`` makes (on its whitened
+        batch where it can, see the module's docstring); returns itself."""
+        self.nets = [_net(saved, preprocessor) for saved in self.saved]
+        return self
 
     def targets(self, X_uint8, X):
         """(N, C) the mean over the nets of ``softmax(scores / T)`` for the batch: uint8
