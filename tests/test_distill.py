@@ -208,6 +208,11 @@ def test_the_command_line_trains_a_student_of_a_run_folder(tmp_path, capsys):
                            "--out", str(tmp_path / "other")], capsys)
     assert "another split (seed 0)" in line and line.endswith("--seed 0")
     assert "--teacher MODEL[,MODEL...]" in _help(capsys)
+    # a wrong path is said before the run fits its whitening, not after
+    argv = [a for a in common if a != "-q"]
+    assert main([*argv, "--teacher", str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 2
+    out, err = capsys.readouterr()
+    assert "nope does not exist" in err and "whitening" not in out + err
 
 
 def _help(capsys):

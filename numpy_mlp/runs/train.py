@@ -45,6 +45,7 @@ from ..training.config import read_config
 from ..training.loop import build, initial_params, result_of, total_steps, train
 from ..training.model_file import MODEL_NAME
 from ..training.presets import fit_to_run
+from ..training.teacher import Teacher
 from ..version import __version__
 from .display import TrainingDisplay
 from .folder import (
@@ -265,6 +266,7 @@ def train_with_checkpoints(config, data, out, *, say=None, progress=False, resum
     """
     out = Path(out)
     path = out / CHECKPOINT_NAME
+    Teacher.of(config, data)  # a wrong teacher fails now, not after the whitening's fit
     if resume and path.exists():
         run = _restored(path, config, data, say)
     else:
