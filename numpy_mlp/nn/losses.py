@@ -114,31 +114,19 @@ def distillation_loss(scores, targets, temperature=1.0, weights=None):
         loss: np.float64, the mean over the batch.
         dscores: (N, C) gradient of ``loss`` w.r.t. ``scores``, same dtype as ``scores``.
     """
-    N, C = scores.shape
-    if targets.shape != scores.shape:
-        raise ValueError(f"teacher targets of shape {targets.shape} for scores of shape "
-                         f"{scores.shape}")
-    if weights is not None:
-        weights = np.asarray(weights)
-        if weights.shape != (N,):
-            raise ValueError(f"weights of shape {weights.shape} for {N} rows of scores")
+    # KL(q || p) is the soft-target cross-entropy of scores / T plus sum_c q log q, which
+    # the student does not move; d(scores / T)/d(scores) = 1 / T, times T**2 gives T
     T = float(temperature)
-    shifted = scores / T  # (N, C), a new array
-    shifted -= shifted.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)  # (N, C)
-    sum_exp = exp.sum(axis=1, keepdims=True)  # (N, 1)
-    log_p = shifted - np.log(sum_exp)  # (N, C)
     q = np.asarray(targets, dtype=scores.dtype)
-    # sum_c q log q, with 0 log 0 = 0: the teacher's part of the KL, constant for the student
-    q_log_q = np.where(q > 0, q * np.log(np.where(q > 0, q, 1)), 0).sum(axis=1)  # (N,)
-    row_loss = T * T * (q_log_q - (q * log_p).sum(axis=1))  # (N,)
-    loss = row_loss.mean() if weights is None else _weighted(row_loss, weights).mean()
-    dscores = exp  # reuse: p, (N, C)
-    dscores /= sum_exp
-    dscores -= q
+    weights = None if weights is None else np.asarray(weights)
+    if weights is not None and weights.shape != (len(scores),):
+        raise ValueError(f"weights of shape {weights.shape} for {len(scores)} rows of scores")
+    cross, dscores = _soft_target_loss(scores / T, q, 0.0, weights)  # checks q's shape
+    # (N,) sum_c q log q, with 0 log 0 = 0
+    q_log_q = np.where(q > 0, q * np.log(np.where(q > 0, q, 1)), 0).sum(axis=1)
+    own = q_log_q.mean() if weights is None else _weighted(q_log_q, weights).mean()
     dscores *= T
-    _scale_rows(dscores, weights)
-    return np.float64(loss), dscores
+    return np.float64(T * T * (cross + own)), dscores
 
 
 def softmax(scores):

@@ -266,7 +266,7 @@ def train_with_checkpoints(config, data, out, *, say=None, progress=False, resum
     """
     out = Path(out)
     path = out / CHECKPOINT_NAME
-    Teacher.of(config, data)  # a wrong teacher fails now, not after the whitening's fit
+    teacher = Teacher.of(config, data)  # a wrong teacher fails now, not after the whitening
     if resume and path.exists():
         run = _restored(path, config, data, say)
     else:
@@ -291,7 +291,8 @@ def train_with_checkpoints(config, data, out, *, say=None, progress=False, resum
 
     try:
         with saver:
-            result = train(config, data, state=run, on_step=on_step, on_eval=display.on_eval)
+            result = train(config, data, state=run, on_step=on_step, on_eval=display.on_eval,
+                           teacher=teacher)
     except DivergenceError as e:
         saved = save_best_so_far(out, config, data, run,
                                  data_dir=_data_folder(data_dir, config.dataset), folder=folder)

@@ -213,7 +213,7 @@ def _smaller_batch(n):
     return 1 << (max(1, n).bit_length() - 1)
 
 
-def train(config, data, *, state=None, on_step=None, on_eval=None, weights=None):
+def train(config, data, *, state=None, on_step=None, on_eval=None, weights=None, teacher=None):
     """Train a FullyConnectedNet on ``data`` as ``config`` says.
 
     Args:
@@ -230,6 +230,9 @@ def train(config, data, *, state=None, on_step=None, on_eval=None, weights=None)
             which may raise to stop the run).
         weights: :class:`RowWeights` of the data's training and validation rows, or None
             (every row weighs 1). Not with MixUp or CutMix: a mixed row has two weights.
+        teacher: the :class:`~numpy_mlp.training.teacher.Teacher` of ``config.teacher``
+            already read (a caller that checked it before building the run), or None to
+            read it here.
     Returns:
         TrainResult. ``history`` has, for every step, ``step`` and ``loss`` (the
         minibatch's cross-entropy, weighted with ``weights``, without the L2 term; with a
@@ -245,7 +248,8 @@ def train(config, data, *, state=None, on_step=None, on_eval=None, weights=None)
         raise ConfigError(f"batch_size={config.batch_size} is larger than the training set "
                           f"({len(X_train)} images); use a smaller batch, e.g. "
                           f"{setting('batch_size', _smaller_batch(len(X_train)))}")
-    teacher = Teacher.of(config, data)  # None: no distillation; checked before the whitening
+    if teacher is None:  # still None without distillation; read before the whitening's fit
+        teacher = Teacher.of(config, data)
     run = state or build(config, data)
     model, s = run.model, run.loop
     total, steps_per_epoch = total_steps(config, len(X_train))

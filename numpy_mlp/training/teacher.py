@@ -30,6 +30,7 @@ import numpy as np
 
 from ..data.registry import DATA_FIELDS
 from ..errors import ConfigError
+from ..nn.losses import softmax
 from ..nn.rules import setting
 from .config import data_config
 from .model_file import load_model, model_file
@@ -91,11 +92,8 @@ class Teacher:
         out = None
         for model, params, first in self.nets:
             scores = model.forward_after_first(first(X_uint8, X), params)  # (N, C)
-            scores /= self.temperature
-            scores -= scores.max(axis=1, keepdims=True)
-            np.exp(scores, out=scores)
-            scores /= scores.sum(axis=1, keepdims=True)
-            out = scores if out is None else out + scores
+            probs = softmax(scores / self.temperature)  # (N, C)
+            out = probs if out is None else out + probs
         if len(self.nets) > 1:
             out /= len(self.nets)
         return out
@@ -139,7 +137,6 @@ def _net(saved, preprocessor):
     is its first affine map, on the student's whitened batch X when it can be."""
     model = saved.model
     params, norm = model.eval_params()
-    params = dict(params)
     W1, b1 = params["W1"], params["b1"]  # (D, H1), (H1,) on the per_channel images
     inside = _in_whitened_space(W1, b1, saved.preprocessor, preprocessor)
     if inside is not None:
