@@ -22,14 +22,14 @@ from ..files.atomic import atomic_write
 from ..files.jsonfile import read_regular_bytes
 from ..training.checkpoint_file import CHECKPOINT_NAME
 from ..training.inference import predict_labels
-from ..training.loop import EMA_HISTORY_KEYS
+from ..training.loop import EMA_HISTORY_KEYS, HISTORY_KEYS
 from ..training.metrics import accuracy, confusion_matrix, per_class_accuracy
 from ..training.model_file import MODEL_NAME, describe_model, write_model_file
 from . import plots
 from .report import write_report
 
-HISTORY_COLUMNS = ["step", "loss", "epoch", "train_loss", "train_acc", "val_acc", "alpha",
-                   "seconds"]
+# eval_step is no column: an evaluation's figures fill the row of its step
+HISTORY_COLUMNS = [k for k in HISTORY_KEYS if k != "eval_step"]
 EMA_COLUMNS = list(EMA_HISTORY_KEYS)  # last, only in the history of a run with an EMA
 
 
