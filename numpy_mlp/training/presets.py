@@ -32,8 +32,9 @@ from .loop import total_steps
 # warm-up is the deep preset's share of its run.
 # The hour one is the deep one for 320 epochs, as long as an hour at a 2048³ product of 190
 # GFLOP/s allows: 1.8 points more on validation (three seeds), the curve still rising at
-# the end. Rotations and zooms did not help it there, on one seed; nor did 512 whitening
-# components for 400 epochs in the same time, or an EMA of the weights (one seed each);
+# the end. Rotations and zooms did not help it there, on one seed, nor at 640 epochs;
+# nor did 512 whitening components for 400 epochs in the same time, layers 1.5x wider
+# for the 220 epochs that fit, or an EMA of the weights (one seed each);
 # nor all 50,000 training images at the same steps, as the fast one trains (two seeds),
 # so it keeps its validation split (docs/ablations.md#an-hour); nor a teacher, the
 # 640-epoch run, whose student gained 0.3 points and no longer fit the hour
