@@ -118,13 +118,11 @@ def distillation_loss(scores, targets, temperature=1.0, weights=None):
     # the student does not move; d(scores / T)/d(scores) = 1 / T, times T**2 gives T
     T = float(temperature)
     q = np.asarray(targets, dtype=scores.dtype)
-    weights = None if weights is None else np.asarray(weights)
-    if weights is not None and weights.shape != (len(scores),):
-        raise ValueError(f"weights of shape {weights.shape} for {len(scores)} rows of scores")
-    cross, dscores = _soft_target_loss(scores / T, q, 0.0, weights)  # checks q's shape
+    # (N, C) targets: the soft-target loss, with the checks of q's and the weights' shapes
+    cross, dscores = cross_entropy_loss(scores / T, q, weights=weights)
     # (N,) sum_c q log q, with 0 log 0 = 0
     q_log_q = np.where(q > 0, q * np.log(np.where(q > 0, q, 1)), 0).sum(axis=1)
-    own = q_log_q.mean() if weights is None else _weighted(q_log_q, weights).mean()
+    own = q_log_q.mean() if weights is None else _weighted(q_log_q, np.asarray(weights)).mean()
     dscores *= T
     return np.float64(T * T * (cross + own)), dscores
 

@@ -33,7 +33,7 @@ from ..errors import ConfigError
 from ..nn.losses import softmax
 from ..nn.rules import setting
 from .config import data_config
-from .model_file import load_model, model_file
+from .model_file import load_model
 
 # the largest relative residual of a first layer taken back into the student's whitened
 # space: float32 rounding of proj @ W1 leaves ~1e-6; a first layer of another whitening, ~1
@@ -77,7 +77,7 @@ class Teacher:
         for path in paths:
             saved.append(load_model(path))
             _check_fits(saved[-1], path, config, data)
-            digest.update(_file_digest(model_file(path)))
+            digest.update(_file_digest(saved[-1].path))  # the model.npz read, of a folder too
         return cls(saved, config.distill_temperature, digest.hexdigest())
 
     def bind(self, preprocessor):
