@@ -264,11 +264,12 @@ def test_a_shortened_preset_keeps_its_warmup_share_and_fewer_evaluations():
     assert (half.warmup, half.evals) == (100, 30) and "--evals" not in note
 
 
-def test_the_hour_preset_is_the_deep_recipe_run_longer():
-    """docs/ablations.md#an-hour measures one change from --preset deep, its length (and
-    the count of evaluations over it)."""
+def test_the_hour_preset_is_the_deep_recipe_on_fewer_components_run_longer():
+    """docs/ablations.md#an-hour measures two changes from --preset deep, its length (with
+    the count of evaluations over it) and the whitening's components, and nothing else."""
     hour, deep = dict(PRESETS["hour"]), dict(PRESETS["deep"])
     assert hour.pop("epochs") > deep.pop("epochs")
+    assert hour.pop("whiten_dim") < TrainConfig(**deep).whiten_dim
     hour.pop("evals"), deep.pop("evals")
     assert hour == deep
 
